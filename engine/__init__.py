@@ -1,0 +1,58 @@
+"""ownrun's engine: a distributed-futures runtime built on ownership.
+
+    from ownrun import engine
+
+    engine.init()
+
+    @engine.remote
+    def square(x):
+        return x * x
+
+    print(engine.get([square.remote(i) for i in range(4)]))
+
+The API keeps Ray Core's names and semantics (DESIGN.md §8).
+"""
+
+from .api import (
+    ActorClass,
+    ActorHandle,
+    RemoteFunction,
+    cancel,
+    get,
+    get_actor,
+    get_runtime_context,
+    init,
+    is_initialized,
+    kill,
+    method,
+    put,
+    remote,
+    session_dir,
+    shutdown,
+    wait,
+)
+from .errors import (
+    ActorDiedError,
+    EngineError,
+    GetTimeoutError,
+    NodeUnreachableError,
+    ObjectFreedError,
+    ObjectLostError,
+    ObjectStoreFullError,
+    OwnerDiedError,
+    RuntimeNotInitializedError,
+    SerializationError,
+    TaskCancelledError,
+    TaskError,
+    WorkerCrashedError,
+)
+from .object_ref import ObjectRef
+
+__all__ = [
+    "ActorClass", "ActorHandle", "RemoteFunction", "ObjectRef",
+    "init", "shutdown", "is_initialized", "session_dir", "remote", "method", "get", "put", "wait",
+    "cancel", "kill", "get_actor", "get_runtime_context",
+    "EngineError", "TaskError", "WorkerCrashedError", "GetTimeoutError", "TaskCancelledError",
+    "ActorDiedError", "ObjectStoreFullError", "ObjectLostError", "OwnerDiedError", "ObjectFreedError",
+    "RuntimeNotInitializedError", "SerializationError", "NodeUnreachableError",
+]

@@ -1,0 +1,431 @@
+"""The public API, with Ray Core's names and semantics (DESIGN.md §8).
+
+Owns `init`/`shutdown`, `@remote` for functions and classes, `.options()`, actor handles,
+`get`/`put`/`wait`/`cancel`/`kill`/`get_actor`/`get_runtime_context`. Turns user calls
+into `TaskEntry` records for the core worker; validates options and arguments up front so
+bad input fails at `.remote()` with a message naming the problem.
+
+Thread-safe: any thread of the driver or of a task may call these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import threading
+
+from . import errors, object_ref
+from .object_ref import ObjectRef
+from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
+from .rpc import protocol as P
+from .worker import serialization
+from .worker.actor_state import ActorState
+from .worker.context import RuntimeContext, task_context
+
+_init_lock = threading.Lock()
+_cluster = None  # LocalCluster of an embedded session
+
+TASK_OPTIONS = {"num_returns", "num_cpus", "resources", "max_retries", "retry_exceptions", "name",
+                "memory", "num_gpus", "scheduling_strategy"}
+ACTOR_OPTIONS = {"num_cpus", "resources", "name", "max_restarts", "max_task_retries",
+                 "max_concurrency", "lifetime", "namespace", "get_if_exists", "memory", "num_gpus"}
+
+
+def _core():
+    core = object_ref.current_worker()
+    if core is None:
+        raise errors.RuntimeNotInitializedError("ownrun is not initialized: call engine.init() first")
+    return core
+
+
+# ---- init / shutdown ------------------------------------------------------------------------
+def is_initialized() -> bool:
+    return object_ref.current_worker() is not None
+
+
+def init(address: str | None = None, num_cpus: float | None = None, resources: dict | None = None,
+         object_store_memory: int | None = None, num_nodes: int = 1, inline_threshold: int | None = None,
+         prestart_workers: bool = True, **config):
+    """Starts an embedded cluster (or joins one at `address`) and makes this process its driver."""
+    global _cluster
+    from .session import LocalCluster, default_object_store_memory
+    from .worker.core_worker import CoreWorker
+
+    with _init_lock:
+        if is_initialized():
+            raise errors.EngineError("engine.init() was already called in this process; "
+                                     "call engine.shutdown() first")
+        if address is not None:
+            raise errors.EngineError("joining a running cluster by address is not supported yet; "
+                                     "call engine.init() without an address for an embedded cluster")
+        cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
+        if cpus < 0:
+            raise ValueError(f"num_cpus must be >= 0, got {num_cpus}")
+        store = int(object_store_memory or default_object_store_memory())
+        if inline_threshold is not None:
+            config["inline_threshold"] = int(min(inline_threshold, 2**62))
+        config.setdefault("prestart_workers", int(cpus) if prestart_workers else 0)
+        cluster = LocalCluster(cpus, dict(resources or {}), store, config, num_nodes=num_nodes)
+        cluster.start()
+        core = None
+        try:
+            core = CoreWorker("driver", cluster.node_addresses[0], os.urandom(16), config)
+            core.register_driver()
+        except BaseException:
+            if core is not None:
+                core.stop()
+            cluster.stop(None)
+            raise
+        _cluster = cluster
+        object_ref.set_worker(core)
+        return {"session_dir": cluster.session_dir, "node_id": core.node_id, "address": cluster.head_address}
+
+
+def shutdown() -> None:
+    """Stops the embedded cluster: no process and no /dev/shm file is left behind."""
+    global _cluster
+    with _init_lock:
+        core = object_ref.current_worker()
+        if core is None:
+            return
+        object_ref.set_worker(None)
+        cluster, _cluster = _cluster, None
+        try:
+            if cluster is not None:
+                cluster.stop(core.transport)
+        finally:
+            core.stop()
+
+
+def session_dir() -> str | None:
+    return _cluster.session_dir if _cluster is not None else None
+
+
+# ---- functions ------------------------------------------------------------------------------------
+def _resources(options: dict, default_cpus: float) -> tuple[tuple, dict]:
+    resources = dict(options.get("resources") or {})
+    for key, value in resources.items():
+        if not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"resource {key!r} must be a non-negative number, got {value!r}")
+    cpus = options.get("num_cpus")
+    resources["CPU"] = float(default_cpus if cpus is None else cpus)
+    if resources["CPU"] < 0:
+        raise ValueError(f"num_cpus must be >= 0, got {cpus}")
+    resources = {k: float(v) for k, v in resources.items() if v}
+    return tuple(sorted(resources.items())), resources
+
+
+def _check_options(options: dict, allowed: set, what: str) -> None:
+    unknown = set(options) - allowed
+    if unknown:
+        raise ValueError(f"unknown option(s) for {what}: {', '.join(sorted(unknown))}; "
+                         f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _prepare_args(args: tuple, kwargs: dict, fn_name: str):
+    """Splits top-level refs (resolved before the task runs) from the pickled rest."""
+    if not args and not kwargs:
+        return [], [], [], []
+    deps, positions = [], []
+    arg_list = list(args)
+    for i, value in enumerate(arg_list):
+        if type(value) is ObjectRef:
+            deps.append([value.id, value.owner])
+            positions.append(i)
+            arg_list[i] = None
+    kw = dict(kwargs)
+    for key, value in kw.items():
+        if type(value) is ObjectRef:
+            deps.append([value.id, value.owner])
+            positions.append(key)
+            kw[key] = None
+    try:
+        frames, nested = serialization.serialize((arg_list, kw))
+    except errors.SerializationError:
+        _name_unpicklable(arg_list, kw, fn_name)
+        raise
+    return [f if isinstance(f, bytes) else bytes(f) for f in frames], positions, deps, nested
+
+
+def _name_unpicklable(args: list, kwargs: dict, fn_name: str) -> None:
+    for where, value in [*enumerate(args), *kwargs.items()]:
+        try:
+            serialization.serialize(value)
+        except errors.SerializationError as exc:
+            label = f"argument {where}" if isinstance(where, int) else f"keyword argument {where!r}"
+            raise errors.SerializationError(f"{label} of {fn_name}() cannot be serialized: "
+                                            f"{exc.__cause__ or exc}") from None
+
+
+class _Exported:
+    """A function or class pickled once, identified by a hash of its bytes."""
+
+    def __init__(self, obj):
+        self.obj = obj
+        self._blob = None
+        self._id = None
+
+    def get(self) -> tuple[str, bytes]:
+        if self._blob is None:
+            self._blob = serialization.dumps_function(self.obj)
+            self._id = hashlib.blake2b(self._blob, digest_size=12).hexdigest()
+        return self._id, self._blob
+
+
+class RemoteFunction:
+    def __init__(self, fn, options: dict, exported: _Exported | None = None):
+        _check_options(options, TASK_OPTIONS, f"task {fn.__name__}")
+        self._fn = fn
+        self._options = options
+        self._exported = exported or _Exported(fn)
+        self._name = getattr(fn, "__qualname__", fn.__name__)
+        self._num_returns = int(options.get("num_returns", 1))
+        self._shape, self._resources = _resources(options, 1)
+        self._max_retries = int(options.get("max_retries", 3))
+        self._retry_exceptions = bool(options.get("retry_exceptions", False))
+        if options.get("name"):
+            self._name = options["name"]
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"remote function {self._name} cannot be called directly; use {self._name}.remote()")
+
+    def options(self, **options) -> RemoteFunction:
+        return RemoteFunction(self._fn, {**self._options, **options}, self._exported)
+
+    def remote(self, *args, **kwargs):
+        core = _core()
+        fn_id, blob = self._exported.get()
+        arg_frames, positions, deps, nested = _prepare_args(args, kwargs, self._name)
+        task_id = core.next_id()
+        n = self._num_returns
+        return_ids = [task_id + i.to_bytes(4, "little") for i in range(1, n + 1)]
+        entry = TaskEntry(task_id, self._name, NORMAL, fn_id, blob, arg_frames, positions, deps, nested,
+                          return_ids, self._max_retries, self._retry_exceptions, self._shape, self._resources)
+        refs = core.submit_task(entry)
+        if n == 1:
+            return refs[0]
+        return refs
+
+
+# ---- actors ------------------------------------------------------------------------------------------
+class ActorClass:
+    def __init__(self, cls, options: dict, exported: _Exported | None = None):
+        _check_options(options, ACTOR_OPTIONS, f"actor {cls.__name__}")
+        self._cls = cls
+        self._options = options
+        self._exported = exported or _Exported(cls)
+        self._methods = {name: _method_options(m) for name, m in inspect.getmembers(cls, callable)
+                         if not name.startswith("__") or name == "__call__"}
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"actor class {self._cls.__name__} cannot be instantiated directly; "
+                        f"use {self._cls.__name__}.remote()")
+
+    def options(self, **options) -> ActorClass:
+        return ActorClass(self._cls, {**self._options, **options}, self._exported)
+
+    def remote(self, *args, **kwargs) -> ActorHandle:
+        core = _core()
+        options = self._options
+        name = options.get("name")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"actor name must be a string, got {type(name).__name__}")
+        cls_name = self._cls.__name__
+        fn_id, blob = self._exported.get()
+        shape, resources = _resources(options, 0)
+        arg_frames, positions, deps, nested = _prepare_args(args, kwargs, f"{cls_name}.__init__")
+        actor_id = os.urandom(16)
+        info = {"class_name": cls_name, "methods": self._methods, "owner": core.address}
+        if options.get("get_if_exists") and name:
+            try:
+                return get_actor(name)
+            except ValueError:
+                pass
+        try:
+            core.call(core.head_address, P.ACTOR_REGISTER, actor_id, name, info)
+        except errors.EngineError as exc:
+            raise ValueError(str(exc)) from None
+        state = ActorState(actor_id, name, cls_name, owned=True)
+        task_id = core.next_id()
+        entry = TaskEntry(task_id, f"{cls_name}.__init__", ACTOR_CREATION, fn_id, blob, arg_frames, positions,
+                          deps, nested, [task_id + b"\1\0\0\0"], 0, False, shape, resources, actor=state)
+        entry.extra = {"actor_id": actor_id, "name": name or cls_name,
+                       "max_concurrency": options.get("max_concurrency")}
+        with core.lock:
+            core.actors[actor_id] = state
+            if name is None:
+                core.actor_by_creation[entry.return_ids[0]] = state
+        creation_ref = core.submit_task(entry)[0]
+        return ActorHandle(actor_id, cls_name, self._methods, creation_ref, name)
+
+
+def _method_options(method) -> dict:
+    return dict(getattr(method, "__ownrun_method_options__", {}))
+
+
+def method(**options):
+    """Decorator for actor methods: `@engine.method(num_returns=2)`."""
+    def wrap(fn):
+        fn.__ownrun_method_options__ = options
+        return fn
+    return wrap
+
+
+class ActorMethod:
+    def __init__(self, handle: ActorHandle, name: str, options: dict):
+        self._handle = handle
+        self._name = name
+        self._options = options
+
+    def options(self, **options) -> ActorMethod:
+        return ActorMethod(self._handle, self._name, {**self._options, **options})
+
+    def remote(self, *args, **kwargs):
+        return self._handle._call(self._name, args, kwargs, self._options)
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"actor method {self._name} cannot be called directly; use .{self._name}.remote()")
+
+
+class ActorHandle:
+    def __init__(self, actor_id: bytes, class_name: str, methods: dict, creation_ref: ObjectRef | None,
+                 name: str | None):
+        self._actor_id = actor_id
+        self._class_name = class_name
+        self._methods = methods
+        self._creation_ref = creation_ref
+        self._name = name
+
+    def __getattr__(self, item: str) -> ActorMethod:
+        methods = self.__dict__.get("_methods", {})
+        if item in methods:
+            return ActorMethod(self, item, methods[item])
+        raise AttributeError(f"actor {self.__dict__.get('_class_name')} has no method {item!r}")
+
+    def __repr__(self) -> str:
+        return f"Actor({self._class_name}, {self._actor_id.hex()[:12]})"
+
+    def __reduce__(self):
+        core = object_ref.current_worker()
+        state = core.actors.get(self._actor_id) if core is not None else None
+        address = state.address if state is not None else None
+        worker_id = state.worker_id if state is not None else None
+        return (_rebuild_handle, (self._actor_id, self._class_name, self._methods, self._creation_ref,
+                                  self._name, address, worker_id))
+
+    def _call(self, method_name: str, args: tuple, kwargs: dict, options: dict):
+        core = _core()
+        state = core.actors.get(self._actor_id)
+        if state is None:
+            state = core.actors.setdefault(self._actor_id, ActorState(self._actor_id, self._name,
+                                                                      self._class_name, owned=False))
+        qualname = f"{self._class_name}.{method_name}"
+        arg_frames, positions, deps, nested = _prepare_args(args, kwargs, qualname)
+        task_id = core.next_id()
+        n = int(options.get("num_returns", 1))
+        return_ids = [task_id + i.to_bytes(4, "little") for i in range(1, n + 1)]
+        entry = TaskEntry(task_id, qualname, ACTOR_METHOD, method_name, None, arg_frames, positions, deps,
+                          nested, return_ids, 0, False, (), {}, actor=state)
+        refs = core.submit_task(entry)
+        return refs[0] if n == 1 else refs
+
+
+def _rebuild_handle(actor_id, class_name, methods, creation_ref, name, address, worker_id) -> ActorHandle:
+    core = object_ref.current_worker()
+    if core is not None and actor_id not in core.actors:
+        core.actors.setdefault(actor_id, ActorState(actor_id, name, class_name, owned=False,
+                                                    address=address, worker_id=worker_id))
+    return ActorHandle(actor_id, class_name, methods, creation_ref, name)
+
+
+def remote(*args, **options):
+    """`@remote` / `@remote(**options)` on a function or a class."""
+    if len(args) == 1 and not options and callable(args[0]):
+        return _make_remote(args[0], {})
+    if args:
+        raise TypeError("@remote takes either a function/class or keyword options only")
+
+    def decorator(obj):
+        return _make_remote(obj, options)
+
+    return decorator
+
+
+def _make_remote(obj, options: dict):
+    if inspect.isclass(obj):
+        return ActorClass(obj, options)
+    if callable(obj):
+        return RemoteFunction(obj, options)
+    raise TypeError(f"@remote needs a function or a class, got {type(obj).__name__}")
+
+
+# ---- objects ------------------------------------------------------------------------------------------
+def put(value) -> ObjectRef:
+    if isinstance(value, ObjectRef):
+        raise TypeError("put() of an ObjectRef is not allowed; pass the ref itself")
+    return _core().put(value)
+
+
+def get(refs, *, timeout: float | None = None):
+    core = _core()
+    if isinstance(refs, ObjectRef):
+        return core.get([refs], timeout)[0]
+    if isinstance(refs, (list, tuple)):
+        for r in refs:
+            if not isinstance(r, ObjectRef):
+                raise TypeError(f"get() takes an ObjectRef or a list of them; the list holds a {type(r).__name__}")
+        return core.get(list(refs), timeout)
+    raise TypeError(f"get() takes an ObjectRef or a list of them, not {type(refs).__name__}")
+
+
+def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
+    if isinstance(refs, ObjectRef) or not isinstance(refs, (list, tuple)):
+        raise TypeError("wait() takes a list of ObjectRefs")
+    if len(set(refs)) != len(refs):
+        raise ValueError("wait() got duplicate ObjectRefs")
+    if not 0 <= num_returns <= len(refs):
+        raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
+    return _core().wait(list(refs), num_returns, timeout)
+
+
+def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    if not isinstance(ref, ObjectRef):
+        raise TypeError(f"cancel() takes an ObjectRef, not {type(ref).__name__}")
+    _core().cancel(ref, force)
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    if not isinstance(actor, ActorHandle):
+        raise TypeError(f"kill() takes an actor handle, not {type(actor).__name__}")
+    core = _core()
+    with core.lock:
+        state = core.actors.get(actor._actor_id)
+        if state is None:
+            state = core.actors[actor._actor_id] = ActorState(actor._actor_id, actor._name,
+                                                              actor._class_name, owned=False)
+        state.kill(core)
+
+
+def get_actor(name: str) -> ActorHandle:
+    core = _core()
+    view = core.call(core.head_address, P.ACTOR_LOOKUP, name)
+    if view is None or view["state"] == "DEAD":
+        raise ValueError(f"no live actor named {name!r}")
+    info = view.get("info") or {}
+    actor_id = view["actor_id"]
+    if actor_id not in core.actors:
+        core.actors.setdefault(actor_id, ActorState(actor_id, name, info.get("class_name", "Actor"),
+                                                    owned=False, address=view["address"],
+                                                    worker_id=view["worker_id"]))
+    return ActorHandle(actor_id, info.get("class_name", "Actor"), info.get("methods", {}), None, name)
+
+
+def get_runtime_context() -> RuntimeContext:
+    core = _core()
+    task_id = task_context.task_id
+    actor_id = task_context.actor_id
+    return RuntimeContext(node_id=core.node_id, worker_id=core.worker_id.hex(),
+                          task_id=task_id.hex() if task_id else None,
+                          actor_id=actor_id.hex() if actor_id else None,
+                          job_mode="driver" if core.mode == "driver" else "worker")

@@ -1,0 +1,105 @@
+"""The exceptions users of ownrun see.
+
+Owns: every typed error the runtime raises to user code, and the one rule that turns a
+remote exception into a `TaskError` that is also an instance of the user's exception class.
+Each message says what failed and why, in one line where possible.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of every error raised by the ownrun runtime."""
+
+
+class TaskError(EngineError):
+    """A task raised. Carries the remote traceback; `cause` is the original exception."""
+
+    def __init__(self, function_name: str, traceback_str: str, cause: BaseException | None = None):
+        self.function_name = function_name
+        self.traceback_str = traceback_str
+        self.cause = cause
+        super().__init__(function_name, traceback_str, cause)
+
+    def __str__(self) -> str:
+        return f"task {self.function_name} failed:\n{self.traceback_str.rstrip()}"
+
+    def __reduce__(self):
+        return (_rebuild_task_error, (self.function_name, self.traceback_str, self.cause))
+
+    def as_instanceof_cause(self) -> TaskError:
+        """A TaskError that is also an instance of the cause's class (so `except ValueError` works)."""
+        cause_cls = type(self.cause) if self.cause is not None else None
+        if cause_cls is None or isinstance(self, cause_cls) or not _subclassable(cause_cls):
+            return self
+        try:
+            cls = _dual_classes.get(cause_cls)
+            if cls is None:
+                cls = type(f"TaskError({cause_cls.__name__})", (TaskError, cause_cls), {
+                    "__init__": _dual_init,
+                    "__str__": TaskError.__str__,
+                    "__reduce__": TaskError.__reduce__,
+                })
+                _dual_classes[cause_cls] = cls
+            return cls(self.function_name, self.traceback_str, self.cause)
+        except TypeError:
+            return self
+
+
+_dual_classes: dict[type, type] = {}
+
+
+def _dual_init(self, function_name, traceback_str, cause):
+    TaskError.__init__(self, function_name, traceback_str, cause)
+
+
+def _subclassable(cls: type) -> bool:
+    return cls.__module__ != "builtins" or cls.__name__ not in {"bool", "NoneType"}
+
+
+def _rebuild_task_error(function_name, traceback_str, cause):
+    return TaskError(function_name, traceback_str, cause).as_instanceof_cause()
+
+
+class WorkerCrashedError(EngineError):
+    """The worker running a task died (after all retries were used)."""
+
+
+class GetTimeoutError(EngineError, TimeoutError):
+    """`get` or `wait` did not complete within its timeout."""
+
+
+class TaskCancelledError(EngineError):
+    """The task was cancelled with `engine.cancel` before it finished."""
+
+
+class ActorDiedError(EngineError):
+    """The actor is dead; the message carries the reason (killed, crashed, owner died)."""
+
+
+class ObjectStoreFullError(EngineError):
+    """The node's shared-memory store could not make room: everything left is pinned."""
+
+
+class ObjectLostError(EngineError):
+    """An object's copies are gone and it cannot be rebuilt."""
+
+
+class OwnerDiedError(ObjectLostError):
+    """The process that owned an object died; the object died with it (fate-sharing)."""
+
+
+class ObjectFreedError(ObjectLostError):
+    """The object was freed because nothing referenced it any more."""
+
+
+class RuntimeNotInitializedError(EngineError):
+    """An engine call was made before `engine.init()` or after `engine.shutdown()`."""
+
+
+class SerializationError(EngineError, TypeError):
+    """A value could not be serialized (pickled) to be sent to another process."""
+
+
+class NodeUnreachableError(EngineError):
+    """A process of the cluster (head, node daemon) did not answer in time."""

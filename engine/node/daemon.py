@@ -1,0 +1,342 @@
+"""The node daemon: one per node. Leases workers, owns the node's object store (§2, §3, §6).
+
+Owns: the worker pool (forked by the zygote), lease requests and resources (via
+`LeaseScheduler`), the node's shared-memory `ObjectStore`, the registry of local clients
+(drivers and workers) and death notices: when a worker exits, every local client hears
+`WORKER_DIED` with the reason; when a client dies, its leases, pins, objects and actors
+are released (fate-sharing). Worker output lines are forwarded to the drivers.
+
+It is not on the task path: owners push tasks to leased workers directly.
+Runs as its own process, one thread. Exits (cleaning up its workers and /dev/shm files)
+on SHUTDOWN_NODE, SIGTERM, or when its parent driver (embedded cluster) dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from ..rpc import protocol as P
+from ..rpc.transport import Transport, pack, unpack
+from ..store.object_store import ObjectStore
+from ..util import process_tools
+from .scheduler import LeaseRequest, LeaseScheduler
+
+log = logging.getLogger("ownrun.node")
+
+
+class Client:
+    __slots__ = ("address", "worker_id", "pid", "kind", "pidfd")
+
+    def __init__(self, address, worker_id, pid, kind, pidfd):
+        self.address, self.worker_id, self.pid, self.kind, self.pidfd = address, worker_id, pid, kind, pidfd
+
+
+class NodeDaemon:
+    def __init__(self, transport: Transport, args):
+        self.transport = transport
+        self.node_id: str = args.node_id
+        self.session_dir = args.session_dir
+        self.head_address = args.head_address
+        self.resources = json.loads(args.resources)
+        self.config = json.loads(args.config)
+        self.parent_pid = args.parent_pid
+        self.scheduler = LeaseScheduler(self.resources, lambda: os.urandom(16),
+                                        max_idle_workers=max(2, int(self.resources.get("CPU", 1)) * 2))
+        self.arena_name = f"ownrun-{os.path.basename(self.session_dir)}-{self.node_id}"
+        self.store = ObjectStore(self.arena_name, args.store_capacity,
+                                 os.path.join(self.session_dir, "spill", self.node_id))
+        self.store_capacity = args.store_capacity
+        self.clients: dict[str, Client] = {}
+        self.pid_to_worker: dict[int, bytes] = {}
+        self.kill_reasons: dict[bytes, str] = {}
+        self.object_owner: dict[bytes, str] = {}
+        self.owned_objects: dict[str, set] = {}
+        self.running = True
+        self.zygote = self._start_zygote()
+        self.zygote_buf = b""
+        self.handlers = {
+            P.REGISTER_CLIENT: self.on_register_client,
+            P.WORKER_READY: self.on_worker_ready,
+            P.LEASE_REQUEST: self.on_lease_request,
+            P.LEASE_RETURN: self.on_lease_return,
+            P.LEASE_CANCEL: self.on_lease_cancel,
+            P.WORKER_BLOCKED: self.on_worker_blocked,
+            P.WORKER_UNBLOCKED: self.on_worker_unblocked,
+            P.OBJ_CREATE: self.on_obj_create,
+            P.OBJ_SEAL: self.on_obj_seal,
+            P.OBJ_GET: self.on_obj_get,
+            P.OBJ_RELEASE: self.on_obj_release,
+            P.OBJ_FREE: self.on_obj_free,
+            P.KILL_WORKER: self.on_kill_worker,
+            P.LOG_LINES: self.on_log_lines,
+            P.NODE_STATS: self.on_stats,
+            P.SHUTDOWN_NODE: self.on_shutdown,
+        }
+
+    # ---- the zygote ----------------------------------------------------------------------
+    def _start_zygote(self) -> subprocess.Popen:
+        config = {"daemon_address": self.transport.address, "node_id": self.node_id,
+                  "head_address": self.head_address, "session_dir": self.session_dir,
+                  "arena_name": self.arena_name, "config": self.config}
+        proc = subprocess.Popen([sys.executable, "-m", "ownrun.engine.node.zygote", json.dumps(config)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        os.set_blocking(proc.stdout.fileno(), False)
+        self.transport.watch_fd(proc.stdout.fileno(), "zygote")
+        return proc
+
+    def start_workers(self, worker_ids: list) -> None:
+        if not worker_ids:
+            return
+        lines = "".join(json.dumps({"worker_id": w.hex()}) + "\n" for w in worker_ids)
+        try:
+            self.zygote.stdin.write(lines.encode())
+            self.zygote.stdin.flush()
+        except BrokenPipeError:
+            log.error("the zygote is gone; cannot start workers")
+
+    def on_zygote_output(self) -> None:
+        try:
+            chunk = os.read(self.zygote.stdout.fileno(), 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self.transport.unwatch_fd(self.zygote.stdout.fileno())
+            if self.running:
+                log.error("the zygote exited; shutting the node down")
+                self.running = False
+            return
+        self.zygote_buf += chunk
+        while b"\n" in self.zygote_buf:
+            line, self.zygote_buf = self.zygote_buf.split(b"\n", 1)
+            parts = line.decode().split()
+            if parts[0] == "STARTED":
+                self.pid_to_worker[int(parts[2])] = bytes.fromhex(parts[1])
+            elif parts[0] == "EXITED":
+                self.on_worker_exited(int(parts[1]), int(parts[2]))
+
+    # ---- helpers -------------------------------------------------------------------------
+    def reply(self, addr: str, req_id: int, result, ok: bool = True) -> None:
+        self.transport.send(addr, [pack([P.REPLY, req_id, ok, result])])
+
+    def apply(self, decisions) -> None:
+        for req, worker in decisions.grants:
+            self.transport.send(req.owner_addr, [pack([P.LEASE_GRANTED, req.request_id, worker.worker_id,
+                                                       worker.address, self.node_id])])
+        self.start_workers(decisions.start)
+        for worker_id in decisions.stop:
+            w = self.scheduler.workers.get(worker_id)
+            if w is not None and w.address:
+                self.transport.send(w.address, [pack([P.EXIT_WORKER])])
+        for owner in decisions.recall:
+            self.transport.send(owner, [pack([P.RECALL_LEASES])])
+
+    # ---- clients -------------------------------------------------------------------------
+    def _add_client(self, addr, worker_id, pid, kind) -> None:
+        fd = process_tools.pidfd(pid) if kind == "driver" else None
+        self.clients[addr] = Client(addr, worker_id, pid, kind, fd)
+        if fd is not None:
+            self.transport.watch_fd(fd, ("client", addr))
+
+    def on_register_client(self, h) -> None:
+        _, req_id, addr, worker_id, pid, kind = h
+        self._add_client(addr, worker_id, pid, kind)
+        self.reply(addr, req_id, {"node_id": self.node_id, "arena_name": self.arena_name,
+                                  "store_capacity": self.store_capacity, "head_address": self.head_address,
+                                  "session_dir": self.session_dir, "resources": self.resources})
+
+    def on_worker_ready(self, h) -> None:
+        _, worker_id, addr, pid = h
+        self._add_client(addr, worker_id, pid, "worker")
+        self.apply(self.scheduler.worker_ready(worker_id, addr, pid))
+
+    def on_worker_exited(self, pid: int, code: int) -> None:
+        worker_id = self.pid_to_worker.pop(pid, None)
+        if worker_id is None:
+            return
+        w, decisions = self.scheduler.worker_died(worker_id)
+        reason = self.kill_reasons.pop(worker_id, None)
+        if reason is None:
+            if code < 0:
+                reason = f"the worker process (pid {pid}) was killed by {signal.Signals(-code).name}"
+            else:
+                reason = f"the worker process (pid {pid}) exited with code {code}"
+        addr = w.address if w is not None else None
+        if addr is not None:
+            self._client_gone(addr)
+            for client in list(self.clients.values()):
+                self.transport.send(client.address, [pack([P.WORKER_DIED, worker_id, addr, reason])])
+        self.apply(decisions)
+
+    def _client_gone(self, addr: str) -> None:
+        """Fate-sharing on this node: release what the dead process held or owned."""
+        client = self.clients.pop(addr, None)
+        if client is None:
+            return
+        if client.pidfd is not None:
+            self.transport.unwatch_fd(client.pidfd)
+            os.close(client.pidfd)
+        self.transport.disconnect(addr)
+        self.store.release_client(client.worker_id)
+        for oid in self.owned_objects.pop(addr, ()):
+            self.object_owner.pop(oid, None)
+            self.store.free(oid)
+        for worker_id in self.scheduler.owner_died(addr):
+            self._kill(worker_id, f"its owner {addr} died")
+        if client.kind == "driver" and client.pid == self.parent_pid:
+            log.info("the driver that started this node exited; shutting down")
+            self.running = False
+
+    def _kill(self, worker_id: bytes, reason: str) -> None:
+        w = self.scheduler.workers.get(worker_id)
+        if w is None or w.pid is None:
+            return
+        self.kill_reasons.setdefault(worker_id, reason)
+        process_tools.kill_pid(w.pid)
+
+    # ---- leases --------------------------------------------------------------------------
+    def on_lease_request(self, h) -> None:
+        _, owner_addr, owner_id, request_id, resources, for_actor = h
+        if not self.scheduler.feasible(resources):
+            self.transport.send(owner_addr, [pack([P.LEASE_GRANTED, request_id, None,
+                                                   f"no node can satisfy resources {resources}; "
+                                                   f"this node has {self.resources}", self.node_id])])
+            return
+        self.apply(self.scheduler.request(LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor)))
+
+    def on_lease_return(self, h) -> None:
+        self.apply(self.scheduler.lease_returned(h[1]))
+
+    def on_lease_cancel(self, h) -> None:
+        self.scheduler.cancel(h[1], h[2])
+
+    def on_worker_blocked(self, h) -> None:
+        self.apply(self.scheduler.worker_blocked(h[1]))
+
+    def on_worker_unblocked(self, h) -> None:
+        self.scheduler.worker_unblocked(h[1])
+
+    def on_kill_worker(self, h) -> None:
+        self._kill(h[1], h[2])
+
+    # ---- objects -------------------------------------------------------------------------
+    def on_obj_create(self, h) -> None:
+        _, req_id, addr, oid, size, owner_addr, writer_id = h
+        try:
+            placement = self.store.create(oid, size, writer_id)
+        except Exception as exc:  # noqa: BLE001 - ObjectStoreFullError and friends go back typed
+            self.reply(addr, req_id, [type(exc).__name__, str(exc)], ok=False)
+            return
+        self.object_owner[oid] = owner_addr
+        self.owned_objects.setdefault(owner_addr, set()).add(oid)
+        self.reply(addr, req_id, list(placement))
+
+    def on_obj_seal(self, h) -> None:
+        try:
+            self.store.seal(h[2], h[1])
+        except (KeyError, ValueError) as exc:
+            log.warning("seal of %s by %s ignored: %s", h[2].hex(), h[1].hex(), exc)
+
+    def on_obj_get(self, h) -> None:
+        _, req_id, addr, oid, worker_id = h
+        placement = self.store.get(oid, worker_id)
+        if placement is None:
+            self.reply(addr, req_id, None)
+        else:
+            self.reply(addr, req_id, list(placement))
+
+    def on_obj_release(self, h) -> None:
+        self.store.release(h[2], h[1])
+
+    def on_obj_free(self, h) -> None:
+        for oid in h[1]:
+            owner = self.object_owner.pop(oid, None)
+            if owner is not None:
+                owned = self.owned_objects.get(owner)
+                if owned is not None:
+                    owned.discard(oid)
+            self.store.free(oid)
+
+    # ---- misc ----------------------------------------------------------------------------
+    def on_log_lines(self, h) -> None:
+        for client in self.clients.values():
+            if client.kind == "driver":
+                self.transport.send(client.address, [pack(h)])
+
+    def on_stats(self, h) -> None:
+        _, req_id, addr = h
+        self.reply(addr, req_id, {"node_id": self.node_id, "store": self.store.stats(),
+                                  "scheduler": self.scheduler.usage(), "clients": len(self.clients),
+                                  "pids": [w.pid for w in self.scheduler.workers.values() if w.pid]
+                                  + [self.zygote.pid]})
+
+    def on_shutdown(self, h) -> None:
+        self.running = False
+
+    # ---- loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        parent_fd = process_tools.watch_parent(self.transport, self.parent_pid)
+        self.start_workers(self.scheduler.prestart(int(self.config.get("prestart_workers", 0))))
+        while self.running:
+            messages, tokens = self.transport.poll(1000)
+            for token in tokens:
+                if token == "zygote":
+                    self.on_zygote_output()
+                elif token[0] == "client":
+                    self._client_gone(token[1])
+                elif token[0] == "parent" and parent_fd is not None:
+                    self.running = False
+            for frames in messages:
+                try:
+                    header = unpack(frames[0])
+                    self.handlers[header[0]](header)
+                except Exception:  # noqa: BLE001 - one bad message must not kill the node
+                    log.exception("failed to handle a message")
+        self.stop()
+
+    def stop(self) -> None:
+        for w in self.scheduler.workers.values():
+            if w.pid:
+                process_tools.kill_pid(w.pid)
+        try:
+            self.zygote.kill()
+            self.zygote.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        deadline = time.monotonic() + 5
+        for w in list(self.scheduler.workers.values()):
+            if w.pid:
+                process_tools.wait_pid_exit(w.pid, max(0.0, deadline - time.monotonic()))
+        self.store.close()
+        self.transport.close()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="ownrun-node")
+    parser.add_argument("--session-dir", required=True)
+    parser.add_argument("--node-id", required=True)
+    parser.add_argument("--head-address", required=True)
+    parser.add_argument("--resources", required=True)
+    parser.add_argument("--store-capacity", type=int, required=True)
+    parser.add_argument("--config", default="{}")
+    parser.add_argument("--parent-pid", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    transport = Transport(args.host)
+    daemon = NodeDaemon(transport, args)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(daemon, "running", False) or transport.wake())
+    process_tools.announce_ready(transport.address,
+                                 os.path.join(args.session_dir, "logs", f"node-{args.node_id}.log"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s node %(levelname)s %(message)s")
+    daemon.run()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The warm worker factory: a pre-imported process that forks workers on request.
+
+Owns fast worker start-up (a fork of a process that already imported numpy, cloudpickle,
+zmq and the engine costs milliseconds and shares those pages) and reaping its children.
+Protocol with the node daemon, one line each way:
+  stdin:  `<json {"worker_id": hex}>`   -> fork a worker
+  stdout: `STARTED <worker_id hex> <pid>` and `EXITED <pid> <returncode>` (negative: signal)
+
+Single-threaded, so fork is safe. Dies with the daemon (PR_SET_PDEATHSIG) and its workers
+die with it. Failures: a fork error is reported as `EXITED -1 <errno>` for that worker id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+
+
+def main() -> None:
+    from ..util.process_tools import set_pdeathsig
+
+    set_pdeathsig(signal.SIGKILL)
+    config = json.loads(sys.argv[1])
+    # Pre-import what every worker needs, so forks start warm.
+    import cloudpickle  # noqa: F401
+    import msgpack  # noqa: F401
+    import numpy  # noqa: F401
+    import zmq  # noqa: F401
+
+    from ..worker import worker_main
+
+    read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(write_fd)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    out = os.fdopen(1, "w", buffering=1)
+    out.write("READY zygote\n")
+    pending = b""
+    while True:
+        try:
+            ready, _, _ = select.select([0, read_fd], [], [])
+        except InterruptedError:
+            continue
+        if read_fd in ready:
+            try:
+                os.read(read_fd, 4096)
+            except BlockingIOError:
+                pass
+            _reap(out)
+        if 0 in ready:
+            chunk = os.read(0, 65536)
+            if not chunk:
+                return  # daemon gone
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    os.close(read_fd)
+                    os.close(write_fd)
+                    set_pdeathsig(signal.SIGKILL)
+                    worker_main.run(config, request)
+                    os._exit(0)
+                out.write(f"STARTED {request['worker_id']} {pid}\n")
+
+
+def _reap(out) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        out.write(f"EXITED {pid} {os.waitstatus_to_exitcode(status)}\n")
+
+
+if __name__ == "__main__":
+    main()

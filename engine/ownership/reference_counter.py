@@ -1,0 +1,218 @@
+"""Distributed reference counting: who keeps each object alive (DESIGN.md §4).
+
+Owns one `Reference` record per object this process knows about, owned or borrowed, and
+the rule that decides when the record is out of scope. Does no I/O: every method returns
+the work the caller must do (values to free, release notices to send), so unit tests can
+drive many owners and borrowers in one process.
+
+The protocol is a tree of registrations. Whenever process P hands a ref to process Q in a
+way that outlives the hand-over (Q still holds it when Q's task ends; Q receives it inside
+a task's return value; Q receives it inside a value P sends on request), P counts Q as a
+borrower (`borrowers[Q] += 1`) and Q remembers P as a parent (`parents[P] += 1`). When Q's
+record goes out of scope, Q sends `REF_REMOVED(oid, n)` to each parent with the number of
+registrations it held; the parent subtracts them. A record is in scope while
+
+    local + submitted + contained_in > 0  or  some borrower count > 0
+
+Borrower counts may go negative for a moment (a release can overtake the reply that
+registered it); the registering reply always arrives while the parent's `submitted`
+count still holds the record, so nothing is freed early. The owner frees the value when
+its record goes out of scope; a borrower forwards the release up the tree.
+
+Not thread-safe: the core worker calls it with its state lock held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True, eq=False)
+class Reference:
+    """What this process knows about one object."""
+
+    oid: bytes
+    owner: str  # inbox address of the owning process
+    owned: bool
+    local: int = 0  # live ObjectRef instances in this process
+    submitted: int = 0  # pending tasks we submitted that carry the ref
+    contained_in: int = 0  # records we hold whose value contains this ref
+    borrowers: dict[str, int] = field(default_factory=dict)  # processes borrowing via us
+    parents: dict[str, int] = field(default_factory=dict)  # processes counting us as borrower
+    contains: list | None = None  # [[oid, owner], ...] refs nested in this object's value
+    # Value state (the in-process memory store): None while pending.
+    value: object = None  # an InlineValue, ShmValue or ErrorValue
+    waiters: list | None = None  # Waiter objects to signal when value arrives
+    node_id: str | None = None  # node of the shm primary copy, if any
+    size: int = 0
+    freed: bool = False
+
+    def in_scope(self) -> bool:
+        if self.local > 0 or self.submitted > 0 or self.contained_in > 0:
+            return True
+        for count in self.borrowers.values():
+            if count > 0:
+                return True
+        return False
+
+    def held_apart_from(self, borrower: str) -> bool:
+        """In scope for a reason other than `borrower` borrowing it through us."""
+        if self.local > 0 or self.submitted > 0 or self.contained_in > 0:
+            return True
+        for addr, count in self.borrowers.items():
+            if count > 0 and addr != borrower:
+                return True
+        return False
+
+
+@dataclass(slots=True)
+class Release:
+    """Work for the caller after records went out of scope."""
+
+    freed_owned: list[Reference] = field(default_factory=list)  # free their values
+    notices: dict[str, list[list]] = field(default_factory=dict)  # parent -> [[oid, n], ...]
+
+    def notice(self, parent: str, oid: bytes, count: int) -> None:
+        self.notices.setdefault(parent, []).append([oid, count])
+
+    def __bool__(self) -> bool:
+        return bool(self.freed_owned or self.notices)
+
+
+class ReferenceCounter:
+    """The table of `Reference` records of one process."""
+
+    def __init__(self, self_address: str):
+        self.address = self_address
+        self.refs: dict[bytes, Reference] = {}
+
+    # ---- creation --------------------------------------------------------------------
+    def add_owned(self, oid: bytes, local: int = 1) -> Reference:
+        ref = self.refs.get(oid)
+        if ref is None:
+            ref = Reference(oid, self.address, True, local=local)
+            self.refs[oid] = ref
+        else:
+            ref.local += local
+        return ref
+
+    def get_or_add_borrowed(self, oid: bytes, owner: str) -> Reference:
+        ref = self.refs.get(oid)
+        if ref is None:
+            ref = Reference(oid, owner, owner == self.address)
+            self.refs[oid] = ref
+        return ref
+
+    # ---- counts --------------------------------------------------------------------
+    def add_local(self, oid: bytes, owner: str) -> None:
+        self.get_or_add_borrowed(oid, owner).local += 1
+
+    def remove_local(self, oid: bytes, out: Release) -> None:
+        ref = self.refs.get(oid)
+        if ref is None:
+            return
+        ref.local -= 1
+        self._check(ref, out)
+
+    def add_submitted(self, refs: list) -> None:
+        """A task we submitted carries these [oid, owner] refs until it finishes."""
+        for oid, owner in refs:
+            self.get_or_add_borrowed(oid, owner).submitted += 1
+
+    def remove_submitted(self, refs: list, out: Release) -> None:
+        for oid, _owner in refs:
+            ref = self.refs.get(oid)
+            if ref is not None:
+                ref.submitted -= 1
+                self._check(ref, out)
+
+    def set_contains(self, ref: Reference, contains: list, registered_by: str | None) -> None:
+        """Records that `ref`'s value holds these refs; they stay alive while it does.
+
+        `registered_by` is the process that sent us the value and counted us as a borrower
+        of each contained ref we do not own; we report their release to it.
+        """
+        ref.contains = contains
+        for oid, owner in contains:
+            inner = self.get_or_add_borrowed(oid, owner)
+            inner.contained_in += 1
+            if registered_by is not None and owner != self.address:
+                inner.parents[registered_by] = inner.parents.get(registered_by, 0) + 1
+
+    def register_borrower(self, refs: list, borrower: str) -> None:
+        """We hand these refs to `borrower`, who will report their release to us."""
+        for oid, owner in refs:
+            if owner == borrower:
+                continue  # the owner needs no registration for its own objects
+            ref = self.get_or_add_borrowed(oid, owner)
+            ref.borrowers[borrower] = ref.borrowers.get(borrower, 0) + 1
+
+    def still_borrowed(self, refs: list, parent: str) -> list:
+        """At the end of a task from `parent`: which received refs we still hold.
+
+        Each one is registered with `parent` (we will send it a release notice).
+        """
+        kept = []
+        for oid, owner in refs:
+            if owner == self.address:
+                continue  # our own object: nobody needs to hear from us
+            ref = self.refs.get(oid)
+            # A ref the parent itself borrows back from us (we returned it) is not reported:
+            # the parent will tell us when it is done, and reporting would make a cycle.
+            if ref is not None and ref.held_apart_from(parent):
+                ref.parents[parent] = ref.parents.get(parent, 0) + 1
+                kept.append(oid)
+        return kept
+
+    def add_borrowers_from_reply(self, oids: list, borrower: str) -> None:
+        for oid in oids:
+            ref = self.refs.get(oid)
+            if ref is not None:
+                ref.borrowers[borrower] = ref.borrowers.get(borrower, 0) + 1
+
+    def borrower_released(self, borrower: str, oid: bytes, count: int, out: Release) -> None:
+        ref = self.refs.get(oid)
+        if ref is None:
+            return
+        left = ref.borrowers.get(borrower, 0) - count
+        if left == 0:
+            ref.borrowers.pop(borrower, None)
+        else:
+            ref.borrowers[borrower] = left
+        self._check(ref, out)
+
+    def process_died(self, address: str, out: Release) -> None:
+        """A process died: it borrows nothing any more and will send no notices."""
+        for ref in list(self.refs.values()):
+            if ref.borrowers.pop(address, None) is not None:
+                self._check(ref, out)
+            ref.parents.pop(address, None)
+
+    # ---- scope -----------------------------------------------------------------------
+    def _check(self, ref: Reference, out: Release) -> None:
+        if ref.in_scope() or ref.freed:
+            return
+        if ref.waiters:
+            return  # a get() in progress holds it until it returns
+        ref.freed = True
+        del self.refs[ref.oid]
+        if ref.owned:
+            out.freed_owned.append(ref)
+        else:
+            for parent, count in ref.parents.items():
+                if count:
+                    out.notice(parent, ref.oid, count)
+        if ref.contains:
+            for oid, _owner in ref.contains:
+                inner = self.refs.get(oid)
+                if inner is not None:
+                    inner.contained_in -= 1
+                    self._check(inner, out)
+
+    def check(self, oid: bytes, out: Release) -> None:
+        ref = self.refs.get(oid)
+        if ref is not None:
+            self._check(ref, out)
+
+    def __len__(self) -> int:
+        return len(self.refs)

@@ -1,0 +1,154 @@
+"""Normal-task submission: worker leases per resource shape and pipelined pushes (§3).
+
+Owns, per resource shape, the queue of tasks whose arguments are resolved, the leases
+granted to this owner by node daemons and how many tasks are in flight on each. Tasks are
+pushed directly to leased workers, up to `max_in_flight` per worker; more leases are
+requested while the queue outgrows the leased capacity; idle leases are kept briefly for
+reuse and returned when recalled or after `idle_timeout`.
+
+Does no I/O itself: pushing, requesting and returning leases are callables given by the
+core worker. Not thread-safe: called with the core worker's state lock held.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True, eq=False)
+class Lease:
+    worker_id: bytes
+    address: str
+    node_id: str
+    shape: tuple
+    in_flight: dict = field(default_factory=dict)  # task_id -> TaskEntry
+    idle_since: float | None = None
+
+
+@dataclass(slots=True)
+class ShapeQueue:
+    shape: tuple
+    resources: dict
+    ready: deque = field(default_factory=deque)
+    leases: list = field(default_factory=list)
+    lease_requests: set = field(default_factory=set)  # outstanding lease request ids
+
+
+class Submitter:
+    """Lease bookkeeping and dispatch of ready tasks for one owner."""
+
+    def __init__(self, push, request_lease, return_lease, cancel_lease_request,
+                 max_in_flight: int = 8, max_lease_requests: int = 4):
+        self._push = push
+        self._request_lease = request_lease
+        self._return_lease = return_lease
+        self._cancel_request = cancel_lease_request
+        self.max_in_flight = max_in_flight
+        self.max_lease_requests = max_lease_requests
+        self.queues: dict[tuple, ShapeQueue] = {}
+        self.leases_by_worker: dict[bytes, Lease] = {}
+        self._next_request = 0
+        self.request_shapes: dict[int, tuple] = {}  # outstanding lease request -> shape
+
+    def enqueue(self, entry, shape: tuple, resources: dict) -> None:
+        queue = self.queues.get(shape)
+        if queue is None:
+            queue = self.queues[shape] = ShapeQueue(shape, resources)
+        queue.ready.append(entry)
+        self.dispatch(queue)
+
+    def dispatch(self, queue: ShapeQueue) -> None:
+        ready = queue.ready
+        limit = self.max_in_flight
+        while ready:
+            best = None
+            for lease in queue.leases:
+                n = len(lease.in_flight)
+                if n < limit and (best is None or n < len(best.in_flight)):
+                    best = lease
+                    if n == 0:
+                        break
+            if best is None:
+                break
+            entry = ready.popleft()
+            best.in_flight[entry.task_id] = entry
+            best.idle_since = None
+            self._push(entry, best)
+        if ready:
+            wanted = min(self.max_lease_requests, -(-len(ready) // limit))
+            while len(queue.lease_requests) < wanted:
+                self._next_request += 1
+                request_id = self._next_request
+                queue.lease_requests.add(request_id)
+                self.request_shapes[request_id] = queue.shape
+                self._request_lease(request_id, queue.shape, queue.resources)
+
+    def lease_granted(self, request_id: int, worker_id: bytes, address: str,
+                      node_id: str, now: float) -> Lease | None:
+        shape = self.request_shapes.pop(request_id, None)
+        queue = self.queues.get(shape)
+        if queue is None or request_id not in queue.lease_requests:
+            self._return_lease(worker_id)
+            return None
+        queue.lease_requests.discard(request_id)
+        lease = Lease(worker_id, address, node_id, shape, idle_since=now)
+        queue.leases.append(lease)
+        self.leases_by_worker[worker_id] = lease
+        self.dispatch(queue)
+        return lease
+
+    def task_finished(self, worker_id: bytes, task_id: bytes, now: float):
+        """A pushed task replied. Returns its entry (or None if unknown)."""
+        lease = self.leases_by_worker.get(worker_id)
+        if lease is None:
+            return None
+        entry = lease.in_flight.pop(task_id, None)
+        queue = self.queues[lease.shape]
+        if queue.ready:
+            self.dispatch(queue)
+        if not lease.in_flight:
+            lease.idle_since = now
+        return entry
+
+    def worker_died(self, worker_id: bytes) -> list:
+        """Drops the lease on a dead worker. Returns the tasks that were in flight on it."""
+        lease = self.leases_by_worker.pop(worker_id, None)
+        if lease is None:
+            return []
+        queue = self.queues[lease.shape]
+        queue.leases.remove(lease)
+        return list(lease.in_flight.values())
+
+    def return_idle(self, now: float, idle_timeout: float) -> None:
+        """Returns leases idle for longer than `idle_timeout` (0 returns every idle lease)."""
+        for queue in self.queues.values():
+            if queue.ready:
+                continue
+            for lease in list(queue.leases):
+                if lease.idle_since is not None and now - lease.idle_since >= idle_timeout:
+                    queue.leases.remove(lease)
+                    del self.leases_by_worker[lease.worker_id]
+                    self._return_lease(lease.worker_id)
+            if not queue.ready and queue.lease_requests:
+                for request_id in queue.lease_requests:
+                    self.request_shapes.pop(request_id, None)
+                    self._cancel_request(request_id)
+                queue.lease_requests.clear()
+
+    def remove_queued(self, task_id: bytes):
+        for queue in self.queues.values():
+            for entry in queue.ready:
+                if entry.task_id == task_id:
+                    queue.ready.remove(entry)
+                    return entry
+        return None
+
+    def find_in_flight(self, task_id: bytes) -> Lease | None:
+        for lease in self.leases_by_worker.values():
+            if task_id in lease.in_flight:
+                return lease
+        return None
+
+    def num_leases(self) -> int:
+        return len(self.leases_by_worker)

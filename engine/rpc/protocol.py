@@ -1,0 +1,63 @@
+"""Every message type exchanged between ownrun processes, in one place.
+
+Owns: the numeric message types and the layout of each header. A message is
+`[pack([TYPE, field, ...]), *payload_frames]`. Requests that expect an answer carry a
+request id and the sender's inbox address; the answer is `[REPLY, req_id, ok, result]`
+sent to that address (`ok` False means `result` is an error message string).
+
+Does not do I/O (see transport.py). Pure constants; thread-safe.
+"""
+
+from __future__ import annotations
+
+# ---- generic -----------------------------------------------------------------------
+REPLY = 1  # [REPLY, req_id, ok, result]
+
+# ---- core worker <-> core worker (the task path; no head, no daemon) ----------------
+PUSH_TASK = 10  # [PUSH_TASK, caller_addr, spec] + arg frames
+TASK_REPLY = 11  # [TASK_REPLY, worker_addr, task_id, returns, borrowed, stats] + value frames
+GET_VALUE = 12  # [GET_VALUE, requester_addr, oid]  (long poll: answered when ready)
+VALUE_REPLY = 13  # [VALUE_REPLY, oid, meta] + value frames
+REF_REMOVED = 14  # [REF_REMOVED, from_addr, [[oid, count], ...]]
+CANCEL_TASK = 15  # [CANCEL_TASK, task_id, force]
+ACTOR_READY = 16  # [ACTOR_READY, actor_id, worker_addr, ok, error]  (actor worker -> creator)
+
+# ---- core worker -> node daemon ----------------------------------------------------
+REGISTER_CLIENT = 30  # request: [.., req_id, addr, worker_id, pid, kind]
+WORKER_READY = 31  # [WORKER_READY, worker_id, addr, pid]
+LEASE_REQUEST = 32  # [LEASE_REQUEST, owner_addr, owner_id, lease_req_id, resources, for_actor]
+LEASE_RETURN = 33  # [LEASE_RETURN, worker_id, worker_alive]
+LEASE_CANCEL = 34  # [LEASE_CANCEL, owner_addr, lease_req_id]
+WORKER_BLOCKED = 35  # [WORKER_BLOCKED, worker_id]
+WORKER_UNBLOCKED = 36  # [WORKER_UNBLOCKED, worker_id]
+OBJ_CREATE = 37  # request: [.., req_id, addr, oid, size, owner_addr, writer_id]
+OBJ_SEAL = 38  # [OBJ_SEAL, worker_id, oid]
+OBJ_GET = 39  # request: [.., req_id, addr, oid, worker_id]
+OBJ_RELEASE = 40  # [OBJ_RELEASE, worker_id, oid]
+OBJ_FREE = 41  # [OBJ_FREE, [oid, ...]]
+KILL_WORKER = 42  # [KILL_WORKER, worker_id, reason]
+LOG_LINES = 43  # [LOG_LINES, prefix, text]
+NODE_STATS = 44  # request: [.., req_id, addr]
+SHUTDOWN_NODE = 45  # [SHUTDOWN_NODE]
+
+# ---- node daemon -> core worker ----------------------------------------------------
+LEASE_GRANTED = 50  # [LEASE_GRANTED, lease_req_id, worker_id, worker_addr, node_id]
+WORKER_DIED = 51  # [WORKER_DIED, worker_id, worker_addr, reason]
+RECALL_LEASES = 52  # [RECALL_LEASES]  (return idle leases: others are waiting)
+EXIT_WORKER = 53  # [EXIT_WORKER]
+
+# ---- anyone -> head ----------------------------------------------------------------
+REGISTER_NODE = 70  # request: [.., req_id, addr, node_id, info]
+ACTOR_REGISTER = 71  # request: [.., req_id, addr, actor_id, name, info]
+ACTOR_UPDATE = 72  # [ACTOR_UPDATE, actor_id, state, address, reason, worker_id]
+ACTOR_LOOKUP = 73  # request: [.., req_id, addr, name]
+KV_PUT = 74  # request: [.., req_id, addr, key, value, overwrite]
+KV_GET = 75  # request: [.., req_id, addr, key]
+KV_DELETE = 76  # request: [.., req_id, addr, key]
+KV_LIST = 77  # request: [.., req_id, addr, prefix]
+HEAD_STATS = 78  # request: [.., req_id, addr]
+
+# Return kinds in TASK_REPLY / VALUE_REPLY metadata.
+VALUE_INLINE = 0  # [VALUE_INLINE, nframes, contains]
+VALUE_SHM = 1  # [VALUE_SHM, node_id, size, contains]
+VALUE_ERROR = 2  # [VALUE_ERROR, nframes, contains]  (a pickled exception)

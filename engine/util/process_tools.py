@@ -1,0 +1,148 @@
+"""Starting, watching and stopping ownrun's own processes.
+
+Owns: the start-up handshake of a child process (it prints `READY <address>` on stdout,
+then sends its output to its log file), watching a process for exit with a pidfd (works
+for any process on this host, child or not, without polling), and PR_SET_PDEATHSIG so a
+forked worker dies with its parent.
+
+Failures: `spawn_and_wait_ready` raises `RuntimeError` naming the process and quoting the
+end of its log when it exits or stays silent past the deadline. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+_PR_SET_PDEATHSIG = 1
+
+
+def set_pdeathsig(sig: int = signal.SIGKILL) -> None:
+    """Asks the kernel to send `sig` to this process when its parent exits."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except OSError:
+        pass
+
+
+def announce_ready(address: str, log_path: str | None) -> None:
+    """Tells the launcher our address, then moves stdout/stderr to our log file."""
+    sys.stdout.write(f"READY {address}\n")
+    sys.stdout.flush()
+    if log_path:
+        redirect_output(log_path)
+
+
+def redirect_output(log_path: str) -> None:
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+
+
+def pidfd(pid: int) -> int | None:
+    """A pidfd for `pid` (readable once it exits), or None if it is already gone."""
+    try:
+        return os.pidfd_open(pid)
+    except (ProcessLookupError, OSError):
+        return None
+
+
+def watch_parent(transport, parent_pid: int) -> int | None:
+    """Adds the parent's pidfd to the transport's poll set; returns the fd."""
+    if not parent_pid:
+        return None
+    fd = pidfd(parent_pid)
+    if fd is None:
+        os._exit(0)  # parent already gone
+    transport.watch_fd(fd, ("parent", parent_pid))
+    return fd
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def wait_pid_exit(pid: int, timeout: float) -> bool:
+    """Waits (on a pidfd, no polling loop) until `pid` exits. True if it did."""
+    fd = pidfd(pid)
+    if fd is None:
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
+
+
+def spawn(module: str, args: list[str], log_path: str, env: dict | None = None) -> subprocess.Popen:
+    """Starts `python -m module args` with a pipe on stdout for the READY line."""
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+            env=env, close_fds=True, start_new_session=False,
+        )
+    finally:
+        log.close()
+
+
+def wait_ready(proc: subprocess.Popen, name: str, log_path: str, timeout: float) -> str:
+    """Reads the child's `READY <address>` line. Returns the address."""
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    buf = b""
+    while b"\n" not in buf:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            proc.kill()
+            raise RuntimeError(f"{name} did not start within {timeout:.0f}s; see {log_path}{_tail(log_path)}")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                proc.wait()
+                raise RuntimeError(f"{name} exited with code {proc.returncode} during start-up; "
+                                   f"see {log_path}{_tail(log_path)}")
+            buf += chunk
+    line = buf.split(b"\n", 1)[0].decode()
+    if not line.startswith("READY "):
+        raise RuntimeError(f"{name} printed {line!r} instead of its address")
+    proc.stdout.close()
+    return line[6:].strip()
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    try:
+        with open(path, "rb") as f:
+            text = f.read()[-2000:].decode(errors="replace").strip().splitlines()[-lines:]
+        return ":\n  " + "\n  ".join(text) if text else ""
+    except OSError:
+        return ""
+
+
+def kill_pid(pid: int, sig: int = signal.SIGKILL) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

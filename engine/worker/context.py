@@ -1,0 +1,75 @@
+"""What is running where: the current task, actor, worker and node of each thread.
+
+Owns the per-thread task context behind `engine.get_runtime_context()` and the prefix
+that worker output lines carry to the driver's terminal. Thread-safe (thread-local).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+@dataclass
+class RuntimeContext:
+    """Ray-compatible runtime context: ids of the node, worker, task and actor."""
+
+    node_id: str | None
+    worker_id: str | None
+    task_id: str | None
+    actor_id: str | None
+    job_mode: str
+
+    def get_node_id(self) -> str | None:
+        return self.node_id
+
+    def get_worker_id(self) -> str | None:
+        return self.worker_id
+
+    def get_task_id(self) -> str | None:
+        return self.task_id
+
+    def get_actor_id(self) -> str | None:
+        return self.actor_id
+
+
+class _TaskContext(threading.local):
+    task_id: bytes | None = None
+    name: str | None = None
+
+    def __init__(self):
+        self.task_id = None
+        self.name = None
+
+
+class TaskContextManager:
+    """Tracks the task each thread runs and the actor this process hosts."""
+
+    def __init__(self):
+        self._local = _TaskContext()
+        self.actor_id: bytes | None = None
+        self.actor_name: str | None = None
+
+    def enter(self, task_id: bytes, name: str, actor_id: bytes | None):
+        previous = (self._local.task_id, self._local.name)
+        self._local.task_id, self._local.name = task_id, name
+        return previous
+
+    def exit(self, token) -> None:
+        self._local.task_id, self._local.name = token
+
+    def set_actor(self, actor_id: bytes | None, name: str | None) -> None:
+        self.actor_id, self.actor_name = actor_id, name
+
+    @property
+    def task_id(self) -> bytes | None:
+        return self._local.task_id
+
+    def output_prefix(self, pid: int) -> str:
+        if self.actor_name:
+            return f"{self.actor_name} pid={pid}"
+        name = self._local.name
+        return f"{name} pid={pid}" if name else f"worker pid={pid}"
+
+
+task_context = TaskContextManager()

@@ -1,0 +1,297 @@
+"""Running tasks pushed to this worker, and replying to their owners (§3 step 4).
+
+Owns: the function cache, the queue of pushed tasks, the actor instance (if this worker
+hosts one) with its concurrency mode (one thread in call order; a thread pool for
+`max_concurrency > 1`; an asyncio loop for actors with `async def` methods), argument
+resolution (inline values, shared-memory values zero-copy), return values (inline below
+the threshold, else written to the node's store as the primary copy), the borrowed-ref
+report in each reply, and cancellation.
+
+Threading: `on_push`/`on_cancel` run on the I/O thread with the state lock held and only
+enqueue; tasks run on the main thread (or actor pool/loop threads).
+Failures: a raising task replies with a `TaskError` carrying the traceback; an error
+while resolving arguments or storing results is reported the same way, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import pickle
+import threading
+import traceback
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+from .. import errors
+from ..ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD
+from ..rpc import protocol as P
+from ..rpc.transport import pack
+from . import serialization
+from .context import task_context
+
+
+class _Exit(Exception):
+    pass
+
+
+class Executor:
+    def __init__(self, core):
+        self.core = core
+        self.functions: dict[str, object] = {}
+        self.queue: deque = deque()
+        self.cv = threading.Condition(threading.Lock())
+        self.actor = None
+        self.actor_id: bytes | None = None
+        self.actor_name: str | None = None
+        self.actor_error: str | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.async_limit: asyncio.Semaphore | None = None
+        self.running: dict[bytes, int] = {}  # task id -> thread ident
+        self.cancelled: set = set()
+        self.exiting = False
+        core.executor = self
+        core.add_handler(P.PUSH_TASK, self.on_push)
+        core.add_handler(P.CANCEL_TASK, self.on_cancel)
+        core.add_handler(P.EXIT_WORKER, self.on_exit)
+
+    def holds_lease(self) -> bool:
+        return True
+
+    # ---- I/O thread side ------------------------------------------------------------------
+    def on_push(self, h, frames) -> None:
+        if h[4] == ACTOR_METHOD and self.pool is not None:
+            self.pool.submit(self.execute, h, frames)
+        elif h[4] == ACTOR_METHOD and self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self._execute_async(h, frames), self.loop)
+        else:
+            with self.cv:
+                self.queue.append((h, frames))
+                self.cv.notify()
+
+    def on_cancel(self, h, frames) -> None:
+        task_id = h[1]
+        with self.cv:
+            for item in self.queue:
+                if item[0][2] == task_id:
+                    self.queue.remove(item)
+                    self._reply_error(item[0], errors.TaskCancelledError(f"task {item[0][3]} was cancelled"),
+                                      [], lock_held=True)
+                    return
+        ident = self.running.get(task_id)
+        if ident is not None:
+            self.cancelled.add(task_id)
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
+                                                       ctypes.py_object(errors.TaskCancelledError))
+
+    def on_exit(self, h, frames) -> None:
+        with self.cv:
+            self.exiting = True
+            self.cv.notify()
+
+    # ---- main loop ------------------------------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            with self.cv:
+                while not self.queue and not self.exiting:
+                    self.cv.wait()
+                if self.exiting and not self.queue:
+                    return
+                h, frames = self.queue.popleft()
+            self.execute(h, frames)
+
+    # ---- one task -------------------------------------------------------------------------------
+    def _function(self, h):
+        kind, fn_id, fn_blob = h[4], h[5], h[6]
+        if kind == ACTOR_METHOD:
+            if self.actor is None:
+                raise errors.ActorDiedError(self.actor_error or "the actor was not created")
+            return getattr(self.actor, fn_id)
+        fn = self.functions.get(fn_id)
+        if fn is None:
+            if fn_blob is None:
+                raise errors.EngineError(f"function {h[3]} was not sent to this worker")
+            fn = self.functions[fn_id] = pickle.loads(fn_blob)
+        return fn
+
+    def _arguments(self, h, frames, received: list):
+        n_args, positions, dep_meta = h[8], h[9], h[10]
+        if n_args == 0:
+            args, kwargs = [], {}
+        else:
+            args, kwargs = serialization.deserialize(frames[1:1 + n_args], received)
+        if dep_meta:
+            pos = 1 + n_args
+            for where, meta in zip(positions, dep_meta, strict=True):
+                if meta[0] == P.VALUE_INLINE:
+                    n = meta[1]
+                    value = serialization.deserialize(frames[pos:pos + n], received)
+                    pos += n
+                else:
+                    value = self.core._materialize(meta[4], (P.VALUE_SHM, None, meta[1], meta[2]))
+                if isinstance(where, int):
+                    args[where] = value
+                else:
+                    kwargs[where] = value
+        return args, kwargs
+
+    def execute(self, h, frames) -> None:
+        task_id, name, kind = h[2], h[3], h[4]
+        received: list = []
+        results = None
+        self.running[task_id] = threading.get_ident()
+        token = task_context.enter(task_id, name, self.actor_id)
+        try:
+            fn = self._function(h)
+            args, kwargs = self._arguments(h, frames, received)
+            if kind == ACTOR_CREATION:
+                results = [self._create_actor(fn, args, kwargs, h[12] or {})]
+            else:
+                value = fn(*args, **kwargs)
+                results = _split_returns(value, h[7])
+            del args, kwargs
+        except errors.TaskCancelledError:
+            results = _CancelledMarker(name)
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the owner
+            if kind == ACTOR_CREATION:
+                self.actor_error = f"the actor's constructor raised {type(exc).__name__}: {exc}"
+            results = _failure(name, exc)
+        finally:
+            self.running.pop(task_id, None)
+            task_context.exit(token)
+        try:
+            self._reply(h, results, received)
+        except errors.TaskCancelledError:
+            self._reply_error(h, errors.TaskCancelledError(f"task {name} was cancelled"), received)
+        if task_id in self.cancelled:
+            self.cancelled.discard(task_id)
+
+    async def _execute_async(self, h, frames) -> None:
+        task_id, name = h[2], h[3]
+        received: list = []
+        token = task_context.enter(task_id, name, self.actor_id)
+        try:
+            async with self.async_limit:
+                fn = self._function(h)
+                args, kwargs = self._arguments(h, frames, received)
+                value = fn(*args, **kwargs)
+                if inspect.isawaitable(value):
+                    value = await value
+                results = _split_returns(value, h[7])
+                del args, kwargs
+        except BaseException as exc:  # noqa: BLE001
+            results = _failure(name, exc)
+        finally:
+            task_context.exit(token)
+        self._reply(h, results, received)
+
+    def _create_actor(self, cls, args, kwargs, options: dict):
+        self.actor_id = options.get("actor_id")
+        self.actor_name = options.get("name") or cls.__name__
+        task_context.set_actor(self.actor_id, self.actor_name)
+        instance = cls(*args, **kwargs)
+        is_async = any(inspect.iscoroutinefunction(m) for _, m in inspect.getmembers(cls, inspect.isfunction))
+        max_concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
+        if is_async:
+            self.loop = asyncio.new_event_loop()
+            self.async_limit = asyncio.Semaphore(max_concurrency)
+            threading.Thread(target=self.loop.run_forever, name="ownrun-actor-loop", daemon=True).start()
+        elif max_concurrency > 1:
+            self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="ownrun-actor")
+        self.actor = instance
+        self.core.transport.send(self.core.head_address, [pack([
+            P.ACTOR_UPDATE, self.actor_id, "ALIVE", self.core.address, None, self.core.worker_id])])
+        return None
+
+    # ---- replies --------------------------------------------------------------------------------
+    def _reply(self, h, results, received: list) -> None:
+        caller, task_id = h[1], h[2]
+        core = self.core
+        metas, frames, contains_all = [], [], []
+        if isinstance(results, _CancelledMarker):
+            results = _failure(results.name, errors.TaskCancelledError(f"task {results.name} was cancelled"))
+        if len(results) == 1 and isinstance(results[0], _Failure) and h[7] != 1:
+            results = results * h[7]
+        for index, value in enumerate(results, start=1):
+            if isinstance(value, _Failure):
+                f = _serialize_error(value.error)
+                metas.append([P.VALUE_ERROR, len(f), None])
+                frames.extend(f)
+                continue
+            try:
+                f, contains = serialization.serialize(value)
+                size = serialization.frames_size(f)
+                if size < core.inline_threshold:
+                    metas.append([P.VALUE_INLINE, len(f), contains])
+                    frames.extend(f)
+                else:
+                    core._write_shm(task_id + index.to_bytes(4, "little"), f, caller)
+                    metas.append([P.VALUE_SHM, core.node_id, size, contains])
+                if contains:
+                    contains_all.extend(contains)
+            except BaseException as exc:  # noqa: BLE001
+                f = _serialize_error(_failure(h[3], exc)[0].error)
+                metas.append([P.VALUE_ERROR, len(f), None])
+                frames.extend(f)
+        del results
+        with core.lock:
+            core._apply_ref_ops()
+            if contains_all:
+                core.refs.register_borrower(contains_all, caller)
+            borrowed = core.refs.still_borrowed(received, caller) if received else None
+            core.transport.send(caller, [pack([P.TASK_REPLY, core.address, task_id, metas, borrowed,
+                                               core.worker_id]), *frames])
+
+    def _reply_error(self, h, exc: BaseException, received: list, lock_held: bool = False) -> None:
+        f = _serialize_error(exc)
+        metas = [[P.VALUE_ERROR, len(f), None]] * h[7]
+        frames = f * h[7]
+        header = pack([P.TASK_REPLY, self.core.address, h[2], metas, None, self.core.worker_id])
+        self.core.transport.send(h[1], [header, *frames])
+
+
+class _Failure:
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+
+class _CancelledMarker:
+    def __init__(self, name):
+        self.name = name
+
+
+def _failure(name: str, exc: BaseException) -> list:
+    if isinstance(exc, errors.EngineError) and not isinstance(exc, errors.TaskError):
+        err = exc
+    else:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        err = errors.TaskError(name, tb, exc)
+    return [_Failure(err)]
+
+
+def _serialize_error(err: BaseException) -> list:
+    try:
+        return serialization.serialize(err)[0]
+    except BaseException:  # noqa: BLE001 - the cause may not pickle: keep the traceback text
+        if isinstance(err, errors.TaskError):
+            return serialization.serialize(errors.TaskError(err.function_name, err.traceback_str, None))[0]
+        return serialization.serialize(errors.EngineError(f"{type(err).__name__}: {err}"))[0]
+
+
+def _split_returns(value, num_returns: int) -> list:
+    if num_returns == 1:
+        return [value]
+    if num_returns == 0:
+        return []
+    try:
+        values = list(value)
+    except TypeError:
+        raise ValueError(f"the task has num_returns={num_returns} but returned a {type(value).__name__}") from None
+    if len(values) != num_returns:
+        raise ValueError(f"the task has num_returns={num_returns} but returned {len(values)} values")
+    return values
+

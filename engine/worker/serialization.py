@@ -1,0 +1,100 @@
+"""Turning values into frames and back (DESIGN.md §6).
+
+Owns the wire and shared-memory formats of values: cloudpickle with pickle protocol 5,
+numpy and other buffer-backed data carried out-of-band, so a large array is copied once
+into shared memory and read back as a zero-copy, read-only view.
+
+* frames: `[inband_pickle, buffer0, buffer1, ...]` — sent as zmq frames for inline values.
+* shared-memory layout: `u32 nframes, u32 pad, u64 len[n]`, then each frame at a 64-byte
+  aligned offset.
+
+Failures: `SerializationError` (a TypeError) naming what could not be pickled.
+Thread-safe (no shared state besides the per-thread ref collectors of object_ref).
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+
+import cloudpickle
+
+from ..errors import SerializationError
+from ..object_ref import collect_contained, collect_received
+
+ALIGN = 64
+_FAST_TYPES = frozenset({type(None), bool, int, float, str, bytes})
+
+
+def serialize(value) -> tuple[list, list]:
+    """Returns (frames, contained refs as [[oid, owner], ...])."""
+    if type(value) in _FAST_TYPES:
+        return [pickle.dumps(value, 5)], []
+    buffers: list = []
+    with collect_contained() as contained:
+        try:
+            inband = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        except Exception as exc:  # noqa: BLE001 - re-raised typed, with the cause
+            raise SerializationError(f"cannot serialize {_describe(value)}: {exc}") from exc
+    if buffers:
+        return [inband, *[b.raw() for b in buffers]], contained
+    return [inband], contained
+
+
+def deserialize(frames: list, received: list | None = None):
+    """Rebuilds a value from frames; refs found inside are appended to `received`."""
+    if received is None:
+        if len(frames) == 1:
+            return pickle.loads(frames[0])
+        return pickle.loads(frames[0], buffers=frames[1:])
+    with collect_received() as got:
+        value = pickle.loads(frames[0], buffers=frames[1:]) if len(frames) > 1 else pickle.loads(frames[0])
+    received.extend(got)
+    return value
+
+
+def frames_size(frames: list) -> int:
+    return sum(len(f) if isinstance(f, bytes) else f.nbytes for f in frames)
+
+
+def shm_layout(frames: list) -> tuple[int, list]:
+    """Returns (total size, chunks to write back to back) for the shared-memory format."""
+    lengths = [len(f) if isinstance(f, bytes) else f.nbytes for f in frames]
+    header = struct.pack(f"<II{len(lengths)}Q", len(lengths), 0, *lengths)
+    chunks = [header]
+    pos = len(header)
+    for frame, length in zip(frames, lengths, strict=True):
+        pad = -pos % ALIGN
+        if pad:
+            chunks.append(bytes(pad))
+            pos += pad
+        chunks.append(frame)
+        pos += length
+    return pos, chunks
+
+
+def frames_from_shm(view) -> list:
+    """Slices the frames back out of a shared-memory view (no copies)."""
+    (count,) = struct.unpack_from("<I", view, 0)
+    lengths = struct.unpack_from(f"<{count}Q", view, 8)
+    pos = 8 + 8 * count
+    frames = []
+    for length in lengths:
+        pos += -pos % ALIGN
+        frames.append(view[pos : pos + length])
+        pos += length
+    return frames
+
+
+def _describe(value) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def dumps_function(fn) -> bytes:
+    try:
+        return cloudpickle.dumps(fn, protocol=5)
+    except Exception as exc:  # noqa: BLE001
+        raise SerializationError(f"cannot serialize function {getattr(fn, '__name__', fn)!r}: {exc}") from exc

@@ -1,0 +1,124 @@
+"""The `ownrun` command line: help, version, the error policy, and `ownrun bench --quick`."""
+import importlib.metadata
+import json
+import sys
+import types
+
+import pytest
+from ownrun import engine
+from ownrun.apps.bench import micro
+from ownrun.cli.main import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), prog_name="ownrun")
+
+
+@pytest.fixture(autouse=True)
+def no_debug_env(monkeypatch):
+    monkeypatch.delenv("OWNRUN_DEBUG", raising=False)
+
+
+def bench_raises(monkeypatch, exc: BaseException) -> None:
+    def fail(**kwargs):
+        raise exc
+
+    monkeypatch.setattr(micro, "main", fail)
+
+
+def test_version_prints_the_installed_version():
+    result = invoke("version")
+    assert result.exit_code == 0
+    assert result.output.strip() == f"ownrun {importlib.metadata.version('ownrun')}"
+
+
+def test_help_lists_every_command():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert "bench" in result.output and "version" in result.output
+
+
+def test_no_arguments_shows_help():
+    result = invoke()
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+@pytest.mark.parametrize("args", [["--bogus"], ["bench", "--bogus"], ["no-such-command"]])
+def test_bad_usage_is_a_one_line_error_with_exit_code_2(args):
+    result = invoke(*args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error:") and "--help" in lines[0]
+
+
+def test_unexpected_exception_is_one_line_without_traceback(monkeypatch):
+    bench_raises(monkeypatch, RuntimeError("boom\nsecond line"))
+    result = invoke("bench")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: unexpected RuntimeError: boom (run 'ownrun --debug ...' for the traceback)"
+    ]
+
+
+def test_debug_flag_shows_the_traceback(monkeypatch):
+    bench_raises(monkeypatch, RuntimeError("boom"))
+    result = invoke("--debug", "bench")
+    assert result.exit_code == 1
+    assert "Traceback" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: unexpected RuntimeError")
+
+
+def test_engine_errors_are_matched_by_base_class_and_exit_3_with_remote_cause(monkeypatch):
+    errors = types.ModuleType("ownrun.engine.errors")
+
+    class EngineError(Exception):
+        pass
+
+    class TaskError(EngineError):
+        pass
+
+    errors.EngineError = EngineError
+    monkeypatch.setitem(sys.modules, "ownrun.engine.errors", errors)
+    remote = "task f failed:\nTraceback (most recent call last):\n  ...\nValueError: bad input\n"
+    bench_raises(monkeypatch, TaskError(remote))
+    result = invoke("bench")
+    assert result.exit_code == 3
+    assert result.output.strip() == "error: TaskError: task f failed: ValueError: bad input"
+
+
+def test_missing_file_is_one_line_with_exit_code_5(monkeypatch):
+    bench_raises(monkeypatch, FileNotFoundError(2, "No such file", "/nowhere/x.json"))
+    result = invoke("bench")
+    assert result.exit_code == 5
+    assert result.output.strip() == "error: file not found: /nowhere/x.json"
+
+
+def test_failed_benchmarks_make_bench_exit_1(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_main(**kwargs):
+        seen.update(kwargs)
+        return 1
+
+    monkeypatch.setattr(micro, "main", fake_main)
+    result = invoke("bench", "--quick", "--json", str(tmp_path / "out.json"))
+    assert result.exit_code == 1
+    assert seen["quick"] is True and seen["json_path"] == tmp_path / "out.json"
+
+
+@pytest.mark.skipif(not hasattr(engine, "init"), reason="ownrun.engine.init() has not landed yet")
+@pytest.mark.timeout(600)
+def test_bench_quick_runs_every_benchmark_without_errors(tmp_path):
+    out = tmp_path / "micro.json"
+    result = invoke("bench", "--quick", "--json", str(out))
+    rows = json.loads(out.read_text())["results"]
+    errors = [f"{r['bench']}: {r['notes']}" for r in rows if r["status"] == "error"]
+    assert not errors, result.output
+    assert result.exit_code == 0, result.output
+    assert {r["bench"] for r in rows if r["status"] == "ok"} >= {"init: wall time"}
+    assert not engine.is_initialized()
