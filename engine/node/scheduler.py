@@ -172,6 +172,13 @@ class LeaseScheduler:
         if not self.pending:
             return
         kept: deque[LeaseRequest] = deque()
+        # Requests from owners blocked in get() go first: their children finishing is what
+        # frees the node (depth-first), instead of starting yet more blocked parents.
+        blocked = {w.address for w in self.workers.values() if w.blocked}
+        if blocked:
+            first = [r for r in self.pending if r.owner_addr in blocked]
+            if first:
+                self.pending = deque(first + [r for r in self.pending if r.owner_addr not in blocked])
         while self.pending:
             req = self.pending.popleft()
             if not self._fits(req.resources):

@@ -289,6 +289,9 @@ class CoreWorker:
         frames, contains = serialization.serialize(value)
         size = serialization.frames_size(frames)
         oid = self.next_id() + b"\0\0\0\0"
+        if self.ref_ops:  # free what was dropped first, so its memory can be reused
+            with self.lock:
+                self._apply_ref_ops()
         if size < self.inline_threshold:
             stored = inline_value([bytes(f) if not isinstance(f, bytes) else f for f in frames], size)
         else:
