@@ -28,6 +28,9 @@ _unpackb = msgpack.unpackb
 
 # How many messages may queue to one peer before sends to it are dropped.
 PEER_QUEUE_LIMIT = 200_000
+# Plain ints: pyzmq's IntFlag members cost an Enum call per use on the hot path (profiled).
+_NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE = int(zmq.SNDMORE)
 
 
 def pack(header: list) -> bytes:
@@ -81,7 +84,9 @@ class Transport:
             if sock is None:
                 sock = self._connect(address)
             try:
-                sock.send_multipart(frames, flags=zmq.NOBLOCK)
+                last = len(frames) - 1
+                for i, frame in enumerate(frames):
+                    sock.send(frame, _NOBLOCK | _SNDMORE if i < last else _NOBLOCK, copy=len(frame) < 65536)
                 return True
             except zmq.Again:
                 return False
@@ -142,7 +147,7 @@ class Transport:
         recv = self._inbox.recv_multipart
         for _ in range(limit):
             try:
-                messages.append(recv(zmq.NOBLOCK))
+                messages.append(recv(_NOBLOCK))
             except zmq.Again:
                 return
 
