@@ -30,7 +30,8 @@ def main() -> None:
     import numpy  # noqa: F401
     import zmq  # noqa: F401
 
-    from ..worker import worker_main
+    from ..store import arena_client  # noqa: F401
+    from ..worker import core_worker, executor, worker_main  # noqa: F401
 
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(write_fd)
