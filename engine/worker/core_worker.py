@@ -658,11 +658,20 @@ class CoreWorker:
         self.refs.process_died(address, out)
         if out:
             self._carry_out(out)
+        self._fail_objects_of_dead_owner(address, reason)
         for entry in self.submitter.worker_died(worker_id):
             self._retry_or_fail(entry, reason)
         for actor in list(self.actors.values()):
             if actor.worker_id == worker_id:
                 actor.died(self, reason)
+
+    def _fail_objects_of_dead_owner(self, owner: str, reason: str) -> None:
+        """Fate-sharing: objects owned by a dead process fail with OwnerDiedError. Lock held."""
+        for ref in list(self.refs.refs.values()):
+            if ref.owner == owner and not ref.owned and ref.value is None:
+                exc = errors.OwnerDiedError(f"object {ref.oid.hex()} is lost: its owner {owner} died "
+                                            f"({reason})")
+                self._store_value(ref.oid, error_value(serialization.serialize(exc)[0]), None, None)
 
     def _retry_or_fail(self, entry: TaskEntry, reason: str) -> None:
         if entry.cancelled:
