@@ -118,7 +118,7 @@ class ActorState:
         core._fail_task(entry, error_value(serialization.serialize(exc)[0]))
 
     def kill(self, core, reason: str = "killed by engine.kill()") -> None:
+        """Kills the actor's process; calls from here fail at once, not when the kill lands."""
         if self.worker_id is not None and self.dead_reason is None:
             core.transport.send(core.daemon_address, [pack([P.KILL_WORKER, self.worker_id, reason])])
-        elif self.worker_id is None:
-            self.died(core, reason)
+        self.died(core, reason)

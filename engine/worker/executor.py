@@ -100,6 +100,9 @@ class Executor:
                 if self.exiting and not self.queue:
                     return
                 h, frames = self.queue.popleft()
+            if h[4] == ACTOR_METHOD and (self.pool is not None or self.loop is not None):
+                self.on_push(h, frames)  # arrived before the constructor set up concurrency
+                continue
             self.execute(h, frames)
 
     # ---- one task -------------------------------------------------------------------------------
@@ -140,7 +143,7 @@ class Executor:
     def execute(self, h, frames) -> None:
         task_id, name, kind = h[2], h[3], h[4]
         received: list = []
-        results = None
+        results = args = kwargs = value = None
         self.running[task_id] = threading.get_ident()
         token = task_context.enter(task_id, name, self.actor_id)
         try:
@@ -151,7 +154,6 @@ class Executor:
             else:
                 value = fn(*args, **kwargs)
                 results = _split_returns(value, h[7])
-            del args, kwargs
         except errors.TaskCancelledError:
             results = _CancelledMarker(name)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the owner
@@ -159,10 +161,15 @@ class Executor:
                 self.actor_error = f"the actor's constructor raised {type(exc).__name__}: {exc}"
             results = _failure(name, exc)
         finally:
+            # Drop our references before the borrowed-ref report: it must see only what the
+            # task itself kept.
+            args = kwargs = value = fn = None
             self.running.pop(task_id, None)
             task_context.exit(token)
+        box = [results]
+        results = None
         try:
-            self._reply(h, results, received)
+            self._reply(h, box, received)
         except errors.TaskCancelledError:
             self._reply_error(h, errors.TaskCancelledError(f"task {name} was cancelled"), received)
         if task_id in self.cancelled:
@@ -180,12 +187,14 @@ class Executor:
                 if inspect.isawaitable(value):
                     value = await value
                 results = _split_returns(value, h[7])
-                del args, kwargs
         except BaseException as exc:  # noqa: BLE001
             results = _failure(name, exc)
         finally:
+            args = kwargs = value = fn = None
             task_context.exit(token)
-        self._reply(h, results, received)
+        box = [results]
+        results = None
+        self._reply(h, box, received)
 
     def _create_actor(self, cls, args, kwargs, options: dict):
         self.actor_id = options.get("actor_id")
@@ -206,7 +215,9 @@ class Executor:
         return None
 
     # ---- replies --------------------------------------------------------------------------------
-    def _reply(self, h, results, received: list) -> None:
+    def _reply(self, h, box: list, received: list) -> None:
+        """Sends the task's results; `box` holds them so that we drop the last reference."""
+        results = box.pop()
         caller, task_id = h[1], h[2]
         core = self.core
         metas, frames, contains_all = [], [], []
@@ -270,7 +281,17 @@ def _failure(name: str, exc: BaseException) -> list:
     else:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         err = errors.TaskError(name, tb, exc)
+    _drop_tracebacks(exc)
     return [_Failure(err)]
+
+
+def _drop_tracebacks(exc: BaseException | None) -> None:
+    """Tracebacks hold the task's frames and so its arguments (borrowed refs): drop them."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
 
 
 def _serialize_error(err: BaseException) -> list:
