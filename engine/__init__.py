@@ -13,6 +13,7 @@
 The API keeps Ray Core's names and semantics (DESIGN.md §8).
 """
 
+from . import kv
 from .api import (
     ActorClass,
     ActorHandle,
@@ -55,4 +56,5 @@ __all__ = [
     "EngineError", "TaskError", "WorkerCrashedError", "GetTimeoutError", "TaskCancelledError",
     "ActorDiedError", "ObjectStoreFullError", "ObjectLostError", "OwnerDiedError", "ObjectFreedError",
     "RuntimeNotInitializedError", "SerializationError", "NodeUnreachableError",
+    "kv",
 ]

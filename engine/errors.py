@@ -85,6 +85,10 @@ class ObjectLostError(EngineError):
     """An object's copies are gone and it cannot be rebuilt."""
 
 
+class ObjectReconstructionFailedError(ObjectLostError):
+    """A lost object could not be rebuilt: its task has no retries left."""
+
+
 class OwnerDiedError(ObjectLostError):
     """The process that owned an object died; the object died with it (fate-sharing)."""
 

@@ -7,16 +7,20 @@ crashed earlier session left (its processes are gone but files remain).
 
 The daemons watch the driver's pid, so a driver killed with SIGKILL still leaves nothing
 behind. Failures: `RuntimeError` naming the process that did not start, with its log.
-Not thread-safe (called from `init`/`shutdown`).
+Not thread-safe (called from `init`/`shutdown`), except the head's restart: a daemon thread
+started by `start()` waits on the head process and, unless the cluster is stopping, restarts
+it on the same port and session directory (`restart_head`, serialized by `_head_lock`).
 """
 
 from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 
@@ -26,6 +30,9 @@ from .util import process_tools
 
 SESSION_ROOT = os.environ.get("OWNRUN_SESSION_ROOT", "/tmp/ownrun")
 KEEP_OLD_SESSIONS = 5
+HEAD_RESTART_ATTEMPTS = 5  # consecutive failed restarts before the supervisor gives up
+
+log = logging.getLogger("ownrun.session")
 
 
 def default_object_store_memory() -> int:
@@ -82,18 +89,21 @@ class LocalCluster:
         self.head_address: str | None = None
         self.node_addresses: list[str] = []
         self.node_ids: list[str] = []
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen] = []  # procs[0] is the head (replaced on restart)
+        self.head_port: int | None = None
+        self._head_lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._head_supervisor: threading.Thread | None = None
 
     def start(self, timeout: float = 30.0) -> None:
         cleanup_stale_sessions()
         os.makedirs(os.path.join(self.session_dir, "logs"), exist_ok=True)
         parent = str(os.getpid())
-        head_log = os.path.join(self.session_dir, "logs", "head.log")
-        head = process_tools.spawn("ownrun.engine.head.server",
-                                   ["--session-dir", self.session_dir, "--parent-pid", parent], head_log)
+        head = self._spawn_head([])
         self.procs.append(head)
         try:
-            self.head_address = process_tools.wait_ready(head, "the head", head_log, timeout)
+            self.head_address = process_tools.wait_ready(head, "the head", self._head_log(), timeout)
+            self.head_port = int(self.head_address.rpartition(":")[2])
             pending = []
             for index in range(self.num_nodes):
                 node_id = f"node{index}-{uuid.uuid4().hex[:6]}"
@@ -113,6 +123,61 @@ class LocalCluster:
         except BaseException:
             self.stop(None)
             raise
+        self._head_supervisor = threading.Thread(target=self._supervise_head, name="ownrun-head-supervisor",
+                                                 daemon=True)
+        self._head_supervisor.start()
+
+    # ---- head restarts (head supervision) ----------------------------------------------
+    def _head_log(self) -> str:
+        return os.path.join(self.session_dir, "logs", "head.log")
+
+    def _spawn_head(self, extra: list[str]) -> subprocess.Popen:
+        return process_tools.spawn("ownrun.engine.head.server", [
+            "--session-dir", self.session_dir, "--parent-pid", str(os.getpid()), *extra], self._head_log())
+
+    def restart_head(self, timeout: float = 30.0) -> str:
+        """Replaces the head (killed first if still running) by a new head process on the same
+        port and session directory, which reloads its tables from head.sqlite3. Returns its
+        address (unchanged). Raises `RuntimeError` if it does not start or the cluster is stopping."""
+        with self._head_lock:
+            if self._stopping.is_set():
+                raise RuntimeError("the cluster is stopping: the head is not restarted")
+            old = self.procs[0]
+            if old.poll() is None:
+                old.kill()
+                old.wait()
+            head = self._spawn_head(["--port", str(self.head_port)])
+            self.procs[0] = head
+            address = process_tools.wait_ready(head, "the restarted head", self._head_log(), timeout)
+            if address != self.head_address:
+                head.kill()
+                raise RuntimeError(f"the restarted head bound {address}, not {self.head_address}")
+            self._write_session()
+            log.info("head restarted at %s (pid %d)", address, head.pid)
+            return address
+
+    def _supervise_head(self) -> None:
+        """Runs in a daemon thread: restarts the head whenever it exits, until `stop`."""
+        failures = 0
+        while not self._stopping.is_set():
+            self.procs[0].wait()
+            with self._head_lock:
+                if self._stopping.is_set():
+                    return
+                if self.procs[0].poll() is None:
+                    continue  # someone already restarted it
+                log.warning("the head exited with code %s; restarting it", self.procs[0].returncode)
+                try:
+                    self.restart_head()
+                    failures = 0
+                except Exception:  # noqa: BLE001 - retried, then given up with a log line
+                    failures += 1
+                    log.exception("head restart failed (%d/%d)", failures, HEAD_RESTART_ATTEMPTS)
+                    if failures >= HEAD_RESTART_ATTEMPTS:
+                        log.error("giving up restarting the head; see %s", self._head_log())
+                        return
+            if failures:
+                self._stopping.wait(min(0.2 * 2 ** failures, 3.0))  # back-off, cut short by stop
 
     def _write_session(self) -> None:
         with open(os.path.join(self.session_dir, "session.json"), "w") as f:
@@ -121,6 +186,8 @@ class LocalCluster:
 
     def stop(self, transport, timeout: float = 10.0) -> None:
         """Asks the daemons to stop (they kill their workers and unlink their stores), then the head."""
+        with self._head_lock:
+            self._stopping.set()  # no head restart starts after this
         if transport is not None:
             for address in self.node_addresses:
                 transport.send(address, [pack([P.SHUTDOWN_NODE])])
@@ -133,6 +200,8 @@ class LocalCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self._head_supervisor is not None and self._head_supervisor is not threading.current_thread():
+            self._head_supervisor.join(max(0.1, deadline - time.monotonic()))
         for shm in glob.glob(f"/dev/shm/ownrun-{os.path.basename(self.session_dir)}-*"):
             try:
                 os.unlink(shm)

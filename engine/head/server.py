@@ -1,14 +1,23 @@
 """The head: cluster membership, the actor directory and a key-value store (§2, §5).
 
-Owns the node table, the actor table (ids, names, addresses, states) and the KV store
-applications use for checkpoints. It is never on the task path: owners push tasks to
-workers directly; the head only hears about nodes, actors and KV operations, and counts
-every request it serves so tests can prove that (HEAD_STATS).
+Owns the request handling for the node table, the actor table (ids, names, addresses,
+states), the KV store applications use for checkpoints, and the jobs table; the tables
+themselves live in `tables.HeadTables`, persisted in `<session_dir>/head.sqlite3`. A head
+started on a session directory that already has that file is a restart: it resumes with
+the nodes, actors, KV pairs and jobs it had, and answers lookups of actors that were alive.
+Every write is committed before the reply, so an acknowledged KV put survives a SIGKILL.
+
+It is never on the task path: owners push tasks to workers directly; the head only hears
+about nodes, actors and KV operations, and counts every request it serves so tests can
+prove that (HEAD_STATS; the counts restart at zero with the process).
 
 Runs as its own process (`python -m ownrun.engine.head.server`), one thread. Lookups of
-an actor that is still starting are answered when it becomes alive or dies (long poll).
-Failures: an unknown request type is logged and answered with an error; the head exits
-when its parent (the embedded cluster's driver) dies.
+an actor that is still starting are answered when it becomes alive or dies (long poll;
+waiting lookups are lost with the process, and their callers time out and retry).
+`--port` binds a fixed port so a restarted head keeps its address (clients' PUSH sockets
+reconnect by themselves). Failures: an unknown request type is logged; a request that
+raises is answered with an error; the head exits when its parent (the embedded cluster's
+driver) dies, marking that driver's job FINISHED.
 """
 
 from __future__ import annotations
@@ -16,23 +25,27 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-import time
 
 from ..rpc import protocol as P
 from ..rpc.transport import Transport, pack, unpack
 from ..util import process_tools
+from .tables import HeadTables
 
 log = logging.getLogger("ownrun.head")
 
+# Requests whose header carries [kind, req_id, reply_addr, ...] (answered on failure too).
+_REQUESTS = frozenset({P.REGISTER_NODE, P.ACTOR_REGISTER, P.ACTOR_LOOKUP, P.KV_PUT, P.KV_GET,
+                       P.KV_DELETE, P.KV_LIST, P.HEAD_STATS})
+
 
 class Head:
-    def __init__(self, transport: Transport):
+    """Handles head requests against `tables`. Not thread-safe: the head's one thread."""
+
+    def __init__(self, transport: Transport, tables: HeadTables):
         self.transport = transport
-        self.nodes: dict[str, dict] = {}
-        self.actors: dict[bytes, dict] = {}
-        self.names: dict[str, bytes] = {}
-        self.kv: dict[bytes, bytes] = {}
+        self.tables = tables
         self.lookups_waiting: dict[bytes, list] = {}  # actor id -> [(addr, req_id)]
         self.requests_served = 0
         self.requests_by_type: dict[int, int] = {}
@@ -60,81 +73,67 @@ class Head:
         if handler is None:
             log.warning("unknown message type %s", kind)
             return
-        handler(header)
+        try:
+            handler(header)
+        except Exception as exc:
+            if kind not in _REQUESTS or len(header) < 3:
+                raise
+            log.exception("request type %s failed", kind)
+            self.reply(header[2], header[1], [type(exc).__name__, f"head: {exc}"], ok=False)
 
     def on_register_node(self, h) -> None:
         _, req_id, addr, node_id, info = h
-        self.nodes[node_id] = dict(info, address=addr, alive=True, registered=time.time())
+        self.tables.register_node(node_id, addr, info)
         self.reply(addr, req_id, True)
 
     def on_actor_register(self, h) -> None:
         _, req_id, addr, actor_id, name, info = h
-        if name:
-            existing = self.names.get(name)
-            if existing is not None and self.actors[existing]["state"] != "DEAD":
-                self.reply(addr, req_id, f"an actor named {name!r} already exists", ok=False)
-                return
-            self.names[name] = actor_id
-        self.actors[actor_id] = dict(info, name=name, state="PENDING", address=None, reason=None)
-        self.reply(addr, req_id, True)
+        error = self.tables.register_actor(actor_id, name, info)
+        if error is not None:
+            self.reply(addr, req_id, error, ok=False)
+        else:
+            self.reply(addr, req_id, True)
 
     def on_actor_update(self, h) -> None:
         _, actor_id, state, address, reason, worker_id = h
-        actor = self.actors.get(actor_id)
-        if actor is None:
-            return
-        if actor["state"] == "DEAD":
-            return
-        actor.update(state=state, reason=reason)
-        if address:
-            actor["address"] = address
-            actor["worker_id"] = worker_id
-        if state in ("ALIVE", "DEAD"):
+        record = self.tables.update_actor(actor_id, state, address, reason, worker_id)
+        if record is not None and record.settled():
             for addr, req_id in self.lookups_waiting.pop(actor_id, []):
-                self.reply(addr, req_id, self._actor_view(actor_id))
-
-    def _actor_view(self, actor_id: bytes) -> dict:
-        a = self.actors[actor_id]
-        return {"actor_id": actor_id, "state": a["state"], "address": a["address"],
-                "reason": a["reason"], "worker_id": a.get("worker_id"),
-                "info": {"class_name": a.get("class_name"), "methods": a.get("methods")}}
+                self.reply(addr, req_id, record.view())
 
     def on_actor_lookup(self, h) -> None:
         _, req_id, addr, key = h
-        actor_id = self.names.get(key) if isinstance(key, str) else key
-        if actor_id is None or actor_id not in self.actors:
+        record = self.tables.find_actor(key)
+        if record is None:
             self.reply(addr, req_id, None)
-            return
-        if self.actors[actor_id]["state"] in ("ALIVE", "DEAD"):
-            self.reply(addr, req_id, self._actor_view(actor_id))
+        elif record.settled():
+            self.reply(addr, req_id, record.view())
         else:
-            self.lookups_waiting.setdefault(actor_id, []).append((addr, req_id))
+            self.lookups_waiting.setdefault(record.actor_id, []).append((addr, req_id))
 
     def on_kv_put(self, h) -> None:
         _, req_id, addr, key, value, overwrite = h
-        if not overwrite and key in self.kv:
-            self.reply(addr, req_id, False)
-            return
-        self.kv[key] = value
-        self.reply(addr, req_id, True)
+        self.reply(addr, req_id, self.tables.kv_put(key, value, overwrite))
 
     def on_kv_get(self, h) -> None:
         _, req_id, addr, key = h
-        self.reply(addr, req_id, self.kv.get(key))
+        self.reply(addr, req_id, self.tables.kv_get(key))
 
     def on_kv_delete(self, h) -> None:
         _, req_id, addr, key = h
-        self.reply(addr, req_id, self.kv.pop(key, None) is not None)
+        self.reply(addr, req_id, self.tables.kv_delete(key))
 
     def on_kv_list(self, h) -> None:
         _, req_id, addr, prefix = h
-        self.reply(addr, req_id, sorted(k for k in self.kv if k.startswith(prefix)))
+        self.reply(addr, req_id, self.tables.kv_list(prefix))
 
     def on_stats(self, h) -> None:
         _, req_id, addr = h
         self.reply(addr, req_id, {"requests": self.requests_served,
                                   "by_type": self.requests_by_type,
-                                  "nodes": len(self.nodes), "actors": len(self.actors)})
+                                  "nodes": len(self.tables.nodes),
+                                  "actors": len(self.tables.actors),
+                                  "incarnation": self.tables.incarnation})
 
 
 def main(argv=None) -> None:
@@ -144,23 +143,49 @@ def main(argv=None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
+    tables = HeadTables.open(args.session_dir)  # before READY: a bad file fails start-up
+    job_id = f"driver-{args.parent_pid}" if args.parent_pid else None
+    if job_id is not None:
+        tables.add_job(job_id, None, args.parent_pid)
     transport = Transport(args.host, args.port)
     process_tools.announce_ready(transport.address, os.path.join(args.session_dir, "logs", "head.log"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s head %(levelname)s %(message)s")
-    head = Head(transport)
+    log.info("head incarnation %d serving at %s (%d nodes, %d actors loaded)",
+             tables.incarnation, transport.address, len(tables.nodes), len(tables.actors))
+    head = Head(transport, tables)
     parent_fd = process_tools.watch_parent(transport, args.parent_pid)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    try:
+        serve(head, parent_fd)
+    except _Stop:
+        log.info("asked to stop (SIGTERM)")
+    if job_id is not None:
+        tables.finish_job(job_id)
+    transport.close()
+    tables.close()
+    sys.exit(0)
+
+
+class _Stop(BaseException):
+    """Raised in the head's thread by SIGTERM (a clean stop: the driver's shutdown)."""
+
+
+def _stop_on_signal(signum, frame) -> None:
+    raise _Stop
+
+
+def serve(head: Head, parent_fd: int | None) -> None:
+    """Serves requests until the parent process exits."""
     while True:
-        messages, tokens = transport.poll(1000)
+        messages, tokens = head.transport.poll(1000)
         if tokens and parent_fd is not None:
-            log.info("parent %d exited; head stops", args.parent_pid)
-            break
+            log.info("parent exited; head stops")
+            return
         for frames in messages:
             try:
                 head.handle(frames)
             except Exception:  # noqa: BLE001 - a bad message must not kill the head
                 log.exception("failed to handle a message")
-    transport.close()
-    sys.exit(0)
 
 
 if __name__ == "__main__":

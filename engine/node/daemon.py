@@ -24,6 +24,7 @@ import time
 
 from ..rpc import protocol as P
 from ..rpc.transport import Transport, pack, unpack
+from ..store.arena_client import ArenaClient
 from ..store.object_store import ObjectStore
 from ..util import process_tools
 from .scheduler import LeaseRequest, LeaseScheduler
@@ -58,6 +59,18 @@ class NodeDaemon:
         self.kill_reasons: dict[bytes, str] = {}
         self.object_owner: dict[bytes, str] = {}
         self.owned_objects: dict[str, set] = {}
+        self.address = transport.address
+        self.arena = ArenaClient()
+        self.pulls: dict[bytes, list] = {}  # oid -> [(client addr, req_id, worker_id)] waiting
+        self.incoming: dict[bytes, list] = {}  # oid -> [placement, bytes received]
+        self.copies: dict[bytes, set] = {}  # oid -> daemons that pulled a copy from us
+        self.pull_sources: dict[bytes, str] = {}  # oid being pulled -> source daemon
+        self.dead_daemons: set[str] = set()
+        self.view: dict[str, dict] = {}  # the head's cluster view: node_id -> info
+        self.clients_added: list = []
+        self.clients_removed: list = []
+        self.heartbeat_period = float(self.config.get("heartbeat_period", 0.1))
+        self.current_frames: list = []
         self.running = True
         self.zygote = self._start_zygote()
         self.zygote_buf = b""
@@ -78,6 +91,11 @@ class NodeDaemon:
             P.LOG_LINES: self.on_log_lines,
             P.NODE_STATS: self.on_stats,
             P.SHUTDOWN_NODE: self.on_shutdown,
+            P.OBJ_PULL: self.on_obj_pull,
+            P.OBJ_CHUNK: self.on_obj_chunk,
+            P.CLUSTER_VIEW: self.on_cluster_view,
+            P.NODE_DIED: self.on_node_died,
+            P.WORKER_DIED: self.on_remote_worker_died,
         }
 
     # ---- the zygote ----------------------------------------------------------------------
@@ -128,7 +146,7 @@ class NodeDaemon:
     def apply(self, decisions) -> None:
         for req, worker in decisions.grants:
             self.transport.send(req.owner_addr, [pack([P.LEASE_GRANTED, req.request_id, worker.worker_id,
-                                                       worker.address, self.node_id])])
+                                                       worker.address, self.node_id, self.address, None])])
         self.start_workers(decisions.start)
         for worker_id in decisions.stop:
             w = self.scheduler.workers.get(worker_id)
@@ -141,6 +159,7 @@ class NodeDaemon:
     def _add_client(self, addr, worker_id, pid, kind) -> None:
         fd = process_tools.pidfd(pid) if kind == "driver" else None
         self.clients[addr] = Client(addr, worker_id, pid, kind, fd)
+        self.clients_added.append(addr)
         if fd is not None:
             self.transport.watch_fd(fd, ("client", addr))
 
@@ -170,8 +189,12 @@ class NodeDaemon:
         addr = w.address if w is not None else None
         if addr is not None:
             self._client_gone(addr)
+            notice = [pack([P.WORKER_DIED, worker_id, addr, reason])]
             for client in list(self.clients.values()):
-                self.transport.send(client.address, [pack([P.WORKER_DIED, worker_id, addr, reason])])
+                self.transport.send(client.address, notice)
+            for node in self.view.values():  # other nodes' processes may own or borrow here
+                if node["address"] != self.address and node.get("alive", True):
+                    self.transport.send(node["address"], notice)
         self.apply(decisions)
 
     def _client_gone(self, addr: str) -> None:
@@ -179,6 +202,7 @@ class NodeDaemon:
         client = self.clients.pop(addr, None)
         if client is None:
             return
+        self.clients_removed.append(addr)
         if client.pidfd is not None:
             self.transport.unwatch_fd(client.pidfd)
             os.close(client.pidfd)
@@ -202,13 +226,41 @@ class NodeDaemon:
 
     # ---- leases --------------------------------------------------------------------------
     def on_lease_request(self, h) -> None:
-        _, owner_addr, owner_id, request_id, resources, for_actor = h
+        _, owner_addr, owner_id, request_id, resources, for_actor = h[:6]
+        hops = h[6] if len(h) > 6 else 0
         if not self.scheduler.feasible(resources):
-            self.transport.send(owner_addr, [pack([P.LEASE_GRANTED, request_id, None,
-                                                   f"no node can satisfy resources {resources}; "
-                                                   f"this node has {self.resources}", self.node_id])])
+            target = self._spill_target(resources, need_available=False)
+            if target is not None:
+                self._spill(owner_addr, request_id, target)
+            else:
+                self.transport.send(owner_addr, [pack([P.LEASE_GRANTED, request_id, None,
+                                                       f"no node can satisfy resources {resources}; "
+                                                       f"this node has {self.resources}", self.node_id,
+                                                       self.address, None])])
             return
+        if hops == 0 and not self.scheduler.fits_now(resources):
+            target = self._spill_target(resources, need_available=True)
+            if target is not None:
+                self._spill(owner_addr, request_id, target)
+                return
         self.apply(self.scheduler.request(LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor)))
+
+    def _spill_target(self, resources: dict, need_available: bool) -> str | None:
+        """Another live node whose resources (free ones, if asked) fit the request."""
+        best, best_free = None, -1.0
+        for node_id, node in self.view.items():
+            if node_id == self.node_id or not node.get("alive", True):
+                continue
+            pool = node["available"] if need_available else node["total"]
+            if all(pool.get(k, 0) >= v - 1e-9 for k, v in resources.items() if v > 0):
+                free = node["available"].get("CPU", 0)
+                if free > best_free:
+                    best, best_free = node["address"], free
+        return best
+
+    def _spill(self, owner_addr: str, request_id: int, target: str) -> None:
+        self.transport.send(owner_addr, [pack([P.LEASE_GRANTED, request_id, None, None, self.node_id,
+                                               self.address, target])])
 
     def on_lease_return(self, h) -> None:
         self.apply(self.scheduler.lease_returned(h[1]))
@@ -244,24 +296,143 @@ class NodeDaemon:
             log.warning("seal of %s by %s ignored: %s", h[2].hex(), h[1].hex(), exc)
 
     def on_obj_get(self, h) -> None:
-        _, req_id, addr, oid, worker_id = h
+        _, req_id, addr, oid, worker_id = h[:5]
+        source = h[5] if len(h) > 5 else None
         placement = self.store.get(oid, worker_id)
-        if placement is None:
-            self.reply(addr, req_id, None)
-        else:
+        if placement is not None:
             self.reply(addr, req_id, list(placement))
+        elif source in self.dead_daemons:
+            self.reply(addr, req_id, None)
+        elif source and source != self.address and oid not in self.incoming:
+            waiting = self.pulls.get(oid)
+            if waiting is None:
+                self.pulls[oid] = [(addr, req_id, worker_id)]
+                self.pull_sources[oid] = source
+                self.transport.send(source, [pack([P.OBJ_PULL, self.address, oid])])
+            else:
+                waiting.append((addr, req_id, worker_id))
+        elif oid in self.incoming:
+            self.pulls.setdefault(oid, []).append((addr, req_id, worker_id))
+        else:
+            self.reply(addr, req_id, None)
+
+    # ---- transfer between nodes (pull-based, chunked) --------------------------------------
+    def on_obj_pull(self, h) -> None:
+        requester, oid = h[1], h[2]
+        placement = self.store.get(oid, b"transfer")
+        if placement is None:
+            self.transport.send(requester, [pack([P.OBJ_CHUNK, oid, 0, -1])])
+            return
+        try:
+            data = self.store.read(oid)
+            total = placement.size
+            for offset in range(0, max(total, 1), P.CHUNK_SIZE):
+                chunk = bytes(data[offset:offset + P.CHUNK_SIZE])
+                self.transport.send(requester, [pack([P.OBJ_CHUNK, oid, offset, total]), chunk])
+            self.copies.setdefault(oid, set()).add(requester)
+        finally:
+            self.store.release(oid, b"transfer")
+
+    def on_obj_chunk(self, h) -> None:
+        oid, offset, total = h[1], h[2], h[3]
+        if total < 0:
+            self._finish_pull(oid, ok=False)
+            return
+        data = self.current_frames[1]
+        state = self.incoming.get(oid)
+        if state is None:
+            if offset != 0:
+                return
+            try:
+                placement = self.store.create(oid, total, b"transfer", primary=False)
+            except Exception:  # noqa: BLE001 - store full: the readers get "not found"
+                log.exception("cannot receive object %s", oid.hex())
+                self._finish_pull(oid, ok=False)
+                return
+            state = self.incoming[oid] = [placement, 0]
+        if not state[0].exists:
+            self.arena.write(state[0], [data], offset=offset)
+        state[1] += len(data)
+        if state[1] >= total:
+            del self.incoming[oid]
+            self.store.seal(oid, b"transfer")
+            self._finish_pull(oid, ok=True)
+
+    def _finish_pull(self, oid: bytes, ok: bool) -> None:
+        self.pull_sources.pop(oid, None)
+        for addr, req_id, worker_id in self.pulls.pop(oid, []):
+            placement = self.store.get(oid, worker_id) if ok else None
+            self.reply(addr, req_id, list(placement) if placement is not None else None)
 
     def on_obj_release(self, h) -> None:
         self.store.release(h[2], h[1])
 
     def on_obj_free(self, h) -> None:
+        forward: dict[str, list] = {}
         for oid in h[1]:
+            for daemon in self.copies.pop(oid, ()):
+                forward.setdefault(daemon, []).append(oid)
             owner = self.object_owner.pop(oid, None)
             if owner is not None:
                 owned = self.owned_objects.get(owner)
                 if owned is not None:
                     owned.discard(oid)
             self.store.free(oid)
+        for daemon, oids in forward.items():
+            self.transport.send(daemon, [pack([P.OBJ_FREE, oids])])
+
+    # ---- cluster membership ------------------------------------------------------------------
+    def heartbeat(self) -> None:
+        self.transport.send(self.head_address, [pack([P.HEARTBEAT, self.node_id, self.address,
+                                                      self.resources, self.scheduler.available,
+                                                      self.store.stats()])])
+        if self.clients_added or self.clients_removed:
+            self.transport.send(self.head_address, [pack([P.NODE_CLIENTS, self.node_id,
+                                                          self.clients_added, self.clients_removed])])
+            self.clients_added, self.clients_removed = [], []
+
+    def on_cluster_view(self, h) -> None:
+        self.view = h[1]
+
+    def on_node_died(self, h) -> None:
+        """Another node died: its processes owned or borrowed things here."""
+        _, node_id, daemon_addr, client_addrs, reason = h
+        if daemon_addr in self.dead_daemons:
+            return
+        self.dead_daemons.add(daemon_addr)
+        self.transport.disconnect(daemon_addr)
+        if node_id in self.view:
+            self.view[node_id]["alive"] = False
+        for oid in [o for o, daemons in self.copies.items() if daemon_addr in daemons]:
+            self.copies[oid].discard(daemon_addr)
+        for oid, source in list(self.pull_sources.items()):
+            if source == daemon_addr:  # the copy we were pulling died with its node
+                incoming = self.incoming.pop(oid, None)
+                if incoming is not None:
+                    self.store.abort(oid, b"transfer")
+                self._finish_pull(oid, ok=False)
+        for addr in client_addrs:
+            self._remote_process_gone(addr)
+        notice = [pack(h)]
+        for client in list(self.clients.values()):
+            self.transport.send(client.address, notice)
+
+    def on_remote_worker_died(self, h) -> None:
+        _, worker_id, addr, reason = h
+        if addr in self.clients:
+            return  # ours: handled by on_worker_exited
+        self._remote_process_gone(addr)
+        notice = [pack(h)]
+        for client in list(self.clients.values()):
+            self.transport.send(client.address, notice)
+
+    def _remote_process_gone(self, addr: str) -> None:
+        for oid in self.owned_objects.pop(addr, ()):
+            self.object_owner.pop(oid, None)
+            self.store.free(oid)
+        for worker_id in self.scheduler.owner_died(addr):
+            self._kill(worker_id, f"its owner {addr} died")
+        self.transport.disconnect(addr)
 
     # ---- misc ----------------------------------------------------------------------------
     def on_log_lines(self, h) -> None:
@@ -283,8 +454,13 @@ class NodeDaemon:
     def run(self) -> None:
         parent_fd = process_tools.watch_parent(self.transport, self.parent_pid)
         self.start_workers(self.scheduler.prestart(int(self.config.get("prestart_workers", 0))))
+        next_beat = 0.0
         while self.running:
-            messages, tokens = self.transport.poll(1000)
+            now = time.monotonic()
+            if now >= next_beat:
+                self.heartbeat()
+                next_beat = now + self.heartbeat_period
+            messages, tokens = self.transport.poll(int(max(1, (next_beat - now) * 1000)))
             for token in tokens:
                 if token == "zygote":
                     self.on_zygote_output()
@@ -295,6 +471,7 @@ class NodeDaemon:
             for frames in messages:
                 try:
                     header = unpack(frames[0])
+                    self.current_frames = frames
                     self.handlers[header[0]](header)
                 except Exception:  # noqa: BLE001 - one bad message must not kill the node
                     log.exception("failed to handle a message")
@@ -313,6 +490,7 @@ class NodeDaemon:
         for w in list(self.scheduler.workers.values()):
             if w.pid:
                 process_tools.wait_pid_exit(w.pid, max(0.0, deadline - time.monotonic()))
+        self.arena.close()
         self.store.close()
         self.transport.close()
 

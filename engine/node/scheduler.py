@@ -63,6 +63,10 @@ class LeaseScheduler:
                 return False
         return True
 
+    def fits_now(self, resources: dict) -> bool:
+        """Free resources fit the request now (and no earlier request is waiting)."""
+        return not self.pending and self._fits(resources)
+
     def feasible(self, resources: dict) -> bool:
         return all(self.total.get(n, 0) >= a - 1e-9 for n, a in resources.items() if a > 0)
 

@@ -45,7 +45,9 @@ class Reference:
     waiters: list | None = None  # Waiter objects to signal when value arrives
     node_id: str | None = None  # node of the shm primary copy, if any
     size: int = 0
-    freed: bool = False
+    freed: bool = False  # the value was released; the record may stay for lineage
+    task: object = None  # lineage: the TaskEntry that created the value (owned, rebuildable)
+    lineage_refs: int = 0  # retained lineage entries that take this object as an argument
 
     def in_scope(self) -> bool:
         if self.local > 0 or self.submitted > 0 or self.contained_in > 0:
@@ -117,7 +119,9 @@ class ReferenceCounter:
     def add_submitted(self, refs: list) -> None:
         """A task we submitted carries these [oid, owner] refs until it finishes."""
         for oid, owner in refs:
-            self.get_or_add_borrowed(oid, owner).submitted += 1
+            ref = self.get_or_add_borrowed(oid, owner)
+            ref.submitted += 1
+            ref.freed = False
 
     def remove_submitted(self, refs: list, out: Release) -> None:
         for oid, _owner in refs:
@@ -190,24 +194,49 @@ class ReferenceCounter:
 
     # ---- scope -----------------------------------------------------------------------
     def _check(self, ref: Reference, out: Release) -> None:
-        if ref.in_scope() or ref.freed:
+        if ref.in_scope() or ref.waiters:
+            return  # (a get() or dependent task waiting on it holds it too)
+        if not ref.freed:
+            ref.freed = True
+            if ref.owned:
+                out.freed_owned.append(ref)
+            else:
+                for parent, count in ref.parents.items():
+                    if count:
+                        out.notice(parent, ref.oid, count)
+                ref.parents = {}
+            contains, ref.contains = ref.contains, None
+            if contains:
+                for oid, _owner in contains:
+                    inner = self.refs.get(oid)
+                    if inner is not None:
+                        inner.contained_in -= 1
+                        self._check(inner, out)
+        if ref.lineage_refs > 0:
+            return  # downstream lineage may need to rebuild this object: keep its record
+        if self.refs.get(ref.oid) is ref:
+            del self.refs[ref.oid]
+        self.drop_lineage(ref, out)
+
+    def keep_lineage(self, ref: Reference, task) -> None:
+        """`ref`'s value can be rebuilt by re-running `task`; pin its arguments' records."""
+        if ref.task is not None:
             return
-        if ref.waiters:
-            return  # a get() in progress holds it until it returns
-        ref.freed = True
-        del self.refs[ref.oid]
-        if ref.owned:
-            out.freed_owned.append(ref)
-        else:
-            for parent, count in ref.parents.items():
-                if count:
-                    out.notice(parent, ref.oid, count)
-        if ref.contains:
-            for oid, _owner in ref.contains:
-                inner = self.refs.get(oid)
-                if inner is not None:
-                    inner.contained_in -= 1
-                    self._check(inner, out)
+        ref.task = task
+        for oid, _owner in task.deps:
+            dep = self.refs.get(oid)
+            if dep is not None:
+                dep.lineage_refs += 1
+
+    def drop_lineage(self, ref: Reference, out: Release) -> None:
+        task, ref.task = ref.task, None
+        if task is None:
+            return
+        for oid, _owner in task.deps:
+            dep = self.refs.get(oid)
+            if dep is not None:
+                dep.lineage_refs -= 1
+                self._check(dep, out)
 
     def check(self, oid: bytes, out: Release) -> None:
         ref = self.refs.get(oid)

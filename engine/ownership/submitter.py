@@ -21,6 +21,7 @@ class Lease:
     worker_id: bytes
     address: str
     node_id: str
+    daemon: str  # the node daemon that granted the lease (it gets the lease back)
     shape: tuple
     in_flight: dict = field(default_factory=dict)  # task_id -> TaskEntry
     idle_since: float | None = None
@@ -85,14 +86,14 @@ class Submitter:
                 self._request_lease(request_id, queue.shape, queue.resources)
 
     def lease_granted(self, request_id: int, worker_id: bytes, address: str,
-                      node_id: str, now: float) -> Lease | None:
+                      node_id: str, daemon: str, now: float) -> Lease | None:
         shape = self.request_shapes.pop(request_id, None)
         queue = self.queues.get(shape)
         if queue is None or request_id not in queue.lease_requests:
-            self._return_lease(worker_id)
+            self._return_lease(worker_id, daemon)
             return None
         queue.lease_requests.discard(request_id)
-        lease = Lease(worker_id, address, node_id, shape, idle_since=now)
+        lease = Lease(worker_id, address, node_id, daemon, shape, idle_since=now)
         queue.leases.append(lease)
         self.leases_by_worker[worker_id] = lease
         self.dispatch(queue)
@@ -129,7 +130,7 @@ class Submitter:
                 if lease.idle_since is not None and now - lease.idle_since >= idle_timeout:
                     queue.leases.remove(lease)
                     del self.leases_by_worker[lease.worker_id]
-                    self._return_lease(lease.worker_id)
+                    self._return_lease(lease.worker_id, lease.daemon)
             if not queue.ready and queue.lease_requests:
                 for request_id in queue.lease_requests:
                     self.request_shapes.pop(request_id, None)

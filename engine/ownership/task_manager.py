@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..rpc import protocol as P
 
-# Value tuples stored in Reference.value: (kind, frames | None, node_id | None, size)
+# Value tuples stored in Reference.value: (kind, frames | daemon address, node_id | None, size)
 WAITING_DEPS, QUEUED, PUSHED = 0, 1, 2
 NORMAL, ACTOR_CREATION, ACTOR_METHOD = 0, 1, 2
 
@@ -21,8 +21,9 @@ def inline_value(frames: list, size: int) -> tuple:
     return (P.VALUE_INLINE, frames, None, size)
 
 
-def shm_value(node_id: str, size: int) -> tuple:
-    return (P.VALUE_SHM, None, node_id, size)
+def shm_value(node_id: str, size: int, daemon_address: str) -> tuple:
+    """A value in the shared-memory store of node `node_id` (whose daemon is at `daemon_address`)."""
+    return (P.VALUE_SHM, daemon_address, node_id, size)
 
 
 def error_value(frames: list) -> tuple:

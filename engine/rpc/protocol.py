@@ -32,7 +32,7 @@ WORKER_BLOCKED = 35  # [WORKER_BLOCKED, worker_id]
 WORKER_UNBLOCKED = 36  # [WORKER_UNBLOCKED, worker_id]
 OBJ_CREATE = 37  # request: [.., req_id, addr, oid, size, owner_addr, writer_id]
 OBJ_SEAL = 38  # [OBJ_SEAL, worker_id, oid]
-OBJ_GET = 39  # request: [.., req_id, addr, oid, worker_id]
+OBJ_GET = 39  # request: [.., req_id, addr, oid, worker_id, source_daemon_addr]
 OBJ_RELEASE = 40  # [OBJ_RELEASE, worker_id, oid]
 OBJ_FREE = 41  # [OBJ_FREE, [oid, ...]]
 KILL_WORKER = 42  # [KILL_WORKER, worker_id, reason]
@@ -40,11 +40,18 @@ LOG_LINES = 43  # [LOG_LINES, prefix, text]
 NODE_STATS = 44  # request: [.., req_id, addr]
 SHUTDOWN_NODE = 45  # [SHUTDOWN_NODE]
 
+# ---- node daemon <-> node daemon (object transfer, pull-based) ----------------------------
+OBJ_PULL = 46  # [OBJ_PULL, requester_daemon_addr, oid]
+OBJ_CHUNK = 47  # [OBJ_CHUNK, oid, offset, total] + data   (total -1: the sender has no copy)
+CHUNK_SIZE = 8 * 1024 * 1024
+
 # ---- node daemon -> core worker ----------------------------------------------------
-LEASE_GRANTED = 50  # [LEASE_GRANTED, lease_req_id, worker_id, worker_addr, node_id]
+LEASE_GRANTED = 50  # [LEASE_GRANTED, lease_req_id, worker_id, worker_addr|error, node_id, daemon_addr,
+#                   spill_to_daemon_addr]  (worker_id None: see error, or re-request at spill_to)
 WORKER_DIED = 51  # [WORKER_DIED, worker_id, worker_addr, reason]
 RECALL_LEASES = 52  # [RECALL_LEASES]  (return idle leases: others are waiting)
 EXIT_WORKER = 53  # [EXIT_WORKER]
+NODE_DIED = 54  # [NODE_DIED, node_id, daemon_addr, client_addrs, reason]  (also head -> daemons)
 
 # ---- anyone -> head ----------------------------------------------------------------
 REGISTER_NODE = 70  # request: [.., req_id, addr, node_id, info]
@@ -56,8 +63,15 @@ KV_GET = 75  # request: [.., req_id, addr, key]
 KV_DELETE = 76  # request: [.., req_id, addr, key]
 KV_LIST = 77  # request: [.., req_id, addr, prefix]
 HEAD_STATS = 78  # request: [.., req_id, addr]
+HEARTBEAT = 79  # [HEARTBEAT, node_id, daemon_addr, total, available, store_stats]
+#                  the head answers with CLUSTER_VIEW
+NODE_CLIENTS = 80  # [NODE_CLIENTS, node_id, added_addrs, removed_addrs]
+WORKER_DIED_REMOTE = 81  # [WORKER_DIED_REMOTE, node_id, worker_id, worker_addr, reason] (daemon -> head)
+
+# ---- head -> node daemons -------------------------------------------------------------
+CLUSTER_VIEW = 90  # [CLUSTER_VIEW, {node_id: {address, total, available, alive}}]
 
 # Return kinds in TASK_REPLY / VALUE_REPLY metadata.
 VALUE_INLINE = 0  # [VALUE_INLINE, nframes, contains]
-VALUE_SHM = 1  # [VALUE_SHM, node_id, size, contains]
+VALUE_SHM = 1  # [VALUE_SHM, node_id, size, contains, daemon_addr]
 VALUE_ERROR = 2  # [VALUE_ERROR, nframes, contains]  (a pickled exception)

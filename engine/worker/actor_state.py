@@ -31,6 +31,7 @@ class ActorState:
         self.address = address
         self.worker_id = worker_id
         self.node_id = None
+        self.daemon: str | None = None  # daemon of the actor's node (its lease)
         self.pending: deque = deque()
         self.in_flight: dict = {}
         self.dead_reason: str | None = None
@@ -76,10 +77,10 @@ class ActorState:
             self._push(core, self.pending.popleft())
 
     # ---- creator side ------------------------------------------------------------------------
-    def lease_granted(self, core, worker_id: bytes, address: str, node_id: str) -> None:
-        self.worker_id, self.address, self.node_id = worker_id, address, node_id
+    def lease_granted(self, core, worker_id: bytes, address: str, node_id: str, daemon: str) -> None:
+        self.worker_id, self.address, self.node_id, self.daemon = worker_id, address, node_id, daemon
         if self.dead_reason is not None:  # killed before it started
-            core.transport.send(core.daemon_address, [pack([P.KILL_WORKER, worker_id, self.dead_reason])])
+            core.transport.send(daemon, [pack([P.KILL_WORKER, worker_id, self.dead_reason])])
             return
         creation = self.creation
         creation.state = PUSHED
@@ -120,5 +121,6 @@ class ActorState:
     def kill(self, core, reason: str = "killed by engine.kill()") -> None:
         """Kills the actor's process; calls from here fail at once, not when the kill lands."""
         if self.worker_id is not None and self.dead_reason is None:
-            core.transport.send(core.daemon_address, [pack([P.KILL_WORKER, self.worker_id, reason])])
+            core.transport.send(self.daemon or core.daemon_address,
+                                [pack([P.KILL_WORKER, self.worker_id, reason])])
         self.died(core, reason)

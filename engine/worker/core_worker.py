@@ -117,6 +117,7 @@ class CoreWorker:
         self.counters = collections.Counter()
         self._actor_lease_requests: dict[int, ActorState] = {}
         self.actor_by_creation: dict[bytes, ActorState] = {}  # unnamed actors we created
+        self._lease_daemons: dict[int, str] = {}  # outstanding lease request -> daemon asked
         self._lease_request_ids = itertools.count(1_000_000_000)
         self._handlers = {
             P.REPLY: self._on_reply,
@@ -128,7 +129,11 @@ class CoreWorker:
             P.WORKER_DIED: self._on_worker_died,
             P.RECALL_LEASES: self._on_recall_leases,
             P.LOG_LINES: self._on_log_lines,
+            P.NODE_DIED: self._on_node_died,
         }
+        self.dead_daemons: set[str] = set()
+        self._node_death = threading.Event()
+        self._waiting_for_node_death: list[TaskEntry] = []
         self._io_thread = threading.Thread(target=self._io_loop, name="ownrun-io", daemon=True)
         self._io_thread.start()
 
@@ -235,15 +240,12 @@ class CoreWorker:
                 actor.kill(self, "all handles to the actor went out of scope")
             value = ref.value
             if value is not None and value[0] == P.VALUE_SHM:
-                free_by_node.setdefault(value[2], []).append(ref.oid)
+                free_by_node.setdefault(value[1], []).append(ref.oid)
             ref.value = None
-        for node_id, oids in free_by_node.items():
-            self.transport.send(self._daemon_of(node_id), [pack([P.OBJ_FREE, oids])])
+        for daemon, oids in free_by_node.items():
+            self.transport.send(daemon, [pack([P.OBJ_FREE, oids])])
         for parent, items in out.notices.items():
             self.transport.send(parent, [pack([P.REF_REMOVED, self.address, items])])
-
-    def _daemon_of(self, node_id: str) -> str:
-        return self.daemon_address
 
     def _on_ref_removed(self, h, frames) -> None:
         out = Release()
@@ -267,7 +269,7 @@ class CoreWorker:
         if ref is None:
             # Nobody here wants it any more: free it, and release what it contained.
             if value[0] == P.VALUE_SHM and registered_by is None:
-                self.transport.send(self._daemon_of(value[2]), [pack([P.OBJ_FREE, [oid]])])
+                self.transport.send(value[1], [pack([P.OBJ_FREE, [oid]])])
             if contains and registered_by is not None:
                 items = [[i, 1] for i, owner in contains if owner != self.address]
                 if items:
@@ -284,6 +286,10 @@ class CoreWorker:
             ref.waiters = None
             for waiter in waiters:
                 waiter.ready_one()
+            out = Release()
+            self.refs.check(oid, out)
+            if out:
+                self._carry_out(out)
 
     def put(self, value) -> ObjectRef:
         frames, contains = serialization.serialize(value)
@@ -296,7 +302,7 @@ class CoreWorker:
             stored = inline_value([bytes(f) if not isinstance(f, bytes) else f for f in frames], size)
         else:
             self._write_shm(oid, frames, self.address)
-            stored = shm_value(self.node_id, size)
+            stored = shm_value(self.node_id, size, self.daemon_address)
         with self.lock:
             self._apply_ref_ops()
             ref = self.refs.add_owned(oid)
@@ -320,7 +326,7 @@ class CoreWorker:
             return serialization.deserialize(value[1], [])
         if kind == P.VALUE_ERROR:
             raise _as_raisable(serialization.deserialize(value[1]))
-        placement = self.call(self.daemon_address, P.OBJ_GET, oid, self.worker_id)
+        placement = self.call(self.daemon_address, P.OBJ_GET, oid, self.worker_id, value[1])
         if placement is None:
             raise errors.ObjectLostError(f"object {oid.hex()} is no longer in the object store of node "
                                          f"{value[2]} (it was freed or its node failed)")
@@ -382,8 +388,35 @@ class CoreWorker:
         for r, value in zip(refs, values, strict=True):
             if value is None:
                 raise errors.ObjectLostError(f"object {r.id.hex()} has no value")
-            out.append(self._materialize(r.id, value))
+            try:
+                out.append(self._materialize(r.id, value))
+            except errors.ObjectLostError:
+                if value[0] != P.VALUE_SHM:
+                    raise
+                out.append(self._get_rebuilt(r, value, deadline))
         return out
+
+    def _get_rebuilt(self, r: ObjectRef, lost_value: tuple, deadline):
+        """The shared-memory copy of `r` is gone: wait for its owner to rebuild it, then read it."""
+        limit = time.monotonic() + float(self.config.get("node_death_timeout", 1.0)) + 5.0
+        while True:
+            with self.lock:
+                ref = self.refs.refs.get(r.id)
+                if ref is None:
+                    raise errors.ObjectLostError(f"object {r.id.hex()} is gone")
+                if ref.value is lost_value and lost_value[1] in self.dead_daemons and ref.owned:
+                    ref.value = None
+                    self._recover(ref, f"its node's daemon {lost_value[1]} died")
+                current = ref.value
+            if current is not None and current is not lost_value:
+                return self.get([r], None if deadline is None else max(0.0, deadline - time.monotonic()))[0]
+            if current is None:
+                return self.get([r], None if deadline is None else max(0.0, deadline - time.monotonic()))[0]
+            if time.monotonic() > limit:
+                raise errors.ObjectLostError(f"object {r.id.hex()} is lost: its copy on {lost_value[1]} "
+                                             f"cannot be read and no node failure explains it")
+            self._node_death.wait(0.05)
+            self._node_death.clear()
 
     def _block_on(self, waiter: Waiter, deadline, refs) -> None:
         blocked = self.mode == "worker" and self.executor is not None and self.executor.holds_lease()
@@ -469,7 +502,7 @@ class CoreWorker:
             self.refs.register_borrower(contains, requester)
         kind = value[0]
         if kind == P.VALUE_SHM:
-            meta = [kind, value[2], value[3], contains]
+            meta = [kind, value[2], value[3], contains, value[1]]
             payload = []
         else:
             meta = [kind, len(value[1]), contains]
@@ -538,7 +571,7 @@ class CoreWorker:
                     meta.append([kind, len(value[1]), dep.contains, oid])
                     dep_frames.extend(value[1])
                 else:
-                    meta.append([kind, value[2], value[3], dep.contains, oid])
+                    meta.append([kind, value[2], value[3], dep.contains, oid, value[1]])
                 if dep.contains:
                     self.refs.add_submitted(dep.contains)
                     entry.submitted_refs = entry.submitted_refs + dep.contains
@@ -567,18 +600,31 @@ class CoreWorker:
             frames.extend(entry.dep_frames)
         self.transport.send(address, frames)
 
-    def _request_lease(self, request_id: int, shape: tuple, resources: dict) -> None:
-        self.transport.send(self.daemon_address, [pack([P.LEASE_REQUEST, self.address, self.worker_id,
-                                                         request_id, resources, False])])
+    def _request_lease(self, request_id: int, shape: tuple, resources: dict, daemon: str | None = None,
+                       hops: int = 0, for_actor: bool = False) -> None:
+        daemon = daemon or self.daemon_address
+        self._lease_daemons[request_id] = daemon
+        self.transport.send(daemon, [pack([P.LEASE_REQUEST, self.address, self.worker_id,
+                                           request_id, resources, for_actor, hops])])
 
-    def _return_lease(self, worker_id: bytes) -> None:
-        self.transport.send(self.daemon_address, [pack([P.LEASE_RETURN, worker_id, True])])
+    def _return_lease(self, worker_id: bytes, daemon: str) -> None:
+        self.transport.send(daemon, [pack([P.LEASE_RETURN, worker_id, True])])
 
     def _cancel_lease_request(self, request_id: int) -> None:
-        self.transport.send(self.daemon_address, [pack([P.LEASE_CANCEL, self.address, request_id])])
+        daemon = self._lease_daemons.pop(request_id, self.daemon_address)
+        self.transport.send(daemon, [pack([P.LEASE_CANCEL, self.address, request_id])])
 
     def _on_lease_granted(self, h, frames) -> None:
-        request_id, worker_id, address, node_id = h[1], h[2], h[3], h[4]
+        request_id, worker_id, address, node_id, daemon, spill_to = h[1], h[2], h[3], h[4], h[5], h[6]
+        if spill_to is not None:  # that node is busy or lacks the resources: ask the one it names
+            actor = self._actor_lease_requests.get(request_id)
+            resources = actor.resources if actor is not None else \
+                self.submitter.queues[self.submitter.request_shapes[request_id]].resources \
+                if request_id in self.submitter.request_shapes else None
+            if resources is not None:
+                self._request_lease(request_id, None, resources, spill_to, hops=1, for_actor=actor is not None)
+            return
+        self._lease_daemons.pop(request_id, None)
         actor = self._actor_lease_requests.pop(request_id, None)
         if worker_id is None:  # infeasible
             exc = errors.EngineError(address)
@@ -593,15 +639,15 @@ class CoreWorker:
                     self._fail_task(queue.ready.popleft(), error_value(serialization.serialize(exc)[0]))
             return
         if actor is not None:
-            actor.lease_granted(self, worker_id, address, node_id)
+            actor.lease_granted(self, worker_id, address, node_id, daemon)
             return
-        self.submitter.lease_granted(request_id, worker_id, address, node_id, time.monotonic())
+        self.submitter.lease_granted(request_id, worker_id, address, node_id, daemon, time.monotonic())
 
     def request_actor_lease(self, actor: ActorState, resources: dict) -> None:
         request_id = next(self._lease_request_ids)
         self._actor_lease_requests[request_id] = actor
-        self.transport.send(self.daemon_address, [pack([P.LEASE_REQUEST, self.address, self.worker_id,
-                                                         request_id, resources, True])])
+        actor.resources = resources
+        self._request_lease(request_id, None, resources, for_actor=True)
 
     def _on_recall_leases(self, h, frames) -> None:
         self.submitter.return_idle(time.monotonic(), 0.0)
@@ -627,11 +673,20 @@ class CoreWorker:
             entry.state = QUEUED
             self.submitter.enqueue(entry, entry.shape, entry.resources)
             return
+        if (returns and returns[0][0] == P.VALUE_ERROR and len(returns[0]) > 3
+                and returns[0][3] == "arg_lost" and entry.kind == NORMAL):
+            self._rerun_after_lost_argument(entry)
+            return
         pos = 1
+        table = self.refs.refs
         for rid, meta in zip(entry.return_ids, returns, strict=True):
             value, contains = _value_from_meta(meta, frames, pos)
             if value[0] != P.VALUE_SHM:
                 pos += meta[1]
+            elif entry.kind == NORMAL:
+                ref = table.get(rid)
+                if ref is not None:
+                    self.refs.keep_lineage(ref, entry)
             self._store_value(rid, value, contains, worker_addr if contains else None)
         self._task_done(entry)
 
@@ -664,6 +719,114 @@ class CoreWorker:
         for actor in list(self.actors.values()):
             if actor.worker_id == worker_id:
                 actor.died(self, reason)
+
+    # ---- node failures and lineage reconstruction (DESIGN.md §5) -------------------------------
+    def _on_node_died(self, h, frames) -> None:
+        """A node died: retry its tasks, fail its owners' refs and actors, rebuild lost objects."""
+        _, node_id, daemon, client_addrs, reason = h
+        if daemon in self.dead_daemons:
+            return
+        self.dead_daemons.add(daemon)
+        self._node_death.set()
+        why = f"node {node_id} died ({reason})"
+        self.transport.disconnect(daemon)
+        out = Release()
+        for addr in client_addrs:
+            self.refs.process_died(addr, out)
+            self._fail_objects_of_dead_owner(addr, why)
+            self._fn_sent.pop(addr, None)
+        if out:
+            self._carry_out(out)
+        for lease in [le for le in self.submitter.leases_by_worker.values() if le.daemon == daemon]:
+            for entry in self.submitter.worker_died(lease.worker_id):
+                self._retry_or_fail(entry, why)
+        for request_id, asked in list(self._lease_daemons.items()):
+            if asked == daemon:  # that request will never be answered: ask elsewhere
+                self._lease_daemons.pop(request_id, None)
+                actor = self._actor_lease_requests.pop(request_id, None)
+                if actor is not None:
+                    self.request_actor_lease(actor, actor.resources)
+                    continue
+                shape = self.submitter.request_shapes.pop(request_id, None)
+                queue = self.submitter.queues.get(shape)
+                if queue is not None:
+                    queue.lease_requests.discard(request_id)
+                    self.submitter.dispatch(queue)
+        for actor in list(self.actors.values()):
+            if actor.daemon == daemon or actor.address in client_addrs:
+                actor.died(self, why)
+        lost = [ref for ref in self.refs.refs.values()
+                if ref.owned and ref.value is not None and ref.value[0] == P.VALUE_SHM and ref.value[1] == daemon]
+        for ref in lost:
+            ref.value = None
+            if not ref.freed:
+                self._recover(ref, why)
+        waiting, self._waiting_for_node_death = self._waiting_for_node_death, []
+        for entry in waiting:
+            self._rerun_after_lost_argument(entry)
+
+    def _recover(self, ref, why: str) -> None:
+        """Rebuilds a lost object we own. Lock held.
+
+        1. Owned and missing? (the caller checked.)  2. Its creating task still pending? Done.
+        3. No lineage (a put object, or lineage released)? Store ObjectLostError.
+        4. Else resubmit the creating task, first recursively rebuilding its lost arguments.
+        """
+        task = ref.task
+        if task is None:
+            exc = errors.ObjectLostError(
+                f"object {ref.oid.hex()} owned by {self.address} is lost ({why}) and cannot be rebuilt: "
+                f"it was created by put() or its lineage was released")
+            self._store_value(ref.oid, error_value(serialization.serialize(exc)[0]), None, None)
+            return
+        if task.task_id in self.tasks:
+            return  # already being rebuilt
+        if task.retries_left == 0:
+            exc = errors.ObjectReconstructionFailedError(
+                f"object {ref.oid.hex()} owned by {self.address} is lost ({why}) and its task "
+                f"{task.name} has no retries left to rebuild it")
+            self._store_value(ref.oid, error_value(serialization.serialize(exc)[0]), None, None)
+            return
+        if task.retries_left > 0:
+            task.retries_left -= 1
+        self.counters["reconstructions"] += 1
+        for rid in task.return_ids:  # rebuild every lost return of the task
+            other = self.refs.refs.get(rid)
+            if other is not None and other.value is not None and other.value[0] == P.VALUE_SHM \
+                    and other.value[1] in self.dead_daemons:
+                other.value = None
+        self._resubmit(task, why)
+
+    def _resubmit(self, entry: TaskEntry, why: str) -> None:
+        table = self.refs.refs
+        for oid, _owner in entry.deps:
+            dep = table.get(oid)
+            if dep is not None and dep.owned and (dep.value is None or (
+                    dep.value[0] == P.VALUE_SHM and dep.value[1] in self.dead_daemons)):
+                dep.value = None
+                self._recover(dep, why)
+        entry.state = WAITING_DEPS
+        entry.worker_id = None
+        entry.dep_meta = entry.dep_frames = None
+        submitted = entry.deps + entry.nested if entry.nested else list(entry.deps)
+        entry.submitted_refs = submitted
+        if submitted:
+            self.refs.add_submitted(submitted)
+        self.tasks[entry.task_id] = entry
+        self._resolve(entry)
+
+    def _rerun_after_lost_argument(self, entry: TaskEntry) -> None:
+        """A worker could not fetch an argument: rebuild it once its node is known dead. Lock held."""
+        table = self.refs.refs
+        lost = [table[oid] for oid, _o in entry.deps if oid in table and table[oid].value is not None
+                and table[oid].value[0] == P.VALUE_SHM and table[oid].value[1] in self.dead_daemons]
+        if not lost and not any(oid in table and table[oid].value is None for oid, _o in entry.deps):
+            self.tasks[entry.task_id] = entry
+            self._waiting_for_node_death.append(entry)  # the node's death notice is on its way
+            return
+        self._task_done(entry)
+        self.counters["task_retries"] += 1
+        self._resubmit(entry, "an argument's node died")
 
     def _fail_objects_of_dead_owner(self, owner: str, reason: str) -> None:
         """Fate-sharing: objects owned by a dead process fail with OwnerDiedError. Lock held."""
@@ -749,7 +912,7 @@ def entry_waiter(worker: CoreWorker, entry: TaskEntry):
 def _value_from_meta(meta: list, frames: list, pos: int) -> tuple[tuple, list | None]:
     kind = meta[0]
     if kind == P.VALUE_SHM:
-        return shm_value(meta[1], meta[2]), meta[3]
+        return shm_value(meta[1], meta[2], meta[4]), meta[3]
     n = meta[1]
     payload = frames[pos:pos + n]
     if kind == P.VALUE_ERROR:

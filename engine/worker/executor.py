@@ -133,7 +133,7 @@ class Executor:
                     value = serialization.deserialize(frames[pos:pos + n], received)
                     pos += n
                 else:
-                    value = self.core._materialize(meta[4], (P.VALUE_SHM, None, meta[1], meta[2]))
+                    value = self.core._materialize(meta[4], (P.VALUE_SHM, meta[5], meta[1], meta[2]))
                 if isinstance(where, int):
                     args[where] = value
                 else:
@@ -148,7 +148,10 @@ class Executor:
         token = task_context.enter(task_id, name, self.actor_id)
         try:
             fn = self._function(h)
-            args, kwargs = self._arguments(h, frames, received)
+            try:
+                args, kwargs = self._arguments(h, frames, received)
+            except errors.ObjectLostError as exc:
+                raise ArgumentLostError(str(exc)) from None
             if kind == ACTOR_CREATION:
                 results = [self._create_actor(fn, args, kwargs, h[12] or {})]
             else:
@@ -228,7 +231,8 @@ class Executor:
         for index, value in enumerate(results, start=1):
             if isinstance(value, _Failure):
                 f = _serialize_error(value.error)
-                metas.append([P.VALUE_ERROR, len(f), None])
+                lost = "arg_lost" if isinstance(value.error, ArgumentLostError) else None
+                metas.append([P.VALUE_ERROR, len(f), None, lost])
                 frames.extend(f)
                 continue
             try:
@@ -239,7 +243,7 @@ class Executor:
                     frames.extend(f)
                 else:
                     core._write_shm(task_id + index.to_bytes(4, "little"), f, caller)
-                    metas.append([P.VALUE_SHM, core.node_id, size, contains])
+                    metas.append([P.VALUE_SHM, core.node_id, size, contains, core.daemon_address])
                 if contains:
                     contains_all.extend(contains)
             except BaseException as exc:  # noqa: BLE001
@@ -261,6 +265,10 @@ class Executor:
         frames = f * h[7]
         header = pack([P.TASK_REPLY, self.core.address, h[2], metas, None, self.core.worker_id])
         self.core.transport.send(h[1], [header, *frames])
+
+
+class ArgumentLostError(errors.ObjectLostError):
+    """An argument's only copy was on a node that died; the owner rebuilds it and retries."""
 
 
 class _Failure:

@@ -1,0 +1,241 @@
+"""The head's tables, persisted in SQLite so a restarted head resumes where it stopped (§2, §5).
+
+Owns four tables in `<session_dir>/head.sqlite3` and the rules that go with them:
+
+* nodes  - one row per node daemon that registered (re-registering replaces its row);
+* actors - the actor directory: id, name, state (PENDING -> ALIVE <-> RESTARTING -> DEAD),
+           address, worker id, death reason, class name, methods, owner. DEAD is final: later
+           updates of a dead actor are ignored. A name maps to its newest actor; a name is
+           free again once its actor is DEAD;
+* kv     - the application key-value store (checkpoints): bytes keys, bytes values;
+* jobs   - one row per driver: id, driver address, pid, start time, end time, state;
+
+plus a `meta` table holding the head's incarnation (1 on the first start, +1 per restart).
+
+Every write is committed before the method returns. With WAL and synchronous=NORMAL a
+committed write survives a SIGKILL of the head (not a power loss), so the head may reply
+"done" as soon as a method returns. Nodes and actors are mirrored in memory (they are
+small and read on every lookup); KV values are read from SQLite so large checkpoints are
+not held twice.
+
+No sockets, threads or clocks beyond `time.time()` stamps. Not thread-safe: one owner
+thread (the head's) uses a `HeadTables`. Failures: `sqlite3.Error` from a corrupt or
+unwritable file propagates to the caller; `TypeError` for a key or value that is not bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+
+import msgpack
+
+DB_NAME = "head.sqlite3"
+SETTLED_STATES = ("ALIVE", "DEAD")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS nodes (
+    node_id TEXT PRIMARY KEY, address TEXT, info BLOB, alive INTEGER NOT NULL,
+    registered REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS actors (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, actor_id BLOB UNIQUE NOT NULL, name TEXT,
+    state TEXT NOT NULL, address TEXT, worker_id BLOB, reason TEXT, class_name TEXT,
+    methods BLOB, owner TEXT);
+CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY, driver_address TEXT, pid INTEGER, start_time REAL NOT NULL,
+    end_time REAL, state TEXT NOT NULL);
+"""
+
+_ACTOR_COLUMNS = ("actor_id", "name", "state", "address", "worker_id", "reason", "class_name",
+                  "methods", "owner")
+
+
+@dataclass
+class ActorRecord:
+    """One row of the actor directory."""
+
+    actor_id: bytes
+    name: str | None
+    state: str = "PENDING"
+    address: str | None = None
+    worker_id: bytes | None = None
+    reason: str | None = None
+    class_name: str | None = None
+    methods: dict = field(default_factory=dict)
+    owner: str | None = None
+
+    def settled(self) -> bool:
+        """ALIVE or DEAD: a lookup can be answered now (else it waits)."""
+        return self.state in SETTLED_STATES
+
+    def dead(self) -> bool:
+        return self.state == "DEAD"
+
+    def view(self) -> dict:
+        """What ACTOR_LOOKUP answers."""
+        return {"actor_id": self.actor_id, "state": self.state, "address": self.address,
+                "reason": self.reason, "worker_id": self.worker_id,
+                "info": {"class_name": self.class_name, "methods": self.methods}}
+
+
+def _as_key(key) -> bytes:
+    if isinstance(key, str):
+        return key.encode()
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return bytes(key)
+    raise TypeError(f"KV keys must be str or bytes, not {type(key).__name__}")
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with `prefix` (None: no bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+class HeadTables:
+    """The head's persistent state. Open with `HeadTables.open(session_dir)`."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)  # autocommit; explicit BEGIN
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self.nodes: dict[str, dict] = {}
+        self.actors: dict[bytes, ActorRecord] = {}
+        self.names: dict[str, bytes] = {}  # name -> newest actor with that name
+        self.incarnation = self._bump_incarnation()
+        self._load()
+
+    @classmethod
+    def open(cls, session_dir: str) -> HeadTables:
+        os.makedirs(session_dir, exist_ok=True)
+        return cls(os.path.join(session_dir, DB_NAME))
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- loading ------------------------------------------------------------------------
+    def _bump_incarnation(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key='incarnation'").fetchone()
+        incarnation = (row[0] if row else 0) + 1
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('incarnation', ?)", (incarnation,))
+        return incarnation
+
+    def _load(self) -> None:
+        for node_id, address, info, alive, registered in self._db.execute(
+                "SELECT node_id, address, info, alive, registered FROM nodes"):
+            self.nodes[node_id] = dict(msgpack.unpackb(info, raw=False), address=address,
+                                       alive=bool(alive), registered=registered)
+        for row in self._db.execute(f"SELECT {', '.join(_ACTOR_COLUMNS)} FROM actors ORDER BY seq"):
+            values = dict(zip(_ACTOR_COLUMNS, row, strict=True))
+            values["methods"] = msgpack.unpackb(values["methods"], raw=False) if values["methods"] else {}
+            record = ActorRecord(**values)
+            self.actors[record.actor_id] = record
+            if record.name:
+                self.names[record.name] = record.actor_id
+
+    # ---- nodes --------------------------------------------------------------------------
+    def register_node(self, node_id: str, address: str, info: dict) -> None:
+        """Adds a node, or refreshes it when it re-registers (after a head restart)."""
+        info = {k: v for k, v in info.items() if k not in ("address", "alive", "registered")}
+        now = time.time()
+        self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, 1, ?)",
+                         (node_id, address, msgpack.packb(info, use_bin_type=True), now))
+        self.nodes[node_id] = dict(info, address=address, alive=True, registered=now)
+
+    def mark_node_dead(self, node_id: str) -> bool:
+        node = self.nodes.get(node_id)
+        if node is None or not node["alive"]:
+            return False
+        self._db.execute("UPDATE nodes SET alive=0 WHERE node_id=?", (node_id,))
+        node["alive"] = False
+        return True
+
+    # ---- actors -------------------------------------------------------------------------
+    def register_actor(self, actor_id: bytes, name: str | None, info: dict) -> str | None:
+        """Adds a PENDING actor. Returns an error message if its name is taken by a live actor."""
+        if name:
+            existing = self.actors.get(self.names.get(name))
+            if existing is not None and not existing.dead():
+                return f"an actor named {name!r} already exists"
+        record = ActorRecord(actor_id, name or None, class_name=info.get("class_name"),
+                             methods=dict(info.get("methods") or {}), owner=info.get("owner"))
+        self._db.execute(
+            f"INSERT OR REPLACE INTO actors ({', '.join(_ACTOR_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?)",
+            (record.actor_id, record.name, record.state, None, None, None, record.class_name,
+             msgpack.packb(record.methods, use_bin_type=True), record.owner))
+        self.actors[actor_id] = record
+        if record.name:
+            self.names[record.name] = actor_id
+        return None
+
+    def update_actor(self, actor_id: bytes, state: str, address: str | None, reason: str | None,
+                     worker_id: bytes | None) -> ActorRecord | None:
+        """Applies a state change. Returns the record, or None if unknown or already DEAD."""
+        record = self.actors.get(actor_id)
+        if record is None or record.dead():
+            return None
+        record.state, record.reason = state, reason
+        if address:
+            record.address, record.worker_id = address, worker_id
+        self._db.execute("UPDATE actors SET state=?, reason=?, address=?, worker_id=? WHERE actor_id=?",
+                         (record.state, record.reason, record.address, record.worker_id, actor_id))
+        return record
+
+    def find_actor(self, key: str | bytes) -> ActorRecord | None:
+        """An actor by name (str) or id (bytes)."""
+        actor_id = self.names.get(key) if isinstance(key, str) else key
+        return self.actors.get(actor_id) if actor_id is not None else None
+
+    # ---- KV -----------------------------------------------------------------------------
+    def kv_put(self, key, value: bytes, overwrite: bool = True) -> bool:
+        """Stores `value` under `key`. False (and no change) if it exists and not `overwrite`."""
+        key = _as_key(key)
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"KV values must be bytes, not {type(value).__name__}")
+        verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
+        cursor = self._db.execute(f"{verb} INTO kv VALUES (?, ?)", (key, bytes(value)))
+        return cursor.rowcount > 0
+
+    def kv_get(self, key) -> bytes | None:
+        row = self._db.execute("SELECT value FROM kv WHERE key=?", (_as_key(key),)).fetchone()
+        return row[0] if row else None
+
+    def kv_delete(self, key) -> bool:
+        return self._db.execute("DELETE FROM kv WHERE key=?", (_as_key(key),)).rowcount > 0
+
+    def kv_list(self, prefix=b"") -> list[bytes]:
+        """Keys starting with `prefix`, sorted bytewise."""
+        start = _as_key(prefix)
+        end = _prefix_end(start)
+        if end is None:
+            rows = self._db.execute("SELECT key FROM kv WHERE key >= ? ORDER BY key", (start,))
+        else:
+            rows = self._db.execute("SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key",
+                                    (start, end))
+        return [row[0] for row in rows]
+
+    # ---- jobs ---------------------------------------------------------------------------
+    def add_job(self, job_id: str, driver_address: str | None, pid: int | None) -> None:
+        """Records a running driver; a job already recorded keeps its start time."""
+        self._db.execute("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, NULL, 'RUNNING')",
+                         (job_id, driver_address, pid, time.time()))
+
+    def finish_job(self, job_id: str, state: str = "FINISHED") -> bool:
+        cursor = self._db.execute(
+            "UPDATE jobs SET state=?, end_time=? WHERE job_id=? AND state='RUNNING'",
+            (state, time.time(), job_id))
+        return cursor.rowcount > 0
+
+    def jobs(self) -> list[dict]:
+        rows = self._db.execute("SELECT job_id, driver_address, pid, start_time, end_time, state "
+                                "FROM jobs ORDER BY start_time")
+        keys = ("job_id", "driver_address", "pid", "start_time", "end_time", "state")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
