@@ -13,7 +13,7 @@
 The API keeps Ray Core's names and semantics (DESIGN.md §8).
 """
 
-from . import kv
+from . import cluster, kv
 from .api import (
     ActorClass,
     ActorHandle,
@@ -39,6 +39,7 @@ from .errors import (
     NodeUnreachableError,
     ObjectFreedError,
     ObjectLostError,
+    ObjectReconstructionFailedError,
     ObjectStoreFullError,
     OwnerDiedError,
     RuntimeNotInitializedError,
@@ -55,6 +56,7 @@ __all__ = [
     "cancel", "kill", "get_actor", "get_runtime_context",
     "EngineError", "TaskError", "WorkerCrashedError", "GetTimeoutError", "TaskCancelledError",
     "ActorDiedError", "ObjectStoreFullError", "ObjectLostError", "OwnerDiedError", "ObjectFreedError",
-    "RuntimeNotInitializedError", "SerializationError", "NodeUnreachableError",
+    "RuntimeNotInitializedError", "SerializationError", "NodeUnreachableError", "ObjectReconstructionFailedError",
+    "cluster",
     "kv",
 ]

@@ -80,4 +80,4 @@ def _request(op: str, kind: int, *fields) -> tuple[object, bool]:
             if time.monotonic() >= deadline:
                 raise errors.NodeUnreachableError(
                     f"kv.{op}: the head at {core.head_address} did not answer for "
-                    f"{RETRY_FOR:.0f}s") from None
+                    f"{RETRY_FOR:g}s") from None

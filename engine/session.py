@@ -89,7 +89,9 @@ class LocalCluster:
         self.head_address: str | None = None
         self.node_addresses: list[str] = []
         self.node_ids: list[str] = []
-        self.procs: list[subprocess.Popen] = []  # procs[0] is the head (replaced on restart)
+        self.procs: list[subprocess.Popen] = []
+        self.node_procs: dict[str, subprocess.Popen] = {}
+        self._nodes_spawning = 0  # procs[0] is the head (replaced on restart)
         self.head_port: int | None = None
         self._head_lock = threading.RLock()
         self._stopping = threading.Event()
@@ -98,28 +100,15 @@ class LocalCluster:
     def start(self, timeout: float = 30.0) -> None:
         cleanup_stale_sessions()
         os.makedirs(os.path.join(self.session_dir, "logs"), exist_ok=True)
-        parent = str(os.getpid())
         head = self._spawn_head([])
         self.procs.append(head)
         try:
             self.head_address = process_tools.wait_ready(head, "the head", self._head_log(), timeout)
             self.head_port = int(self.head_address.rpartition(":")[2])
-            pending = []
-            for index in range(self.num_nodes):
-                node_id = f"node{index}-{uuid.uuid4().hex[:6]}"
-                log = os.path.join(self.session_dir, "logs", f"node-{node_id}.log")
-                resources = {"CPU": float(self.num_cpus), **self.resources}
-                proc = process_tools.spawn("ownrun.engine.node.daemon", [
-                    "--session-dir", self.session_dir, "--node-id", node_id,
-                    "--head-address", self.head_address, "--resources", json.dumps(resources),
-                    "--store-capacity", str(self.object_store_memory),
-                    "--config", json.dumps(self.config), "--parent-pid", parent], log)
-                self.procs.append(proc)
-                pending.append((proc, node_id, log))
+            pending = [self._spawn_node(self.num_cpus, self.resources) for _ in range(self.num_nodes)]
             self._write_session()
             for proc, node_id, log in pending:
-                self.node_addresses.append(process_tools.wait_ready(proc, f"node daemon {node_id}", log, timeout))
-                self.node_ids.append(node_id)
+                self._node_ready(proc, node_id, log, timeout)
         except BaseException:
             self.stop(None)
             raise
@@ -127,13 +116,67 @@ class LocalCluster:
                                                  daemon=True)
         self._head_supervisor.start()
 
+    # ---- nodes ---------------------------------------------------------------------------
+    def _spawn_node(self, num_cpus: float, resources: dict) -> tuple:
+        node_id = f"node{len(self.node_ids) + self._nodes_spawning}-{uuid.uuid4().hex[:6]}"
+        self._nodes_spawning += 1
+        log = os.path.join(self.session_dir, "logs", f"node-{node_id}.log")
+        proc = process_tools.spawn("ownrun.engine.node.daemon", [
+            "--session-dir", self.session_dir, "--node-id", node_id,
+            "--head-address", self.head_address,
+            "--resources", json.dumps({"CPU": float(num_cpus), **resources}),
+            "--store-capacity", str(self.object_store_memory),
+            "--config", json.dumps(self.config), "--parent-pid", str(os.getpid())], log)
+        self.procs.append(proc)
+        return proc, node_id, log
+
+    def _node_ready(self, proc, node_id: str, log: str, timeout: float) -> str:
+        address = process_tools.wait_ready(proc, f"node daemon {node_id}", log, timeout)
+        self._nodes_spawning -= 1
+        self.node_addresses.append(address)
+        self.node_ids.append(node_id)
+        self.node_procs[node_id] = proc
+        return address
+
+    def add_node(self, num_cpus: float, resources: dict, timeout: float = 30.0) -> str:
+        """Starts one more node daemon (with its own workers and store). Returns its node id."""
+        proc, node_id, log = self._spawn_node(num_cpus, resources)
+        self._write_session()
+        self._node_ready(proc, node_id, log, timeout)
+        return node_id
+
+    def kill_node(self, node_id: str) -> None:
+        """SIGKILLs a node as a machine loss would: daemon, zygote and workers die at once.
+
+        The daemon gets no chance to clean up, so its /dev/shm arena is removed here."""
+        proc = self.node_procs.get(node_id)
+        if proc is None:
+            raise ValueError(f"no node {node_id!r} in this cluster; nodes: {', '.join(self.node_ids)}")
+        try:
+            import psutil  # optional: finds the zygote and workers to kill them in the same instant
+
+            victims = psutil.Process(proc.pid).children(recursive=True)
+        except Exception:  # noqa: BLE001 - without psutil they die by PR_SET_PDEATHSIG
+            victims = []
+        proc.kill()
+        for child in victims:
+            process_tools.kill_pid(child.pid)
+        proc.wait()
+        for shm in glob.glob(f"/dev/shm/ownrun-{os.path.basename(self.session_dir)}-{node_id}"):
+            try:
+                os.unlink(shm)
+            except OSError:
+                pass
+        shutil.rmtree(os.path.join(self.session_dir, "spill", node_id), ignore_errors=True)
+
     # ---- head restarts (head supervision) ----------------------------------------------
     def _head_log(self) -> str:
         return os.path.join(self.session_dir, "logs", "head.log")
 
     def _spawn_head(self, extra: list[str]) -> subprocess.Popen:
         return process_tools.spawn("ownrun.engine.head.server", [
-            "--session-dir", self.session_dir, "--parent-pid", str(os.getpid()), *extra], self._head_log())
+            "--session-dir", self.session_dir, "--parent-pid", str(os.getpid()),
+            "--node-timeout", str(self.config.get("node_death_timeout", 1.0)), *extra], self._head_log())
 
     def restart_head(self, timeout: float = 30.0) -> str:
         """Replaces the head (killed first if still running) by a new head process on the same

@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from ..rpc import protocol as P
 from ..rpc.transport import Transport, pack, unpack
@@ -37,7 +38,7 @@ log = logging.getLogger("ownrun.head")
 
 # Requests whose header carries [kind, req_id, reply_addr, ...] (answered on failure too).
 _REQUESTS = frozenset({P.REGISTER_NODE, P.ACTOR_REGISTER, P.ACTOR_LOOKUP, P.KV_PUT, P.KV_GET,
-                       P.KV_DELETE, P.KV_LIST, P.HEAD_STATS})
+                       P.KV_DELETE, P.KV_LIST, P.HEAD_STATS, P.NODE_LIST})
 
 
 class Head:
@@ -46,6 +47,11 @@ class Head:
     def __init__(self, transport: Transport, tables: HeadTables):
         self.transport = transport
         self.tables = tables
+        self.node_load: dict[str, dict] = {}  # node id -> last heartbeat's available resources
+        self.node_timeout = 1.0  # seconds without a heartbeat before a node is declared dead
+        # Loaded nodes get a full timeout of grace after a (re)start of the head.
+        now = time.monotonic()
+        self.last_beat: dict[str, float] = {n: now for n, node in tables.nodes.items() if node["alive"]}
         self.lookups_waiting: dict[bytes, list] = {}  # actor id -> [(addr, req_id)]
         self.requests_served = 0
         self.requests_by_type: dict[int, int] = {}
@@ -59,7 +65,11 @@ class Head:
             P.KV_DELETE: self.on_kv_delete,
             P.KV_LIST: self.on_kv_list,
             P.HEAD_STATS: self.on_stats,
+            P.HEARTBEAT: self.on_heartbeat,
+            P.NODE_CLIENTS: self.on_node_clients,
+            P.NODE_LIST: self.on_node_list,
         }
+        self.node_store: dict[str, dict] = {}  # node id -> last heartbeat's store stats
 
     def reply(self, addr: str, req_id: int, result, ok: bool = True) -> None:
         self.transport.send(addr, [pack([P.REPLY, req_id, ok, result])])
@@ -85,6 +95,49 @@ class Head:
         _, req_id, addr, node_id, info = h
         self.tables.register_node(node_id, addr, info)
         self.reply(addr, req_id, True)
+
+    def on_heartbeat(self, h) -> None:
+        """A node's beat (re-)registers it (so nodes come back after a head restart); the
+        answer is the cluster view the daemons use to pick spillback targets."""
+        _, node_id, addr, total, available, store_stats = h
+        if self.tables.node_heartbeat(node_id, addr, total):
+            self.node_load[node_id] = available
+            self.node_store[node_id] = store_stats
+            self.last_beat[node_id] = time.monotonic()
+        self.transport.send(addr, [pack([P.CLUSTER_VIEW, self.cluster_view()])])
+
+    def check_liveness(self, now: float) -> None:
+        """Declares nodes dead after `node_timeout` without a heartbeat and tells the others."""
+        for node_id, last in list(self.last_beat.items()):
+            if now - last <= self.node_timeout:
+                continue
+            del self.last_beat[node_id]
+            if not self.tables.mark_node_dead(node_id):
+                continue
+            node = self.tables.nodes[node_id]
+            reason = f"no heartbeat for {now - last:.1f}s (timeout {self.node_timeout:g}s)"
+            log.warning("node %s at %s is dead: %s", node_id, node["address"], reason)
+            notice = [pack([P.NODE_DIED, node_id, node["address"], list(node.get("clients", ())), reason])]
+            for other in self.tables.nodes.values():
+                if other["alive"]:
+                    self.transport.send(other["address"], notice)
+
+    def on_node_list(self, h) -> None:
+        _, req_id, addr = h
+        view = self.cluster_view()
+        for node_id, node in view.items():
+            node["store"] = self.node_store.get(node_id, {})
+        self.reply(addr, req_id, view)
+
+    def on_node_clients(self, h) -> None:
+        _, node_id, added, removed = h
+        self.tables.update_node_clients(node_id, added, removed)
+
+    def cluster_view(self) -> dict:
+        return {node_id: {"address": node["address"], "total": node.get("resources", {}),
+                          "available": self.node_load.get(node_id, node.get("resources", {})),
+                          "alive": node["alive"]}
+                for node_id, node in self.tables.nodes.items()}
 
     def on_actor_register(self, h) -> None:
         _, req_id, addr, actor_id, name, info = h
@@ -142,6 +195,7 @@ def main(argv=None) -> None:
     parser.add_argument("--parent-pid", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--node-timeout", type=float, default=1.0)
     args = parser.parse_args(argv)
     tables = HeadTables.open(args.session_dir)  # before READY: a bad file fails start-up
     job_id = f"driver-{args.parent_pid}" if args.parent_pid else None
@@ -153,6 +207,7 @@ def main(argv=None) -> None:
     log.info("head incarnation %d serving at %s (%d nodes, %d actors loaded)",
              tables.incarnation, transport.address, len(tables.nodes), len(tables.actors))
     head = Head(transport, tables)
+    head.node_timeout = args.node_timeout
     parent_fd = process_tools.watch_parent(transport, args.parent_pid)
     signal.signal(signal.SIGTERM, _stop_on_signal)
     try:
@@ -176,8 +231,13 @@ def _stop_on_signal(signum, frame) -> None:
 
 def serve(head: Head, parent_fd: int | None) -> None:
     """Serves requests until the parent process exits."""
+    next_check = time.monotonic() + 0.1
     while True:
-        messages, tokens = head.transport.poll(1000)
+        messages, tokens = head.transport.poll(100)
+        now = time.monotonic()
+        if now >= next_check:
+            next_check = now + 0.1
+            head.check_liveness(now)
         if tokens and parent_fd is not None:
             log.info("parent exited; head stops")
             return

@@ -2,7 +2,10 @@
 
 Owns four tables in `<session_dir>/head.sqlite3` and the rules that go with them:
 
-* nodes  - one row per node daemon that registered (re-registering replaces its row);
+* nodes  - one row per node daemon that registered or sent a heartbeat (re-registering
+           replaces its row; its first heartbeat to a restarted head is a no-op unless it
+           moved); info holds its resources and the addresses of its clients (workers,
+           drivers). A node marked dead stays dead for heartbeats;
 * actors - the actor directory: id, name, state (PENDING -> ALIVE <-> RESTARTING -> DEAD),
            address, worker id, death reason, class name, methods, owner. DEAD is final: later
            updates of a dead actor are ignored. A name maps to its newest actor; a name is
@@ -149,6 +152,27 @@ class HeadTables:
         self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, 1, ?)",
                          (node_id, address, msgpack.packb(info, use_bin_type=True), now))
         self.nodes[node_id] = dict(info, address=address, alive=True, registered=now)
+
+    def node_heartbeat(self, node_id: str, address: str, resources: dict) -> bool:
+        """A node's periodic beat: registers it if unknown, moved or resized (one write);
+        else no write. Returns False for a node marked dead (it stays dead)."""
+        node = self.nodes.get(node_id)
+        if node is not None and not node["alive"]:
+            return False
+        if node is None or node["address"] != address or node.get("resources") != resources:
+            self.register_node(node_id, address, dict(node or {}, resources=resources))
+        return True
+
+    def update_node_clients(self, node_id: str, added: list[str], removed: list[str]) -> None:
+        """Records processes (workers, drivers) that joined or left a node."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            return
+        clients = (set(node.get("clients", ())) | set(added)) - set(removed)
+        node["clients"] = sorted(clients)
+        info = {k: v for k, v in node.items() if k not in ("address", "alive", "registered")}
+        self._db.execute("UPDATE nodes SET info=? WHERE node_id=?",
+                         (msgpack.packb(info, use_bin_type=True), node_id))
 
     def mark_node_dead(self, node_id: str) -> bool:
         node = self.nodes.get(node_id)

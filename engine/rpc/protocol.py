@@ -66,6 +66,7 @@ HEAD_STATS = 78  # request: [.., req_id, addr]
 HEARTBEAT = 79  # [HEARTBEAT, node_id, daemon_addr, total, available, store_stats]
 #                  the head answers with CLUSTER_VIEW
 NODE_CLIENTS = 80  # [NODE_CLIENTS, node_id, added_addrs, removed_addrs]
+NODE_LIST = 82  # request: [.., req_id, addr]  -> {node_id: {address, alive, total, available, store}}
 WORKER_DIED_REMOTE = 81  # [WORKER_DIED_REMOTE, node_id, worker_id, worker_addr, reason] (daemon -> head)
 
 # ---- head -> node daemons -------------------------------------------------------------

@@ -816,11 +816,25 @@ class CoreWorker:
         self._resolve(entry)
 
     def _rerun_after_lost_argument(self, entry: TaskEntry) -> None:
-        """A worker could not fetch an argument: rebuild it once its node is known dead. Lock held."""
+        """A worker could not fetch an argument. Lock held.
+
+        If an argument is (or becomes) an error, the task fails with it; if an argument's
+        node is known dead or its value was since rebuilt elsewhere, the task is resubmitted
+        (rebuilding lost arguments first); otherwise the node's death notice is still on
+        its way and the task waits for it.
+        """
         table = self.refs.refs
-        lost = [table[oid] for oid, _o in entry.deps if oid in table and table[oid].value is not None
-                and table[oid].value[0] == P.VALUE_SHM and table[oid].value[1] in self.dead_daemons]
-        if not lost and not any(oid in table and table[oid].value is None for oid, _o in entry.deps):
+        current = []
+        for oid, _owner in entry.deps:
+            dep = table.get(oid)
+            value = dep.value if dep is not None else None
+            if value is not None and value[0] == P.VALUE_ERROR:
+                self._fail_task(entry, value)
+                return
+            current.append(None if value is None or value[0] != P.VALUE_SHM or value[1] in self.dead_daemons
+                           else value[1])
+        used = [m[5] if m[0] == P.VALUE_SHM else None for m in entry.dep_meta or ()]
+        if None not in current and current == used:
             self.tasks[entry.task_id] = entry
             self._waiting_for_node_death.append(entry)  # the node's death notice is on its way
             return
@@ -843,8 +857,8 @@ class CoreWorker:
             if entry.retries_left > 0:
                 entry.retries_left -= 1
             self.counters["task_retries"] += 1
-            entry.state = QUEUED
-            self.submitter.enqueue(entry, entry.shape, entry.resources)
+            self._task_done(entry)
+            self._resubmit(entry, reason)  # re-resolves arguments: some may have been lost too
             return
         else:
             exc = errors.WorkerCrashedError(f"task {entry.name} failed: {reason}, and it has no retries left")

@@ -1,0 +1,54 @@
+"""The cluster as tests and failure experiments see it: list, add and kill nodes.
+
+Owns `nodes()` (the head's view: id, address, alive, resources, store usage) and, for an
+embedded cluster started by `engine.init()`, `add_node` and `kill_node` (SIGKILL of the
+daemon, its workers and its store, as a machine loss). Thread-safe.
+Failures: `ValueError` naming an unknown node; `EngineError` when there is no embedded cluster.
+"""
+
+from __future__ import annotations
+
+from . import api, errors
+from .rpc import protocol as P
+
+
+def _embedded():
+    cluster = api._cluster
+    if cluster is None:
+        raise errors.EngineError("no embedded cluster: add_node/kill_node work on the cluster "
+                                 "started by engine.init() in this process")
+    return cluster
+
+
+def nodes() -> list[dict]:
+    """Every node the head knows: node_id, address, alive, resources, available, store."""
+    core = api._core()
+    view = core.call(core.head_address, P.NODE_LIST)
+    return [{"node_id": node_id, "address": n["address"], "alive": n["alive"],
+             "resources": n["total"], "available": n["available"], "store": n.get("store", {})}
+            for node_id, n in sorted(view.items())]
+
+
+def add_node(num_cpus: float = 1, resources: dict | None = None) -> str:
+    """Starts a node daemon on this machine; returns its node id once it is registered."""
+    cluster = _embedded()
+    node_id = cluster.add_node(num_cpus, dict(resources or {}))
+    core = api._core()
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the head learns of it from its first heartbeat
+        view = core.call(core.head_address, P.NODE_LIST)
+        if node_id in view:
+            break
+        time.sleep(0.02)
+    return node_id
+
+
+def kill_node(node_id: str) -> None:
+    """SIGKILLs a node: its daemon, workers and store vanish at once."""
+    _embedded().kill_node(node_id)
+
+
+def node_ids() -> list[str]:
+    return list(_embedded().node_ids)

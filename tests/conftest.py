@@ -1,0 +1,100 @@
+"""Shared fixtures: one embedded cluster per integration module, condition waits, leak checks.
+
+* `cluster`: `engine.init(num_cpus=2)` once per module, `engine.shutdown()` after it.
+* `wait_for(predicate, timeout)`: polls a condition with short waits until a deadline; the
+  one place a tiny sleep loop is allowed (reference release is asynchronous).
+* At session end: no child process of the test process and no `/dev/shm/ownrun-*` file
+  of a session this test run started may remain.
+
+Test dependencies: pytest, pytest-timeout, numpy, psutil.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import time
+
+import cloudpickle
+import psutil
+import pytest
+
+SHM_GLOB = "/dev/shm/ownrun-*"
+_SESSION_PID = re.compile(r"^ownrun-session_[^_]+_[^_]+_(\d+)_")
+
+
+def pytest_collection_modifyitems(items):
+    """Test modules are not importable in workers: ship their functions by value."""
+    for module in {item.module for item in items if getattr(item, "module", None) is not None}:
+        cloudpickle.register_pickle_by_value(module)
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
+    """Returns the first truthy value of `predicate()`; fails the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"condition not met within {timeout}s: {message or predicate}")
+        time.sleep(interval)
+
+
+def shm_files() -> set[str]:
+    return set(glob.glob(SHM_GLOB))
+
+
+def session_shm_files(session_dir: str) -> list[str]:
+    return glob.glob(f"/dev/shm/ownrun-{os.path.basename(session_dir)}-*")
+
+
+def _ours(path: str, started: set[str]) -> bool:
+    """A store file this test run is responsible for: new, and not of another live driver."""
+    if path in started:
+        return False
+    match = _SESSION_PID.match(os.path.basename(path))
+    if match is None:
+        return True  # unit-test stores use ownrun-test-*: they must clean up too
+    pid = int(match.group(1))
+    return pid == os.getpid() or not psutil.pid_exists(pid)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftovers_at_session_end():
+    started = shm_files()
+    yield
+    me = psutil.Process()
+    children = wait_for_quiet(me)
+    leaked_shm = sorted(p for p in shm_files() if _ours(p, started))
+    assert not children, f"child processes left running: {children}"
+    assert not leaked_shm, f"/dev/shm files left behind: {leaked_shm}"
+
+
+def wait_for_quiet(proc: psutil.Process, timeout: float = 10.0) -> list:
+    """The test process's live descendants, after giving exiting ones `timeout` s to go."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for child in proc.children(recursive=True):
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{child.pid} {' '.join(child.cmdline())[:120]}")
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ownrun import engine
+
+    info = engine.init(num_cpus=2)
+    try:
+        yield info
+    finally:
+        engine.shutdown()
+

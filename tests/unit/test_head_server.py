@@ -1,0 +1,111 @@
+"""The head's request handling, driven with a recording transport (no sockets) and real tables."""
+
+from __future__ import annotations
+
+import pytest
+from ownrun.engine.head.server import Head
+from ownrun.engine.head.tables import HeadTables
+from ownrun.engine.rpc import protocol as P
+from ownrun.engine.rpc.transport import pack, unpack
+
+CLIENT = "tcp://127.0.0.1:5001"
+INFO = {"class_name": "Counter", "methods": {"incr": {}}, "owner": CLIENT}
+
+
+class RecordingTransport:
+    def __init__(self):
+        self.sent: list[tuple[str, list]] = []
+
+    def send(self, address, frames) -> bool:
+        self.sent.append((address, unpack(frames[0])))
+        return True
+
+    def replies(self) -> dict[int, tuple[bool, object]]:
+        return {h[1]: (h[2], h[3]) for _, h in self.sent if h[0] == P.REPLY}
+
+
+@pytest.fixture
+def head(tmp_path):
+    tables = HeadTables.open(str(tmp_path))
+    h = Head(RecordingTransport(), tables)
+    yield h
+    h.tables.close()
+
+
+def send(head: Head, *header) -> None:
+    head.handle([pack(list(header))])
+
+
+def restarted(head: Head) -> Head:
+    path = head.tables.path
+    head.tables.close()
+    return Head(RecordingTransport(), HeadTables(path))
+
+
+def test_lookup_of_a_starting_actor_waits_until_it_is_alive(head):
+    send(head, P.ACTOR_REGISTER, 1, CLIENT, b"a1", "svc", INFO)
+    send(head, P.ACTOR_LOOKUP, 2, CLIENT, "svc")
+    assert 2 not in head.transport.replies()
+    send(head, P.ACTOR_UPDATE, b"a1", "ALIVE", "tcp://127.0.0.1:6000", None, b"w1")
+    ok, view = head.transport.replies()[2]
+    assert ok and view["address"] == "tcp://127.0.0.1:6000" and view["info"]["class_name"] == "Counter"
+
+
+def test_duplicate_live_name_is_refused(head):
+    send(head, P.ACTOR_REGISTER, 1, CLIENT, b"a1", "svc", INFO)
+    send(head, P.ACTOR_REGISTER, 2, CLIENT, b"a2", "svc", INFO)
+    assert head.transport.replies()[2] == (False, "an actor named 'svc' already exists")
+
+
+def test_a_restarted_head_finds_named_actors_and_kv_pairs(head):
+    send(head, P.ACTOR_REGISTER, 1, CLIENT, b"a1", "svc", INFO)
+    send(head, P.ACTOR_UPDATE, b"a1", "ALIVE", "tcp://127.0.0.1:6000", None, b"w1")
+    send(head, P.KV_PUT, 2, CLIENT, b"ckpt", b"state", True)
+    head = restarted(head)
+    try:
+        send(head, P.ACTOR_LOOKUP, 3, CLIENT, "svc")
+        send(head, P.KV_GET, 4, CLIENT, b"ckpt")
+        send(head, P.HEAD_STATS, 5, CLIENT)
+        replies = head.transport.replies()
+        assert replies[3][1]["state"] == "ALIVE" and replies[3][1]["worker_id"] == b"w1"
+        assert replies[4] == (True, b"state")
+        assert replies[5][1]["incarnation"] == 2 and replies[5][1]["actors"] == 1
+    finally:
+        head.tables.close()
+
+
+def test_kv_requests(head):
+    send(head, P.KV_PUT, 1, CLIENT, b"k", b"v1", True)
+    send(head, P.KV_PUT, 2, CLIENT, b"k", b"v2", False)
+    send(head, P.KV_LIST, 3, CLIENT, b"")
+    send(head, P.KV_DELETE, 4, CLIENT, b"k")
+    send(head, P.KV_GET, 5, CLIENT, b"k")
+    assert head.transport.replies() == {1: (True, True), 2: (True, False), 3: (True, [b"k"]),
+                                        4: (True, True), 5: (True, None)}
+
+
+def test_a_failing_request_is_answered_with_an_error(head):
+    send(head, P.KV_PUT, 1, CLIENT, b"k", "not bytes", True)
+    ok, error = head.transport.replies()[1]
+    assert not ok and error[0] == "TypeError" and "str" in error[1]
+
+
+def test_heartbeat_registers_the_node_and_answers_with_the_cluster_view(head):
+    send(head, P.HEARTBEAT, "n1", "tcp://127.0.0.1:7001", {"CPU": 2.0}, {"CPU": 1.0}, {})
+    send(head, P.HEARTBEAT, "n2", "tcp://127.0.0.1:7002", {"CPU": 4.0}, {"CPU": 4.0}, {})
+    address, view = head.transport.sent[-1]
+    assert address == "tcp://127.0.0.1:7002" and view[0] == P.CLUSTER_VIEW
+    assert view[1] == {
+        "n1": {"address": "tcp://127.0.0.1:7001", "total": {"CPU": 2.0}, "available": {"CPU": 1.0}, "alive": True},
+        "n2": {"address": "tcp://127.0.0.1:7002", "total": {"CPU": 4.0}, "available": {"CPU": 4.0}, "alive": True},
+    }
+    head = restarted(head)
+    try:
+        assert set(head.tables.nodes) == {"n1", "n2"}
+    finally:
+        head.tables.close()
+
+
+def test_unknown_message_types_are_counted_and_ignored(head):
+    send(head, 9999, 1, CLIENT)
+    assert head.transport.sent == [] and head.requests_by_type[9999] == 1

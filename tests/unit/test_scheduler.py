@@ -1,0 +1,274 @@
+"""LeaseScheduler, driven with events and checked by the decisions it returns (no I/O)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from ownrun.engine.node.scheduler import DEAD, IDLE, LEASED, STARTING, LeaseRequest, LeaseScheduler
+
+OWNER_A = "tcp://owner-a"
+OWNER_B = "tcp://owner-b"
+
+
+@pytest.fixture
+def make_scheduler():
+    def make(cpus: float = 2, max_idle_workers: int = 4, **resources) -> LeaseScheduler:
+        ids = (f"w{i}".encode() for i in itertools.count())
+        return LeaseScheduler({"CPU": float(cpus), **resources}, lambda: next(ids), max_idle_workers)
+
+    return make
+
+
+_request_ids = itertools.count(1)
+
+
+def request(owner: str = OWNER_A, cpus: float = 1, for_actor: bool = False, **resources) -> LeaseRequest:
+    res = {"CPU": float(cpus), **resources} if cpus else dict(resources)
+    return LeaseRequest(owner, owner.encode(), next(_request_ids), res, for_actor)
+
+
+def start_idle(sched: LeaseScheduler, count: int) -> list[bytes]:
+    ids = sched.prestart(count)
+    for i, worker_id in enumerate(ids):
+        out = sched.worker_ready(worker_id, f"tcp://{worker_id.decode()}", 1000 + i)
+        assert not out.grants and not out.start
+    return ids
+
+
+def lease(sched: LeaseScheduler, req: LeaseRequest) -> bytes:
+    """Requests a lease and brings up a worker if one must start; returns the worker id."""
+    out = sched.request(req)
+    if out.start:
+        (worker_id,) = out.start
+        out = sched.worker_ready(worker_id, f"tcp://{worker_id.decode()}", 2000)
+    (granted_req, worker) = out.grants[0]
+    assert granted_req is req
+    return worker.worker_id
+
+
+def test_request_is_granted_an_idle_worker(make_scheduler):
+    sched = make_scheduler()
+    idle = start_idle(sched, 2)
+    req = request()
+    out = sched.request(req)
+    assert out.start == []
+    assert len(out.grants) == 1
+    granted_req, worker = out.grants[0]
+    assert granted_req is req and worker.worker_id in idle
+    assert worker.state == LEASED and worker.lease is req
+    assert sched.available["CPU"] == 1.0
+
+
+def test_worker_is_started_when_none_is_idle(make_scheduler):
+    sched = make_scheduler()
+    req = request()
+    out = sched.request(req)
+    assert out.grants == []
+    assert len(out.start) == 1
+    worker_id = out.start[0]
+    assert sched.workers[worker_id].state == STARTING
+    assert sched.available["CPU"] == 1.0  # reserved for the starting worker
+    out = sched.worker_ready(worker_id, "tcp://w", 1234)
+    assert [(r, w.worker_id) for r, w in out.grants] == [(req, worker_id)]
+    assert sched.workers[worker_id].state == LEASED
+    assert sched.workers[worker_id].pid == 1234
+
+
+def test_request_queues_when_resources_are_exhausted_and_owners_are_asked_to_return_leases(
+        make_scheduler):
+    sched = make_scheduler(cpus=2)
+    start_idle(sched, 2)
+    first = lease(sched, request(OWNER_A))
+    lease(sched, request(OWNER_A))
+    waiting = request(OWNER_B)
+    out = sched.request(waiting)
+    assert out.grants == [] and out.start == []
+    assert list(sched.pending) == [waiting]
+    assert out.recall == {OWNER_A}
+    assert sched.usage()["pending_leases"] == 1
+    out = sched.lease_returned(first)
+    assert [(r, w.worker_id) for r, w in out.grants] == [(waiting, first)]
+    assert not sched.pending
+    assert sched.available["CPU"] == 0.0
+
+
+def test_blocked_worker_gives_its_cpu_to_a_second_request(make_scheduler):
+    sched = make_scheduler(cpus=1)
+    start_idle(sched, 1)
+    parent = lease(sched, request(OWNER_A))
+    child_req = request(OWNER_B)
+    assert sched.request(child_req).grants == []
+    out = sched.worker_blocked(parent)  # the parent task waits in get()
+    assert len(out.start) == 1  # no idle worker: a new one starts for the child
+    child = out.start[0]
+    out = sched.worker_ready(child, "tcp://child", 77)
+    assert [(r, w.worker_id) for r, w in out.grants] == [(child_req, child)]
+    assert sched.available["CPU"] == 0.0
+    sched.worker_unblocked(parent)
+    assert sched.available["CPU"] == -1.0  # oversubscribed until one returns
+    sched.lease_returned(child)
+    sched.lease_returned(parent)
+    assert sched.available["CPU"] == 1.0
+
+
+def test_requests_of_blocked_owners_are_served_first(make_scheduler):
+    sched = make_scheduler(cpus=1)
+    start_idle(sched, 1)
+    parent = lease(sched, request(OWNER_A))
+    other = request(OWNER_B)  # queued first, by an owner that is not blocked
+    sched.request(other)
+    child_req = request(sched.workers[parent].address)  # the parent task submits a child
+    sched.request(child_req)
+    out = sched.worker_blocked(parent)
+    (starting,) = out.start
+    assert sched.workers[starting].lease is child_req
+    assert list(sched.pending) == [other]
+
+
+def test_nested_blocking_releases_the_cpu_once(make_scheduler):
+    sched = make_scheduler(cpus=1)
+    start_idle(sched, 1)
+    worker = lease(sched, request())
+    sched.worker_blocked(worker)
+    sched.worker_blocked(worker)
+    assert sched.available["CPU"] == 1.0
+    sched.worker_unblocked(worker)
+    assert sched.available["CPU"] == 1.0
+    sched.worker_unblocked(worker)
+    assert sched.available["CPU"] == 0.0
+
+
+def test_lease_returned_while_blocked_does_not_release_twice(make_scheduler):
+    sched = make_scheduler(cpus=1)
+    start_idle(sched, 1)
+    worker = lease(sched, request())
+    sched.worker_blocked(worker)
+    sched.lease_returned(worker)
+    assert sched.available["CPU"] == 1.0
+    assert sched.workers[worker].state == IDLE
+
+
+def test_actor_gets_a_dedicated_new_worker_it_keeps(make_scheduler):
+    sched = make_scheduler(cpus=2)
+    idle = start_idle(sched, 1)
+    actor_req = request(cpus=0, for_actor=True)
+    out = sched.request(actor_req)
+    assert out.grants == []
+    assert len(out.start) == 1 and out.start[0] not in idle
+    actor_worker = out.start[0]
+    assert sched.workers[actor_worker].dedicated
+    sched.worker_ready(actor_worker, "tcp://actor", 5)
+    # A normal task still gets the idle pooled worker, never the actor's.
+    out = sched.request(request())
+    assert [w.worker_id for _, w in out.grants] == idle
+    # The actor's worker does not go back to the pool when its lease ends.
+    sched.lease_returned(actor_worker)
+    assert actor_worker not in sched.idle
+
+
+def test_zero_cpu_actors_do_not_use_cpus(make_scheduler):
+    sched = make_scheduler(cpus=2)
+    starts = [sched.request(request(cpus=0, for_actor=True)).start for _ in range(20)]
+    assert all(len(s) == 1 for s in starts)
+    assert sched.available["CPU"] == 2.0
+    assert not sched.pending
+
+
+def test_owner_died_drops_its_requests_and_returns_its_workers(make_scheduler):
+    sched = make_scheduler(cpus=2)
+    start_idle(sched, 2)
+    a_worker = lease(sched, request(OWNER_A))
+    b_worker = lease(sched, request(OWNER_B))
+    sched.request(request(OWNER_A))
+    sched.request(request(OWNER_B))
+    assert len(sched.pending) == 2
+    workers = sched.owner_died(OWNER_A)
+    assert workers == [a_worker]
+    assert [r.owner_addr for r in sched.pending] == [OWNER_B]
+    assert b_worker not in workers
+
+
+def test_dead_leased_worker_frees_its_resources_for_waiting_requests(make_scheduler):
+    sched = make_scheduler(cpus=1)
+    start_idle(sched, 1)
+    worker = lease(sched, request(OWNER_A))
+    waiting = request(OWNER_B)
+    sched.request(waiting)
+    dead, out = sched.worker_died(worker)
+    assert dead.state == DEAD
+    assert worker not in sched.workers
+    assert len(out.start) == 1  # no idle worker left: start one for the waiting request
+    assert sched.workers[out.start[0]].lease is waiting
+
+
+def test_worker_dying_while_starting_requeues_its_request(make_scheduler):
+    sched = make_scheduler(cpus=1)
+    req = request()
+    (starting,) = sched.request(req).start
+    _, out = sched.worker_died(starting)
+    assert len(out.start) == 1 and out.start[0] != starting
+    assert sched.workers[out.start[0]].lease is req
+    assert sched.available["CPU"] == 0.0
+
+
+def test_cancelled_request_is_not_granted(make_scheduler):
+    sched = make_scheduler(cpus=1)
+    start_idle(sched, 1)
+    worker = lease(sched, request(OWNER_A))
+    queued = request(OWNER_B)
+    sched.request(queued)
+    sched.cancel(OWNER_B, queued.request_id)
+    out = sched.lease_returned(worker)
+    assert out.grants == []
+    assert not sched.pending
+
+
+def test_infeasible_shapes_are_recognised(make_scheduler):
+    sched = make_scheduler(cpus=2, GPU=1)
+    assert sched.feasible({"CPU": 2})
+    assert sched.feasible({"GPU": 1, "CPU": 0})
+    assert not sched.feasible({"CPU": 3})
+    assert not sched.feasible({"TPU": 1})
+
+
+def test_custom_resources_are_accounted(make_scheduler):
+    sched = make_scheduler(cpus=4, disk=1)
+    start_idle(sched, 2)
+    first = request(cpus=1, disk=1)
+    assert sched.request(first).grants
+    second = request(cpus=1, disk=1)
+    assert sched.request(second).grants == []
+    assert sched.available == {"CPU": 3.0, "disk": 0.0}
+
+
+def test_idle_workers_beyond_the_limit_are_stopped(make_scheduler):
+    sched = make_scheduler(cpus=4, max_idle_workers=1)
+    start_idle(sched, 2)
+    w1 = lease(sched, request())
+    w2 = lease(sched, request())
+    assert sched.lease_returned(w1).stop == []
+    out = sched.lease_returned(w2)
+    assert len(out.stop) == 1
+    assert sched.workers[out.stop[0]].state == DEAD
+    assert len(sched.idle) == 1
+
+
+def test_usage_counts_workers_by_state(make_scheduler):
+    sched = make_scheduler(cpus=2)
+    start_idle(sched, 2)
+    lease(sched, request())
+    usage = sched.usage()
+    assert usage["workers"] == {IDLE: 1, LEASED: 1}
+    assert usage["available"] == {"CPU": 1.0}
+
+
+@pytest.mark.xfail(reason="engine bug: lease_returned() of a blocked worker releases nothing, so the "
+                          "lease's non-CPU resources are never given back", strict=False)
+def test_lease_returned_while_blocked_gives_back_custom_resources(make_scheduler):
+    sched = make_scheduler(cpus=1, disk=1)
+    start_idle(sched, 1)
+    worker = lease(sched, request(cpus=1, disk=1))
+    sched.worker_blocked(worker)
+    sched.lease_returned(worker)
+    assert sched.available == {"CPU": 1.0, "disk": 1.0}

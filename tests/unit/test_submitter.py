@@ -1,0 +1,205 @@
+"""Submitter with fake push / lease callables: leases per shape, pipelining, idle returns."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from ownrun.engine.ownership.submitter import Submitter
+
+CPU1 = (("CPU", 1.0),)
+CPU2 = (("CPU", 2.0),)
+
+
+class Fakes:
+    """Records every call the submitter makes to the outside world."""
+
+    def __init__(self):
+        self.pushed: list[tuple[bytes, bytes]] = []  # (task_id, worker_id)
+        self.requested: list[tuple[int, tuple]] = []  # (request_id, shape)
+        self.returned: list[bytes] = []
+        self.returned_to: list[str] = []  # the daemon each lease went back to
+        self.cancelled: list[int] = []
+
+    def push(self, entry, lease) -> None:
+        self.pushed.append((entry.task_id, lease.worker_id))
+
+    def request_lease(self, request_id, shape, resources) -> None:
+        assert dict(shape) == resources
+        self.requested.append((request_id, shape))
+
+    def return_lease(self, worker_id, daemon) -> None:
+        self.returned.append(worker_id)
+        self.returned_to.append(daemon)
+
+    def cancel_request(self, request_id) -> None:
+        self.cancelled.append(request_id)
+
+
+@pytest.fixture
+def fakes():
+    return Fakes()
+
+
+@pytest.fixture
+def submitter(fakes):
+    return Submitter(fakes.push, fakes.request_lease, fakes.return_lease, fakes.cancel_request,
+                     max_in_flight=2, max_lease_requests=3)
+
+
+def task(i: int):
+    return SimpleNamespace(task_id=f"t{i}".encode())
+
+
+def enqueue(sub: Submitter, *indices: int, shape=CPU1):
+    for i in indices:
+        sub.enqueue(task(i), shape, dict(shape))
+
+
+def grant(sub: Submitter, fakes: Fakes, index: int, worker: bytes, now: float = 0.0,
+          daemon: str = "tcp://daemon0"):
+    request_id, _ = fakes.requested[index]
+    return sub.lease_granted(request_id, worker, f"tcp://{worker.decode()}", "node0", daemon, now)
+
+
+def test_first_task_requests_a_lease_and_is_pushed_once_granted(submitter, fakes):
+    enqueue(submitter, 1)
+    assert fakes.pushed == []
+    assert [shape for _, shape in fakes.requested] == [CPU1]
+    lease = grant(submitter, fakes, 0, b"w1")
+    assert lease is not None and lease.worker_id == b"w1"
+    assert fakes.pushed == [(b"t1", b"w1")]
+    assert submitter.num_leases() == 1
+
+
+def test_lease_requests_grow_with_the_queue_up_to_the_limit(submitter, fakes):
+    enqueue(submitter, 1, 2, 3)  # 3 tasks, 2 per worker -> 2 leases wanted
+    assert len(fakes.requested) == 2
+    enqueue(submitter, *range(4, 20))  # many more -> capped at max_lease_requests
+    assert len(fakes.requested) == 3
+
+
+def test_tasks_are_pipelined_up_to_max_in_flight_per_worker(submitter, fakes):
+    enqueue(submitter, 1, 2, 3, 4, 5)
+    grant(submitter, fakes, 0, b"w1")
+    assert fakes.pushed == [(b"t1", b"w1"), (b"t2", b"w1")]
+    submitter.task_finished(b"w1", b"t1", now=1.0)
+    assert fakes.pushed[-1] == (b"t3", b"w1")
+    grant(submitter, fakes, 1, b"w2")
+    assert fakes.pushed[-2:] == [(b"t4", b"w2"), (b"t5", b"w2")]
+
+
+def test_ready_tasks_go_to_the_least_loaded_lease(submitter, fakes):
+    enqueue(submitter, 1, 2, 3)
+    grant(submitter, fakes, 0, b"w1")  # takes t1, t2
+    grant(submitter, fakes, 1, b"w2")  # takes t3
+    enqueue(submitter, 4)
+    assert fakes.pushed[-1] == (b"t4", b"w2")
+
+
+def test_task_finished_returns_its_entry(submitter, fakes):
+    enqueue(submitter, 1)
+    grant(submitter, fakes, 0, b"w1")
+    entry = submitter.task_finished(b"w1", b"t1", now=1.0)
+    assert entry.task_id == b"t1"
+    assert submitter.task_finished(b"w1", b"t1", now=1.0) is None
+    assert submitter.task_finished(b"unknown", b"t1", now=1.0) is None
+
+
+def test_each_resource_shape_gets_its_own_leases(submitter, fakes):
+    enqueue(submitter, 1, shape=CPU1)
+    enqueue(submitter, 2, shape=CPU2)
+    assert [shape for _, shape in fakes.requested] == [CPU1, CPU2]
+    grant(submitter, fakes, 1, b"big")
+    assert fakes.pushed == [(b"t2", b"big")]
+    grant(submitter, fakes, 0, b"small")
+    assert fakes.pushed[-1] == (b"t1", b"small")
+
+
+def test_idle_lease_is_kept_for_reuse_then_returned_after_the_timeout(submitter, fakes):
+    enqueue(submitter, 1)
+    grant(submitter, fakes, 0, b"w1", now=0.0)
+    submitter.task_finished(b"w1", b"t1", now=10.0)
+    submitter.return_idle(now=10.5, idle_timeout=1.0)
+    assert fakes.returned == []
+    enqueue(submitter, 2)  # reused without a new lease request
+    assert fakes.pushed[-1] == (b"t2", b"w1")
+    assert len(fakes.requested) == 1
+    submitter.task_finished(b"w1", b"t2", now=11.0)
+    submitter.return_idle(now=12.0, idle_timeout=1.0)
+    assert fakes.returned == [b"w1"]
+    assert submitter.num_leases() == 0
+
+
+def test_lease_goes_back_to_the_daemon_that_granted_it(submitter, fakes):
+    enqueue(submitter, 1, 2, 3)
+    grant(submitter, fakes, 0, b"w1", daemon="tcp://daemon0")
+    grant(submitter, fakes, 1, b"w2", daemon="tcp://daemon1")  # spilled back to another node
+    for worker, task_id in ((b"w1", b"t1"), (b"w1", b"t2"), (b"w2", b"t3")):
+        submitter.task_finished(worker, task_id, now=1.0)
+    submitter.return_idle(now=5.0, idle_timeout=1.0)
+    assert sorted(zip(fakes.returned, fakes.returned_to, strict=True)) == [
+        (b"w1", "tcp://daemon0"), (b"w2", "tcp://daemon1")]
+
+
+def test_busy_lease_is_not_returned(submitter, fakes):
+    enqueue(submitter, 1)
+    grant(submitter, fakes, 0, b"w1", now=0.0)
+    submitter.return_idle(now=100.0, idle_timeout=0.0)
+    assert fakes.returned == []
+
+
+def test_recall_returns_every_idle_lease(submitter, fakes):
+    enqueue(submitter, 1, 2, 3)
+    grant(submitter, fakes, 0, b"w1")
+    grant(submitter, fakes, 1, b"w2")
+    submitter.task_finished(b"w2", b"t3", now=5.0)
+    submitter.return_idle(now=5.0, idle_timeout=0.0)  # RECALL_LEASES
+    assert fakes.returned == [b"w2"]
+    assert submitter.num_leases() == 1
+
+
+def test_outstanding_lease_requests_are_cancelled_once_the_queue_drains(submitter, fakes):
+    enqueue(submitter, 1, 2, 3)
+    assert len(fakes.requested) == 2
+    grant(submitter, fakes, 0, b"w1")  # takes t1, t2
+    submitter.task_finished(b"w1", b"t1", now=1.0)  # t3 goes to w1 as well
+    submitter.return_idle(now=1.0, idle_timeout=1.0)
+    assert fakes.cancelled == [fakes.requested[1][0]]
+    # A grant for the cancelled request arriving late is handed straight back.
+    assert grant(submitter, fakes, 1, b"late") is None
+    assert fakes.returned == [b"late"]
+
+
+def test_worker_died_returns_its_in_flight_tasks_and_drops_the_lease(submitter, fakes):
+    enqueue(submitter, 1, 2)
+    grant(submitter, fakes, 0, b"w1")
+    lost = submitter.worker_died(b"w1")
+    assert sorted(e.task_id for e in lost) == [b"t1", b"t2"]
+    assert submitter.num_leases() == 0
+    assert submitter.worker_died(b"w1") == []
+    # Re-enqueued (a retry) it asks for a new lease.
+    for entry in lost:
+        submitter.enqueue(entry, CPU1, dict(CPU1))
+    assert len(fakes.requested) == 2
+
+
+def test_queued_task_can_be_removed_and_in_flight_task_found(submitter, fakes):
+    enqueue(submitter, 1, 2, 3)
+    grant(submitter, fakes, 0, b"w1")
+    assert submitter.remove_queued(b"t3").task_id == b"t3"
+    assert submitter.remove_queued(b"t3") is None
+    assert submitter.remove_queued(b"t1") is None  # in flight, not queued
+    assert submitter.find_in_flight(b"t1").worker_id == b"w1"
+    assert submitter.find_in_flight(b"t3") is None
+
+
+def test_tasks_pushed_in_submission_order_on_one_lease(fakes):
+    sub = Submitter(fakes.push, fakes.request_lease, fakes.return_lease, fakes.cancel_request,
+                    max_in_flight=8)
+    for i in range(20):
+        sub.enqueue(task(i), CPU1, dict(CPU1))
+    grant(sub, fakes, 0, b"w1")
+    for i in range(20):
+        sub.task_finished(b"w1", f"t{i}".encode(), now=float(i))
+    assert [t for t, _ in fakes.pushed] == [f"t{i}".encode() for i in range(20)]
