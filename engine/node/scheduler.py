@@ -112,6 +112,8 @@ class LeaseScheduler:
             return out
         if not w.blocked:
             self._release(w.lease.resources)
+        else:  # its CPUs were given back when it blocked; the rest are still held
+            self._release({k: v for k, v in w.lease.resources.items() if k != "CPU"})
         w.lease, w.blocked = None, 0
         if w.dedicated:
             return out

@@ -40,13 +40,16 @@ class Submitter:
     """Lease bookkeeping and dispatch of ready tasks for one owner."""
 
     def __init__(self, push, request_lease, return_lease, cancel_lease_request,
-                 max_in_flight: int = 8, max_lease_requests: int = 4):
+                 max_in_flight: int = 8, max_lease_requests: int = 4, depth=None):
         self._push = push
         self._request_lease = request_lease
         self._return_lease = return_lease
         self._cancel_request = cancel_lease_request
         self.max_in_flight = max_in_flight
         self.max_lease_requests = max_lease_requests
+        # How many tasks like `entry` may be in flight on one worker: pipelining pays for
+        # short tasks only; a long task queued behind another would leave CPUs idle.
+        self._depth = depth or (lambda entry: max_in_flight)
         self.queues: dict[tuple, ShapeQueue] = {}
         self.leases_by_worker: dict[bytes, Lease] = {}
         self._next_request = 0
@@ -61,7 +64,7 @@ class Submitter:
 
     def dispatch(self, queue: ShapeQueue) -> None:
         ready = queue.ready
-        limit = self.max_in_flight
+        limit = self._depth(ready[0]) if ready else self.max_in_flight
         while ready:
             best = None
             for lease in queue.leases:
@@ -76,6 +79,8 @@ class Submitter:
             best.in_flight[entry.task_id] = entry
             best.idle_since = None
             self._push(entry, best)
+            if ready:
+                limit = self._depth(ready[0])
         if ready:
             wanted = min(self.max_lease_requests, -(-len(ready) // limit))
             while len(queue.lease_requests) < wanted:

@@ -102,7 +102,9 @@ class CoreWorker:
         self.actors: dict[bytes, ActorState] = {}
         self.submitter = Submitter(self._push, self._request_lease, self._return_lease,
                                    self._cancel_lease_request,
-                                   max_in_flight=self.config["max_in_flight_per_worker"])
+                                   max_in_flight=self.config["max_in_flight_per_worker"],
+                                   depth=self._pipeline_depth)
+        self.fn_runtime: dict[str, float] = {}  # function id -> moving average of run time (s)
         self.arena = ArenaClient()
         self._calls: dict[int, _Call] = {}
         self._call_ids = itertools.count(1)
@@ -600,6 +602,12 @@ class CoreWorker:
             frames.extend(entry.dep_frames)
         self.transport.send(address, frames)
 
+    def _pipeline_depth(self, entry: TaskEntry) -> int:
+        runtime = self.fn_runtime.get(entry.fn_id)
+        if runtime is None or runtime > 0.001:
+            return 1
+        return self.submitter.max_in_flight
+
     def _request_lease(self, request_id: int, shape: tuple, resources: dict, daemon: str | None = None,
                        hops: int = 0, for_actor: bool = False) -> None:
         daemon = daemon or self.daemon_address
@@ -654,10 +662,13 @@ class CoreWorker:
 
     # ---- task replies -------------------------------------------------------------------------------
     def _on_task_reply(self, h, frames) -> None:
-        _, worker_addr, task_id, returns, borrowed, worker_id = h
+        _, worker_addr, task_id, returns, borrowed, worker_id, runtime = h
         entry = self.tasks.pop(task_id, None)
         if entry is None:
             return
+        if runtime is not None:
+            previous = self.fn_runtime.get(entry.fn_id)
+            self.fn_runtime[entry.fn_id] = runtime if previous is None else 0.8 * previous + 0.2 * runtime
         if entry.kind == NORMAL:
             self.submitter.task_finished(worker_id, task_id, time.monotonic())
         else:
@@ -879,11 +890,9 @@ class CoreWorker:
             lease = self.submitter.find_in_flight(task_id)
             if lease is None:
                 return
-            if force:
-                self.transport.send(self.daemon_address, [pack([P.KILL_WORKER, lease.worker_id,
-                                                                 f"task {entry.name} was cancelled with force=True"])])
-            else:
-                self.transport.send(lease.address, [pack([P.CANCEL_TASK, task_id, False])])
+            # The worker knows whether the task runs or waits behind another; with force it
+            # exits only if this task is the one running.
+            self.transport.send(lease.address, [pack([P.CANCEL_TASK, task_id, force])])
 
     # ---- output from workers ------------------------------------------------------------------------------
     def _on_log_lines(self, h, frames) -> None:

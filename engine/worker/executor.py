@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import inspect
+import os
 import pickle
 import threading
+import time
 import traceback
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +83,8 @@ class Executor:
                                       [], lock_held=True)
                     return
         ident = self.running.get(task_id)
+        if ident is not None and h[2]:  # force: the task may not check for interrupts
+            os._exit(1)
         if ident is not None:
             self.cancelled.add(task_id)
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
@@ -144,6 +148,7 @@ class Executor:
         task_id, name, kind = h[2], h[3], h[4]
         received: list = []
         results = args = kwargs = value = None
+        started = time.perf_counter()
         self.running[task_id] = threading.get_ident()
         token = task_context.enter(task_id, name, self.actor_id)
         try:
@@ -172,7 +177,7 @@ class Executor:
         box = [results]
         results = None
         try:
-            self._reply(h, box, received)
+            self._reply(h, box, received, time.perf_counter() - started)
         except errors.TaskCancelledError:
             self._reply_error(h, errors.TaskCancelledError(f"task {name} was cancelled"), received)
         if task_id in self.cancelled:
@@ -218,7 +223,7 @@ class Executor:
         return None
 
     # ---- replies --------------------------------------------------------------------------------
-    def _reply(self, h, box: list, received: list) -> None:
+    def _reply(self, h, box: list, received: list, runtime: float | None = None) -> None:
         """Sends the task's results; `box` holds them so that we drop the last reference."""
         results = box.pop()
         caller, task_id = h[1], h[2]
@@ -257,13 +262,13 @@ class Executor:
                 core.refs.register_borrower(contains_all, caller)
             borrowed = core.refs.still_borrowed(received, caller) if received else None
             core.transport.send(caller, [pack([P.TASK_REPLY, core.address, task_id, metas, borrowed,
-                                               core.worker_id]), *frames])
+                                               core.worker_id, runtime]), *frames])
 
     def _reply_error(self, h, exc: BaseException, received: list, lock_held: bool = False) -> None:
         f = _serialize_error(exc)
         metas = [[P.VALUE_ERROR, len(f), None]] * h[7]
         frames = f * h[7]
-        header = pack([P.TASK_REPLY, self.core.address, h[2], metas, None, self.core.worker_id])
+        header = pack([P.TASK_REPLY, self.core.address, h[2], metas, None, self.core.worker_id, None])
         self.core.transport.send(h[1], [header, *frames])
 
 

@@ -336,9 +336,6 @@ def test_cancel_of_a_finished_task_keeps_its_value():
     assert engine.get(ref) == 81
 
 
-@pytest.mark.xfail(reason="engine bug: cancel(force=True) of a task pipelined behind another on the "
-                          "same leased worker kills that worker, failing the running task",
-                   strict=False)
 def test_force_cancel_of_a_task_queued_behind_another_spares_the_running_one(tmp_path):
     marker = tmp_path / "started"
     running = touch_and_sleep.options(max_retries=0).remote(str(marker), 2)
@@ -351,9 +348,6 @@ def test_force_cancel_of_a_task_queued_behind_another_spares_the_running_one(tmp
 
 
 # ---- parallelism ----------------------------------------------------------------------------
-@pytest.mark.xfail(reason="engine bug: the submitter pipelines up to 8 tasks onto one leased worker "
-                          "and asks for another lease only for tasks beyond that, so independent "
-                          "tasks run one after another while a CPU is idle", strict=False)
 def test_independent_tasks_run_in_parallel_on_two_cpus():
     engine.get([sleep_then.remote(0) for _ in range(4)])  # workers warm
     start = time.monotonic()

@@ -263,8 +263,6 @@ def test_usage_counts_workers_by_state(make_scheduler):
     assert usage["available"] == {"CPU": 1.0}
 
 
-@pytest.mark.xfail(reason="engine bug: lease_returned() of a blocked worker releases nothing, so the "
-                          "lease's non-CPU resources are never given back", strict=False)
 def test_lease_returned_while_blocked_gives_back_custom_resources(make_scheduler):
     sched = make_scheduler(cpus=1, disk=1)
     start_idle(sched, 1)
