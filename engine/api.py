@@ -246,7 +246,9 @@ class ActorClass:
             core.call(core.head_address, P.ACTOR_REGISTER, actor_id, name, info)
         except errors.EngineError as exc:
             raise ValueError(str(exc)) from None
-        state = ActorState(actor_id, name, cls_name, owned=True)
+        restarts = (int(options.get("max_restarts", 0)), int(options.get("max_task_retries", 0)))
+        state = ActorState(actor_id, name, cls_name, owned=True, max_restarts=restarts[0],
+                           max_task_retries=restarts[1])
         task_id = core.next_id()
         entry = TaskEntry(task_id, f"{cls_name}.__init__", ACTOR_CREATION, fn_id, blob, arg_frames, positions,
                           deps, nested, [task_id + b"\1\0\0\0"], 0, False, shape, resources, actor=state)
@@ -257,7 +259,7 @@ class ActorClass:
             if name is None:
                 core.actor_by_creation[entry.return_ids[0]] = state
         creation_ref = core.submit_task(entry)[0]
-        return ActorHandle(actor_id, cls_name, self._methods, creation_ref, name)
+        return ActorHandle(actor_id, cls_name, self._methods, creation_ref, name, restarts)
 
 
 def _method_options(method) -> dict:
@@ -290,7 +292,8 @@ class ActorMethod:
 
 class ActorHandle:
     def __init__(self, actor_id: bytes, class_name: str, methods: dict, creation_ref: ObjectRef | None,
-                 name: str | None):
+                 name: str | None, restarts: tuple = (0, 0)):
+        self._restarts = tuple(restarts)  # (max_restarts, max_task_retries)
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
@@ -312,31 +315,36 @@ class ActorHandle:
         address = state.address if state is not None else None
         worker_id = state.worker_id if state is not None else None
         return (_rebuild_handle, (self._actor_id, self._class_name, self._methods, self._creation_ref,
-                                  self._name, address, worker_id))
+                                  self._name, address, worker_id, self._restarts))
 
     def _call(self, method_name: str, args: tuple, kwargs: dict, options: dict):
         core = _core()
         state = core.actors.get(self._actor_id)
         if state is None:
-            state = core.actors.setdefault(self._actor_id, ActorState(self._actor_id, self._name,
-                                                                      self._class_name, owned=False))
+            state = core.actors.setdefault(self._actor_id, ActorState(
+                self._actor_id, self._name, self._class_name, owned=False,
+                max_restarts=self._restarts[0], max_task_retries=self._restarts[1]))
         qualname = f"{self._class_name}.{method_name}"
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, qualname)
         task_id = core.next_id()
         n = int(options.get("num_returns", 1))
         return_ids = [task_id + i.to_bytes(4, "little") for i in range(1, n + 1)]
         entry = TaskEntry(task_id, qualname, ACTOR_METHOD, method_name, None, arg_frames, positions, deps,
-                          nested, return_ids, 0, False, (), {}, actor=state)
+                          nested, return_ids, state.max_task_retries, False, (), {}, actor=state)
         refs = core.submit_task(entry)
         return refs[0] if n == 1 else refs
 
 
-def _rebuild_handle(actor_id, class_name, methods, creation_ref, name, address, worker_id) -> ActorHandle:
+def _rebuild_handle(actor_id, class_name, methods, creation_ref, name, address, worker_id,
+                    restarts=(0, 0)) -> ActorHandle:
     core = object_ref.current_worker()
     if core is not None and actor_id not in core.actors:
-        core.actors.setdefault(actor_id, ActorState(actor_id, name, class_name, owned=False,
-                                                    address=address, worker_id=worker_id))
-    return ActorHandle(actor_id, class_name, methods, creation_ref, name)
+        state = ActorState(actor_id, name, class_name, owned=False, address=address, worker_id=worker_id,
+                           max_restarts=restarts[0], max_task_retries=restarts[1])
+        if core.actors.setdefault(actor_id, state) is state and address is not None:
+            with core.lock:  # the address we were given may be stale: hear from the head too
+                state.subscribe(core)
+    return ActorHandle(actor_id, class_name, methods, creation_ref, name, restarts)
 
 
 def remote(*args, **options):

@@ -68,7 +68,9 @@ class Head:
             P.HEARTBEAT: self.on_heartbeat,
             P.NODE_CLIENTS: self.on_node_clients,
             P.NODE_LIST: self.on_node_list,
+            P.WORKER_DIED_REMOTE: self.on_worker_died,
         }
+        self.actor_subscribers: dict[bytes, set] = {}  # actor id -> addresses told of changes
         self.node_store: dict[str, dict] = {}  # node id -> last heartbeat's store stats
 
     def reply(self, addr: str, req_id: int, result, ok: bool = True) -> None:
@@ -122,6 +124,22 @@ class Head:
                 if other["alive"]:
                     self.transport.send(other["address"], notice)
 
+    def _publish_actor(self, record) -> None:
+        subscribers = self.actor_subscribers.get(record.actor_id)
+        if subscribers:
+            notice = [pack([P.ACTOR_STATE, record.actor_id, record.view()])]
+            for addr in subscribers:
+                self.transport.send(addr, notice)
+
+    def on_worker_died(self, h) -> None:
+        """A worker died: an actor on it is RESTARTING until its creator restarts it or gives up."""
+        _, _node_id, worker_id, _addr, reason = h
+        for record in list(self.tables.actors.values()):
+            if record.worker_id == worker_id and record.state == "ALIVE":
+                record = self.tables.update_actor(record.actor_id, "RESTARTING", None, reason, worker_id)
+                if record is not None:
+                    self._publish_actor(record)
+
     def on_node_list(self, h) -> None:
         _, req_id, addr = h
         view = self.cluster_view()
@@ -150,19 +168,32 @@ class Head:
     def on_actor_update(self, h) -> None:
         _, actor_id, state, address, reason, worker_id = h
         record = self.tables.update_actor(actor_id, state, address, reason, worker_id)
+        if record is not None:
+            self._publish_actor(record)
         if record is not None and record.settled():
-            for addr, req_id in self.lookups_waiting.pop(actor_id, []):
-                self.reply(addr, req_id, record.view())
+            still = []
+            for addr, req_id, not_worker in self.lookups_waiting.pop(actor_id, []):
+                if record.dead() or record.worker_id != not_worker:
+                    self.reply(addr, req_id, record.view())
+                else:
+                    still.append((addr, req_id, not_worker))
+            if still:
+                self.lookups_waiting[actor_id] = still
 
     def on_actor_lookup(self, h) -> None:
-        _, req_id, addr, key = h
+        """Answers once the actor is ALIVE (on a worker other than `not_worker`, the one a
+        caller saw die) or DEAD."""
+        _, req_id, addr, key = h[:4]
+        not_worker = h[4] if len(h) > 4 else None
         record = self.tables.find_actor(key)
+        if record is not None:
+            self.actor_subscribers.setdefault(record.actor_id, set()).add(addr)
         if record is None:
             self.reply(addr, req_id, None)
-        elif record.settled():
+        elif record.dead() or (record.settled() and (not_worker is None or record.worker_id != not_worker)):
             self.reply(addr, req_id, record.view())
         else:
-            self.lookups_waiting.setdefault(record.actor_id, []).append((addr, req_id))
+            self.lookups_waiting.setdefault(record.actor_id, []).append((addr, req_id, not_worker))
 
     def on_kv_put(self, h) -> None:
         _, req_id, addr, key, value, overwrite = h

@@ -195,6 +195,8 @@ class NodeDaemon:
             for node in self.view.values():  # other nodes' processes may own or borrow here
                 if node["address"] != self.address and node.get("alive", True):
                     self.transport.send(node["address"], notice)
+            self.transport.send(self.head_address, [pack([P.WORKER_DIED_REMOTE, self.node_id, worker_id,
+                                                          addr, reason])])
         self.apply(decisions)
 
     def _client_gone(self, addr: str) -> None:

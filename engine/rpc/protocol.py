@@ -51,13 +51,14 @@ LEASE_GRANTED = 50  # [LEASE_GRANTED, lease_req_id, worker_id, worker_addr|error
 WORKER_DIED = 51  # [WORKER_DIED, worker_id, worker_addr, reason]
 RECALL_LEASES = 52  # [RECALL_LEASES]  (return idle leases: others are waiting)
 EXIT_WORKER = 53  # [EXIT_WORKER]
+ACTOR_STATE = 55  # [ACTOR_STATE, actor_id, view]  (head -> processes that looked the actor up)
 NODE_DIED = 54  # [NODE_DIED, node_id, daemon_addr, client_addrs, reason]  (also head -> daemons)
 
 # ---- anyone -> head ----------------------------------------------------------------
 REGISTER_NODE = 70  # request: [.., req_id, addr, node_id, info]
 ACTOR_REGISTER = 71  # request: [.., req_id, addr, actor_id, name, info]
 ACTOR_UPDATE = 72  # [ACTOR_UPDATE, actor_id, state, address, reason, worker_id]
-ACTOR_LOOKUP = 73  # request: [.., req_id, addr, name]
+ACTOR_LOOKUP = 73  # request: [.., req_id, addr, name_or_id, not_worker_id?]  (subscribes the asker)
 KV_PUT = 74  # request: [.., req_id, addr, key, value, overwrite]
 KV_GET = 75  # request: [.., req_id, addr, key]
 KV_DELETE = 76  # request: [.., req_id, addr, key]

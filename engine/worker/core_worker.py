@@ -132,6 +132,7 @@ class CoreWorker:
             P.RECALL_LEASES: self._on_recall_leases,
             P.LOG_LINES: self._on_log_lines,
             P.NODE_DIED: self._on_node_died,
+            P.ACTOR_STATE: self._on_actor_state,
         }
         self.dead_daemons: set[str] = set()
         self._node_death = threading.Event()
@@ -699,6 +700,8 @@ class CoreWorker:
                 if ref is not None:
                     self.refs.keep_lineage(ref, entry)
             self._store_value(rid, value, contains, worker_addr if contains else None)
+        if entry.kind == ACTOR_CREATION and entry.actor.restarts_left != 0 and returns[0][0] != P.VALUE_ERROR:
+            return  # a restart re-runs the constructor: keep its arguments alive until the actor dies
         self._task_done(entry)
 
     def _task_done(self, entry: TaskEntry) -> None:
@@ -729,7 +732,7 @@ class CoreWorker:
             self._retry_or_fail(entry, reason)
         for actor in list(self.actors.values()):
             if actor.worker_id == worker_id:
-                actor.died(self, reason)
+                actor.worker_died(self, reason)
 
     # ---- node failures and lineage reconstruction (DESIGN.md §5) -------------------------------
     def _on_node_died(self, h, frames) -> None:
@@ -765,7 +768,7 @@ class CoreWorker:
                     self.submitter.dispatch(queue)
         for actor in list(self.actors.values()):
             if actor.daemon == daemon or actor.address in client_addrs:
-                actor.died(self, why)
+                actor.worker_died(self, why)
         lost = [ref for ref in self.refs.refs.values()
                 if ref.owned and ref.value is not None and ref.value[0] == P.VALUE_SHM and ref.value[1] == daemon]
         for ref in lost:
@@ -852,6 +855,11 @@ class CoreWorker:
         self._task_done(entry)
         self.counters["task_retries"] += 1
         self._resubmit(entry, "an argument's node died")
+
+    def _on_actor_state(self, h, frames) -> None:
+        actor = self.actors.get(h[1])
+        if actor is not None:
+            actor.on_head_update(self, h[2])
 
     def _fail_objects_of_dead_owner(self, owner: str, reason: str) -> None:
         """Fate-sharing: objects owned by a dead process fail with OwnerDiedError. Lock held."""
