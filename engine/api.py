@@ -59,6 +59,9 @@ def init(address: str | None = None, num_cpus: float | None = None, resources: d
         if address is not None:
             raise errors.EngineError("joining a running cluster by address is not supported yet; "
                                      "call engine.init() without an address for an embedded cluster")
+        metadata = config.get("metadata", "ownership")
+        if metadata not in ("ownership", "centralized"):
+            raise ValueError(f"metadata must be 'ownership' or 'centralized', got {metadata!r}")
         cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
         if cpus < 0:
             raise ValueError(f"num_cpus must be >= 0, got {num_cpus}")

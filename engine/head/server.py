@@ -38,7 +38,8 @@ log = logging.getLogger("ownrun.head")
 
 # Requests whose header carries [kind, req_id, reply_addr, ...] (answered on failure too).
 _REQUESTS = frozenset({P.REGISTER_NODE, P.ACTOR_REGISTER, P.ACTOR_LOOKUP, P.KV_PUT, P.KV_GET,
-                       P.KV_DELETE, P.KV_LIST, P.HEAD_STATS, P.NODE_LIST})
+                       P.KV_DELETE, P.KV_LIST, P.HEAD_STATS, P.NODE_LIST,
+                        P.TASK_META_SUBMIT})
 
 
 class Head:
@@ -69,7 +70,13 @@ class Head:
             P.NODE_CLIENTS: self.on_node_clients,
             P.NODE_LIST: self.on_node_list,
             P.WORKER_DIED_REMOTE: self.on_worker_died,
+            P.TASK_META_SUBMIT: self.on_task_submit,
+            P.TASK_META_DONE: self.on_task_done,
         }
+        # The "centralized" baseline (DESIGN.md §7): a task table and argument ref counts that
+        # owners write synchronously before every push, as the paper's Centralized system does.
+        self.task_table: dict[bytes, bytes] = {}
+        self.arg_refcounts: dict[bytes, int] = {}
         self.actor_subscribers: dict[bytes, set] = {}  # actor id -> addresses told of changes
         self.node_store: dict[str, dict] = {}  # node id -> last heartbeat's store stats
 
@@ -123,6 +130,25 @@ class Head:
             for other in self.tables.nodes.values():
                 if other["alive"]:
                     self.transport.send(other["address"], notice)
+
+    def on_task_submit(self, h) -> None:
+        _, req_id, addr, task_id, spec, arg_ids = h
+        self.task_table[task_id] = spec
+        counts = self.arg_refcounts
+        for oid in arg_ids:
+            counts[oid] = counts.get(oid, 0) + 1
+        self.reply(addr, req_id, True)
+
+    def on_task_done(self, h) -> None:
+        _, task_id, arg_ids = h
+        self.task_table.pop(task_id, None)
+        counts = self.arg_refcounts
+        for oid in arg_ids:
+            left = counts.get(oid, 0) - 1
+            if left > 0:
+                counts[oid] = left
+            else:
+                counts.pop(oid, None)
 
     def _publish_actor(self, record) -> None:
         subscribers = self.actor_subscribers.get(record.actor_id)

@@ -112,6 +112,7 @@ class CoreWorker:
         self._counter = itertools.count(1)
         self._fn_sent: dict[str, set] = {}  # worker address -> fn ids it has
         self.inline_threshold = self.config["inline_threshold"]
+        self.centralized = self.config.get("metadata", "ownership") == "centralized"
         self.executor = None  # set in worker processes
         self.stopping = False
         self.node_info = node_info or {}
@@ -520,6 +521,8 @@ class CoreWorker:
     # ---- task submission ---------------------------------------------------------------------------
     def submit_task(self, entry: TaskEntry) -> list[ObjectRef]:
         """Registers and queues a task; returns refs to its results."""
+        if self.centralized:
+            self._write_task_meta(entry)
         with self.lock:
             self._apply_ref_ops()
             refs = self.refs
@@ -704,7 +707,16 @@ class CoreWorker:
             return  # a restart re-runs the constructor: keep its arguments alive until the actor dies
         self._task_done(entry)
 
+    def _write_task_meta(self, entry: TaskEntry) -> None:
+        """Centralized baseline: the spec and argument counts go to the head before the push."""
+        arg_ids = [oid for oid, _owner in entry.deps] + [oid for oid, _owner in entry.nested or ()]
+        spec = pack([entry.task_id, entry.fn_id, entry.name, entry.positions, *entry.arg_frames])
+        self.call(self.head_address, P.TASK_META_SUBMIT, entry.task_id, spec, arg_ids)
+
     def _task_done(self, entry: TaskEntry) -> None:
+        if self.centralized:
+            arg_ids = [oid for oid, _owner in entry.deps] + [oid for oid, _owner in entry.nested or ()]
+            self.transport.send(self.head_address, [pack([P.TASK_META_DONE, entry.task_id, arg_ids])])
         if entry.submitted_refs:
             out = Release()
             self.refs.remove_submitted(entry.submitted_refs, out)
