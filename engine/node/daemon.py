@@ -215,6 +215,13 @@ class NodeDaemon:
             self.store.free(oid)
         for worker_id in self.scheduler.owner_died(addr):
             self._kill(worker_id, f"its owner {addr} died")
+        if client.kind == "driver":  # other nodes' processes may borrow what it owned
+            notice = [pack([P.WORKER_DIED, client.worker_id, addr, f"the driver (pid {client.pid}) exited"])]
+            for other in list(self.clients.values()):
+                self.transport.send(other.address, notice)
+            for node in self.view.values():
+                if node["address"] != self.address and node.get("alive", True):
+                    self.transport.send(node["address"], notice)
         if client.kind == "driver" and client.pid == self.parent_pid:
             log.info("the driver that started this node exited; shutting down")
             self.running = False

@@ -29,8 +29,9 @@ class Lease:
 
 @dataclass(slots=True)
 class ShapeQueue:
-    shape: tuple
+    shape: tuple  # the queue's key: resource shape and preferred node
     resources: dict
+    daemon: str | None = None  # where to ask for leases first (the node holding the arguments)
     ready: deque = field(default_factory=deque)
     leases: list = field(default_factory=list)
     lease_requests: set = field(default_factory=set)  # outstanding lease request ids
@@ -55,10 +56,10 @@ class Submitter:
         self._next_request = 0
         self.request_shapes: dict[int, tuple] = {}  # outstanding lease request -> shape
 
-    def enqueue(self, entry, shape: tuple, resources: dict) -> None:
+    def enqueue(self, entry, shape: tuple, resources: dict, daemon: str | None = None) -> None:
         queue = self.queues.get(shape)
         if queue is None:
-            queue = self.queues[shape] = ShapeQueue(shape, resources)
+            queue = self.queues[shape] = ShapeQueue(shape, resources, daemon)
         queue.ready.append(entry)
         self.dispatch(queue)
 
@@ -88,7 +89,7 @@ class Submitter:
                 request_id = self._next_request
                 queue.lease_requests.add(request_id)
                 self.request_shapes[request_id] = queue.shape
-                self._request_lease(request_id, queue.shape, queue.resources)
+                self._request_lease(request_id, queue.shape, queue.resources, queue.daemon)
 
     def lease_granted(self, request_id: int, worker_id: bytes, address: str,
                       node_id: str, daemon: str, now: float) -> Lease | None:

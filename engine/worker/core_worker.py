@@ -584,9 +584,28 @@ class CoreWorker:
             entry.dep_meta, entry.dep_frames = meta, dep_frames
         entry.state = QUEUED
         if entry.kind == NORMAL:
-            self.submitter.enqueue(entry, entry.shape, entry.resources)
+            daemon = self._locality(entry)
+            if daemon is None:
+                self.submitter.enqueue(entry, entry.shape, entry.resources)
+            else:
+                self.submitter.enqueue(entry, (entry.shape, daemon), entry.resources, daemon)
         else:
             entry.actor.enqueue(self, entry)
+
+    def _locality(self, entry: TaskEntry) -> str | None:
+        """The daemon of the node holding most of the task's argument bytes, if not ours."""
+        if not entry.dep_meta:
+            return None
+        by_daemon: dict[str, int] = {}
+        for meta in entry.dep_meta:
+            if meta[0] == P.VALUE_SHM:
+                by_daemon[meta[5]] = by_daemon.get(meta[5], 0) + meta[2]
+        if not by_daemon:
+            return None
+        best = max(by_daemon, key=by_daemon.get)
+        if best == self.daemon_address or best in self.dead_daemons:
+            return None
+        return best
 
     def _push(self, entry: TaskEntry, lease) -> None:
         """Sends a task to a leased worker (lock held)."""
