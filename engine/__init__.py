@@ -50,6 +50,8 @@ from .errors import (
 )
 from .object_ref import ObjectRef
 
+nodes = cluster.nodes
+
 __all__ = [
     "ActorClass", "ActorHandle", "RemoteFunction", "ObjectRef",
     "init", "shutdown", "is_initialized", "session_dir", "remote", "method", "get", "put", "wait",
@@ -57,6 +59,6 @@ __all__ = [
     "EngineError", "TaskError", "WorkerCrashedError", "GetTimeoutError", "TaskCancelledError",
     "ActorDiedError", "ObjectStoreFullError", "ObjectLostError", "OwnerDiedError", "ObjectFreedError",
     "RuntimeNotInitializedError", "SerializationError", "NodeUnreachableError", "ObjectReconstructionFailedError",
-    "cluster",
+    "cluster", "nodes",
     "kv",
 ]

@@ -136,6 +136,7 @@ class CoreWorker:
             P.ACTOR_STATE: self._on_actor_state,
         }
         self.dead_daemons: set[str] = set()
+        self.dead_processes: set[str] = set()  # core workers known dead (owners of borrowed refs)
         self._node_death = threading.Event()
         self._waiting_for_node_death: list[TaskEntry] = []
         self._io_thread = threading.Thread(target=self._io_loop, name="ownrun-io", daemon=True)
@@ -394,30 +395,40 @@ class CoreWorker:
                 raise errors.ObjectLostError(f"object {r.id.hex()} has no value")
             try:
                 out.append(self._materialize(r.id, value))
-            except errors.ObjectLostError:
-                if value[0] != P.VALUE_SHM:
+            except errors.ObjectLostError as exc:
+                if value[0] != P.VALUE_SHM or isinstance(exc, errors.OwnerDiedError):
                     raise
+                if r.owner in self.dead_processes:
+                    raise errors.OwnerDiedError(f"object {r.id.hex()} is lost: its owner {r.owner} died") from None
                 out.append(self._get_rebuilt(r, value, deadline))
         return out
 
     def _get_rebuilt(self, r: ObjectRef, lost_value: tuple, deadline):
-        """The shared-memory copy of `r` is gone: wait for its owner to rebuild it, then read it."""
+        """The shared-memory copy of `r` is gone: wait for its owner to rebuild it, then read it.
+
+        An owner rebuilds from lineage once it knows the copy's node died; a borrower asks the
+        owner again (the owner answers when the object is rebuilt)."""
         limit = time.monotonic() + float(self.config.get("node_death_timeout", 1.0)) + 5.0
+        lost_at = lost_value[1]
         while True:
             with self.lock:
                 ref = self.refs.refs.get(r.id)
                 if ref is None:
                     raise errors.ObjectLostError(f"object {r.id.hex()} is gone")
-                if ref.value is lost_value and lost_value[1] in self.dead_daemons and ref.owned:
-                    ref.value = None
-                    self._recover(ref, f"its node's daemon {lost_value[1]} died")
                 current = ref.value
-            if current is not None and current is not lost_value:
-                return self.get([r], None if deadline is None else max(0.0, deadline - time.monotonic()))[0]
-            if current is None:
-                return self.get([r], None if deadline is None else max(0.0, deadline - time.monotonic()))[0]
+                if current is not None and current[0] == P.VALUE_SHM and current[1] == lost_at:
+                    if ref.owned and lost_at in self.dead_daemons:
+                        ref.value = current = None
+                        self._recover(ref, f"its node's daemon {lost_at} died")
+                    elif not ref.owned:
+                        ref.value = current = None
+                        ref.size = 0  # ask the owner again
+            if current is None or current[0] != P.VALUE_SHM or current[1] != lost_at:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                value = self.get([r], remaining)[0]
+                return value
             if time.monotonic() > limit:
-                raise errors.ObjectLostError(f"object {r.id.hex()} is lost: its copy on {lost_value[1]} "
+                raise errors.ObjectLostError(f"object {r.id.hex()} is lost: its copy on {lost_at} "
                                              f"cannot be read and no node failure explains it")
             self._node_death.wait(0.05)
             self._node_death.clear()
@@ -487,6 +498,10 @@ class CoreWorker:
             exc = errors.ObjectFreedError(f"object {oid.hex()} was already freed by its owner {self.address}")
             self._send_value(requester, oid, error_value(serialization.serialize(exc)[0]), None)
             return
+        value = entry.value
+        if value is not None and value[0] == P.VALUE_SHM and value[1] in self.dead_daemons and entry.owned:
+            entry.value = None  # lost with its node: rebuild it, then answer
+            self._recover(entry, f"its node's daemon {value[1]} died")
         if entry.value is not None:
             self._send_value(requester, oid, entry.value, entry.contains)
             return
@@ -752,6 +767,7 @@ class CoreWorker:
 
     def _on_worker_died(self, h, frames) -> None:
         _, worker_id, address, reason = h
+        self.dead_processes.add(address)
         self._fn_sent.pop(address, None)
         self.transport.disconnect(address)
         out = Release()
@@ -777,6 +793,7 @@ class CoreWorker:
         self.transport.disconnect(daemon)
         out = Release()
         for addr in client_addrs:
+            self.dead_processes.add(addr)
             self.refs.process_died(addr, out)
             self._fail_objects_of_dead_owner(addr, why)
             self._fn_sent.pop(addr, None)
@@ -958,7 +975,8 @@ class CoreWorker:
         with self.lock:
             self._apply_ref_ops()
             return {"refs": len(self.refs.refs), "tasks": len(self.tasks),
-                    "leases": self.submitter.num_leases(), "retries": self.counters["task_retries"]}
+                    "leases": self.submitter.num_leases(), "retries": self.counters["task_retries"],
+                    "reconstructions": self.counters["reconstructions"]}
 
 
 def entry_waiter(worker: CoreWorker, entry: TaskEntry):
