@@ -46,6 +46,7 @@ from ..rpc.transport import Transport, pack, unpack
 from ..store.arena_client import ArenaClient
 from . import serialization
 from .actor_state import ActorState
+from .recovery import RecoveryMixin
 
 log = logging.getLogger("ownrun.worker")
 
@@ -86,7 +87,7 @@ class Waiter:
                 self.event.set()
 
 
-class CoreWorker:
+class CoreWorker(RecoveryMixin):
     def __init__(self, mode: str, daemon_address: str, worker_id: bytes, config: dict | None = None,
                  node_info: dict | None = None):
         self.mode = mode  # "driver" or "worker"
@@ -402,36 +403,6 @@ class CoreWorker:
                     raise errors.OwnerDiedError(f"object {r.id.hex()} is lost: its owner {r.owner} died") from None
                 out.append(self._get_rebuilt(r, value, deadline))
         return out
-
-    def _get_rebuilt(self, r: ObjectRef, lost_value: tuple, deadline):
-        """The shared-memory copy of `r` is gone: wait for its owner to rebuild it, then read it.
-
-        An owner rebuilds from lineage once it knows the copy's node died; a borrower asks the
-        owner again (the owner answers when the object is rebuilt)."""
-        limit = time.monotonic() + float(self.config.get("node_death_timeout", 1.0)) + 5.0
-        lost_at = lost_value[1]
-        while True:
-            with self.lock:
-                ref = self.refs.refs.get(r.id)
-                if ref is None:
-                    raise errors.ObjectLostError(f"object {r.id.hex()} is gone")
-                current = ref.value
-                if current is not None and current[0] == P.VALUE_SHM and current[1] == lost_at:
-                    if ref.owned and lost_at in self.dead_daemons:
-                        ref.value = current = None
-                        self._recover(ref, f"its node's daemon {lost_at} died")
-                    elif not ref.owned:
-                        ref.value = current = None
-                        ref.size = 0  # ask the owner again
-            if current is None or current[0] != P.VALUE_SHM or current[1] != lost_at:
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                value = self.get([r], remaining)[0]
-                return value
-            if time.monotonic() > limit:
-                raise errors.ObjectLostError(f"object {r.id.hex()} is lost: its copy on {lost_at} "
-                                             f"cannot be read and no node failure explains it")
-            self._node_death.wait(0.05)
-            self._node_death.clear()
 
     def _block_on(self, waiter: Waiter, deadline, refs) -> None:
         blocked = self.mode == "worker" and self.executor is not None and self.executor.holds_lease()
@@ -781,141 +752,10 @@ class CoreWorker:
             if actor.worker_id == worker_id:
                 actor.worker_died(self, reason)
 
-    # ---- node failures and lineage reconstruction (DESIGN.md §5) -------------------------------
-    def _on_node_died(self, h, frames) -> None:
-        """A node died: retry its tasks, fail its owners' refs and actors, rebuild lost objects."""
-        _, node_id, daemon, client_addrs, reason = h
-        if daemon in self.dead_daemons:
-            return
-        self.dead_daemons.add(daemon)
-        self._node_death.set()
-        why = f"node {node_id} died ({reason})"
-        self.transport.disconnect(daemon)
-        out = Release()
-        for addr in client_addrs:
-            self.dead_processes.add(addr)
-            self.refs.process_died(addr, out)
-            self._fail_objects_of_dead_owner(addr, why)
-            self._fn_sent.pop(addr, None)
-        if out:
-            self._carry_out(out)
-        for lease in [le for le in self.submitter.leases_by_worker.values() if le.daemon == daemon]:
-            for entry in self.submitter.worker_died(lease.worker_id):
-                self._retry_or_fail(entry, why)
-        for request_id, asked in list(self._lease_daemons.items()):
-            if asked == daemon:  # that request will never be answered: ask elsewhere
-                self._lease_daemons.pop(request_id, None)
-                actor = self._actor_lease_requests.pop(request_id, None)
-                if actor is not None:
-                    self.request_actor_lease(actor, actor.resources)
-                    continue
-                shape = self.submitter.request_shapes.pop(request_id, None)
-                queue = self.submitter.queues.get(shape)
-                if queue is not None:
-                    queue.lease_requests.discard(request_id)
-                    self.submitter.dispatch(queue)
-        for actor in list(self.actors.values()):
-            if actor.daemon == daemon or actor.address in client_addrs:
-                actor.worker_died(self, why)
-        lost = [ref for ref in self.refs.refs.values()
-                if ref.owned and ref.value is not None and ref.value[0] == P.VALUE_SHM and ref.value[1] == daemon]
-        for ref in lost:
-            ref.value = None
-            if not ref.freed:
-                self._recover(ref, why)
-        waiting, self._waiting_for_node_death = self._waiting_for_node_death, []
-        for entry in waiting:
-            self._rerun_after_lost_argument(entry)
-
-    def _recover(self, ref, why: str) -> None:
-        """Rebuilds a lost object we own. Lock held.
-
-        1. Owned and missing? (the caller checked.)  2. Its creating task still pending? Done.
-        3. No lineage (a put object, or lineage released)? Store ObjectLostError.
-        4. Else resubmit the creating task, first recursively rebuilding its lost arguments.
-        """
-        task = ref.task
-        if task is None:
-            exc = errors.ObjectLostError(
-                f"object {ref.oid.hex()} owned by {self.address} is lost ({why}) and cannot be rebuilt: "
-                f"it was created by put() or its lineage was released")
-            self._store_value(ref.oid, error_value(serialization.serialize(exc)[0]), None, None)
-            return
-        if task.task_id in self.tasks:
-            return  # already being rebuilt
-        if task.retries_left == 0:
-            exc = errors.ObjectReconstructionFailedError(
-                f"object {ref.oid.hex()} owned by {self.address} is lost ({why}) and its task "
-                f"{task.name} has no retries left to rebuild it")
-            self._store_value(ref.oid, error_value(serialization.serialize(exc)[0]), None, None)
-            return
-        if task.retries_left > 0:
-            task.retries_left -= 1
-        self.counters["reconstructions"] += 1
-        for rid in task.return_ids:  # rebuild every lost return of the task
-            other = self.refs.refs.get(rid)
-            if other is not None and other.value is not None and other.value[0] == P.VALUE_SHM \
-                    and other.value[1] in self.dead_daemons:
-                other.value = None
-        self._resubmit(task, why)
-
-    def _resubmit(self, entry: TaskEntry, why: str) -> None:
-        table = self.refs.refs
-        for oid, _owner in entry.deps:
-            dep = table.get(oid)
-            if dep is not None and dep.owned and (dep.value is None or (
-                    dep.value[0] == P.VALUE_SHM and dep.value[1] in self.dead_daemons)):
-                dep.value = None
-                self._recover(dep, why)
-        entry.state = WAITING_DEPS
-        entry.worker_id = None
-        entry.dep_meta = entry.dep_frames = None
-        submitted = entry.deps + entry.nested if entry.nested else list(entry.deps)
-        entry.submitted_refs = submitted
-        if submitted:
-            self.refs.add_submitted(submitted)
-        self.tasks[entry.task_id] = entry
-        self._resolve(entry)
-
-    def _rerun_after_lost_argument(self, entry: TaskEntry) -> None:
-        """A worker could not fetch an argument. Lock held.
-
-        If an argument is (or becomes) an error, the task fails with it; if an argument's
-        node is known dead or its value was since rebuilt elsewhere, the task is resubmitted
-        (rebuilding lost arguments first); otherwise the node's death notice is still on
-        its way and the task waits for it.
-        """
-        table = self.refs.refs
-        current = []
-        for oid, _owner in entry.deps:
-            dep = table.get(oid)
-            value = dep.value if dep is not None else None
-            if value is not None and value[0] == P.VALUE_ERROR:
-                self._fail_task(entry, value)
-                return
-            current.append(None if value is None or value[0] != P.VALUE_SHM or value[1] in self.dead_daemons
-                           else value[1])
-        used = [m[5] if m[0] == P.VALUE_SHM else None for m in entry.dep_meta or ()]
-        if None not in current and current == used:
-            self.tasks[entry.task_id] = entry
-            self._waiting_for_node_death.append(entry)  # the node's death notice is on its way
-            return
-        self._task_done(entry)
-        self.counters["task_retries"] += 1
-        self._resubmit(entry, "an argument's node died")
-
     def _on_actor_state(self, h, frames) -> None:
         actor = self.actors.get(h[1])
         if actor is not None:
             actor.on_head_update(self, h[2])
-
-    def _fail_objects_of_dead_owner(self, owner: str, reason: str) -> None:
-        """Fate-sharing: objects owned by a dead process fail with OwnerDiedError. Lock held."""
-        for ref in list(self.refs.refs.values()):
-            if ref.owner == owner and not ref.owned and ref.value is None:
-                exc = errors.OwnerDiedError(f"object {ref.oid.hex()} is lost: its owner {owner} died "
-                                            f"({reason})")
-                self._store_value(ref.oid, error_value(serialization.serialize(exc)[0]), None, None)
 
     def _retry_or_fail(self, entry: TaskEntry, reason: str) -> None:
         if entry.cancelled:
