@@ -56,9 +56,18 @@ def init(address: str | None = None, num_cpus: float | None = None, resources: d
         if is_initialized():
             raise errors.EngineError("engine.init() was already called in this process; "
                                      "call engine.shutdown() first")
-        if address is not None:
-            raise errors.EngineError("joining a running cluster by address is not supported yet; "
-                                     "call engine.init() without an address for an embedded cluster")
+        if address is not None:  # join a cluster started by `ownrun start`; shutdown() leaves it running
+            from .session import connect_driver
+
+            if num_cpus is not None or resources or object_store_memory is not None or num_nodes != 1:
+                raise ValueError("num_cpus, resources, object_store_memory and num_nodes describe a new "
+                                 "cluster: they cannot be given with address=")
+            if inline_threshold is not None:
+                config["inline_threshold"] = int(min(inline_threshold, 2**62))
+            core = connect_driver(address, config.pop("cluster_key", None), config)
+            object_ref.set_worker(core)
+            return {"session_dir": core.node_info.get("session_dir"), "node_id": core.node_id,
+                    "address": core.head_address}
         metadata = config.get("metadata", "ownership")
         if metadata not in ("ownership", "centralized"):
             raise ValueError(f"metadata must be 'ownership' or 'centralized', got {metadata!r}")
@@ -98,7 +107,7 @@ def shutdown() -> None:
             if cluster is not None:
                 cluster.stop(core.transport)
         finally:
-            core.stop()
+            core.stop(unregister=cluster is None)
 
 
 def session_dir() -> str | None:

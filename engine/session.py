@@ -6,7 +6,9 @@ stopping them so no process and no /dev/shm file is left behind, and removing wh
 crashed earlier session left (its processes are gone but files remain).
 
 The daemons watch the driver's pid, so a driver killed with SIGKILL still leaves nothing
-behind. Failures: `RuntimeError` naming the process that did not start, with its log.
+behind. Also `plan_join`: for `engine.init(address=...)`, finds the node daemon on this
+machine a driver joins (that cluster is `ownrun start`'s: see cluster_admin.py).
+Failures: `RuntimeError` naming the process that did not start, with its log.
 Not thread-safe (called from `init`/`shutdown`), except the head's restart: a daemon thread
 started by `start()` waits on the head process and, unless the cluster is stopping, restarts
 it on the same port and session directory (`restart_head`, serialized by `_head_lock`).
@@ -23,8 +25,10 @@ import subprocess
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 
 from .rpc import protocol as P
+from .rpc.cluster_key import CurveKeys
 from .rpc.transport import pack
 from .util import process_tools
 
@@ -251,3 +255,58 @@ class LocalCluster:
             except OSError:
                 pass
         shutil.rmtree(os.path.join(self.session_dir, "spill"), ignore_errors=True)
+
+
+# ---- joining a running cluster (`engine.init(address=...)`) ------------------------------------
+@dataclass(frozen=True)
+class JoinPlan:
+    """Where a driver joining a cluster connects: its local daemon, bind host and key."""
+
+    head_address: str
+    daemon_address: str
+    bind_host: str
+    curve: CurveKeys | None
+
+
+def plan_join(address: str, cluster_key: str | None, timeout: float = 5.0) -> JoinPlan:
+    """Asks the head at `address` for its nodes and picks a live one on this machine.
+
+    Raises `EngineError` (one line naming the address) within about `timeout` seconds when
+    nothing answers there, the key is missing or wrong, or no node runs on this machine."""
+    from . import cluster_state
+    from .errors import EngineError
+    from .rpc import addresses, oneshot
+
+    target = cluster_state.resolve(address, cluster_key)
+    try:
+        with oneshot.OneShotClient(target.head_address, target.curve) as client:
+            view = client.call(P.NODE_LIST, timeout=timeout)
+    except oneshot.PeerError as exc:
+        raise EngineError(str(exc)) from None  # names the address and what to do
+    except oneshot.RequestFailed as exc:
+        raise EngineError(f"the head at {target.plain} failed: {exc}") from None
+    for _, node in sorted(view.items()):
+        host, _ = addresses.parse(node["address"])
+        if node["alive"] and addresses.is_local_ip(host):
+            head_host, _ = addresses.parse(target.head_address)
+            bind = addresses.source_ip_toward(head_host) or host
+            return JoinPlan(target.head_address, node["address"], bind, target.curve)
+    raise EngineError(f"no node of the cluster at {target.plain} runs on this machine; "
+                      f"start one with `ownrun start --address {target.plain}`")
+
+
+def connect_driver(address: str, cluster_key: str | None, config: dict):
+    """The driver's CoreWorker on this machine's node of the cluster at `address`,
+    registered with its daemon. Its transport binds where the cluster reaches it, with the key."""
+    from .rpc.transport import network_identity
+    from .worker.core_worker import CoreWorker
+
+    plan = plan_join(address, cluster_key)
+    with network_identity(plan.bind_host, plan.curve):
+        core = CoreWorker("driver", plan.daemon_address, os.urandom(16), config)
+    try:
+        core.register_driver()
+    except BaseException:
+        core.stop()
+        raise
+    return core

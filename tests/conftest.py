@@ -98,3 +98,33 @@ def cluster():
     finally:
         engine.shutdown()
 
+
+
+def add_node_ready(num_cpus: float = 1, resources: dict | None = None, timeout: float = 10.0) -> str:
+    """`cluster.add_node`, then waits until the driver's node daemon places tasks on the new node.
+
+    `add_node` returns once the head knows the node; node daemons learn it from their next
+    heartbeat reply. A private marker resource on the new node tells when that has happened.
+    """
+    import uuid
+
+    from ownrun import engine
+    from ownrun.engine import cluster
+
+    def marker_task():
+        return engine.get_runtime_context().node_id
+
+    marker = f"marker-{uuid.uuid4().hex[:8]}"
+    probe = engine.remote(num_cpus=0, resources={marker: 1})(marker_task)
+    node_id = cluster.add_node(num_cpus=num_cpus, resources={**(resources or {}), marker: 1})
+
+    def placed() -> bool:
+        try:
+            return engine.get(probe.remote(), timeout=timeout) == node_id
+        except engine.GetTimeoutError:
+            raise
+        except engine.EngineError:  # "no node can satisfy": not in the daemon's view yet
+            return False
+
+    wait_for(placed, timeout=timeout, message=f"tasks can be placed on the new node {node_id}")
+    return node_id

@@ -30,6 +30,7 @@ import sys
 import time
 
 from ..rpc import protocol as P
+from ..rpc.cluster_key import CurveKeys
 from ..rpc.transport import Transport, pack, unpack
 from ..util import process_tools
 from .tables import HeadTables
@@ -253,12 +254,21 @@ def main(argv=None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--node-timeout", type=float, default=1.0)
+    parser.add_argument("--cluster-key", default=None,
+                        help="the cluster key file: peers must hold it (clusters beyond loopback)")
     args = parser.parse_args(argv)
+    # ---- start-up: tables, then the (authenticated) inbox -----------------------------------
     tables = HeadTables.open(args.session_dir)  # before READY: a bad file fails start-up
     job_id = f"driver-{args.parent_pid}" if args.parent_pid else None
     if job_id is not None:
         tables.add_job(job_id, None, args.parent_pid)
-    transport = Transport(args.host, args.port)
+    try:
+        curve = CurveKeys.load(args.cluster_key) if args.cluster_key else None
+        transport = Transport(args.host, args.port, curve=curve)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"head: {exc}\n")  # the launcher quotes this line from the log
+        sys.exit(1)
+    # ---- end of start-up ------------------------------------------------------------------
     process_tools.announce_ready(transport.address, os.path.join(args.session_dir, "logs", "head.log"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s head %(levelname)s %(message)s")
     log.info("head incarnation %d serving at %s (%d nodes, %d actors loaded)",

@@ -91,6 +91,7 @@ class NodeDaemon:
             P.LOG_LINES: self.on_log_lines,
             P.NODE_STATS: self.on_stats,
             P.SHUTDOWN_NODE: self.on_shutdown,
+            P.UNREGISTER_CLIENT: self.on_unregister_client,
             P.OBJ_PULL: self.on_obj_pull,
             P.OBJ_CHUNK: self.on_obj_chunk,
             P.CLUSTER_VIEW: self.on_cluster_view,
@@ -169,6 +170,12 @@ class NodeDaemon:
         self.reply(addr, req_id, {"node_id": self.node_id, "arena_name": self.arena_name,
                                   "store_capacity": self.store_capacity, "head_address": self.head_address,
                                   "session_dir": self.session_dir, "resources": self.resources})
+
+    def on_unregister_client(self, h) -> None:
+        """A driver shut down while its process lives on: release its leases, pins and objects."""
+        _, req_id, addr = h
+        self._client_gone(addr)
+        self.reply(addr, req_id, True)
 
     def on_worker_ready(self, h) -> None:
         _, worker_id, addr, pid = h
@@ -514,8 +521,10 @@ def main(argv=None) -> None:
     parser.add_argument("--config", default="{}")
     parser.add_argument("--parent-pid", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--cluster-key", default=None,
+                        help="the cluster key file (clusters beyond loopback); passed on to workers")
     args = parser.parse_args(argv)
-    transport = Transport(args.host)
+    transport = _start_transport(args)
     daemon = NodeDaemon(transport, args)
     signal.signal(signal.SIGTERM, lambda *_: setattr(daemon, "running", False) or transport.wake())
     process_tools.announce_ready(transport.address,
@@ -523,6 +532,32 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s node %(levelname)s %(message)s")
     daemon.run()
     sys.exit(0)
+
+
+# ---- start-up (owned by the cluster start-up code, not the handlers above) --------------------
+def _start_transport(args) -> Transport:
+    """The daemon's inbox, with the cluster key if any; exports the same identity (bind host,
+    key, advertised IP) to the zygote and workers through the environment. A head that is not
+    on loopback is asked once before READY, so a missing or wrong key fails the start-up
+    with the reason in this node's log instead of a node that silently never joins."""
+    from ..rpc import addresses, oneshot
+    from ..rpc.cluster_key import CurveKeys
+    from ..rpc.transport import export_identity
+
+    try:
+        curve = CurveKeys.load(args.cluster_key) if args.cluster_key else None
+        head_host, _ = addresses.parse(args.head_address)
+        node_ip = addresses.source_ip_toward(head_host) if addresses.is_wildcard(args.host) else None
+        export_identity(os.environ, args.host, curve, node_ip)
+        transport = Transport(args.host, curve=curve)
+        if curve is not None or not addresses.is_loopback(head_host):
+            with oneshot.OneShotClient(args.head_address, curve, args.host) as client:
+                client.call(P.HEAD_STATS, timeout=10.0)
+    except (OSError, ValueError, oneshot.PeerError) as exc:
+        sys.stderr.write(f"node {args.node_id}: cannot join the head at {args.head_address}: {exc}\n")
+        sys.exit(1)
+    return transport
+# ---- end of start-up ---------------------------------------------------------------------------
 
 
 if __name__ == "__main__":

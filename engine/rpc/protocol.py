@@ -39,6 +39,7 @@ KILL_WORKER = 42  # [KILL_WORKER, worker_id, reason]
 LOG_LINES = 43  # [LOG_LINES, prefix, text]
 NODE_STATS = 44  # request: [.., req_id, addr]
 SHUTDOWN_NODE = 45  # [SHUTDOWN_NODE]
+UNREGISTER_CLIENT = 48  # request: [.., req_id, addr]  (a driver leaving: release what it holds)
 
 # ---- node daemon <-> node daemon (object transfer, pull-based) ----------------------------
 OBJ_PULL = 46  # [OBJ_PULL, requester_daemon_addr, oid]

@@ -1,4 +1,5 @@
-"""Message transport between ownrun processes: the only module that imports zmq.
+"""Message transport between ownrun processes (with auth.py and oneshot.py beside it, the
+only code that imports zmq).
 
 Owns: one zmq context per process, one bound inbox (PULL) per process and one PUSH
 socket per peer it talks to, plus a wake-up eventfd so another thread can interrupt the
@@ -6,22 +7,37 @@ poller. Every process-to-process message is a list of frames: a msgpack header (
 whose first element is the message type from `protocol`) followed by raw payload frames
 sent without re-encoding (large frames are sent zero-copy by pyzmq).
 
+Authentication (DESIGN.md §6): a loopback-only cluster uses plain TCP. A cluster bound
+beyond loopback has a cluster key (`cluster_key.CurveKeys`); every transport of its
+processes then speaks zmq CURVE: the inbox is a CURVE server and its ZAP check (auth.py)
+admits only peers whose client key is the cluster's own, and every PUSH socket is a CURVE
+client with the cluster keypair. A peer without the key never completes a connection; the
+inbox logs the refusal. `Transport()` without arguments takes this process's network
+identity: the one set for the current thread by `network_identity(...)` (a driver joining
+a cluster), else the one a node daemon exports to its zygote and workers through the
+environment (`export_identity`), else loopback without a key.
+
 Thread-safety: `send` may be called from any thread; sends are serialized by an internal
 lock so messages from this process to one peer keep their order. `poll`/`recv_all` must be
-called by one thread only (the process's I/O thread).
+called by one thread only (the process's I/O thread), which also answers the ZAP checks.
 
 Failures: a send to a peer whose queue is full (a dead or stuck peer) is dropped and
 reported by returning False, never blocking the caller. A malformed address raises
-`ValueError` naming it.
+`ValueError` naming it; a bind that fails raises `OSError` naming the endpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
 import msgpack
 import zmq
+
+from . import addresses
+from .auth import AuthGate
+from .cluster_key import CurveKeys
 
 _packb = msgpack.Packer(use_bin_type=True).pack
 _unpackb = msgpack.unpackb
@@ -52,26 +68,77 @@ def validate_address(address: str) -> str:
     return address
 
 
+# The environment a node daemon exports so its zygote and workers share its identity.
+ENV_BIND = "OWNRUN_NODE_BIND"
+ENV_KEY = "OWNRUN_NODE_KEY"
+ENV_NODE_IP = "OWNRUN_NODE_IP"
+_thread_identity = threading.local()
+
+
+@contextlib.contextmanager
+def network_identity(bind_host: str, curve: CurveKeys | None):
+    """Transports created by this thread inside the block bind on `bind_host` and use `curve`."""
+    previous = getattr(_thread_identity, "value", None)
+    _thread_identity.value = (bind_host, curve)
+    try:
+        yield
+    finally:
+        _thread_identity.value = previous
+
+
+def export_identity(env: dict, bind_host: str, curve: CurveKeys | None, node_ip: str | None) -> None:
+    """Writes the identity into `env` (os.environ of a daemon) for the processes it starts."""
+    env[ENV_BIND] = bind_host
+    for name, value in ((ENV_KEY, curve.path if curve else None), (ENV_NODE_IP, node_ip)):
+        if value:
+            env[name] = value
+        else:
+            env.pop(name, None)
+
+
+def _process_identity() -> tuple[str, CurveKeys | None]:
+    scoped = getattr(_thread_identity, "value", None)
+    if scoped is not None:
+        return scoped
+    key_path = os.environ.get(ENV_KEY)
+    return os.environ.get(ENV_BIND, "127.0.0.1"), CurveKeys.load(key_path) if key_path else None
+
+
 class Transport:
     """A process's inbox and its outgoing connections."""
 
-    def __init__(self, bind_host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, bind_host: str | None = None, port: int = 0, curve: CurveKeys | None = None):
+        if bind_host is None and curve is None:
+            bind_host, curve = _process_identity()
+        bind_host = bind_host or "127.0.0.1"
+        self.curve = curve
         self._ctx = zmq.Context()
+        self._gate = AuthGate(self._ctx, curve) if curve is not None else None
         self._inbox = self._ctx.socket(zmq.PULL)
         self._inbox.setsockopt(zmq.RCVHWM, 0)
         self._inbox.setsockopt(zmq.LINGER, 0)
-        if port:
-            self._inbox.bind(f"tcp://{bind_host}:{port}")
-        else:
-            self._inbox.bind(f"tcp://{bind_host}:*")
-        self.address: str = self._inbox.getsockopt(zmq.LAST_ENDPOINT).decode()
+        endpoint = f"tcp://{bind_host}:{port or '*'}"
+        try:
+            if self._gate is not None:
+                self._gate.protect(self._inbox)
+            self._inbox.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self._ctx.destroy(0)
+            raise OSError(exc.errno, f"cannot bind {endpoint}: {os.strerror(exc.errno)}") from None
+        bound = self._inbox.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.address: str = addresses.advertised(bound, os.environ.get(ENV_NODE_IP))
         self._peers: dict[str, zmq.Socket] = {}
         self._send_lock = threading.Lock()
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poller = zmq.Poller()
         self._poller.register(self._inbox, zmq.POLLIN)
         self._poller.register(self._wake_fd, zmq.POLLIN)
+        if self._gate is not None:
+            self._gate.started(bound)
+            for sock in self._gate.sockets():
+                self._poller.register(sock, zmq.POLLIN)
         self._extra_fds: dict[int, object] = {}
+        self._monitored: list[tuple[zmq.Socket, zmq.Socket]] = []  # (peer socket, its monitor)
         self.closed = False
 
     # ---- sending (any thread) -------------------------------------------------------
@@ -92,20 +159,47 @@ class Transport:
                 return False
 
     def _connect(self, address: str) -> zmq.Socket:
-        validate_address(address)
-        sock = self._ctx.socket(zmq.PUSH)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, PEER_QUEUE_LIMIT)
+        sock = self._peer_socket(address)
         sock.connect(address)
         self._peers[address] = sock
         return sock
 
+    def _peer_socket(self, address: str) -> zmq.Socket:
+        validate_address(address)
+        sock = self._ctx.socket(zmq.PUSH)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, PEER_QUEUE_LIMIT)
+        if self.curve is not None:
+            sock.curve_serverkey = self.curve.public
+            sock.curve_publickey = self.curve.public
+            sock.curve_secretkey = self.curve.secret
+        return sock
+
+    def monitor_peer(self, address: str) -> zmq.Socket:
+        """Connects to `address` now and returns a PAIR socket reporting that connection's
+        events (zmq socket monitor; for one-shot clients that diagnose a silent peer)."""
+        with self._send_lock:
+            self._disconnect_locked(address)
+            sock = self._peer_socket(address)
+            monitor = sock.get_monitor_socket(zmq.EVENT_ALL)  # before connect: no event is missed
+            sock.connect(address)
+            self._peers[address] = sock
+            self._monitored.append((sock, monitor))
+            return monitor
+
     def disconnect(self, address: str) -> None:
         """Drops the connection to a peer known to be dead (its queued messages are lost)."""
         with self._send_lock:
-            sock = self._peers.pop(address, None)
-            if sock is not None:
-                sock.close(0)
+            self._disconnect_locked(address)
+
+    def _disconnect_locked(self, address: str) -> None:
+        sock = self._peers.pop(address, None)
+        if sock is not None:
+            for watched, monitor in [m for m in self._monitored if m[0] is sock]:
+                watched.disable_monitor()
+                monitor.close(0)
+                self._monitored.remove((watched, monitor))
+            sock.close(0)
 
     def wake(self) -> None:
         """Interrupts a `poll` running in the I/O thread."""
@@ -141,6 +235,8 @@ class Transport:
                 token = self._extra_fds.get(what)
                 if token is not None:
                     tokens.append(token)
+                elif self._gate is not None:
+                    self._gate.handle(what)
         return messages, tokens
 
     def _drain_inbox(self, messages: list[list], limit: int = 512) -> None:
@@ -156,9 +252,10 @@ class Transport:
             if self.closed:
                 return
             self.closed = True
-            for sock in self._peers.values():
-                sock.close(0)
-            self._peers.clear()
+            for address in list(self._peers):
+                self._disconnect_locked(address)
+            if self._gate is not None:
+                self._gate.close(self._inbox)
             self._inbox.close(0)
             os.close(self._wake_fd)
             self._ctx.term()

@@ -803,7 +803,14 @@ class CoreWorker(RecoveryMixin):
             pass
 
     # ---- shutdown ------------------------------------------------------------------------------------------
-    def stop(self) -> None:
+    def stop(self, unregister: bool = False) -> None:
+        """Stops the I/O thread and closes sockets. A driver leaving a cluster that keeps running
+        (`unregister`) first tells its daemon, which releases its leases, pins and objects."""
+        if unregister:
+            try:
+                self.call(self.daemon_address, P.UNREGISTER_CLIENT, timeout=2)
+            except errors.EngineError:
+                pass  # the daemon is gone: nothing is held there any more
         self.stopping = True
         self.transport.wake()
         if threading.current_thread() is not self._io_thread:

@@ -1,0 +1,80 @@
+"""`ownrun start`: a head and a node on this machine (`--head`), or one more node (`--address`)."""
+import json
+from typing import Annotated
+
+import typer
+from ownrun.cli.console import console
+
+KEY_HELP = "The cluster key file of a cluster bound beyond loopback (default: $OWNRUN_CLUSTER_KEY)."
+
+
+def start(
+    head: Annotated[bool, typer.Option("--head", help="Start a head and one node daemon here.")] = False,
+    address: Annotated[str | None, typer.Option(
+        "--address", help="HOST:PORT of a running head: start one more node daemon that joins it.")] = None,
+    port: Annotated[int, typer.Option("--port", help="The head's port (with --head).")] = 6380,
+    num_cpus: Annotated[float | None, typer.Option("--num-cpus", help="CPUs of the node (default: all).")] = None,
+    resources: Annotated[str, typer.Option(
+        "--resources", help='Custom resources of the node as JSON, e.g. \'{"GPU": 1}\'.')] = "{}",
+    object_store_memory: Annotated[int | None, typer.Option(
+        "--object-store-memory", help="Bytes of the node's shared-memory store (default: 30% of RAM).")] = None,
+    bind: Annotated[str | None, typer.Option(
+        "--bind", help="Address to listen on. Beyond loopback (e.g. 0.0.0.0) the head creates a "
+                       "cluster key every member must hold. Default: 127.0.0.1 for --head; with "
+                       "--address, this machine's address toward the head.")] = None,
+    cluster_key: Annotated[str | None, typer.Option("--cluster-key", envvar="OWNRUN_CLUSTER_KEY",
+                                                    help=KEY_HELP)] = None,
+    node_timeout: Annotated[float, typer.Option(
+        "--node-timeout", help="Seconds without a heartbeat before the head declares a node dead.")] = 1.0,
+) -> None:
+    """Start a cluster that outlives this command (stop it with `ownrun stop`)."""
+    from ownrun.engine import cluster_admin  # imports the engine: keep `ownrun --help` fast
+
+    if head == (address is not None):
+        raise typer.BadParameter("give either --head or --address HOST:PORT", param_hint="--head/--address")
+    extra = _parse_resources(resources)
+    if head:
+        state = cluster_admin.start_head(port, num_cpus, extra, object_store_memory, bind or "127.0.0.1",
+                                         node_timeout)
+        _print_started_head(state)
+    else:
+        node_id, state = cluster_admin.start_node(address, num_cpus, extra, object_store_memory, bind,
+                                                  cluster_key)
+        node = state["nodes"][node_id]
+        console.print(f"started node {node_id} at {_plain(node['address'])}, joined to the head at "
+                      f"{_plain(state['head_address'])} (logs: {node['session_dir']}/logs)", soft_wrap=True)
+
+
+def _parse_resources(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--resources") from None
+    if not isinstance(value, dict) or not all(isinstance(v, (int, float)) and v >= 0 for v in value.values()):
+        raise typer.BadParameter('expected an object of non-negative numbers, e.g. {"GPU": 1}',
+                                 param_hint="--resources")
+    return {str(k): float(v) for k, v in value.items()}
+
+
+def _plain(address: str) -> str:
+    return address.removeprefix("tcp://")
+
+
+def _print_started_head(state: dict) -> None:
+    address = _plain(state["head_address"])
+    node_id, node = next(iter(state["nodes"].items()))
+    key = state["cluster_key"]
+    console.print(f"started an ownrun cluster: head at [bold]{address}[/], node {node_id}", soft_wrap=True)
+    console.print(f"  session dir:  {state['session_dir']}", soft_wrap=True)
+    if key:
+        console.print(f"  cluster key:  {key}  (every member needs it: copy it to the other machines)",
+                      soft_wrap=True)
+    key_arg = f', cluster_key="{key}"' if key else ""
+    key_opt = f" --cluster-key {key}" if key else ""
+    console.print(f'connect a driver:  engine.init(address="{address}"{key_arg})', soft_wrap=True)
+    console.print(f"add a node:        ownrun start --address {address}{key_opt}", soft_wrap=True)
+    console.print("see / stop it:     ownrun status, ownrun stop", soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("start")(start)
