@@ -71,6 +71,7 @@ class NodeDaemon:
         self.clients_removed: list = []
         self.heartbeat_period = float(self.config.get("heartbeat_period", 0.1))
         self.current_frames: list = []
+        self.infeasible: list = []  # (lease request header, deadline): no node fits it yet
         self.running = True
         self.zygote = self._start_zygote()
         self.zygote_buf = b""
@@ -248,11 +249,9 @@ class NodeDaemon:
             target = self._spill_target(resources, need_available=False)
             if target is not None:
                 self._spill(owner_addr, request_id, target)
-            else:
-                self.transport.send(owner_addr, [pack([P.LEASE_GRANTED, request_id, None,
-                                                       f"no node can satisfy resources {resources}; "
-                                                       f"this node has {self.resources}", self.node_id,
-                                                       self.address, None])])
+            else:  # maybe a node that fits is joining: wait a little for the head's view
+                deadline = time.monotonic() + float(self.config.get("infeasible_timeout", 3.0))
+                self.infeasible.append((h, deadline))
             return
         if hops == 0 and not self.scheduler.fits_now(resources):
             target = self._spill_target(resources, need_available=True)
@@ -260,6 +259,22 @@ class NodeDaemon:
                 self._spill(owner_addr, request_id, target)
                 return
         self.apply(self.scheduler.request(LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor)))
+
+    def retry_infeasible(self, now: float) -> None:
+        """Re-places lease requests no node could satisfy; fails them after their deadline."""
+        waiting, self.infeasible = self.infeasible, []
+        for h, deadline in waiting:
+            owner_addr, request_id, resources = h[1], h[3], h[4]
+            if self.scheduler.feasible(resources) or self._spill_target(resources, False) is not None:
+                self.on_lease_request(h)
+            elif now >= deadline:
+                nodes = {n: v["total"] for n, v in self.view.items() if v.get("alive", True)}
+                self.transport.send(owner_addr, [pack([P.LEASE_GRANTED, request_id, None,
+                                                       f"no node can satisfy resources {resources}; "
+                                                       f"the nodes have {nodes or self.resources}",
+                                                       self.node_id, self.address, None])])
+            else:
+                self.infeasible.append((h, deadline))
 
     def _spill_target(self, resources: dict, need_available: bool) -> str | None:
         """Another live node whose resources (free ones, if asked) fit the request."""
@@ -409,6 +424,8 @@ class NodeDaemon:
 
     def on_cluster_view(self, h) -> None:
         self.view = h[1]
+        if self.infeasible:
+            self.retry_infeasible(time.monotonic())
 
     def on_node_died(self, h) -> None:
         """Another node died: its processes owned or borrowed things here."""
@@ -474,6 +491,8 @@ class NodeDaemon:
         while self.running:
             now = time.monotonic()
             if now >= next_beat:
+                if self.infeasible:
+                    self.retry_infeasible(now)
                 self.heartbeat()
                 next_beat = now + self.heartbeat_period
             messages, tokens = self.transport.poll(int(max(1, (next_beat - now) * 1000)))
