@@ -1,4 +1,6 @@
-"""`ownrun bench`: runs the microbenchmarks of ownrun.apps.bench.micro."""
+"""`ownrun bench`: runs the microbenchmarks of ownrun.apps.bench.micro and/or the paper's
+cluster benchmarks of ownrun.apps.bench.cluster."""
+import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -7,16 +9,54 @@ from ownrun.apps.bench import DEFAULT_JSON
 from ownrun.cli.console import console
 
 
+class Suite(enum.StrEnum):
+    micro = "micro"
+    cluster = "cluster"
+    all = "all"
+
+
+def _json_paths(suites: list[str], json_path: Path | None,
+                defaults: dict[str, Path]) -> dict[str, Path]:
+    """Where each suite writes: its default file, or `json_path` (with `all`, the cluster
+    suite writes next to it, as <stem>-cluster<suffix>)."""
+    if json_path is None:
+        return {suite: defaults[suite] for suite in suites}
+    if len(suites) == 1:
+        return {suites[0]: json_path}
+    return {"micro": json_path,
+            "cluster": json_path.with_name(f"{json_path.stem}-cluster{json_path.suffix}")}
+
+
 def bench(
     quick: Annotated[
         bool, typer.Option("--quick", help="About 10x smaller counts, for smoke tests.")
     ] = False,
-    json_path: Annotated[Path, typer.Option("--json", help="Write results (JSON) here.")] = DEFAULT_JSON,
+    suite: Annotated[
+        Suite, typer.Option("--suite", help="micro: the API microbenchmarks with targets and "
+                            "Ray's figures; cluster: the paper's latency, borrowing, recovery "
+                            "and scaling benchmarks; all: both.")
+    ] = Suite.micro,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write results (JSON) here; default "
+                                  "bench-results/<suite>.json. With --suite all, the cluster "
+                                  "results go next to it as <stem>-cluster.json.")
+    ] = None,
 ) -> None:
-    """Run the engine microbenchmarks and compare them with their targets and with Ray."""
-    from ownrun.apps.bench import micro  # imports the engine: keep `ownrun --help` fast
+    """Run the engine benchmarks and compare them with their targets, Ray and the paper."""
+    suites = ["micro", "cluster"] if suite is Suite.all else [suite.value]
+    # imported here: they import the engine, and `ownrun --help` should stay fast
+    runs, defaults = {}, {}
+    if "micro" in suites:
+        from ownrun.apps.bench import micro
 
-    code = micro.main(quick=quick, json_path=json_path, console=console)
+        runs["micro"], defaults["micro"] = micro.main, DEFAULT_JSON
+    if "cluster" in suites:
+        from ownrun.apps.bench import cluster
+
+        runs["cluster"], defaults["cluster"] = cluster.main, cluster.DEFAULT_JSON
+    paths = _json_paths(suites, json_path, defaults)
+    codes = [runs[name](quick=quick, json_path=paths[name], console=console) for name in suites]
+    code = max(codes)
     if code:
         raise typer.Exit(code)
 

@@ -493,6 +493,8 @@ class NodeDaemon:
             if now >= next_beat:
                 if self.infeasible:
                     self.retry_infeasible(now)
+                if self.scheduler.pending:  # keep asking owners for idle leases while others wait
+                    self.apply(self.scheduler.schedule())
                 self.heartbeat()
                 next_beat = now + self.heartbeat_period
             messages, tokens = self.transport.poll(int(max(1, (next_beat - now) * 1000)))

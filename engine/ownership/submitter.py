@@ -55,6 +55,7 @@ class Submitter:
         self.leases_by_worker: dict[bytes, Lease] = {}
         self._next_request = 0
         self.request_shapes: dict[int, tuple] = {}  # outstanding lease request -> shape
+        self.recalled = False  # a daemon has requests waiting: return leases as soon as idle
 
     def enqueue(self, entry, shape: tuple, resources: dict, daemon: str | None = None) -> None:
         queue = self.queues.get(shape)
@@ -116,6 +117,10 @@ class Submitter:
             self.dispatch(queue)
         if not lease.in_flight:
             lease.idle_since = now
+            if self.recalled and not queue.ready:
+                queue.leases.remove(lease)
+                del self.leases_by_worker[lease.worker_id]
+                self._return_lease(lease.worker_id, lease.daemon)
         return entry
 
     def worker_died(self, worker_id: bytes) -> list:

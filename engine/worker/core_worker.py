@@ -122,6 +122,7 @@ class CoreWorker(RecoveryMixin):
         self._actor_lease_requests: dict[int, ActorState] = {}
         self.actor_by_creation: dict[bytes, ActorState] = {}  # unnamed actors we created
         self._lease_daemons: dict[int, str] = {}  # outstanding lease request -> daemon asked
+        self._recall_until = 0.0
         self._lease_request_ids = itertools.count(1_000_000_000)
         self._handlers = {
             P.REPLY: self._on_reply,
@@ -213,6 +214,8 @@ class CoreWorker(RecoveryMixin):
                     now = time.monotonic()
                     if now >= next_housekeeping:
                         next_housekeeping = now + 0.1
+                        if self.submitter.recalled and now > self._recall_until:
+                            self.submitter.recalled = False  # the daemon stopped asking
                         self.submitter.return_idle(now, self.config["lease_idle_timeout"])
 
     # ---- reference counting -------------------------------------------------------------------
@@ -667,6 +670,9 @@ class CoreWorker(RecoveryMixin):
         self._request_lease(request_id, None, resources, for_actor=True)
 
     def _on_recall_leases(self, h, frames) -> None:
+        """Others wait for workers: give back idle leases now, and busy ones once idle."""
+        self.submitter.recalled = True
+        self._recall_until = time.monotonic() + 0.5
         self.submitter.return_idle(time.monotonic(), 0.0)
 
     # ---- task replies -------------------------------------------------------------------------------
@@ -764,7 +770,6 @@ class CoreWorker(RecoveryMixin):
             if entry.retries_left > 0:
                 entry.retries_left -= 1
             self.counters["task_retries"] += 1
-            self._task_done(entry)
             self._resubmit(entry, reason)  # re-resolves arguments: some may have been lost too
             return
         else:

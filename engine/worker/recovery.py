@@ -103,6 +103,21 @@ class RecoveryMixin:
         self._resubmit(task, why)
 
     def _resubmit(self, entry: TaskEntry, why: str) -> None:
+        """Runs `entry` again, rebuilding lost arguments first. Lock held.
+
+        A retried task still holds its argument counts; they are released only after the new
+        ones are taken, so a lost argument's record (and its lineage) survives the handover.
+        """
+        old = entry.submitted_refs
+        submitted = entry.deps + entry.nested if entry.nested else list(entry.deps)
+        entry.submitted_refs = submitted
+        if submitted:
+            self.refs.add_submitted(submitted)
+        if old:
+            out = Release()
+            self.refs.remove_submitted(old, out)
+            if out:
+                self._carry_out(out)
         table = self.refs.refs
         for oid, _owner in entry.deps:
             dep = table.get(oid)
@@ -113,10 +128,6 @@ class RecoveryMixin:
         entry.state = WAITING_DEPS
         entry.worker_id = None
         entry.dep_meta = entry.dep_frames = None
-        submitted = entry.deps + entry.nested if entry.nested else list(entry.deps)
-        entry.submitted_refs = submitted
-        if submitted:
-            self.refs.add_submitted(submitted)
         self.tasks[entry.task_id] = entry
         self._resolve(entry)
 
@@ -143,7 +154,6 @@ class RecoveryMixin:
             self.tasks[entry.task_id] = entry
             self._waiting_for_node_death.append(entry)  # the node's death notice is on its way
             return
-        self._task_done(entry)
         self.counters["task_retries"] += 1
         self._resubmit(entry, "an argument's node died")
 
