@@ -197,12 +197,7 @@ class NodeDaemon:
         addr = w.address if w is not None else None
         if addr is not None:
             self._client_gone(addr)
-            notice = [pack([P.WORKER_DIED, worker_id, addr, reason])]
-            for client in list(self.clients.values()):
-                self.transport.send(client.address, notice)
-            for node in self.view.values():  # other nodes' processes may own or borrow here
-                if node["address"] != self.address and node.get("alive", True):
-                    self.transport.send(node["address"], notice)
+            self._announce_death(worker_id, addr, reason)
             self.transport.send(self.head_address, [pack([P.WORKER_DIED_REMOTE, self.node_id, worker_id,
                                                           addr, reason])])
         self.apply(decisions)
@@ -224,15 +219,20 @@ class NodeDaemon:
         for worker_id in self.scheduler.owner_died(addr):
             self._kill(worker_id, f"its owner {addr} died")
         if client.kind == "driver":  # other nodes' processes may borrow what it owned
-            notice = [pack([P.WORKER_DIED, client.worker_id, addr, f"the driver (pid {client.pid}) exited"])]
-            for other in list(self.clients.values()):
-                self.transport.send(other.address, notice)
-            for node in self.view.values():
-                if node["address"] != self.address and node.get("alive", True):
-                    self.transport.send(node["address"], notice)
+            self._announce_death(client.worker_id, addr, f"the driver (pid {client.pid}) exited")
         if client.kind == "driver" and client.pid == self.parent_pid:
             log.info("the driver that started this node exited; shutting down")
             self.running = False
+
+    def _announce_death(self, worker_id: bytes, addr: str, reason: str) -> None:
+        """Tells local clients and the other nodes (whose processes may own or borrow what the
+        dead process held) that it died."""
+        notice = [pack([P.WORKER_DIED, worker_id, addr, reason])]
+        for client in list(self.clients.values()):
+            self.transport.send(client.address, notice)
+        for node in self.view.values():
+            if node["address"] != self.address and node.get("alive", True):
+                self.transport.send(node["address"], notice)
 
     def _kill(self, worker_id: bytes, reason: str) -> None:
         w = self.scheduler.workers.get(worker_id)
