@@ -100,7 +100,7 @@ def cluster():
 
 
 
-def add_node_ready(num_cpus: float = 1, resources: dict | None = None, timeout: float = 10.0) -> str:
+def add_node_ready(num_cpus: float = 1, resources: dict | None = None, timeout: float = 30.0) -> str:
     """`cluster.add_node`, then waits until the driver's node daemon places tasks on the new node.
 
     `add_node` returns once the head knows the node; node daemons learn it from their next

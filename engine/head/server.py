@@ -116,6 +116,12 @@ class Head:
             self.last_beat[node_id] = time.monotonic()
         self.transport.send(addr, [pack([P.CLUSTER_VIEW, self.cluster_view()])])
 
+    def forgive_stall(self, now: float) -> None:
+        """After the head's own stall (a loaded machine), nodes get a fresh timeout: missing
+        heartbeats were ours to read, not theirs to send."""
+        for node_id in self.last_beat:
+            self.last_beat[node_id] = max(self.last_beat[node_id], now - self.node_timeout / 2)
+
     def check_liveness(self, now: float) -> None:
         """Declares nodes dead after `node_timeout` without a heartbeat and tells the others."""
         for node_id, last in list(self.last_beat.items()):
@@ -299,20 +305,24 @@ def _stop_on_signal(signum, frame) -> None:
 def serve(head: Head, parent_fd: int | None) -> None:
     """Serves requests until the parent process exits."""
     next_check = time.monotonic() + 0.1
+    last_loop = time.monotonic()
     while True:
         messages, tokens = head.transport.poll(100)
-        now = time.monotonic()
-        if now >= next_check:
-            next_check = now + 0.1
-            head.check_liveness(now)
         if tokens and parent_fd is not None:
             log.info("parent exited; head stops")
             return
-        for frames in messages:
+        for frames in messages:  # heartbeats that arrived during a stall count before liveness
             try:
                 head.handle(frames)
             except Exception:  # noqa: BLE001 - a bad message must not kill the head
                 log.exception("failed to handle a message")
+        now = time.monotonic()
+        if now - last_loop > head.node_timeout / 2:
+            head.forgive_stall(now)  # the head itself was stalled, not the nodes
+        last_loop = now
+        if now >= next_check:
+            next_check = now + 0.1
+            head.check_liveness(now)
 
 
 if __name__ == "__main__":

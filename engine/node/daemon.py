@@ -258,7 +258,32 @@ class NodeDaemon:
             if target is not None:
                 self._spill(owner_addr, request_id, target)
                 return
-        self.apply(self.scheduler.request(LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor)))
+        self.apply(self.scheduler.request(LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor,
+                                                       time.monotonic())))
+
+    def spill_waiting(self, now: float) -> None:
+        """Requests waiting here for a while go to another node with free resources (one that
+        freed up or joined since they arrived)."""
+        if not self.scheduler.pending or len(self.view) < 2:
+            return
+        waiting = self.scheduler.take_waiting(now - 0.2)
+        free = {n: dict(v["available"]) for n, v in self.view.items()
+                if n != self.node_id and v.get("alive", True)}
+        keep = []
+        for req in waiting:
+            target = None
+            for node_id, avail in free.items():
+                if all(avail.get(k, 0) >= v - 1e-9 for k, v in req.resources.items() if v > 0):
+                    target = node_id
+                    for k, v in req.resources.items():  # don't send them all to one free CPU
+                        avail[k] = avail.get(k, 0) - v
+                    break
+            if target is None:
+                keep.append(req)
+            else:
+                self._spill(req.owner_addr, req.request_id, self.view[target]["address"])
+        if keep:
+            self.scheduler.pending.extendleft(reversed(keep))
 
     def retry_infeasible(self, now: float) -> None:
         """Re-places lease requests no node could satisfy; fails them after their deadline."""
@@ -494,6 +519,7 @@ class NodeDaemon:
                 if self.infeasible:
                     self.retry_infeasible(now)
                 if self.scheduler.pending:  # keep asking owners for idle leases while others wait
+                    self.spill_waiting(now)
                     self.apply(self.scheduler.schedule())
                 self.heartbeat()
                 next_beat = now + self.heartbeat_period

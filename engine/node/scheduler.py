@@ -25,6 +25,7 @@ class LeaseRequest:
     request_id: int
     resources: dict
     for_actor: bool
+    queued_at: float = 0.0  # when the daemon queued it (set by the daemon)
 
 
 @dataclass(slots=True, eq=False)
@@ -205,6 +206,13 @@ class LeaseScheduler:
             for w in self.workers.values():
                 if w.state == LEASED and not w.dedicated:
                     out.recall.add(w.lease.owner_addr)
+
+    def take_waiting(self, older_than: float) -> list[LeaseRequest]:
+        """Removes and returns requests queued before `older_than` (to spill elsewhere)."""
+        old = [r for r in self.pending if r.queued_at < older_than]
+        if old:
+            self.pending = deque(r for r in self.pending if r.queued_at >= older_than)
+        return old
 
     def prestart(self, count: int) -> list[bytes]:
         ids = []

@@ -329,13 +329,21 @@ class CoreWorker(RecoveryMixin):
         self.transport.send(self.daemon_address, [pack([P.OBJ_SEAL, self.worker_id, oid])])
         return total
 
-    def _materialize(self, oid: bytes, value: tuple):
+    def _materialize(self, oid: bytes, value: tuple, deadline: float | None = None):
         kind = value[0]
         if kind == P.VALUE_INLINE:
             return serialization.deserialize(value[1], [])
         if kind == P.VALUE_ERROR:
             raise _as_raisable(serialization.deserialize(value[1]))
-        placement = self.call(self.daemon_address, P.OBJ_GET, oid, self.worker_id, value[1])
+        if deadline is None:
+            placement = self.call(self.daemon_address, P.OBJ_GET, oid, self.worker_id, value[1])
+        else:  # a fetch from another node must not outlast get()'s timeout
+            try:
+                placement = self.call(self.daemon_address, P.OBJ_GET, oid, self.worker_id, value[1],
+                                      timeout=max(0.001, deadline - time.monotonic()))
+            except errors.NodeUnreachableError:
+                raise errors.GetTimeoutError(f"get timed out fetching object {oid.hex()} from node "
+                                             f"{value[2]}") from None
         if placement is None:
             raise errors.ObjectLostError(f"object {oid.hex()} is no longer in the object store of node "
                                          f"{value[2]} (it was freed or its node failed)")
@@ -398,7 +406,7 @@ class CoreWorker(RecoveryMixin):
             if value is None:
                 raise errors.ObjectLostError(f"object {r.id.hex()} has no value")
             try:
-                out.append(self._materialize(r.id, value))
+                out.append(self._materialize(r.id, value, deadline))
             except errors.ObjectLostError as exc:
                 if value[0] != P.VALUE_SHM or isinstance(exc, errors.OwnerDiedError):
                     raise

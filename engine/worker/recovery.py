@@ -45,6 +45,9 @@ class RecoveryMixin:
         for lease in [le for le in self.submitter.leases_by_worker.values() if le.daemon == daemon]:
             for entry in self.submitter.worker_died(lease.worker_id):
                 self._retry_or_fail(entry, why)
+        for queue in self.submitter.queues.values():
+            if queue.daemon == daemon:  # its arguments' node is gone: ask our own daemon
+                queue.daemon = None
         for request_id, asked in list(self._lease_daemons.items()):
             if asked == daemon:  # that request will never be answered: ask elsewhere
                 self._lease_daemons.pop(request_id, None)
