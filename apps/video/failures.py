@@ -1,0 +1,190 @@
+"""Failure experiments of the video app (paper §2.6): `--fail KIND@Ns`, and the cluster they need.
+
+Owns parsing `--fail decoder@10s | owner@10s | node@10s`, starting the engine for a run
+(`start_engine`: embedded single- or multi-node cluster, or `address`; metadata mode;
+pass-by-value), and `Injector`, a driver thread that fires the failure at `start + N s`:
+
+* decoder: SIGKILL of the first video's Decoder actor process (restarted by the engine,
+  in-flight decode calls retried);
+* owner: SIGKILL of the first video's owner process (its objects and Decoder fate-share;
+  the driver's engine re-runs the owner task, which resumes from its checkpoint);
+* node: `cluster.kill_node` of the node running the first video's Decoder (needs
+  `--nodes N` >= 2: node 0 holds the driver, the Sinks and the owners, nodes 1..N-1 the
+  Decoders, so a killed node's Decoders restart on the others).
+
+Processes are found through the pids that owners and decoders write to the KV (pipeline.py).
+SIGKILL needs the process on this machine, so pid-based failures need an embedded cluster.
+The injector records what it did (or why it could not) as a dict for the summary.
+Thread-safe: the injector runs in its own thread and only reads the KV and sends a signal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+from ownrun import engine
+
+from . import pipeline
+
+KINDS = ("decoder", "owner", "node")
+HEAD_RESOURCE = "video_head"  # node 0: driver, Sinks, owners
+WORKER_RESOURCE = "video_worker"  # nodes 1..N-1: Decoders
+# Seconds without heartbeats before a node is declared dead: the paper's setting (30 x 100 ms).
+# With 1 s, a busy node 0 recovering 60 videos' decoders was once declared dead while alive.
+NODE_DEATH_TIMEOUT = 3.0
+_SPEC = re.compile(r"^(decoder|owner|node)@(\d+(?:\.\d+)?)s?$")
+
+
+@dataclass(frozen=True)
+class FailurePlan:
+    kind: str
+    at_s: float  # seconds after the first frame's release
+
+    @classmethod
+    def parse(cls, text: str) -> FailurePlan:
+        match = _SPEC.match(text.strip().lower())
+        if not match:
+            raise ValueError(f"--fail must look like KIND@SECONDSs with KIND one of {', '.join(KINDS)} "
+                             f"(e.g. decoder@10s), got {text!r}")
+        return cls(match.group(1), float(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.kind}@{self.at_s:g}s"
+
+
+@dataclass
+class Placement:
+    """Where the run's actors go (empty dicts: anywhere), and the cluster's CPUs."""
+
+    decoder: dict
+    sink: dict
+    total_cpus: float
+
+
+def start_engine(*, address: str | None, nodes: int, num_cpus: float | None, metadata: str,
+                 by_value: bool, node_death_timeout: float = NODE_DEATH_TIMEOUT,
+                 lease_idle_timeout: float | None = None) -> Placement:
+    """Starts (or joins) the cluster for a run and says where actors go."""
+    options: dict = {"metadata": metadata, "node_death_timeout": node_death_timeout}
+    if lease_idle_timeout is not None:
+        options["lease_idle_timeout"] = lease_idle_timeout
+    if by_value:
+        options["inline_threshold"] = 2**40
+    if address:
+        engine.init(address=address, **options)
+        return Placement({}, {}, _cluster_cpus())
+    if nodes <= 1:
+        engine.init(num_cpus=num_cpus, **options)
+        return Placement({}, {}, _cluster_cpus())
+    engine.init(num_cpus=num_cpus, resources={HEAD_RESOURCE: 1000}, **options)
+    cpus = num_cpus if num_cpus is not None else (os.cpu_count() or 1)
+    for _ in range(nodes - 1):
+        engine.cluster.add_node(num_cpus=cpus, resources={WORKER_RESOURCE: 1000})
+    return Placement({"resources": {WORKER_RESOURCE: 1}}, {"resources": {HEAD_RESOURCE: 1}}, _cluster_cpus())
+
+
+def _cluster_cpus() -> float:
+    return float(sum(n["resources"].get("CPU", 0) for n in engine.cluster.nodes() if n["alive"]))
+
+
+def cpu_share(total_cpus: float, videos: int) -> float:
+    """What each video's flow task asks for: half its share of the cluster's CPUs (at most 1).
+
+    With one CPU-sized shape, 60 owners would take turns on 2 leased workers, and an idle
+    lease one owner keeps makes the others wait; with a share, every owner keeps its own
+    lease frame after frame and the OS shares the cores, as each video had its own machine in
+    the paper's cluster. Half the share leaves room for an owner that falls behind to lease a
+    second worker (flow tasks longer than 1 ms are not pipelined) without waiting, which would
+    make the daemon recall every owner's idle lease."""
+    if videos <= 0 or total_cpus <= 0:
+        return 1.0
+    return min(1.0, math.floor(total_cpus / (2 * videos) * 1e4) / 1e4)
+
+
+def read_process(prefix: str, key_of, video: str) -> dict | None:
+    raw = engine.kv.get(key_of(prefix, video))
+    return json.loads(raw) if raw else None
+
+
+class Injector(threading.Thread):
+    """Fires one planned failure at `start_ts + plan.at_s` against `video`."""
+
+    def __init__(self, plan: FailurePlan, start_ts: float, prefix: str, video: str):
+        super().__init__(name=f"ownrun-video-fail-{plan.kind}", daemon=True)
+        self.plan = plan
+        self.start_ts = start_ts
+        self.prefix = prefix
+        self.video = video
+        self.cancelled = threading.Event()
+        self.event: dict = {"kind": plan.kind, "at_s": plan.at_s, "target": video, "videos": [video]}
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def run(self) -> None:
+        if self.cancelled.wait(max(0.0, self.start_ts + self.plan.at_s - time.time())):
+            self.event["error"] = "not fired: the run ended first"
+            return
+        try:
+            getattr(self, f"_kill_{self.plan.kind}")()
+        except Exception as exc:  # reported in the summary, never crashes the run
+            self.event["error"] = f"{type(exc).__name__}: {exc}"
+
+    def _kill_pid(self, key_of, what: str) -> None:
+        info = read_process(self.prefix, key_of, self.video)
+        if info is None:
+            raise RuntimeError(f"no {what} process registered for {self.video}")
+        pid = int(info["pid"])
+        os.kill(pid, signal.SIGKILL)
+        killed = time.time()
+        self.event.update(ts=killed, pid=pid, node_id=info.get("node_id"),
+                          target=f"{what} of {self.video} (pid {pid})")
+        self._await_replacement(key_of, pid, killed)
+
+    def _await_replacement(self, key_of, pid: int, killed: float, timeout: float = 30.0) -> None:
+        """Records when a new process announced itself for the same role (the restart)."""
+        deadline = time.monotonic() + timeout
+        while not self.cancelled.wait(0.02):
+            info = read_process(self.prefix, key_of, self.video)
+            if info is not None and int(info["pid"]) != pid:
+                self.event.update(replacement_pid=int(info["pid"]),
+                                  replaced_after_s=round(float(info["ts"]) - killed, 3))
+                return
+            if time.monotonic() > deadline:
+                return
+
+    def _kill_decoder(self) -> None:
+        self._kill_pid(pipeline.decoder_key, "decoder")
+
+    def _kill_owner(self) -> None:
+        self._kill_pid(pipeline.owner_key, "owner")
+
+    def _kill_node(self) -> None:
+        info = read_process(self.prefix, pipeline.decoder_key, self.video)
+        if info is None:
+            raise RuntimeError(f"no decoder registered for {self.video}")
+        node_id = info["node_id"]
+        driver_node = engine.get_runtime_context().node_id
+        if node_id == driver_node:
+            raise RuntimeError("the decoder runs on the driver's node; use --nodes 2 or more")
+        victims = [v for v in self._videos_on(node_id)]
+        engine.cluster.kill_node(node_id)
+        self.event.update(ts=time.time(), node_id=node_id, videos=victims,
+                          target=f"node {node_id[:8]} ({len(victims)} decoders)")
+
+    def _videos_on(self, node_id: str) -> list[str]:
+        found = []
+        for key in engine.kv.list(f"{self.prefix}/"):
+            name = key.decode()
+            if name.endswith("/decoder"):
+                info = json.loads(engine.kv.get(key) or b"{}")
+                if info.get("node_id") == node_id:
+                    found.append(name[len(self.prefix) + 1:-len("/decoder")])
+        return found

@@ -1,0 +1,400 @@
+"""The driver of `ownrun video`: prepares the videos, runs the owners, shows and saves results.
+
+Owns `VideoOptions` (every knob of the command), choosing the inputs (cached synthetic clips,
+or `--input` files probed up front: an unreadable one is reported in one line and left out),
+starting the engine (failures.start_engine), creating the Sinks (one per `videos_per_sink`
+videos) and one owner task per video, the Rich live view, the failure injector, and writing
+the run directory (report.py). The driver owns the owner tasks: when an owner's process dies
+the engine re-runs it (`owner_retries`).
+
+Not thread-safe: one run at a time per process (the engine is per process). Failures: a
+video whose owner fails ends with a one-line error naming its file while the others go on;
+errors of the engine itself propagate (the CLI prints them in one line).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ownrun import engine
+
+from . import failures, pipeline, report, synthetic
+
+# Defaults measured on a 2-core machine: 60 videos x 4 fps of 320x240 (240 frames/s, 1,200
+# tasks/s) keep up with real time at ~0.9 cores (p99 ~50 ms above the floor), and 400 frames
+# (100 s of video) make a run of about two minutes. 320x240 grayscale (75 KiB) travels inline.
+DEFAULT_SIZE = (320, 240)
+DEFAULT_FPS = 4.0
+DEFAULT_FRAMES = 400
+DISTINCT_CLIPS = 8  # synthetic clips generated; videos reuse them round-robin
+STUCK_AFTER = 60.0  # s past 1.5x the video length after which a running owner counts as stuck
+
+
+@dataclass
+class VideoOptions:
+    videos: int = 60
+    fps: float | None = None  # None: DEFAULT_FPS for synthetic clips, the file's fps for inputs
+    frames: int | None = None  # None: DEFAULT_FRAMES for synthetic clips, the whole file for inputs
+    size: tuple[int, int] = DEFAULT_SIZE
+    inputs: list[str] = field(default_factory=list)
+    output: str | None = None
+    address: str | None = None
+    nodes: int = 1
+    num_cpus: float | None = None
+    metadata: str = "ownership"
+    by_value: bool = False
+    checkpoint_interval: int = 0
+    fail: str | None = None
+    lead_s: float | None = None  # time from submitting the owners to frame 0; None: by video count
+    videos_per_sink: int = 9
+    owner_retries: int = 3
+    runs_dir: str = "runs"
+    cache_dir: str | None = None
+    live: bool = True
+    seed: int = 0
+    distinct_clips: int = DISTINCT_CLIPS
+    stagger: bool = True  # spread the videos' first frames over one frame interval
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict
+    errors: list[str]
+
+
+# ---- inputs --------------------------------------------------------------------------------
+def probe(path: str) -> tuple[float, int, int, int]:
+    """(fps, frame count, width, height) of a video file; VideoError if it cannot be read."""
+    import cv2
+
+    if not os.path.exists(path):
+        raise pipeline.VideoError(f"{path}: no such file")
+    capture = cv2.VideoCapture(path)
+    try:
+        if not capture.isOpened():
+            raise pipeline.VideoError(f"{path}: cannot open video (corrupt or not a video file)")
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            raise pipeline.VideoError(f"{path}: no decodable frame (corrupt or empty video)")
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        return fps, count, frame.shape[1], frame.shape[0]
+    finally:
+        capture.release()
+
+
+def prepare_jobs(opts: VideoOptions) -> tuple[list[pipeline.VideoJob], list[str]]:
+    """The videos to run, and one-line errors for the inputs left out."""
+    if opts.inputs:
+        return _input_jobs(opts)
+    fps = opts.fps or DEFAULT_FPS
+    frames = opts.frames or DEFAULT_FRAMES
+    specs = [synthetic.SyntheticSpec(width=opts.size[0], height=opts.size[1], fps=fps, frames=frames,
+                                     seed=opts.seed + k % max(1, opts.distinct_clips)) for k in range(opts.videos)]
+    cache = Path(opts.cache_dir) if opts.cache_dir else None
+    clips = synthetic.ensure_videos(specs, cache)
+    width = len(str(opts.videos - 1))
+    jobs = [pipeline.VideoJob(f"v{k:0{width}d}", str(c.path), fps, frames, str(c.truth_path))
+            for k, c in enumerate(clips)]
+    return jobs, []
+
+
+def _input_jobs(opts: VideoOptions) -> tuple[list[pipeline.VideoJob], list[str]]:
+    jobs, errors = [], []
+    for k, path in enumerate(opts.inputs):
+        try:
+            fps, count, _, _ = probe(path)
+        except pipeline.VideoError as exc:
+            errors.append(str(exc))
+            continue
+        fps = opts.fps or fps or DEFAULT_FPS
+        frames = min(count, opts.frames) if opts.frames and count else (opts.frames or count)
+        if frames < 2:
+            errors.append(f"{path}: too few frames ({count})")
+            continue
+        stem = Path(path).stem[:24]
+        jobs.append(pipeline.VideoJob(f"{k:02d}-{stem}", os.path.abspath(path), fps, frames))
+    return jobs, errors
+
+
+def _default_lead(videos: int) -> float:
+    """Time for owners and decoders to start before frame 0 (measured: ~25 ms per video here)."""
+    return 2.0 + 0.05 * videos
+
+
+# ---- the run ---------------------------------------------------------------------------------
+class _Memory:
+    """Peak memory of the driver and its descendants (the whole embedded cluster), if psutil
+    is installed: the sum of PSS (shared pages split among the processes that map them; RSS
+    would count the pages every forked worker shares with the zygote once per worker)."""
+
+    PERIOD_S = 10.0
+
+    def __init__(self):
+        try:
+            import psutil
+        except ImportError:
+            self.proc = None
+        else:
+            self.proc = psutil.Process()
+        self.peak = 0.0
+        self.last_sample = -math.inf
+
+    def sample(self) -> None:
+        now = time.monotonic()
+        if self.proc is None or now - self.last_sample < self.PERIOD_S:
+            return
+        self.last_sample = now
+        total = 0
+        for p in [self.proc, *self.proc.children(recursive=True)]:
+            with contextlib.suppress(Exception):
+                info = p.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+        self.peak = max(self.peak, total / 2**20)
+
+
+def run(opts: VideoOptions, console=None) -> RunResult:
+    """Runs the videos of `opts` to completion and writes the run directory."""
+    plan = failures.FailurePlan.parse(opts.fail) if opts.fail else None
+    if plan and plan.kind == "node" and opts.nodes < 2 and not opts.address:
+        raise ValueError("--fail node@... needs an embedded multi-node cluster: add --nodes 2 (or more)")
+    jobs, errors = prepare_jobs(opts)
+    for line in errors:
+        _say(console, f"[bold red]error:[/] {line}")
+    if not jobs:
+        raise pipeline.VideoError("no readable video to process")
+    run_dir = Path(opts.runs_dir) / time.strftime("%Y%m%d-%H%M%S")
+    run_dir = _unique(run_dir)
+    if opts.output:
+        Path(opts.output).mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    placement = failures.start_engine(address=opts.address, nodes=opts.nodes, num_cpus=opts.num_cpus,
+                                      metadata=opts.metadata, by_value=opts.by_value)
+    try:
+        return _run_on_engine(opts, jobs, errors, plan, placement, run_dir, t0, console)
+    finally:
+        engine.shutdown()
+
+
+def _unique(path: Path) -> Path:
+    candidate, k = path, 1
+    while candidate.exists():
+        k += 1
+        candidate = path.with_name(f"{path.name}-{k}")
+    return candidate
+
+
+def _run_on_engine(opts, jobs, errors, plan, placement, run_dir, t0, console) -> RunResult:
+    prefix = f"video/{uuid.uuid4().hex[:12]}"
+    lead = opts.lead_s if opts.lead_s is not None else _default_lead(len(jobs))
+    start_ts = time.time() + lead
+    sink_count = math.ceil(len(jobs) / opts.videos_per_sink)
+    sinks = [pipeline.RemoteSink.options(**placement.sink).remote(prefix, opts.checkpoint_interval)
+             for _ in range(sink_count)]
+    share = failures.cpu_share(placement.total_cpus, len(jobs))
+    settings = pipeline.RunSettings(start_ts, prefix, opts.checkpoint_interval,
+                                    os.path.abspath(opts.output) if opts.output else None,
+                                    placement.decoder, flow_options={"num_cpus": share})
+    owner_task = pipeline.process_video.options(max_retries=opts.owner_retries)
+    if opts.stagger:
+        jobs = _spread_phases(jobs)
+    owners = {owner_task.remote(job, sinks[k // opts.videos_per_sink], settings): job
+              for k, job in enumerate(jobs)}
+    injector = None
+    if plan is not None:
+        injector = failures.Injector(plan, start_ts, prefix, jobs[0].video)
+        injector.start()
+    memory = _Memory()
+    results, owner_errors = _wait_for_owners(owners, sinks, jobs, start_ts, memory, opts, console)
+    if injector is not None:
+        injector.cancel()
+        injector.join(timeout=5)
+    records = []
+    for rows in engine.get([s.records.remote() for s in sinks], timeout=60):
+        records.extend(rows)
+    progress = {}
+    for part in engine.get([s.progress.remote() for s in sinks], timeout=60):
+        progress.update(part)
+    _cleanup_kv(prefix)
+    errors = errors + owner_errors
+    for line in owner_errors:
+        _say(console, f"[bold red]error:[/] {line}")
+    summary = _summarize(opts, jobs, results, owner_errors, records, progress, start_ts, t0, lead,
+                         memory, injector)
+    table = report.FrameTable.from_records(records, {j.video: j.radius / j.fps for j in jobs})
+    report.write_run(run_dir, summary, table)
+    return RunResult(run_dir, summary, errors)
+
+
+def _wait_for_owners(owners: dict, sinks: list, jobs, start_ts, memory, opts, console):
+    """Waits for every owner task, refreshing the live view; returns (results, error lines).
+
+    Gives up on owners still running `STUCK_AFTER` after their video should have ended (plus
+    half its length): they are reported as errors instead of hanging the run."""
+    pending = list(owners)
+    results, error_lines = {}, []
+    view = _LiveView(jobs, start_ts) if (console is not None and opts.live) else None
+    live = view.start(console) if view else contextlib.nullcontext()
+    length = max(j.phase_s + j.frames / j.fps for j in jobs)
+    deadline = start_ts + 1.5 * length + STUCK_AFTER
+    with live:
+        while pending:
+            if time.time() > deadline:
+                for ref in pending:
+                    job = owners[ref]
+                    error_lines.append(f"{job.video} ({job.path}): its owner did not finish within "
+                                       f"{deadline - start_ts:.0f} s of the start; left out")
+                break
+            ready, pending = engine.wait(pending, num_returns=len(pending), timeout=0.5)
+            for ref in ready:
+                job = owners[ref]
+                try:
+                    results[job.video] = engine.get(ref)
+                except engine.EngineError as exc:
+                    error_lines.append(f"{job.video} ({job.path}): {_last_line(exc)}")
+            memory.sample()
+            if view is not None:
+                with contextlib.suppress(engine.GetTimeoutError):
+                    parts = engine.get([s.progress.remote() for s in sinks], timeout=2)
+                    view.update(parts, live)
+    return results, error_lines
+
+
+def _spread_phases(jobs: list[pipeline.VideoJob]) -> list[pipeline.VideoJob]:
+    """Staggers the videos' first frames evenly over one frame interval: independent cameras
+    are not in step, and releasing every video's frame at the same instant would queue them
+    all behind each other on a small machine."""
+    n = len(jobs)
+    return [dataclasses.replace(job, phase_s=k / (n * job.fps)) for k, job in enumerate(jobs)]
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    return text.removeprefix("ownrun.apps.video.pipeline.").removeprefix("VideoError: ")
+
+
+def _cleanup_kv(prefix: str) -> None:
+    with contextlib.suppress(engine.EngineError):
+        for key in engine.kv.list(prefix + "/"):
+            engine.kv.delete(key)
+
+
+def _summarize(opts, jobs, results, owner_errors, records, progress, start_ts, t0, lead, memory, injector):
+    failed = {line.split(" ", 1)[0] for line in owner_errors}
+    videos = []
+    for job in jobs:
+        result = results.get(job.video, {})
+        videos.append({"video": job.video, "path": job.path, "fps": job.fps, "frames": job.frames,
+                       "duplicates_dropped": progress.get(job.video, (0, None, 0))[2],
+                       "resumed_from": result.get("first") if result.get("resumed") else None,
+                       "ready_before_start_s": round(start_ts - result["ready"], 3) if result.get("ready") else None,
+                       "error": next((e for e in owner_errors if e.startswith(job.video + " ")), None)
+                       if job.video in failed else None})
+    floors = {j.video: j.radius / j.fps for j in jobs}
+    table = report.FrameTable.from_records(records, floors)
+    jitter = _jitter(jobs, table)
+    duplicates = sum(v["duplicates_dropped"] for v in videos)
+    config = {**{k: v for k, v in asdict(opts).items() if k not in ("live",)},
+              "fps": jobs[0].fps if len({j.fps for j in jobs}) == 1 else "mixed",
+              "frames": jobs[0].frames if len({j.frames for j in jobs}) == 1 else "mixed",
+              "floor_s": max(floors.values()), "start_ts": start_ts, "lead_s": lead,
+              "startup_s": _startup(results, start_ts, t0, _rerun(injector)),
+              "peak_pss_mib": round(memory.peak, 1) or None, "cpus": os.cpu_count()}
+    failures_ = [injector.event] if injector is not None else []
+    return report.summarize(table, start_ts=start_ts, videos=videos,
+                            target_fps=sum(j.fps for j in jobs), extra_tasks=duplicates * report.TASKS_PER_FRAME,
+                            failures=failures_, jitter=jitter, config=config)
+
+
+def _startup(results: dict, start_ts: float, t0: float, rerun: set) -> float:
+    """Seconds from the command's start until the last owner was ready, with its Decoder and
+    workers started (videos whose owner was re-run are left out)."""
+    ready = [r["ready"] for video, r in results.items() if r.get("ready") and video not in rerun]
+    return (max(ready) - t0) if ready else (start_ts - t0)
+
+
+def _rerun(injector) -> set:
+    """Videos whose owner the injected failure may have re-run."""
+    if injector is None or injector.plan.kind == "decoder":
+        return set()
+    return set(injector.event.get("videos", []))
+
+
+def _jitter(jobs, table: report.FrameTable) -> dict | None:
+    import numpy as np
+
+    parts, weights = [], []
+    for job in jobs:
+        if not job.truth_path:
+            continue
+        sel = table.of_video(job.video)
+        if sel.sum() != job.frames:
+            continue
+        truth = np.load(job.truth_path)[: job.frames]
+        order = np.argsort(table.frame[sel])
+        parts.append(report.residual_jitter(truth, table.correction[sel][order]))
+        weights.append(job.frames)
+    return report.pooled_jitter(parts, weights)
+
+
+def _say(console, text: str) -> None:
+    if console is not None:
+        console.print(text, soft_wrap=True)
+
+
+# ---- live view -------------------------------------------------------------------------------
+class _LiveView:
+    """Rich live view: per-video progress and current latency above the floor."""
+
+    def __init__(self, jobs, start_ts: float):
+        self.jobs = jobs
+        self.start_ts = start_ts
+        self.progress: dict = {}
+
+    def start(self, console):
+        from rich.live import Live
+
+        return Live(self.render(), console=console, refresh_per_second=2, transient=True)
+
+    def update(self, parts: list[dict], live) -> None:
+        for part in parts:
+            self.progress.update(part)
+        live.update(self.render())
+
+    def render(self):
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        now = time.time()
+        done = sum(p[0] for p in self.progress.values())
+        total = sum(j.frames for j in self.jobs)
+        clock = now - self.start_ts
+        head = Text(f"video time {clock:5.1f} s   frames {done}/{total}   "
+                    f"({'starting' if clock < 0 else 'running'})", style="bold")
+        columns = 4 if len(self.jobs) > 20 else 1
+        grid = Table.grid(padding=(0, 2))
+        for _ in range(columns):
+            grid.add_column()
+        cells = [self._cell(job) for job in self.jobs]
+        rows = math.ceil(len(cells) / columns)
+        for r in range(rows):
+            grid.add_row(*[cells[c * rows + r] if c * rows + r < len(cells) else "" for c in range(columns)])
+        return Group(head, grid)
+
+    def _cell(self, job) -> str:
+        count, latency, _ = self.progress.get(job.video, (0, None, 0))
+        width = 10
+        filled = int(width * count / max(1, job.frames))
+        bar = "█" * filled + "·" * (width - filled)
+        lat = "    -  " if latency is None else f"{(latency - job.radius / job.fps) * 1e3:5.0f}ms"
+        return f"{job.video} {bar} {lat}"

@@ -1,0 +1,131 @@
+"""The stabilization math of one frame, as pure functions (no engine, no I/O).
+
+Owns what the pipeline's tasks compute, following the OpenCV point-feature stabilization
+tutorial that the paper's artifact derives from:
+
+1. `estimate_flow(prev, frame, features, index)`: track corners from `prev` to `frame`
+   (`calcOpticalFlowPyrLK`), fit a rotation + translation (`estimateAffinePartial2D`) and
+   return the transform `(dx, dy, da)` (px, px, radians; rotation about the origin, then
+   translation) with the tracked points, which the next frame's call tracks further.
+   Corners are re-detected (`goodFeaturesToTrack`: 200 corners, quality 0.01, distance 30,
+   block 3) when fewer than 100 remain and every 200 frames. Frame 0 has no motion.
+2. `accumulate(trajectory, transform)`: the trajectory (running sum of transforms), i.e. the
+   camera displacement of frame i relative to frame 0.
+3. `smooth(transform, trajectory_mid, window)`: with `mean` the average of the 2r+1
+   trajectories around frame i (indices clamped to the video: `window_indices`), returns
+   `(smoothed, correction)`: `smoothed = mean - trajectory_mid + transform` (the paper's
+   smoothed transform) and `correction = mean - trajectory_mid`, the warp that moves frame i
+   onto the smoothed path (`warp`).
+
+Values are tuples of Python floats (cheap to pickle); features are float32 arrays (N x 1 x 2).
+Thread-safe (no shared state). Failures: OpenCV errors propagate; a frame where nothing can
+be tracked yields a zero transform rather than an error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+Triple = tuple[float, float, float]
+ZERO: Triple = (0.0, 0.0, 0.0)
+
+MAX_CORNERS = 200
+QUALITY = 0.01
+MIN_DISTANCE = 30
+BLOCK_SIZE = 3
+MIN_TRACKED = 100  # re-detect below this many tracked points
+REDETECT_EVERY = 200  # and every this many frames
+
+
+def cv2_module():
+    """OpenCV, limited to one thread per process: many pipeline processes share few cores."""
+    import cv2
+
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
+    return cv2
+
+
+def detect_features(gray: np.ndarray) -> np.ndarray | None:
+    cv2 = cv2_module()
+    return cv2.goodFeaturesToTrack(gray, maxCorners=MAX_CORNERS, qualityLevel=QUALITY,
+                                   minDistance=MIN_DISTANCE, blockSize=BLOCK_SIZE)
+
+
+def estimate_flow(prev: np.ndarray | None, frame: np.ndarray, features: np.ndarray | None,
+                  index: int) -> tuple[Triple, np.ndarray | None]:
+    """The transform from `prev` to `frame` and the points tracked into `frame`."""
+    cv2 = cv2_module()
+
+    if prev is None:
+        return ZERO, detect_features(frame)
+    if features is None or len(features) < MIN_TRACKED or index % REDETECT_EVERY == 0:
+        features = detect_features(prev)
+    if features is None or len(features) < 3:
+        return ZERO, None
+    tracked, status, _ = cv2.calcOpticalFlowPyrLK(prev, frame, features, None)
+    good = status.ravel() == 1
+    before, after = features[good], tracked[good]
+    if len(after) < 3:
+        return ZERO, None
+    matrix, _ = cv2.estimateAffinePartial2D(before, after)
+    if matrix is None:
+        return ZERO, after
+    transform = (float(matrix[0, 2]), float(matrix[1, 2]), math.atan2(matrix[1, 0], matrix[0, 0]))
+    return transform, after
+
+
+def accumulate(trajectory: Sequence[float] | None, transform: Sequence[float]) -> Triple:
+    if trajectory is None:
+        return (float(transform[0]), float(transform[1]), float(transform[2]))
+    return (trajectory[0] + transform[0], trajectory[1] + transform[1], trajectory[2] + transform[2])
+
+
+def window_indices(index: int, radius: int, first: int, last: int) -> list[int]:
+    """The 2r+1 trajectory indices averaged for frame `index`, clamped to [first, last]:
+    the start of the video repeats its first trajectory, the end its last."""
+    return [min(max(k, first), last) for k in range(index - radius, index + radius + 1)]
+
+
+def smooth(transform: Sequence[float], trajectory_mid: Sequence[float],
+           window: Sequence[Sequence[float]]) -> tuple[Triple, Triple]:
+    """(smoothed transform, correction) for one frame; see the module docstring."""
+    n = len(window)
+    sx = sy = sa = 0.0
+    for x, y, a in window:
+        sx += x
+        sy += y
+        sa += a
+    correction = (sx / n - trajectory_mid[0], sy / n - trajectory_mid[1], sa / n - trajectory_mid[2])
+    smoothed = (correction[0] + transform[0], correction[1] + transform[1], correction[2] + transform[2])
+    return smoothed, correction
+
+
+def stabilize_offline(transforms: Sequence[Sequence[float]], radius: int) -> list[tuple[Triple, Triple]]:
+    """`smooth` for every frame of a whole video at once (tests and reference)."""
+    trajectories: list[Triple] = []
+    previous = None
+    for t in transforms:
+        previous = accumulate(previous, t)
+        trajectories.append(previous)
+    last = len(trajectories) - 1
+    return [smooth(transforms[i], trajectories[i],
+                   [trajectories[k] for k in window_indices(i, radius, 0, last)])
+            for i in range(len(trajectories))]
+
+
+def correction_matrix(correction: Sequence[float]) -> np.ndarray:
+    """2x3 affine: rotate by correction[2] (radians) about the origin, then translate."""
+    c, s = math.cos(correction[2]), math.sin(correction[2])
+    return np.array([[c, -s, correction[0]], [s, c, correction[1]]], dtype=np.float64)
+
+
+def warp(frame: np.ndarray, correction: Sequence[float]) -> np.ndarray:
+    """Frame i moved onto the smoothed camera path."""
+    cv2 = cv2_module()
+
+    h, w = frame.shape[:2]
+    return cv2.warpAffine(frame, correction_matrix(correction), (w, h), borderMode=cv2.BORDER_REFLECT)
