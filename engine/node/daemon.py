@@ -72,6 +72,9 @@ class NodeDaemon:
         self.heartbeat_period = float(self.config.get("heartbeat_period", 0.1))
         self.current_frames: list = []
         self.infeasible: list = []  # (lease request header, deadline): no node fits it yet
+        self.warm_modules: set = set()  # modules the zygote was asked to pre-import
+        self.deferred_registrations: list = []  # drivers waiting for the pre-started workers
+        self.started_at = time.monotonic()
         self.running = True
         self.zygote = self._start_zygote()
         self.zygote_buf = b""
@@ -93,6 +96,7 @@ class NodeDaemon:
             P.NODE_STATS: self.on_stats,
             P.SHUTDOWN_NODE: self.on_shutdown,
             P.UNREGISTER_CLIENT: self.on_unregister_client,
+            P.WARM_MODULES: self.on_warm_modules,
             P.OBJ_PULL: self.on_obj_pull,
             P.OBJ_CHUNK: self.on_obj_chunk,
             P.CLUSTER_VIEW: self.on_cluster_view,
@@ -168,9 +172,30 @@ class NodeDaemon:
     def on_register_client(self, h) -> None:
         _, req_id, addr, worker_id, pid, kind = h
         self._add_client(addr, worker_id, pid, kind)
+        if self._prestarting() and time.monotonic() < self.started_at + 5.0:
+            self.deferred_registrations.append(h)  # answered once the pre-started pool is up
+            return
+        self._answer_registration(h)
+
+    def _prestarting(self) -> bool:
+        return any(w.state == "starting" and w.lease is None for w in self.scheduler.workers.values())
+
+    def _answer_registration(self, h) -> None:
+        _, req_id, addr = h[:3]
         self.reply(addr, req_id, {"node_id": self.node_id, "arena_name": self.arena_name,
                                   "store_capacity": self.store_capacity, "head_address": self.head_address,
                                   "session_dir": self.session_dir, "resources": self.resources})
+
+    def on_warm_modules(self, h) -> None:
+        """A worker had to import these after it was forked: have the zygote import them."""
+        new = [m for m in h[1] if m not in self.warm_modules]
+        if new:
+            self.warm_modules.update(new)
+            try:
+                self.zygote.stdin.write((json.dumps({"import": new}) + "\n").encode())
+                self.zygote.stdin.flush()
+            except BrokenPipeError:
+                pass
 
     def on_unregister_client(self, h) -> None:
         """A driver shut down while its process lives on: release its leases, pins and objects."""
@@ -182,6 +207,10 @@ class NodeDaemon:
         _, worker_id, addr, pid = h
         self._add_client(addr, worker_id, pid, "worker")
         self.apply(self.scheduler.worker_ready(worker_id, addr, pid))
+        if self.deferred_registrations and not self._prestarting():
+            waiting, self.deferred_registrations = self.deferred_registrations, []
+            for registration in waiting:
+                self._answer_registration(registration)
 
     def on_worker_exited(self, pid: int, code: int) -> None:
         worker_id = self.pid_to_worker.pop(pid, None)
@@ -518,6 +547,10 @@ class NodeDaemon:
             if now >= next_beat:
                 if self.infeasible:
                     self.retry_infeasible(now)
+                if self.deferred_registrations and now > self.started_at + 5.0:
+                    waiting, self.deferred_registrations = self.deferred_registrations, []
+                    for registration in waiting:  # workers are slow to start: don't hold drivers up
+                        self._answer_registration(registration)
                 if self.scheduler.pending:  # keep asking owners for idle leases while others wait
                     self.spill_waiting(now)
                     self.apply(self.scheduler.schedule())

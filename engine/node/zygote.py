@@ -4,6 +4,7 @@ Owns fast worker start-up (a fork of a process that already imported numpy, clou
 zmq and the engine costs milliseconds and shares those pages) and reaping its children.
 Protocol with the node daemon, one line each way:
   stdin:  `<json {"worker_id": hex}>`   -> fork a worker
+          `<json {"import": [modules]}>` -> import modules workers needed (warm later forks)
   stdout: `STARTED <worker_id hex> <pid>` and `EXITED <pid> <returncode>` (negative: signal)
 
 Single-threaded, so fork is safe. Dies with the daemon (PR_SET_PDEATHSIG) and its workers
@@ -58,6 +59,9 @@ def main() -> None:
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 request = json.loads(line)
+                if "import" in request:
+                    _warm(request["import"])
+                    continue
                 pid = os.fork()
                 if pid == 0:
                     signal.set_wakeup_fd(-1)
@@ -68,6 +72,17 @@ def main() -> None:
                     worker_main.run(config, request)
                     os._exit(0)
                 out.write(f"STARTED {request['worker_id']} {pid}\n")
+
+
+def _warm(modules: list) -> None:
+    """Imports modules workers needed, so later forks start with them (best effort)."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - a module that fails here is imported by the worker
+            pass
 
 
 def _reap(out) -> None:

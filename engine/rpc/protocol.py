@@ -39,6 +39,7 @@ KILL_WORKER = 42  # [KILL_WORKER, worker_id, reason]
 LOG_LINES = 43  # [LOG_LINES, prefix, text]
 NODE_STATS = 44  # request: [.., req_id, addr]
 SHUTDOWN_NODE = 45  # [SHUTDOWN_NODE]
+WARM_MODULES = 49  # [WARM_MODULES, [module names]]  (a worker imported these: pre-import in the zygote)
 UNREGISTER_CLIENT = 48  # request: [.., req_id, addr]  (a driver leaving: release what it holds)
 
 # ---- node daemon <-> node daemon (object transfer, pull-based) ----------------------------

@@ -20,6 +20,7 @@ import ctypes
 import inspect
 import os
 import pickle
+import sys
 import threading
 import time
 import traceback
@@ -54,6 +55,8 @@ class Executor:
         self.running: dict[bytes, int] = {}  # task id -> thread ident
         self.cancelled: set = set()
         self.exiting = False
+        self._modules_seen = len(sys.modules)
+        self._known_modules = set(sys.modules)
         core.executor = self
         core.add_handler(P.PUSH_TASK, self.on_push)
         core.add_handler(P.CANCEL_TASK, self.on_cancel)
@@ -176,12 +179,26 @@ class Executor:
             task_context.exit(token)
         box = [results]
         results = None
+        if len(sys.modules) != self._modules_seen:
+            self._report_new_modules()
         try:
             self._reply(h, box, received, time.perf_counter() - started)
         except errors.TaskCancelledError:
             self._reply_error(h, errors.TaskCancelledError(f"task {name} was cancelled"), received)
         if task_id in self.cancelled:
             self.cancelled.discard(task_id)
+
+    def _report_new_modules(self) -> None:
+        """Modules this task imported (its function's module, cv2, ...): the zygote imports
+        them too, so the next workers it forks start with them loaded."""
+        modules = set(sys.modules)
+        self._modules_seen = len(modules)
+        new = [m for m in modules - self._known_modules
+               if not any(part.startswith("_") for part in m.split("."))
+               and getattr(sys.modules.get(m), "__file__", None)]
+        self._known_modules = modules
+        if new:
+            self.core.transport.send(self.core.daemon_address, [pack([P.WARM_MODULES, sorted(new)[:500]])])
 
     async def _execute_async(self, h, frames) -> None:
         task_id, name = h[2], h[3]
