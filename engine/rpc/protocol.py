@@ -20,7 +20,6 @@ GET_VALUE = 12  # [GET_VALUE, requester_addr, oid]  (long poll: answered when re
 VALUE_REPLY = 13  # [VALUE_REPLY, oid, meta] + value frames
 REF_REMOVED = 14  # [REF_REMOVED, from_addr, [[oid, count], ...]]
 CANCEL_TASK = 15  # [CANCEL_TASK, task_id, force]
-ACTOR_READY = 16  # [ACTOR_READY, actor_id, worker_addr, ok, error]  (actor worker -> creator)
 
 # ---- core worker -> node daemon ----------------------------------------------------
 REGISTER_CLIENT = 30  # request: [.., req_id, addr, worker_id, pid, kind]

@@ -21,7 +21,6 @@ import collections
 import itertools
 import logging
 import os
-import pickle
 import threading
 import time
 
@@ -31,7 +30,6 @@ from ..ownership.reference_counter import ReferenceCounter, Release
 from ..ownership.submitter import Submitter
 from ..ownership.task_manager import (
     ACTOR_CREATION,
-    ACTOR_METHOD,
     NORMAL,
     PUSHED,
     QUEUED,
@@ -487,16 +485,7 @@ class CoreWorker(RecoveryMixin):
         if entry.value is not None:
             self._send_value(requester, oid, entry.value, entry.contains)
             return
-
-        class _Remote:
-            __slots__ = ()
-
-            def ready_one(inner_self) -> None:  # noqa: N805
-                e = self.refs.refs.get(oid)
-                if e is not None:
-                    self._send_value(requester, oid, e.value, e.contains)
-
-        entry.waiters = (entry.waiters or []) + [_Remote()]
+        entry.waiters = (entry.waiters or []) + [_BorrowerWaiter(self, requester, oid)]
 
     def _send_value(self, requester: str, oid: bytes, value: tuple, contains: list | None) -> None:
         if contains:
@@ -544,9 +533,9 @@ class CoreWorker(RecoveryMixin):
             if dep.value is None:
                 unresolved += 1
                 if dep.waiters is None:
-                    dep.waiters = [entry_waiter(self, entry)]
+                    dep.waiters = [_DepWaiter(self, entry)]
                 else:
-                    dep.waiters.append(entry_waiter(self, entry))
+                    dep.waiters.append(_DepWaiter(self, entry))
                 if not dep.owned:
                     self._request_value(dep)
         entry.unresolved = unresolved
@@ -839,14 +828,30 @@ class CoreWorker(RecoveryMixin):
                     "reconstructions": self.counters["reconstructions"]}
 
 
-def entry_waiter(worker: CoreWorker, entry: TaskEntry):
-    class _DepWaiter:
-        __slots__ = ()
+class _DepWaiter:
+    """Tells a task waiting for an argument that the argument's value arrived."""
 
-        def ready_one(self) -> None:
-            worker._deps_ready(entry)
+    __slots__ = ("worker", "entry")
 
-    return _DepWaiter()
+    def __init__(self, worker: CoreWorker, entry: TaskEntry):
+        self.worker, self.entry = worker, entry
+
+    def ready_one(self) -> None:
+        self.worker._deps_ready(self.entry)
+
+
+class _BorrowerWaiter:
+    """Answers a borrower's GET_VALUE once the value arrives (the borrower long-polls)."""
+
+    __slots__ = ("worker", "requester", "oid")
+
+    def __init__(self, worker: CoreWorker, requester: str, oid: bytes):
+        self.worker, self.requester, self.oid = worker, requester, oid
+
+    def ready_one(self) -> None:
+        entry = self.worker.refs.refs.get(self.oid)
+        if entry is not None:
+            self.worker._send_value(self.requester, self.oid, entry.value, entry.contains)
 
 
 def _value_from_meta(meta: list, frames: list, pos: int) -> tuple[tuple, list | None]:
@@ -883,5 +888,3 @@ def _as_raisable(exc) -> BaseException:
         return exc
     return errors.EngineError(repr(exc))
 
-
-__all__ = ["CoreWorker", "pickle", "ACTOR_CREATION", "ACTOR_METHOD"]
