@@ -72,6 +72,17 @@ def no_leftovers_at_session_end():
     assert not leaked_shm, f"/dev/shm files left behind: {leaked_shm}"
 
 
+def process_gone(proc: psutil.Process | int) -> bool:
+    """The process exited (or is a zombie awaiting its parent's reap); never raises for a
+    process that vanishes while it is being inspected."""
+    try:
+        if isinstance(proc, int):
+            proc = psutil.Process(proc)
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def wait_for_quiet(proc: psutil.Process, timeout: float = 10.0) -> list:
     """The test process's live descendants, after giving exiting ones `timeout` s to go."""
     deadline = time.monotonic() + timeout

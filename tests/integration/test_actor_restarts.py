@@ -10,9 +10,8 @@ import os
 import signal
 import time
 
-import psutil
 import pytest
-from conftest import add_node_ready, wait_for
+from conftest import add_node_ready, process_gone, wait_for
 from ownrun import engine
 from ownrun.engine import cluster
 from ownrun.engine.api import _core
@@ -56,13 +55,6 @@ class Worker:
 def _sigkill(pid: int) -> None:
     assert pid != os.getpid()
     os.kill(pid, signal.SIGKILL)
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def _head_view(actor) -> dict:
@@ -139,7 +131,7 @@ def test_a_borrowed_handle_keeps_working_across_a_restart(fresh_cluster, tmp_pat
     wait_for(pid_file.exists, timeout=30, message="the borrower called the actor")
     old_pid = int(pid_file.read_text())
     _sigkill(old_pid)
-    wait_for(lambda: _gone(old_pid), timeout=10, message="the actor's process exited")
+    wait_for(lambda: process_gone(old_pid), timeout=10, message="the actor's process exited")
     go_file.write_text("go")
 
     first, second = engine.get(ref, timeout=40)
@@ -158,7 +150,7 @@ def test_killed_restartable_actor_is_never_restarted(fresh_cluster):
 
     with pytest.raises(engine.ActorDiedError, match="kill"):
         engine.get(running, timeout=10)
-    wait_for(lambda: _gone(pid), timeout=10, message="the killed actor's process exited")
+    wait_for(lambda: process_gone(pid), timeout=10, message="the killed actor's process exited")
     with pytest.raises(engine.ActorDiedError, match="kill"):
         engine.get(actor.pid.remote(), timeout=10)
     view = _head_view(actor)

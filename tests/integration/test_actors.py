@@ -10,7 +10,7 @@ import time
 
 import psutil
 import pytest
-from conftest import wait_for
+from conftest import process_gone, wait_for
 from ownrun import engine
 
 pytestmark = pytest.mark.usefixtures("cluster")
@@ -296,5 +296,5 @@ def test_actor_process_exits_once_its_last_handle_is_dropped():
     rec = Recorder.remote()
     proc = psutil.Process(engine.get(rec.pid.remote()))
     del rec
-    wait_for(lambda: not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE,
+    wait_for(lambda: process_gone(proc),
              message="the unreferenced actor's process exited")

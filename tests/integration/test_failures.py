@@ -13,7 +13,7 @@ import time
 import numpy as np
 import psutil
 import pytest
-from conftest import session_shm_files, wait_for
+from conftest import process_gone, session_shm_files, wait_for
 from ownrun import engine
 from ownrun.engine import debug
 
@@ -51,13 +51,6 @@ def _descendants(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
 
 
-def _gone(proc: psutil.Process) -> bool:
-    try:
-        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 # ---- shutdown (runs first: it owns its cluster) -------------------------------------------
 def test_shutdown_leaves_no_process_and_no_shm_file():
     assert not engine.is_initialized(), "this test starts its own cluster"
@@ -75,7 +68,7 @@ def test_shutdown_leaves_no_process_and_no_shm_file():
     finally:
         engine.shutdown()
     assert not engine.is_initialized()
-    assert all(_gone(p) for p in cluster_procs), [p.pid for p in cluster_procs if not _gone(p)]
+    assert all(process_gone(p) for p in cluster_procs), [p.pid for p in cluster_procs if not process_gone(p)]
     assert session_shm_files(session) == []
 
 
@@ -152,7 +145,7 @@ def test_driver_killed_with_sigkill_leaves_no_process_and_no_shm_file():
         driver.wait(10)
         driver.stdout.close()
         driver.stderr.close()
-    wait_for(lambda: all(_gone(p) for p in cluster), timeout=10,
+    wait_for(lambda: all(process_gone(p) for p in cluster), timeout=10,
              message="every process of the killed driver's cluster exited")
     wait_for(lambda: not session_shm_files(session), timeout=10,
              message=f"no /dev/shm/ownrun-{os.path.basename(session)}-* file remains")
