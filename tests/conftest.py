@@ -67,9 +67,21 @@ def no_leftovers_at_session_end():
     yield
     me = psutil.Process()
     children = wait_for_quiet(me)
-    leaked_shm = sorted(p for p in shm_files() if _ours(p, started))
+    leaked_shm = _wait_for_shm_cleanup(started)
     assert not children, f"child processes left running: {children}"
     assert not leaked_shm, f"/dev/shm files left behind: {leaked_shm}"
+
+
+def _wait_for_shm_cleanup(started: set[str], timeout: float = 15.0) -> list[str]:
+    """Store files this run is responsible for, after giving their daemons `timeout` s to remove
+    them: the daemon of a driver a test SIGKILLed is no child of ours (it was re-parented when
+    its driver died), so its clean-up may still be under way when the session ends."""
+    deadline = time.monotonic() + timeout
+    while True:
+        leaked = sorted(p for p in shm_files() if _ours(p, started))
+        if not leaked or time.monotonic() >= deadline:
+            return leaked
+        time.sleep(0.1)
 
 
 def process_gone(proc: psutil.Process | int) -> bool:
