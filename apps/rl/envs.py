@@ -55,11 +55,14 @@ def make(env_id: str):
 
 
 def make_vector(env_id: str, count: int):
-    """`count` copies of the env stepped together in this process (gymnasium's SyncVectorEnv),
-    resetting each one as its episode ends (next-step autoreset)."""
+    """`count` copies of the env stepped together in this process (gymnasium's SyncVectorEnv);
+    an env whose episode ends is reset in the same step, its last observation in
+    `info["final_obs"]`."""
     import gymnasium as gym
+    from gymnasium.vector import AutoresetMode
 
-    return gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(count)])
+    return gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(count)],
+                                    autoreset_mode=AutoresetMode.SAME_STEP)
 
 
 def describe(env_id: str) -> EnvInfo:

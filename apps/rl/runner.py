@@ -140,6 +140,7 @@ def _summarize(algorithm, config, result, rows, workers, t0, start_ts, attempts,
         "all_exact": all(r.get("exact", True) for r in rows),
         "failures": [report.failure_effect(f, rows) for f in failures],
         "noise_table": noise_info,
+        **({"autograd_in_workers": result["autograd_in_workers"]} if algorithm == "ppo" else {}),
     }
 
 
@@ -159,6 +160,7 @@ class _View:
         self.algorithm = algorithm
         self.started = time.time()
         self.last_plain = 0.0
+        self.printed = 0  # rows seen at the last plain line
         self.live_display = None
 
     def live(self):
@@ -182,6 +184,6 @@ class _View:
         row = rows[-1] if rows else None
         if self.live_display is not None:
             self.live_display.update(self.render(row))
-        elif row is not None and time.time() - self.last_plain >= PLAIN_EVERY_S:
-            self.last_plain = time.time()
+        elif len(rows) > self.printed and time.time() - self.last_plain >= PLAIN_EVERY_S:
+            self.last_plain, self.printed = time.time(), len(rows)
             self.console.print(self.render(row), soft_wrap=True)
