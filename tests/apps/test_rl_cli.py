@@ -1,0 +1,58 @@
+"""`ownrun rl`: bad inputs are one-line errors with exit code 2 (before any cluster starts),
+the options come from the config models, and `ownrun rl es` + `ownrun rl plot` run end to end."""
+import importlib.util
+
+import pytest
+from ownrun.apps.rl import config
+from ownrun.cli.main import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), prog_name="ownrun")
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["rl", "es", "--env", "CartPol-v1"], "closest: CartPole-v1"),
+    (["rl", "es", "--env", "HalfCheetah-v5"], "pip install 'ownrun[mujoco]'"),
+    (["rl", "es", "--workers", "0"], "--workers"),
+    (["rl", "ppo", "--fail", "disk@3s"], "--fail must look like"),
+    (["rl", "es", "--fail", "node@3s"], "--nodes 3"),
+    (["rl", "ppo", "--bogus"], "No such option"),
+])
+def test_bad_rl_inputs_are_one_line_errors_with_exit_code_2(args, says):
+    if "HalfCheetah-v5" in args and importlib.util.find_spec("mujoco") is not None:
+        pytest.skip("the mujoco extra is installed")
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and says in lines[0], result.output
+
+
+def test_every_config_field_is_a_flag_of_its_command():
+    for command, model in (("es", config.EsConfig), ("ppo", config.PpoConfig)):
+        text = invoke("rl", command, "--help").output
+        for name in model.model_fields:
+            assert "--" + name.replace("_", "-") in text, (command, name)
+
+
+def test_ppo_takes_tuned_values_for_unset_options_and_keeps_the_given_ones():
+    tuned = config.PpoConfig(env="Pendulum-v1")
+    assert (tuned.gamma, tuned.lam) == (0.95, 0.1)
+    assert config.PpoConfig(env="Pendulum-v1", gamma=0.9).gamma == 0.9
+
+
+def test_es_then_plot_from_the_command_line(tmp_path):
+    runs = tmp_path / "runs"
+    result = invoke("rl", "es", "--noise-size", "100000", "--max-steps", "1", "--episodes-per-iter", "4",
+                    "--workers", "2", "--num-cpus", "2", "--runs", str(runs), "--no-live")
+    assert result.exit_code == 0, result.output
+    assert "run directory:" in result.output
+    (run_dir,) = runs.iterdir()
+    png = tmp_path / "curves.png"
+    result = invoke("rl", "plot", str(run_dir), "-o", str(png))
+    assert result.exit_code == 0, result.output
+    assert png.stat().st_size > 1000
+    assert invoke("rl", "plot", str(tmp_path), "-o", str(png)).exit_code == 5
