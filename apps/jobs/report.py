@@ -129,11 +129,24 @@ def markdown(rows: list[Row], fields: list[str], title: str) -> str:
     return "\n".join(lines + ([""] + ["Errors:", ""] + errors if errors else [])) + "\n"
 
 
+def headers(fields: list[str]) -> list[str]:
+    """Short column names: each field's shortest dotted suffix that no other field shares."""
+    out = []
+    for name in fields:
+        parts = name.split(".")
+        for k in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-k:])
+            if sum(1 for other in fields if other == suffix or other.endswith("." + suffix)) == 1:
+                break
+        out.append(suffix)
+    return out
+
+
 def table(rows: list[Row], fields: list[str], title: str):
     from rich.table import Table
 
     t = Table(title=title, header_style="bold")
-    for name in BASE_COLUMNS + fields:
+    for name in ["run", "status", "s"] + headers(fields):
         t.add_column(name, justify="left" if name in ("run", "status") else "right", overflow="fold")
     for r in rows:
         color = {"ok": "green", "skipped": "green"}.get(r.status, "red")

@@ -123,6 +123,10 @@ class _Problems:
         if all(text != t for _, t in self.items):
             self.items.append((line, text))
 
+    def add_set(self, item: str, message: str) -> None:
+        """A `--set` that cannot be applied."""
+        self.items.append((0, f"{self.file}: --set {item}: {message}"))
+
     def add_validation(self, exc: ValidationError, model: type[BaseModel], to_doc, run: str | None = None) -> None:
         """Pydantic's errors; `to_doc(loc)` maps a location in `model` to a document path."""
         for err in exc.errors():
@@ -184,7 +188,7 @@ def _apply_set(data: dict, item: str, problems: _Problems) -> None:
     key, sep, raw = item.partition("=")
     parts = [p for p in key.strip().split(".")]
     if not sep or not all(parts):
-        problems.add((), f"--set {item}: expected dotted.key=VALUE")
+        problems.add_set(item, "expected dotted.key=VALUE")
         return
     path: list = []
     node: Any = data
@@ -193,18 +197,18 @@ def _apply_set(data: dict, item: str, problems: _Problems) -> None:
             index = _entry_index(node, part)
             if index is None:
                 names = ", ".join(str(e.get("name")) for e in node if isinstance(e, dict))
-                problems.add(tuple(path), f"--set {item}: no entry named {part!r} (entries: {names})")
+                problems.add_set(item, f"{'.'.join(parts[:k])} has no entry named {part!r} (entries: {names})")
                 return
             path.append(index)
             node = node[index]
             continue
         if not isinstance(node, dict):
-            problems.add(tuple(path), f"--set {item}: {'.'.join(parts[:k])} is not a table")
+            problems.add_set(item, f"{'.'.join(parts[:k])} is not a table")
             return
         path.append(part)
         node = node.setdefault(part, {})
     if not isinstance(node, dict):
-        problems.add(tuple(path), f"--set {item}: {'.'.join(parts[:-1])} is not a table")
+        problems.add_set(item, f"{'.'.join(parts[:-1])} is not a table")
         return
     node[parts[-1]] = parse_value(raw.strip())
     problems.set_by[tuple(path) + (parts[-1],)] = f"--set {item}"
@@ -341,13 +345,17 @@ class _Checker:
 
         def doc(loc: tuple, unknown: bool = False) -> DocPath:
             """Where the value at `loc` (a path in the run's options) came from."""
+            loc = tuple(loc)
             for k in range(len(loc), 0, -1):
                 source = spec.sources.get(loc[:k])
                 if source is not None:
                     if unknown and source[:1] == ("matrix",):
                         source = source[:-1]  # the key, not one of its values
-                    return source + tuple(loc[k:])
-            return ("app", kind.name) + tuple(loc)
+                    return source + loc[k:]
+            for key, source in spec.sources.items():  # a table the run sets some keys of
+                if loc and key[:len(loc)] == loc:
+                    return source[:len(source) - (len(key) - len(loc))]
+            return ("app", kind.name) + loc
 
         before = len(problems.items)
         if cluster_over and not settings.fresh_cluster:
