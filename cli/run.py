@@ -47,7 +47,7 @@ def run(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="'--only'") from None
     if check:
-        console.print(f"{job_file}: ok ({len(selected)} runs of kind {job.kind.name})")
+        console.print(f"{job_file}: ok ({len(selected)} runs of kind {job.kind.name})", soft_wrap=True)
         return
     if dry_run:
         console.print(report.run_list(job, selected))
