@@ -156,7 +156,7 @@ def test_a_bad_job_file_lists_every_problem_and_exits_2(tmp_path):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert lines[0] == f"{path}:6: job.timeout: unknown key (did you mean 'timeout_s'?)"
-    assert lines[1] == f"{path}:16: runs[0].kwarg: unknown key (did you mean 'kwargs'?)"
+    assert lines[1] == f"{path}:15: runs[0].kwarg: unknown key (did you mean 'kwargs'?)"
     assert lines[2] == f"error: {path}: 2 problems (listed above)"
     missing = invoke("run", str(tmp_path / "nope.toml"))
     assert missing.exit_code == 5
@@ -201,6 +201,7 @@ def test_ctrl_c_ends_the_run_shuts_the_cluster_and_leaves_nothing(tmp_path, fres
     runner.send_signal(signal.SIGINT)
     output, _ = runner.communicate(timeout=90)
     assert runner.returncode == 130, output
+    assert "endless: interrupted" in output, output
     assert output.strip().splitlines()[-1] == "error: interrupted"
     wait_for(lambda: all(process_gone(p) for p in procs), timeout=30, message="every process of the job exited")
     wait_for(lambda: not _shm_of(family), timeout=30, message="no /dev/shm file of the job's sessions")
