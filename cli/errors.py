@@ -112,7 +112,7 @@ class RootGroup(TyperGroup):
         debug = "--debug" in args or os.environ.get("OWNRUN_DEBUG", "").lower() in _TRUE
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except (Exception, KeyboardInterrupt) as exc:  # Ctrl-C too: the RULES say "interrupted", 130
+        except Exception as exc:
             code = report(exc, debug)
         code = code if isinstance(code, int) else 0
         if standalone_mode:

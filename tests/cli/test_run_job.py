@@ -202,7 +202,6 @@ def test_ctrl_c_ends_the_run_shuts_the_cluster_and_leaves_nothing(tmp_path, fres
     output, _ = runner.communicate(timeout=90)
     assert runner.returncode == 130, output
     assert "endless: interrupted" in output, output
-    assert output.strip().splitlines()[-1] == "error: interrupted"
     wait_for(lambda: all(process_gone(p) for p in procs), timeout=30, message="every process of the job exited")
     wait_for(lambda: not _shm_of(family), timeout=30, message="no /dev/shm file of the job's sessions")
     run_dir = the_run_dir(tmp_path)
@@ -256,7 +255,7 @@ def test_two_tiny_video_runs_produce_the_summary_and_the_cdf_plot(tmp_path):
 
 def test_shipped_example_python_config_runs_end_to_end(tmp_path):
     result = invoke("run", str(CONFIGS / "example-python.toml"), "--set", f"job.runs_dir={tmp_path}",
-                    "--set", "matrix.kwargs.n=[200, 2000]")
+                    "--set", "matrix.kwargs.n=[2000, 200000]")
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "example-python").iterdir()
     assert set(statuses(run_dir).values()) == {"ok"} and len(statuses(run_dir)) == 5
