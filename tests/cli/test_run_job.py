@@ -261,6 +261,7 @@ def test_shipped_example_python_config_runs_end_to_end(tmp_path):
     assert set(statuses(run_dir).values()) == {"ok"} and len(statuses(run_dir)) == 5
 
 
+@pytest.mark.timeout(300)  # seven runs, each starting its own cluster (about 90 s on a quiet 2-core machine)
 def test_shipped_paper_video_config_runs_end_to_end_at_a_tiny_scale(tmp_path):
     fails = [f"runs.{name}.fail={kind}@2s" for name, kind in
              (("decoder-failure", "decoder"), ("owner-failure", "owner"), ("owner-failure-cp30", "owner"),
