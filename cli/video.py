@@ -2,12 +2,16 @@
 
 `ownrun video --videos 60` runs on an embedded cluster with cached synthetic clips;
 `ownrun video plot RUN_DIR...` draws the latency CDFs of finished runs into one PNG.
+The flags are the fields of ownrun.apps.video.config.VideoConfig (cli/options.py), the same
+definitions `[app.video]` tables of `ownrun run` job files are validated with.
 """
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from ownrun.apps.video.config import VideoConfig
 from ownrun.cli.console import console
+from ownrun.cli.options import build, model_options
 from typer.core import TyperGroup
 
 
@@ -34,68 +38,20 @@ video_app = typer.Typer(
 )
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise typer.BadParameter(f"--size must look like WIDTHxHEIGHT (e.g. 320x240), got {text!r}") from None
-    if width < 32 or height < 32:
-        raise typer.BadParameter(f"--size must be at least 32x32, got {text}")
-    return width, height
-
-
 @video_app.callback()
-def video(
-    ctx: typer.Context,
-    videos: Annotated[int, typer.Option("--videos", min=1, help="Synthetic videos to process.")] = 60,
-    fps: Annotated[float | None, typer.Option(
-        "--fps", min=0.1, help="Frame rate of the real-time input (synthetic default 4; "
-                               "inputs: the file's). The smoothing radius is r = fps frames.")] = None,
-    frames: Annotated[int | None, typer.Option(
-        "--frames", min=2, help="Frames per video (synthetic default 400, i.e. 100 s; inputs: the whole file).")] = None,
-    size: Annotated[str, typer.Option("--size", help="Synthetic frame size WIDTHxHEIGHT; "
-                                                      "320x240 grayscale (75 KiB) travels inline.")] = "320x240",
-    inputs: Annotated[list[Path] | None, typer.Option(
-        "--input", help="Video files to process instead of synthetic ones (repeatable; "
-                        "extra paths after --input are taken too).")] = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", help="Write each stabilized video here as <video>.mp4 (default: none).")] = None,
-    address: Annotated[str | None, typer.Option(
-        "--address", help="Run on the cluster at HOST:PORT instead of an embedded one.")] = None,
-    nodes: Annotated[int, typer.Option("--nodes", min=1, help="Nodes of the embedded cluster.")] = 1,
-    num_cpus: Annotated[float | None, typer.Option("--num-cpus", help="CPUs per node (default: all).")] = None,
-    metadata: Annotated[str, typer.Option(
-        "--metadata", help="ownership, or centralized (the paper's baseline).")] = "ownership",
-    by_value: Annotated[bool, typer.Option("--by-value", help="Pass every object by value.")] = False,
-    checkpoint_interval: Annotated[int, typer.Option(
-        "--checkpoint-interval", min=0, help="Checkpoint every K frames (0: off).")] = 0,
-    fail: Annotated[str | None, typer.Option(
-        "--fail", help="Inject a failure: decoder@10s, owner@10s or node@10s (node needs --nodes 2+).")] = None,
-    runs: Annotated[Path, typer.Option("--runs", help="Where run directories go.")] = Path("runs"),
-    no_live: Annotated[bool, typer.Option("--no-live", help="No live view while running.")] = False,
-) -> None:
+@model_options(VideoConfig)
+def video(ctx: typer.Context, options: dict) -> None:
     """Stabilize videos online and report latency (`ownrun video --videos 60`)."""
     if ctx.invoked_subcommand is not None:
         return
-    if metadata not in ("ownership", "centralized"):
-        raise typer.BadParameter(f"--metadata must be ownership or centralized, got {metadata!r}")
-    from ownrun.apps.video import failures, report, runner  # imports the engine: keep --help fast
-
-    if fail:
-        try:
-            failures.FailurePlan.parse(fail)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
     unknown = [a for a in ctx.args if a.startswith("-")]
     if unknown:
         raise typer.BadParameter(f"no such option: {unknown[0]}")
-    paths = [str(p) for p in (inputs or [])] + list(ctx.args)
-    opts = runner.VideoOptions(
-        videos=videos, fps=fps, frames=frames, size=_size(size), inputs=paths,
-        output=str(output) if output else None, address=address, nodes=nodes, num_cpus=num_cpus,
-        metadata=metadata, by_value=by_value, checkpoint_interval=checkpoint_interval, fail=fail,
-        runs_dir=str(runs), live=not no_live)
-    result = runner.run(opts, console)
+    options["input"] = [*options["input"], *ctx.args]
+    config = build(VideoConfig, options)
+    from ownrun.apps.video import report, runner  # imports the engine: keep --help fast
+
+    result = runner.run(runner.VideoOptions(**config.model_dump()), console)
     console.print(report.summary_table(result.summary))
     console.print(f"run directory: {result.run_dir}")
     if result.errors:

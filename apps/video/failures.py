@@ -1,8 +1,7 @@
 """Failure experiments of the video app (paper §2.6): `--fail KIND@Ns`, and the cluster they need.
 
-Owns parsing `--fail decoder@10s | owner@10s | node@10s`, starting the engine for a run
-(`start_engine`: embedded single- or multi-node cluster, or `address`; metadata mode;
-pass-by-value), and `Injector`, a driver thread that fires the failure at `start + N s`:
+Owns starting the engine for a run (`start_engine`: embedded single- or multi-node cluster,
+or `address`; metadata mode; pass-by-value), and `Injector`, a driver thread that fires the failure at `start + N s`:
 
 * decoder: SIGKILL of the first video's Decoder actor process (restarted by the engine,
   in-flight decode calls retried);
@@ -23,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import signal
 import threading
 import time
@@ -32,31 +30,13 @@ from dataclasses import dataclass
 from ownrun import engine
 
 from . import pipeline
+from .config import FailurePlan
 
-KINDS = ("decoder", "owner", "node")
 HEAD_RESOURCE = "video_head"  # node 0: driver, Sinks, owners
 WORKER_RESOURCE = "video_worker"  # nodes 1..N-1: Decoders
 # Seconds without heartbeats before a node is declared dead: the paper's setting (30 x 100 ms).
 # With 1 s, a busy node 0 recovering 60 videos' decoders was once declared dead while alive.
 NODE_DEATH_TIMEOUT = 3.0
-_SPEC = re.compile(r"^(decoder|owner|node)@(\d+(?:\.\d+)?)s?$")
-
-
-@dataclass(frozen=True)
-class FailurePlan:
-    kind: str
-    at_s: float  # seconds after the first frame's release
-
-    @classmethod
-    def parse(cls, text: str) -> FailurePlan:
-        match = _SPEC.match(text.strip().lower())
-        if not match:
-            raise ValueError(f"--fail must look like KIND@SECONDSs with KIND one of {', '.join(KINDS)} "
-                             f"(e.g. decoder@10s), got {text!r}")
-        return cls(match.group(1), float(match.group(2)))
-
-    def __str__(self) -> str:
-        return f"{self.kind}@{self.at_s:g}s"
 
 
 @dataclass
@@ -70,7 +50,7 @@ class Placement:
 
 def start_engine(*, address: str | None, nodes: int, num_cpus: float | None, metadata: str,
                  by_value: bool, node_death_timeout: float = NODE_DEATH_TIMEOUT,
-                 lease_idle_timeout: float | None = None) -> Placement:
+                 lease_idle_timeout: float | None = None, object_store_memory: int | None = None) -> Placement:
     """Starts (or joins) the cluster for a run and says where actors go."""
     options: dict = {"metadata": metadata, "node_death_timeout": node_death_timeout}
     if lease_idle_timeout is not None:
@@ -80,6 +60,8 @@ def start_engine(*, address: str | None, nodes: int, num_cpus: float | None, met
     if address:
         engine.init(address=address, **options)
         return Placement({}, {}, _cluster_cpus())
+    if object_store_memory is not None:
+        options["object_store_memory"] = object_store_memory
     if nodes <= 1:
         engine.init(num_cpus=num_cpus, **options)
         return Placement({}, {}, _cluster_cpus())

@@ -1,6 +1,6 @@
 """The driver of `ownrun video`: prepares the videos, runs the owners, shows and saves results.
 
-Owns `VideoOptions` (every knob of the command), choosing the inputs (cached synthetic clips,
+Owns `VideoOptions` (the command's options, config.VideoConfig, plus knobs for programs), choosing the inputs (cached synthetic clips,
 or `--input` files probed up front: an unreadable one is reported in one line and left out),
 starting the engine (failures.start_engine), creating the Sinks (one per `videos_per_sink`
 videos) and one owner task per video, the Rich live view, the failure injector, and writing
@@ -20,12 +20,13 @@ import math
 import os
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ownrun import engine
+from pydantic import Field
 
-from . import failures, pipeline, report, synthetic
+from . import config, failures, pipeline, report, synthetic
 
 # Defaults measured on a 2-core machine: 60 videos x 4 fps of 320x240 (240 frames/s, 1,200
 # tasks/s) keep up with real time at ~0.9 cores (p99 ~50 ms above the floor), and 400 frames
@@ -37,30 +38,20 @@ DISTINCT_CLIPS = 8  # synthetic clips generated; videos reuse them round-robin
 STUCK_AFTER = 60.0  # s past 1.5x the video length after which a running owner counts as stuck
 
 
-@dataclass
-class VideoOptions:
-    videos: int = 60
-    fps: float | None = None  # None: DEFAULT_FPS for synthetic clips, the file's fps for inputs
-    frames: int | None = None  # None: DEFAULT_FRAMES for synthetic clips, the whole file for inputs
-    size: tuple[int, int] = DEFAULT_SIZE
-    inputs: list[str] = field(default_factory=list)
-    output: str | None = None
-    address: str | None = None
-    nodes: int = 1
-    num_cpus: float | None = None
-    metadata: str = "ownership"
-    by_value: bool = False
-    checkpoint_interval: int = 0
-    fail: str | None = None
+class VideoOptions(config.VideoConfig):
+    """The command's options (config.VideoConfig, defined once) plus the knobs only programs set:
+    tests, benchmarks and `ownrun run` (apps/jobs/)."""
+
     lead_s: float | None = None  # time from submitting the owners to frame 0; None: by video count
-    videos_per_sink: int = 9
-    owner_retries: int = 3
-    runs_dir: str = "runs"
+    videos_per_sink: int = Field(9, ge=1)
+    owner_retries: int = Field(3, ge=0)
     cache_dir: str | None = None
-    live: bool = True
     seed: int = 0
-    distinct_clips: int = DISTINCT_CLIPS
+    distinct_clips: int = Field(DISTINCT_CLIPS, ge=1)
     stagger: bool = True  # spread the videos' first frames over one frame interval
+    run_dir: str | None = None  # write the run here; None: a new timestamped folder under runs_dir
+    object_store_memory: int | None = Field(None, gt=0)  # bytes per node of an embedded cluster
+    node_death_timeout: float = Field(failures.NODE_DEATH_TIMEOUT, gt=0)  # of an embedded cluster
 
 
 @dataclass
@@ -93,7 +84,7 @@ def probe(path: str) -> tuple[float, int, int, int]:
 
 def prepare_jobs(opts: VideoOptions) -> tuple[list[pipeline.VideoJob], list[str]]:
     """The videos to run, and one-line errors for the inputs left out."""
-    if opts.inputs:
+    if opts.input:
         return _input_jobs(opts)
     fps = opts.fps or DEFAULT_FPS
     frames = opts.frames or DEFAULT_FRAMES
@@ -109,7 +100,7 @@ def prepare_jobs(opts: VideoOptions) -> tuple[list[pipeline.VideoJob], list[str]
 
 def _input_jobs(opts: VideoOptions) -> tuple[list[pipeline.VideoJob], list[str]]:
     jobs, errors = [], []
-    for k, path in enumerate(opts.inputs):
+    for k, path in enumerate(opts.input):
         try:
             fps, count, _, _ = probe(path)
         except pipeline.VideoError as exc:
@@ -163,21 +154,23 @@ class _Memory:
 
 def run(opts: VideoOptions, console=None) -> RunResult:
     """Runs the videos of `opts` to completion and writes the run directory."""
-    plan = failures.FailurePlan.parse(opts.fail) if opts.fail else None
-    if plan and plan.kind == "node" and opts.nodes < 2 and not opts.address:
-        raise ValueError("--fail node@... needs an embedded multi-node cluster: add --nodes 2 (or more)")
+    plan = opts.failure_plan  # VideoConfig checked it (a node failure needs nodes >= 2)
     jobs, errors = prepare_jobs(opts)
     for line in errors:
         _say(console, f"[bold red]error:[/] {line}")
     if not jobs:
         raise pipeline.VideoError("no readable video to process")
-    run_dir = Path(opts.runs_dir) / time.strftime("%Y%m%d-%H%M%S")
-    run_dir = _unique(run_dir)
+    if opts.run_dir:
+        run_dir = Path(opts.run_dir)
+    else:
+        run_dir = _unique(Path(opts.runs_dir) / time.strftime("%Y%m%d-%H%M%S"))
     if opts.output:
         Path(opts.output).mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     placement = failures.start_engine(address=opts.address, nodes=opts.nodes, num_cpus=opts.num_cpus,
-                                      metadata=opts.metadata, by_value=opts.by_value)
+                                      metadata=opts.metadata, by_value=opts.by_value,
+                                      object_store_memory=opts.object_store_memory,
+                                      node_death_timeout=opts.node_death_timeout)
     try:
         return _run_on_engine(opts, jobs, errors, plan, placement, run_dir, t0, console)
     finally:
@@ -303,7 +296,7 @@ def _summarize(opts, jobs, results, owner_errors, records, progress, start_ts, t
     table = report.FrameTable.from_records(records, floors)
     jitter = _jitter(jobs, table)
     duplicates = sum(v["duplicates_dropped"] for v in videos)
-    config = {**{k: v for k, v in asdict(opts).items() if k not in ("live",)},
+    run_config = {**opts.model_dump(mode="json", exclude={"live"}),
               "fps": jobs[0].fps if len({j.fps for j in jobs}) == 1 else "mixed",
               "frames": jobs[0].frames if len({j.frames for j in jobs}) == 1 else "mixed",
               "floor_s": max(floors.values()), "start_ts": start_ts, "lead_s": lead,
@@ -312,7 +305,7 @@ def _summarize(opts, jobs, results, owner_errors, records, progress, start_ts, t
     failures_ = [injector.event] if injector is not None else []
     return report.summarize(table, start_ts=start_ts, videos=videos,
                             target_fps=sum(j.fps for j in jobs), extra_tasks=duplicates * report.TASKS_PER_FRAME,
-                            failures=failures_, jitter=jitter, config=config)
+                            failures=failures_, jitter=jitter, config=run_config)
 
 
 def _startup(results: dict, start_ts: float, t0: float, rerun: set) -> float:
