@@ -5,7 +5,7 @@ import math
 
 import pytest
 from ownrun import engine
-from ownrun.apps.bench import cluster, micro
+from ownrun.benchmarks import cluster, micro
 from ownrun.cli.main import app
 from typer.testing import CliRunner
 
