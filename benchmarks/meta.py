@@ -117,18 +117,21 @@ def write(document: dict[str, Any], path: Path | str) -> Path:
     return path
 
 
+def _loads(values: list[float] | None) -> str:
+    return "/".join(f"{x:.1f}" for x in values) if values else "?"
+
+
 def describe(document: dict[str, Any]) -> str:
     """One line saying where and when a result was measured, for tables and the README."""
     m, load, g = document.get("machine") or {}, document.get("load_average") or {}, \
         document.get("git") or {}
     ram = f", {m['ram_bytes'] / 2**30:.0f} GiB" if m.get("ram_bytes") else ""
     start, end = load.get("start"), load.get("end")
-    fmt = lambda xs: "/".join(f"{x:.1f}" for x in xs) if xs else "?"  # noqa: E731
     revision = (g.get("revision") or "?")[:10] + ("+dirty" if g.get("dirty") else "")
     busy = document.get("background_load") or 0
     return (f"{document.get('date', '?')[:10]}, {m.get('nproc', '?')} CPUs "
-            f"({m.get('cpu_model') or 'unknown CPU'}){ram}, load average {fmt(start)} → "
-            f"{fmt(end)} (1/5/15 min), git {revision}, ownrun "
+            f"({m.get('cpu_model') or 'unknown CPU'}){ram}, load average {_loads(start)} → "
+            f"{_loads(end)} (1/5/15 min), git {revision}, ownrun "
             f"{(document.get('versions') or {}).get('ownrun')}, Python "
             f"{(document.get('versions') or {}).get('python')}"
             + (f", {busy} busy-loop processes during latency rows" if busy else ""))
