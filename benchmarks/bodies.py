@@ -58,6 +58,7 @@ class Sizes:
 
     quick: bool = False
     timeout_s: float = 300.0
+    budget_s: float = 20.0  # a sequential loop stops early after this long (slow systems)
 
     def n(self, full: int) -> int:
         return max(2, full // 20) if self.quick else full
@@ -184,11 +185,17 @@ def serial_fps(sizes: Sizes) -> float:
 
 # --- bodies ------------------------------------------------------------------------------
 
-def _per_call_us(run: Callable[[], Any], n: int) -> float:
+def _per_call_us(run: Callable[[], Any], n: int, budget_s: float) -> float:
+    """Mean µs per call of up to `n` sequential calls, stopping early (after at least 10)
+    once `budget_s` has passed, so a slow system does not stretch a round to minutes."""
     start = time.perf_counter()
-    for _ in range(n):
+    done = 0
+    while done < n:
         run()
-    return (time.perf_counter() - start) / n * 1e6
+        done += 1
+        if done >= 10 and time.perf_counter() - start > budget_s:
+            break
+    return (time.perf_counter() - start) / done * 1e6
 
 
 def put_get(system, sizes: Sizes, keys: set[str]) -> dict[str, float]:
@@ -227,7 +234,8 @@ def put_get(system, sizes: Sizes, keys: set[str]) -> dict[str, float]:
 def sync_task(system, sizes: Sizes, keys: set[str]) -> dict[str, float]:
     f, n = system.task(noop), sizes.n(1000)
     system.get(f(), sizes.timeout_s)
-    return {"sync_task": _per_call_us(lambda: system.get(f(), sizes.timeout_s), n)}
+    return {"sync_task": _per_call_us(lambda: system.get(f(), sizes.timeout_s), n,
+                                      sizes.budget_s)}
 
 
 def async_tasks(system, sizes: Sizes, keys: set[str]) -> dict[str, float]:
@@ -244,7 +252,8 @@ def actor_calls(system, sizes: Sizes, keys: set[str]) -> dict[str, float]:
         system.get(system.call(actor, "inc"), sizes.timeout_s)
         if "sync_actor" in keys:
             n = sizes.n(2000)
-            us = _per_call_us(lambda: system.get(system.call(actor, "inc"), sizes.timeout_s), n)
+            us = _per_call_us(lambda: system.get(system.call(actor, "inc"), sizes.timeout_s), n,
+                              sizes.budget_s)
             out["sync_actor"] = 1e6 / us
         if "async_actor" in keys:
             n = sizes.n(10_000)

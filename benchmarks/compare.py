@@ -240,7 +240,7 @@ def render(document: dict[str, Any]) -> Table:
     headers = ["bench", "unit", *columns, "floor", "ownrun vs Ray", "ownrun vs floor"]
     for h in headers:
         table.add_column(h, justify="left" if h in ("bench", "unit") else "right",
-                         no_wrap=h != "bench")
+                         no_wrap=True)
     for r in table_rows(document):
         table.add_row(*[r[h] for h in headers])
     return table
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     if args.child:
         return child(args.child, args.child_out, args.quick, keys, args.background_load)
 
-    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    console = console or Console(width=None if sys.stdout.isatty() else 200)
     run = meta.Run("compare", args.background_load)
     wanted = _columns(_parse_with(args.with_))
     status: dict[str, dict[str, Any]] = {}

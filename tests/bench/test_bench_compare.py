@@ -97,3 +97,12 @@ def test_mini_pipeline_runs_serially_with_five_stages_per_frame():
     assert len(outputs[0]) == 4 and all(isinstance(v, float) for v in outputs[0])
     assert sorted(set(calls)) == sorted(f.__name__ for f in bodies.STAGES)
     assert len(calls) == 5 * 4
+
+
+def test_sequential_loops_stop_after_their_budget_but_not_before_ten_calls():
+    calls = []
+    assert bodies._per_call_us(lambda: calls.append(1), 1000, budget_s=0.0) > 0
+    assert len(calls) == 10
+    calls.clear()
+    bodies._per_call_us(lambda: calls.append(1), 50, budget_s=60.0)
+    assert len(calls) == 50
