@@ -71,9 +71,11 @@ def _git(*args: str) -> str | None:
 
 
 def git() -> dict[str, Any]:
-    """The checkout's revision and whether tracked files differ from it (None outside git)."""
+    """The checkout's revision and whether tracked files other than the README and the
+    results (which report.py and the benchmarks rewrite) differ from it (None outside git)."""
     revision = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no") if revision else None
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                  ":!README.md", ":!benchmarks/results") if revision else None
     return {"revision": revision, "dirty": None if status is None else bool(status)}
 
 
@@ -134,4 +136,5 @@ def describe(document: dict[str, Any]) -> str:
             f"{_loads(end)} (1/5/15 min), git {revision}, ownrun "
             f"{(document.get('versions') or {}).get('ownrun')}, Python "
             f"{(document.get('versions') or {}).get('python')}"
-            + (f", {busy} busy-loop processes during latency rows" if busy else ""))
+            + (f", {busy} busy-loop process{'es' if busy > 1 else ''} during latency rows"
+               if busy else ""))
