@@ -5,7 +5,7 @@ import math
 
 import pytest
 from ownrun import engine
-from ownrun.apps.bench import cluster, micro
+from ownrun.benchmarks import cluster, micro
 from ownrun.cli.main import app
 from typer.testing import CliRunner
 
@@ -58,6 +58,20 @@ def test_suite_all_runs_both_and_puts_cluster_results_next_to_the_given_json(
     assert result.exit_code == 1, result.output
     assert [(name, kw["json_path"]) for name, kw in calls] == [
         ("micro", tmp_path / "out.json"), ("cluster", tmp_path / "out-cluster.json")]
+
+
+def test_background_load_goes_to_the_micro_suite(fake_suites):
+    calls, _ = fake_suites
+    result = invoke("bench", "--suite", "all", "--background-load", "2")
+    assert result.exit_code == 0, result.output
+    assert [(name, kw.get("background_load")) for name, kw in calls] == [
+        ("micro", 2), ("cluster", None)]
+
+
+def test_bench_help_points_to_compare_for_rays_figures():
+    result = invoke("bench", "--help")
+    assert result.exit_code == 0
+    assert "benchmarks/compare.py" in result.output
 
 
 def test_unknown_suite_is_a_usage_error(fake_suites):

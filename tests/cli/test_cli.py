@@ -6,7 +6,7 @@ import types
 
 import pytest
 from ownrun import engine
-from ownrun.apps.bench import micro
+from ownrun.benchmarks import micro
 from ownrun.cli.main import app
 from typer.testing import CliRunner
 

@@ -1,0 +1,85 @@
+"""benchmarks/report.py: the README's figures block regenerated from results JSON."""
+import json
+
+import pytest
+from ownrun.benchmarks import RESULTS_DIR, meta, report
+
+META = {
+    "schema": 1, "date": "2026-12-01T10:00:00+00:00",
+    "load_average": {"start": [0.5, 0.4, 0.3], "end": [1.5, 0.6, 0.35]},
+    "git": {"revision": "0123456789abcdef", "dirty": False},
+    "machine": {"nproc": 2, "cpu_model": "Test CPU", "ram_bytes": 24 * 2**30, "platform": "x"},
+    "versions": {"ownrun": "0.1.0", "python": "3.11.7"}, "argv": ["benchmarks/x.py"],
+    "background_load": 0,
+}
+
+
+def micro_doc() -> dict:
+    return {**META, "benchmark": "micro", "config": {"quick": False}, "results": [
+        {"bench": "1,000 sequential tasks", "status": "ok", "value": 0.3812, "unit": "ms/task",
+         "target": "<= 0.4", "met": True, "reference": None, "notes": "median of 3",
+         "rounds": [0.38, 0.37, 0.39]},
+        {"bench": "put/get", "status": "error", "value": None, "unit": "", "target": None,
+         "met": None, "reference": None, "notes": "TimeoutError: slow", "rounds": None},
+    ]}
+
+
+def compare_doc() -> dict:
+    return {**META, "benchmark": "compare", "argv": ["benchmarks/compare.py", "--with", "ray"],
+            "config": {"rounds": 3, "quick": False}, "columns": ["ownrun", "ray"],
+            "systems": {"ownrun": {"available": True, "version": "0.1.0", "why": None},
+                        "ray": {"available": True, "version": "2.60.0", "why": None}},
+            "results": [{"key": "sync_task", "bench": "sync task round trip", "unit": "µs",
+                         "ownrun": "401", "ray": "2,428", "floor": "122",
+                         "ownrun vs Ray": "6.1× faster", "ownrun vs floor": "3.3× the floor"}]}
+
+
+@pytest.fixture
+def results(tmp_path):
+    (tmp_path / "micro.json").write_text(json.dumps(micro_doc()))
+    (tmp_path / "compare.json").write_text(json.dumps(compare_doc()))
+    return tmp_path
+
+
+def test_block_holds_each_figure_with_where_and_when_it_was_measured(results):
+    block = report.render_block(results)
+    assert block.startswith(report.BEGIN) and block.endswith(report.END)
+    assert "| 1,000 sequential tasks | 0.381 ms/task | ≤ 0.4 ✓ | median of 3 |" in block
+    assert "| put/get | error | | TimeoutError: slow |" in block
+    assert "| sync task round trip | µs | 401 | 2,428 | 122 | 6.1× faster | 3.3× the floor |" \
+        in block
+    assert "Ray 2.60.0" in block and "not live" in block
+    assert block.count("2026-12-01, 2 CPUs (Test CPU), 24 GiB, load average 0.5/0.4/0.3 → "
+                       "1.5/0.6/0.3 (1/5/15 min), git 0123456789") == 2
+    assert "Not measured yet: run `python benchmarks/cluster.py`" in block
+    assert "Not measured yet: run `python benchmarks/video.py`" in block
+
+
+def test_main_rewrites_only_the_block_and_check_then_passes(results, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nbefore\n\n{report.BEGIN}\n| typed | by hand |\n"
+                      f"{report.END}\n\nafter\n")
+    assert report.main(["--results", str(results), "--readme", str(readme), "--check"]) == 1
+    assert report.main(["--results", str(results), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# title\n\nbefore\n\n") and text.endswith(f"{report.END}\n\nafter\n")
+    assert "typed | by hand" not in text and "0.381 ms/task" in text
+    assert report.main(["--results", str(results), "--readme", str(readme), "--check"]) == 0
+
+
+def test_readme_without_markers_is_an_error_naming_them():
+    with pytest.raises(ValueError, match="figures:begin"):
+        report.replace_block("# no block here\n", "x")
+
+
+def test_the_committed_readme_matches_the_committed_results():
+    """The README's figures are never typed by hand: they are what report.py makes of the
+    committed JSON."""
+    assert report.main(["--results", str(RESULTS_DIR), "--readme", str(report.README),
+                        "--check"]) == 0
+
+
+def test_describe_says_machine_load_and_revision():
+    text = meta.describe({**META, "background_load": 2})
+    assert "2 CPUs (Test CPU), 24 GiB" in text and "git 0123456789" in text
+    assert "2 busy-loop processes" in text
