@@ -28,17 +28,17 @@ def start(
         "--node-timeout", help="Seconds without a heartbeat before the head declares a node dead.")] = 1.0,
 ) -> None:
     """Start a cluster that outlives this command (stop it with `ownrun stop`)."""
-    from ownrun.engine import cluster_admin  # imports the engine: keep `ownrun --help` fast
+    from ownrun.engine.cluster import started  # imports the engine: keep `ownrun --help` fast
 
     if head == (address is not None):
         raise typer.BadParameter("give either --head or --address HOST:PORT", param_hint="--head/--address")
     extra = _parse_resources(resources)
     if head:
-        state = cluster_admin.start_head(port, num_cpus, extra, object_store_memory, bind or "127.0.0.1",
+        state = started.start_head(port, num_cpus, extra, object_store_memory, bind or "127.0.0.1",
                                          node_timeout)
         _print_started_head(state)
     else:
-        node_id, state = cluster_admin.start_node(address, num_cpus, extra, object_store_memory, bind,
+        node_id, state = started.start_node(address, num_cpus, extra, object_store_memory, bind,
                                                   cluster_key)
         node = state["nodes"][node_id]
         console.print(f"started node {node_id} at {_plain(node['address'])}, joined to the head at "
