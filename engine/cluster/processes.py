@@ -30,18 +30,23 @@ from ..util import process_tools
 from . import paths, state
 
 KEEP_OLD_SESSIONS = 5
+DAEMON_UMASK = 0o077  # the daemons' files (logs, spill, head.sqlite3 and its -wal/-shm, stores): 0600
 
 
 def spawn(module: str, args: list[str], log_path: str, *, detached: bool = False) -> subprocess.Popen:
-    """Starts `python -m module args`, stderr to `log_path`, a pipe on stdout for the READY
-    line. `detached`: in its own session with stdin from /dev/null (survives this process)."""
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    with open(log_path, "ab") as log:
+    """Starts `python -m module args` with umask 077, stderr to `log_path` (0600), a pipe on
+    stdout for the READY line. `detached`: in its own session with stdin from /dev/null
+    (survives this process)."""
+    os.makedirs(os.path.dirname(log_path), mode=paths.PRIVATE_DIR, exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, paths.PRIVATE_FILE)
+    try:
         return subprocess.Popen(
             [sys.executable, "-m", module, *args],
             stdin=subprocess.DEVNULL if detached else subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=log, close_fds=True, start_new_session=detached,
+            stderr=fd, close_fds=True, start_new_session=detached, umask=DAEMON_UMASK,
         )
+    finally:
+        os.close(fd)
 
 
 def wait_ready(proc: subprocess.Popen, name: str, log_path: str, timeout: float) -> str:

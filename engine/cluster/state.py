@@ -38,8 +38,8 @@ from . import paths
 def locked():
     """Holds the state lock; yields the state (a dict, empty when none) to read or change.
     Call `save(state)` or `remove()` inside the block to persist."""
-    os.makedirs(paths.session_root(), exist_ok=True)
-    with open(paths.state_file() + ".lock", "a") as lock:
+    fd = os.open(paths.state_file() + ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, paths.PRIVATE_FILE)
+    with os.fdopen(fd, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield read()
@@ -80,8 +80,10 @@ def _read_json(path: str) -> dict:
 
 
 def _write_json(path: str, value: dict, indent: int | None = None) -> None:
-    """Replaces `path` atomically (a reader sees the old or the new file, never half of one)."""
+    """Replaces `path` atomically (a reader sees the old or the new file, never half of one),
+    with a file only this user can read."""
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(tmp, "w") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, paths.PRIVATE_FILE)
+    with os.fdopen(fd, "w") as f:
         json.dump(value, f, indent=indent)
     os.replace(tmp, path)
