@@ -48,8 +48,6 @@ def init(address: str | None = None, num_cpus: float | None = None, resources: d
          object_store_memory: int | None = None, num_nodes: int = 1, inline_threshold: int | None = None,
          prestart_workers: bool = True, **config):
     """Starts an embedded cluster (or joins one at `address`) and makes this process its driver."""
-    from .worker.core_worker import CoreWorker
-
     with _init_lock:
         if is_initialized():
             raise errors.EngineError("engine.init() was already called in this process; "
@@ -78,13 +76,9 @@ def init(address: str | None = None, num_cpus: float | None = None, resources: d
         config.setdefault("prestart_workers", int(cpus) if prestart_workers else 0)
         cluster = embedded.LocalCluster(cpus, dict(resources or {}), store, config, num_nodes=num_nodes)
         cluster.start()
-        core = None
         try:
-            core = CoreWorker("driver", cluster.node_addresses[0], os.urandom(16), config)
-            core.register_driver()
+            core = cluster.connect_driver(config)
         except BaseException:
-            if core is not None:
-                core.stop()
             cluster.stop(None)
             raise
         embedded.set_current(cluster)

@@ -1,8 +1,10 @@
 """The embedded cluster: a head and node daemons started by `engine.init()` for this driver.
 
 Owns one `LocalCluster`: creating its session directory (after sweeping what crashed earlier
-sessions left: their processes are gone but files remain), launching the head and node
-daemons and waiting for them to report ready, adding and SIGKILLing nodes, supervising the
+sessions left: their processes are gone but files remain) and its cluster key (every
+process of the cluster, the driver included, holds it: a peer without it is refused, see
+rpc/auth.py), launching the head and node daemons and waiting for them to report ready,
+connecting the driver, adding and SIGKILLing nodes, supervising the
 head (a daemon thread waits on the head process and, unless the cluster is stopping,
 restarts it on the same port and session directory), and stopping everything so no
 process and no /dev/shm file is left behind. Also the process's current embedded cluster
@@ -27,7 +29,8 @@ import uuid
 
 from ..errors import ClusterError
 from ..rpc import protocol as P
-from ..rpc.transport import pack
+from ..rpc.cluster_key import CurveKeys
+from ..rpc.transport import network_identity, pack
 from . import paths, processes, state
 
 HEAD_RESTART_ATTEMPTS = 5  # consecutive failed restarts before the supervisor gives up
@@ -60,6 +63,7 @@ class LocalCluster:
         self.config = config
         self.num_nodes = num_nodes
         self.session_dir: str | None = None  # created by start()
+        self.curve: CurveKeys | None = None  # the cluster key, created by start() in the session dir
         self.head_address: str | None = None
         self.node_addresses: list[str] = []
         self.node_ids: list[str] = []
@@ -74,6 +78,7 @@ class LocalCluster:
     def start(self, timeout: float = 30.0) -> None:
         processes.cleanup_stale_sessions()
         self.session_dir = paths.new_session_dir()
+        self.curve = CurveKeys.generate(paths.key_file(self.session_dir))
         head = self._spawn_head([])
         self.procs.append(head)
         try:
@@ -90,6 +95,19 @@ class LocalCluster:
                                                  daemon=True)
         self._head_supervisor.start()
 
+    def connect_driver(self, config: dict):
+        """This process's CoreWorker, a driver registered with the first node, holding the key."""
+        from ..worker.core_worker import CoreWorker
+
+        with network_identity("127.0.0.1", self.curve):
+            core = CoreWorker("driver", self.node_addresses[0], os.urandom(16), config)
+        try:
+            core.register_driver()
+        except BaseException:
+            core.stop()
+            raise
+        return core
+
     # ---- nodes ---------------------------------------------------------------------------
     def _spawn_node(self, num_cpus: float, resources: dict) -> tuple:
         node_id = f"node{len(self.node_ids) + self._nodes_spawning}-{uuid.uuid4().hex[:6]}"
@@ -100,7 +118,8 @@ class LocalCluster:
             "--head-address", self.head_address,
             "--resources", json.dumps({"CPU": float(num_cpus), **resources}),
             "--store-capacity", str(self.object_store_memory),
-            "--config", json.dumps(self.config), "--parent-pid", str(os.getpid())], log_path)
+            "--config", json.dumps(self.config), "--parent-pid", str(os.getpid()),
+            "--cluster-key", self.curve.path], log_path)
         self.procs.append(proc)
         return proc, node_id, log_path
 
@@ -137,7 +156,8 @@ class LocalCluster:
     def _spawn_head(self, extra: list[str]) -> subprocess.Popen:
         return processes.spawn("ownrun.engine.head.server", [
             "--session-dir", self.session_dir, "--parent-pid", str(os.getpid()),
-            "--node-timeout", str(self.config.get("node_death_timeout", 1.0)), *extra], self._head_log())
+            "--node-timeout", str(self.config.get("node_death_timeout", 1.0)),
+            "--cluster-key", self.curve.path, *extra], self._head_log())
 
     def restart_head(self, timeout: float = 30.0) -> str:
         """Replaces the head (killed first if still running) by a new head process on the same

@@ -8,9 +8,10 @@ sessions leaves them alone), stopping them so no process and no /dev/shm file is
 listing the head's view of the nodes, and SIGKILLing one node as a machine loss.
 
 Layout on disk (paths.py): `ownrun start --head` creates a session directory (logs, spill
-files, the head's SQLite file and, for a head bound beyond loopback, `cluster.key`, mode
-0600). `ownrun start --address` on the machine of that head adds its node to the same
-session directory; on another machine it creates its own session directory there.
+files, the head's SQLite file and the cluster key `cluster.key`: every cluster has one,
+loopback included). `ownrun start --address` and `engine.init(address=...)` on the machine
+of that head find the key through the state file; on another machine `--cluster-key` (or
+$OWNRUN_CLUSTER_KEY) names a copy, and the node gets its own session directory there.
 
 Not thread-safe (one command at a time per process); across processes the state file's
 lock serializes changes. Failures: `ClusterError` with a one-line message (what is wrong,
@@ -49,17 +50,13 @@ def start_head(port: int, num_cpus: float | None, resources: dict, object_store_
         if current:  # a cluster whose processes are gone (a reboot, kill -9): drop its files
             _stop_processes(current)
         session_dir = paths.new_session_dir()
-        key = None
-        if not addresses.is_loopback(bind):
-            key = CurveKeys.generate(paths.key_file(session_dir))
+        key = CurveKeys.generate(paths.key_file(session_dir))
         args = ["--session-dir", session_dir, "--parent-pid", "0", "--host", bind, "--port", str(port),
-                "--node-timeout", str(node_timeout)]
-        if key is not None:
-            args += ["--cluster-key", key.path]
+                "--node-timeout", str(node_timeout), "--cluster-key", key.path]
         head_proc, head_address = processes.start("ownrun.engine.head.server", args, paths.head_log(session_dir),
                                                   "the head", START_TIMEOUT, detached=True)
         current = {"head_address": head_address, "head_pid": head_proc.pid, "session_dir": session_dir,
-                   "cluster_key": key.path if key else None, "nodes": {}}
+                   "cluster_key": key.path, "nodes": {}}
         try:
             _start_node(current, Target(head_address, key), session_dir, bind, num_cpus, resources,
                         object_store_memory)
