@@ -57,7 +57,7 @@ RULES: list[tuple[tuple[str, ...], int, Callable[[Any], str]]] = [
     (("typer._click.exceptions.Abort", "click.exceptions.Abort"), 1, lambda e: "aborted"),
     (("builtins.KeyboardInterrupt",), 130, lambda e: "interrupted"),
     (("ownrun.apps.jobs.validate.JobFileError",), 2, _first_line),  # its problems are printed first
-    (("ownrun.engine.cluster_state.ClusterError",), 3, _first_line),  # says what to do: no prefix
+    (("ownrun.engine.errors.ClusterError",), 3, _first_line),  # says what to do: no prefix
     (("ownrun.engine.errors.EngineError",), 3, _engine),
     (("builtins.ModuleNotFoundError",), 4, _missing_module),
     (("builtins.FileNotFoundError",), 5, lambda e: f"file not found: {e.filename or e}"),

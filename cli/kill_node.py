@@ -15,11 +15,11 @@ def kill_node(
                                                     help=KEY_HELP)] = None,
 ) -> None:
     """Kill a node (its daemon, workers and store) started from this machine."""
-    from ownrun.engine import cluster_admin
+    from ownrun.engine.cluster import started
 
     if (node_id is None) == (not pick_random):
         raise typer.BadParameter("give a NODE_ID or --random", param_hint="NODE_ID/--random")
-    killed = cluster_admin.kill_node(node_id, pick_random, address, cluster_key)
+    killed = started.kill_node(node_id, pick_random, address, cluster_key)
     console.print(f"killed node {killed}; the head declares it dead after its heartbeat timeout", soft_wrap=True)
 
 

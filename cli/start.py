@@ -5,7 +5,8 @@ from typing import Annotated
 import typer
 from ownrun.cli.console import console
 
-KEY_HELP = "The cluster key file of a cluster bound beyond loopback (default: $OWNRUN_CLUSTER_KEY)."
+KEY_HELP = ("The cluster key file (default: $OWNRUN_CLUSTER_KEY, else the key of the cluster started "
+            "from this machine by your user).")
 
 
 def start(
@@ -19,8 +20,8 @@ def start(
     object_store_memory: Annotated[int | None, typer.Option(
         "--object-store-memory", help="Bytes of the node's shared-memory store (default: 30% of RAM).")] = None,
     bind: Annotated[str | None, typer.Option(
-        "--bind", help="Address to listen on. Beyond loopback (e.g. 0.0.0.0) the head creates a "
-                       "cluster key every member must hold. Default: 127.0.0.1 for --head; with "
+        "--bind", help="Address to listen on (every cluster has a key its members must hold; beyond "
+                       "loopback, e.g. 0.0.0.0, copy it to the other machines). Default: 127.0.0.1 for --head; with "
                        "--address, this machine's address toward the head.")] = None,
     cluster_key: Annotated[str | None, typer.Option("--cluster-key", envvar="OWNRUN_CLUSTER_KEY",
                                                     help=KEY_HELP)] = None,
@@ -28,17 +29,17 @@ def start(
         "--node-timeout", help="Seconds without a heartbeat before the head declares a node dead.")] = 1.0,
 ) -> None:
     """Start a cluster that outlives this command (stop it with `ownrun stop`)."""
-    from ownrun.engine import cluster_admin  # imports the engine: keep `ownrun --help` fast
+    from ownrun.engine.cluster import started  # imports the engine: keep `ownrun --help` fast
 
     if head == (address is not None):
         raise typer.BadParameter("give either --head or --address HOST:PORT", param_hint="--head/--address")
     extra = _parse_resources(resources)
     if head:
-        state = cluster_admin.start_head(port, num_cpus, extra, object_store_memory, bind or "127.0.0.1",
+        state = started.start_head(port, num_cpus, extra, object_store_memory, bind or "127.0.0.1",
                                          node_timeout)
         _print_started_head(state)
     else:
-        node_id, state = cluster_admin.start_node(address, num_cpus, extra, object_store_memory, bind,
+        node_id, state = started.start_node(address, num_cpus, extra, object_store_memory, bind,
                                                   cluster_key)
         node = state["nodes"][node_id]
         console.print(f"started node {node_id} at {_plain(node['address'])}, joined to the head at "
@@ -56,6 +57,12 @@ def _parse_resources(text: str) -> dict:
     return {str(k): float(v) for k, v in value.items()}
 
 
+def _is_loopback(address: str) -> bool:
+    from ownrun.engine.rpc import addresses
+
+    return addresses.is_loopback(address.rpartition(":")[0].strip("[]"))
+
+
 def _plain(address: str) -> str:
     return address.removeprefix("tcp://")
 
@@ -64,13 +71,15 @@ def _print_started_head(state: dict) -> None:
     address = _plain(state["head_address"])
     node_id, node = next(iter(state["nodes"].items()))
     key = state["cluster_key"]
+    local = _is_loopback(address)
     console.print(f"started an ownrun cluster: head at [bold]{address}[/], node {node_id}", soft_wrap=True)
     console.print(f"  session dir:  {state['session_dir']}", soft_wrap=True)
     if key:
-        console.print(f"  cluster key:  {key}  (every member needs it: copy it to the other machines)",
-                      soft_wrap=True)
-    key_arg = f', cluster_key="{key}"' if key else ""
-    key_opt = f" --cluster-key {key}" if key else ""
+        where = "found on this machine by your user" if local else \
+            "every member needs it: copy it to the other machines"
+        console.print(f"  cluster key:  {key}  ({where})", soft_wrap=True)
+    key_arg = f', cluster_key="{key}"' if key and not local else ""
+    key_opt = f" --cluster-key {key}" if key and not local else ""
     console.print(f'connect a driver:  engine.init(address="{address}"{key_arg})', soft_wrap=True)
     console.print(f"add a node:        ownrun start --address {address}{key_opt}", soft_wrap=True)
     console.print("see / stop it:     ownrun status, ownrun stop", soft_wrap=True)

@@ -14,9 +14,9 @@ def status(
                                                     help=KEY_HELP)] = None,
 ) -> None:
     """Show the nodes of a running cluster and the head's request count."""
-    from ownrun.engine import cluster_admin
+    from ownrun.engine.cluster import started
 
-    info = cluster_admin.status(address, cluster_key)
+    info = started.status(address, cluster_key)
     table = Table(title=f"ownrun cluster at {info['address']}", title_justify="left",
                   caption="CPU and custom resources: available/total; store: used/capacity",
                   caption_justify="left")

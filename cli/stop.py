@@ -5,9 +5,9 @@ from ownrun.cli.console import console
 
 def stop() -> None:
     """Stop the cluster started from this machine (safe to run when nothing runs)."""
-    from ownrun.engine import cluster_admin
+    from ownrun.engine.cluster import started
 
-    stopped = cluster_admin.stop()
+    stopped = started.stop()
     if stopped is None:
         console.print("no ownrun cluster started from this machine is running; nothing to stop",
                       soft_wrap=True)

@@ -16,6 +16,7 @@ import os
 import threading
 
 from . import errors, object_ref
+from .cluster import embedded, processes
 from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
 from .rpc import protocol as P
@@ -24,7 +25,6 @@ from .worker.actor_state import ActorState
 from .worker.context import RuntimeContext, task_context
 
 _init_lock = threading.Lock()
-_cluster = None  # LocalCluster of an embedded session
 
 TASK_OPTIONS = {"num_returns", "num_cpus", "resources", "max_retries", "retry_exceptions", "name",
                 "memory", "num_gpus", "scheduling_strategy"}
@@ -48,16 +48,12 @@ def init(address: str | None = None, num_cpus: float | None = None, resources: d
          object_store_memory: int | None = None, num_nodes: int = 1, inline_threshold: int | None = None,
          prestart_workers: bool = True, **config):
     """Starts an embedded cluster (or joins one at `address`) and makes this process its driver."""
-    global _cluster
-    from .session import LocalCluster, default_object_store_memory
-    from .worker.core_worker import CoreWorker
-
     with _init_lock:
         if is_initialized():
             raise errors.EngineError("engine.init() was already called in this process; "
                                      "call engine.shutdown() first")
         if address is not None:  # join a cluster started by `ownrun start`; shutdown() leaves it running
-            from .session import connect_driver
+            from .cluster.join import connect_driver
 
             if num_cpus is not None or resources or object_store_memory is not None or num_nodes != 1:
                 raise ValueError("num_cpus, resources, object_store_memory and num_nodes describe a new "
@@ -74,35 +70,30 @@ def init(address: str | None = None, num_cpus: float | None = None, resources: d
         cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
         if cpus < 0:
             raise ValueError(f"num_cpus must be >= 0, got {num_cpus}")
-        store = int(object_store_memory or default_object_store_memory())
+        store = int(object_store_memory or processes.default_object_store_memory())
         if inline_threshold is not None:
             config["inline_threshold"] = int(min(inline_threshold, 2**62))
         config.setdefault("prestart_workers", int(cpus) if prestart_workers else 0)
-        cluster = LocalCluster(cpus, dict(resources or {}), store, config, num_nodes=num_nodes)
+        cluster = embedded.LocalCluster(cpus, dict(resources or {}), store, config, num_nodes=num_nodes)
         cluster.start()
-        core = None
         try:
-            core = CoreWorker("driver", cluster.node_addresses[0], os.urandom(16), config)
-            core.register_driver()
+            core = cluster.connect_driver(config)
         except BaseException:
-            if core is not None:
-                core.stop()
             cluster.stop(None)
             raise
-        _cluster = cluster
+        embedded.set_current(cluster)
         object_ref.set_worker(core)
         return {"session_dir": cluster.session_dir, "node_id": core.node_id, "address": cluster.head_address}
 
 
 def shutdown() -> None:
     """Stops the embedded cluster: no process and no /dev/shm file is left behind."""
-    global _cluster
     with _init_lock:
         core = object_ref.current_worker()
         if core is None:
             return
         object_ref.set_worker(None)
-        cluster, _cluster = _cluster, None
+        cluster = embedded.set_current(None)
         try:
             if cluster is not None:
                 cluster.stop(core.transport)
@@ -111,7 +102,8 @@ def shutdown() -> None:
 
 
 def session_dir() -> str | None:
-    return _cluster.session_dir if _cluster is not None else None
+    cluster = embedded.current()
+    return cluster.session_dir if cluster is not None else None
 
 
 # ---- functions ------------------------------------------------------------------------------------

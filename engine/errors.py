@@ -107,3 +107,24 @@ class SerializationError(EngineError, TypeError):
 
 class NodeUnreachableError(EngineError):
     """A process of the cluster (head, node daemon) did not answer in time."""
+
+
+class ClusterError(EngineError):
+    """A cluster cannot be started, found, joined or changed; the message says why and what to do."""
+
+
+class NodeStartError(ClusterError):
+    """A process of the cluster (the head, a node daemon) did not start. The first line names
+    it, why, the last line of its log and the log's path; the lines after quote the log's end."""
+
+    def __init__(self, name: str, reason: str, log_path: str, log_tail: list[str]):
+        self.name = name
+        self.reason = reason
+        self.log_path = log_path
+        self.log_tail = list(log_tail)
+        last = self.log_tail[-1].strip() if self.log_tail else "(empty log)"
+        quoted = "".join(f"\n  {line}" for line in self.log_tail)
+        super().__init__(f"{name} did not start ({reason}): {last} (log: {log_path}){quoted}")
+
+    def __reduce__(self):
+        return (type(self), (self.name, self.reason, self.log_path, self.log_tail))

@@ -1,12 +1,11 @@
-"""Starting, watching and stopping ownrun's own processes.
+"""Process primitives for ownrun's daemons and workers (the launcher's side is cluster/processes.py).
 
-Owns: the start-up handshake of a child process (it prints `READY <address>` on stdout,
+Owns: the child's side of the start-up handshake (it prints `READY <address>` on stdout,
 then sends its output to its log file), watching a process for exit with a pidfd (works
-for any process on this host, child or not, without polling), and PR_SET_PDEATHSIG so a
-forked worker dies with its parent.
+for any process on this host, child or not, without polling), signalling a pid that may
+be gone, and PR_SET_PDEATHSIG so a forked worker dies with its parent.
 
-Failures: `spawn_and_wait_ready` raises `RuntimeError` naming the process and quoting the
-end of its log when it exits or stays silent past the deadline. Thread-safe.
+Failures: none raised for a process that is already gone. Thread-safe.
 """
 
 from __future__ import annotations
@@ -15,9 +14,7 @@ import ctypes
 import os
 import select
 import signal
-import subprocess
 import sys
-import time
 
 _PR_SET_PDEATHSIG = 1
 
@@ -91,54 +88,6 @@ def wait_pid_exit(pid: int, timeout: float) -> bool:
         return bool(ready)
     finally:
         os.close(fd)
-
-
-def spawn(module: str, args: list[str], log_path: str, env: dict | None = None) -> subprocess.Popen:
-    """Starts `python -m module args` with a pipe on stdout for the READY line."""
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-            env=env, close_fds=True, start_new_session=False,
-        )
-    finally:
-        log.close()
-
-
-def wait_ready(proc: subprocess.Popen, name: str, log_path: str, timeout: float) -> str:
-    """Reads the child's `READY <address>` line. Returns the address."""
-    deadline = time.monotonic() + timeout
-    fd = proc.stdout.fileno()
-    buf = b""
-    while b"\n" not in buf:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            proc.kill()
-            raise RuntimeError(f"{name} did not start within {timeout:.0f}s; see {log_path}{_tail(log_path)}")
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if ready:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                proc.wait()
-                raise RuntimeError(f"{name} exited with code {proc.returncode} during start-up; "
-                                   f"see {log_path}{_tail(log_path)}")
-            buf += chunk
-    line = buf.split(b"\n", 1)[0].decode()
-    if not line.startswith("READY "):
-        raise RuntimeError(f"{name} printed {line!r} instead of its address")
-    proc.stdout.close()
-    return line[6:].strip()
-
-
-def _tail(path: str, lines: int = 5) -> str:
-    try:
-        with open(path, "rb") as f:
-            text = f.read()[-2000:].decode(errors="replace").strip().splitlines()[-lines:]
-        return ":\n  " + "\n  ".join(text) if text else ""
-    except OSError:
-        return ""
 
 
 def kill_pid(pid: int, sig: int = signal.SIGKILL) -> None:

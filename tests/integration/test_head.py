@@ -14,6 +14,7 @@ import time
 import pytest
 from ownrun import engine
 from ownrun.engine import api
+from ownrun.engine.cluster import embedded
 from ownrun.engine.rpc import protocol as P
 
 from tests.conftest import wait_for
@@ -49,7 +50,7 @@ class Counter:
 
 
 def head_proc():
-    return api._cluster.procs[0]
+    return embedded.current().procs[0]
 
 
 def head_stats() -> dict:
@@ -138,7 +139,7 @@ def test_kv_and_named_actors_survive_a_sigkill_of_the_head(kv_prefix):
 
 
 def test_restart_head_keeps_the_address_and_the_tables(kv_prefix):
-    cluster = api._cluster
+    cluster = embedded.current()
     address, old = cluster.head_address, head_proc()
     engine.kv.put(kv_prefix + "k", b"v")
     assert cluster.restart_head() == address

@@ -29,8 +29,9 @@ def node_of(x):
     return engine.get_runtime_context().node_id, x + 1
 
 
-def test_driver_in_this_process_joins_and_shutdown_leaves_the_cluster(tmp_path):
+def test_driver_in_this_process_joins_and_shutdown_leaves_the_cluster(tmp_path, monkeypatch):
     with Cli.session(str(tmp_path / "ownrun")) as cli:
+        monkeypatch.setenv("OWNRUN_SESSION_ROOT", cli.root)  # the user's own root: the key is found there
         address = start_head(cli)
         node_id = next(iter(cli.state()["nodes"]))
         info = engine.init(address=address)
@@ -44,8 +45,9 @@ def test_driver_in_this_process_joins_and_shutdown_leaves_the_cluster(tmp_path):
         assert all("yes" in row for row in cli.status_rows().values())  # still running
 
 
-def test_a_driver_that_shuts_down_releases_its_leases_for_the_next(tmp_path):
+def test_a_driver_that_shuts_down_releases_its_leases_for_the_next(tmp_path, monkeypatch):
     with Cli.session(str(tmp_path / "ownrun")) as cli:
+        monkeypatch.setenv("OWNRUN_SESSION_ROOT", cli.root)
         address = start_head(cli)  # one CPU: a lease kept by the first driver starves the second
         for attempt in range(2):
             engine.init(address=address)

@@ -1,28 +1,40 @@
-"""The cluster as tests and failure experiments see it: list, add and kill nodes.
+"""The cluster as tests and failure experiments see it: list, add and kill nodes
+(`engine.cluster.nodes/add_node/kill_node/node_ids`).
 
-Owns `nodes()` (the head's view: id, address, alive, resources, store usage) and, for an
+Owns `nodes()` (the head's view: id, address, alive, resources, store usage) and, for the
 embedded cluster started by `engine.init()`, `add_node` and `kill_node` (SIGKILL of the
 daemon, its workers and its store, as a machine loss). Thread-safe.
-Failures: `ValueError` naming an unknown node; `EngineError` when there is no embedded cluster.
+Failures: `ValueError` naming an unknown node; `ClusterError` when there is no embedded
+cluster; `RuntimeNotInitializedError` before `engine.init()`.
 """
 
 from __future__ import annotations
 
-from . import api, errors
-from .rpc import protocol as P
+import time
+
+from .. import errors, object_ref
+from ..rpc import protocol as P
+from . import embedded
 
 
-def _embedded():
-    cluster = api._cluster
+def _core():
+    core = object_ref.current_worker()
+    if core is None:
+        raise errors.RuntimeNotInitializedError("ownrun is not initialized: call engine.init() first")
+    return core
+
+
+def _embedded() -> embedded.LocalCluster:
+    cluster = embedded.current()
     if cluster is None:
-        raise errors.EngineError("no embedded cluster: add_node/kill_node work on the cluster "
-                                 "started by engine.init() in this process")
+        raise errors.ClusterError("no embedded cluster: add_node/kill_node work on the cluster "
+                                  "started by engine.init() in this process")
     return cluster
 
 
 def nodes() -> list[dict]:
     """Every node the head knows: node_id, address, alive, resources, available, store."""
-    core = api._core()
+    core = _core()
     view = core.call(core.head_address, P.NODE_LIST)
     return [{"node_id": node_id, "address": n["address"], "alive": n["alive"],
              "resources": n["total"], "available": n["available"], "store": n.get("store", {})}
@@ -33,9 +45,7 @@ def add_node(num_cpus: float = 1, resources: dict | None = None) -> str:
     """Starts a node daemon on this machine; returns its node id once it is registered."""
     cluster = _embedded()
     node_id = cluster.add_node(num_cpus, dict(resources or {}))
-    core = api._core()
-    import time
-
+    core = _core()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the head learns of it from its first heartbeat
         view = core.call(core.head_address, P.NODE_LIST)

@@ -1,0 +1,229 @@
+"""The embedded cluster: a head and node daemons started by `engine.init()` for this driver.
+
+Owns one `LocalCluster`: creating its session directory (after sweeping what crashed earlier
+sessions left: their processes are gone but files remain) and its cluster key (every
+process of the cluster, the driver included, holds it: a peer without it is refused, see
+rpc/auth.py), launching the head and node daemons and waiting for them to report ready,
+connecting the driver, adding and SIGKILLing nodes, supervising the
+head (a daemon thread waits on the head process and, unless the cluster is stopping,
+restarts it on the same port and session directory), and stopping everything so no
+process and no /dev/shm file is left behind. Also the process's current embedded cluster
+(`current()`, set by `engine.init`, read by `engine.cluster.add_node`/`kill_node`).
+
+The daemons watch the driver's pid, so a driver killed with SIGKILL still leaves nothing
+behind. Not thread-safe (called from `init`/`shutdown`/`add_node`), except the head's
+restart, which `_head_lock` serializes with `stop`. Failures: `NodeStartError` naming the
+process that did not start and quoting its log; `ClusterError` for a restart refused
+because the cluster is stopping; `ValueError` naming an unknown node.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import threading
+import time
+import uuid
+
+from ..errors import ClusterError
+from ..rpc import protocol as P
+from ..rpc.cluster_key import CurveKeys
+from ..rpc.transport import network_identity, pack
+from . import paths, processes, state
+
+HEAD_RESTART_ATTEMPTS = 5  # consecutive failed restarts before the supervisor gives up
+
+log = logging.getLogger("ownrun.session")
+
+_current: LocalCluster | None = None
+
+
+def current() -> LocalCluster | None:
+    """The embedded cluster `engine.init()` started in this process, if any."""
+    return _current
+
+
+def set_current(cluster: LocalCluster | None) -> LocalCluster | None:
+    """Makes `cluster` the current one (called under `engine.init`'s lock); returns the previous."""
+    global _current
+    previous, _current = _current, cluster
+    return previous
+
+
+class LocalCluster:
+    """A head and `num_nodes` node daemons on this machine, owned by this driver."""
+
+    def __init__(self, num_cpus: float, resources: dict, object_store_memory: int, config: dict,
+                 num_nodes: int = 1):
+        self.num_cpus = num_cpus
+        self.resources = resources
+        self.object_store_memory = object_store_memory
+        self.config = config
+        self.num_nodes = num_nodes
+        self.session_dir: str | None = None  # created by start()
+        self.curve: CurveKeys | None = None  # the cluster key, created by start() in the session dir
+        self.head_address: str | None = None
+        self.node_addresses: list[str] = []
+        self.node_ids: list[str] = []
+        self.procs: list[subprocess.Popen] = []  # procs[0] is the head (replaced on restart)
+        self.node_procs: dict[str, subprocess.Popen] = {}
+        self._nodes_spawning = 0
+        self.head_port: int | None = None
+        self._head_lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._head_supervisor: threading.Thread | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        processes.cleanup_stale_sessions()
+        self.session_dir = paths.new_session_dir()
+        self.curve = CurveKeys.generate(paths.key_file(self.session_dir))
+        head = self._spawn_head([])
+        self.procs.append(head)
+        try:
+            self.head_address = processes.wait_ready(head, "the head", self._head_log(), timeout)
+            self.head_port = int(self.head_address.rpartition(":")[2])
+            pending = [self._spawn_node(self.num_cpus, self.resources) for _ in range(self.num_nodes)]
+            self._write_session()
+            for proc, node_id, log_path in pending:
+                self._node_ready(proc, node_id, log_path, timeout)
+        except BaseException:
+            self.stop(None)
+            raise
+        self._head_supervisor = threading.Thread(target=self._supervise_head, name="ownrun-head-supervisor",
+                                                 daemon=True)
+        self._head_supervisor.start()
+
+    def connect_driver(self, config: dict):
+        """This process's CoreWorker, a driver registered with the first node, holding the key."""
+        from ..worker.core_worker import CoreWorker
+
+        with network_identity("127.0.0.1", self.curve):
+            core = CoreWorker("driver", self.node_addresses[0], os.urandom(16), config)
+        try:
+            core.register_driver()
+        except BaseException:
+            core.stop()
+            raise
+        return core
+
+    # ---- nodes ---------------------------------------------------------------------------
+    def _spawn_node(self, num_cpus: float, resources: dict) -> tuple:
+        node_id = f"node{len(self.node_ids) + self._nodes_spawning}-{uuid.uuid4().hex[:6]}"
+        self._nodes_spawning += 1
+        log_path = paths.node_log(self.session_dir, node_id)
+        proc = processes.spawn("ownrun.engine.node.daemon", [
+            "--session-dir", self.session_dir, "--node-id", node_id,
+            "--head-address", self.head_address,
+            "--resources", json.dumps({"CPU": float(num_cpus), **resources}),
+            "--store-capacity", str(self.object_store_memory),
+            "--config", json.dumps(self.config), "--parent-pid", str(os.getpid()),
+            "--cluster-key", self.curve.path], log_path)
+        self.procs.append(proc)
+        return proc, node_id, log_path
+
+    def _node_ready(self, proc, node_id: str, log_path: str, timeout: float) -> str:
+        address = processes.wait_ready(proc, f"node daemon {node_id}", log_path, timeout)
+        self._nodes_spawning -= 1
+        self.node_addresses.append(address)
+        self.node_ids.append(node_id)
+        self.node_procs[node_id] = proc
+        return address
+
+    def add_node(self, num_cpus: float, resources: dict, timeout: float = 30.0) -> str:
+        """Starts one more node daemon (with its own workers and store). Returns its node id."""
+        proc, node_id, log_path = self._spawn_node(num_cpus, resources)
+        self._write_session()
+        self._node_ready(proc, node_id, log_path, timeout)
+        return node_id
+
+    def kill_node(self, node_id: str) -> None:
+        """SIGKILLs a node as a machine loss would: daemon, zygote and workers die at once.
+
+        The daemon gets no chance to clean up, so its /dev/shm arena is removed here."""
+        proc = self.node_procs.get(node_id)
+        if proc is None:
+            raise ValueError(f"no node {node_id!r} in this cluster; nodes: {', '.join(self.node_ids)}")
+        processes.kill_tree(proc.pid, wait=0)
+        proc.wait()
+        processes.remove_store_files(self.session_dir, node_id)
+
+    # ---- head restarts (head supervision) ----------------------------------------------
+    def _head_log(self) -> str:
+        return paths.head_log(self.session_dir)
+
+    def _spawn_head(self, extra: list[str]) -> subprocess.Popen:
+        return processes.spawn("ownrun.engine.head.server", [
+            "--session-dir", self.session_dir, "--parent-pid", str(os.getpid()),
+            "--node-timeout", str(self.config.get("node_death_timeout", 1.0)),
+            "--cluster-key", self.curve.path, *extra], self._head_log())
+
+    def restart_head(self, timeout: float = 30.0) -> str:
+        """Replaces the head (killed first if still running) by a new head process on the same
+        port and session directory, which reloads its tables from head.sqlite3. Returns its
+        address (unchanged). Raises `ClusterError` if it does not start or the cluster is stopping."""
+        with self._head_lock:
+            if self._stopping.is_set():
+                raise ClusterError("the cluster is stopping: the head is not restarted")
+            old = self.procs[0]
+            if old.poll() is None:
+                old.kill()
+                old.wait()
+            head = self._spawn_head(["--port", str(self.head_port)])
+            self.procs[0] = head
+            address = processes.wait_ready(head, "the restarted head", self._head_log(), timeout)
+            if address != self.head_address:
+                head.kill()
+                raise ClusterError(f"the restarted head bound {address}, not {self.head_address}")
+            self._write_session()
+            log.info("head restarted at %s (pid %d)", address, head.pid)
+            return address
+
+    def _supervise_head(self) -> None:
+        """Runs in a daemon thread: restarts the head whenever it exits, until `stop`."""
+        failures = 0
+        while not self._stopping.is_set():
+            self.procs[0].wait()
+            with self._head_lock:
+                if self._stopping.is_set():
+                    return
+                if self.procs[0].poll() is None:
+                    continue  # someone already restarted it
+                log.warning("the head exited with code %s; restarting it", self.procs[0].returncode)
+                try:
+                    self.restart_head()
+                    failures = 0
+                except Exception:  # noqa: BLE001 - retried, then given up with a log line
+                    failures += 1
+                    log.exception("head restart failed (%d/%d)", failures, HEAD_RESTART_ATTEMPTS)
+                    if failures >= HEAD_RESTART_ATTEMPTS:
+                        log.error("giving up restarting the head; see %s", self._head_log())
+                        return
+            if failures:
+                self._stopping.wait(min(0.2 * 2 ** failures, 3.0))  # back-off, cut short by stop
+
+    def _write_session(self) -> None:
+        state.write_session(self.session_dir, [p.pid for p in self.procs], self.head_address,
+                            driver_pid=os.getpid())
+
+    def stop(self, transport, timeout: float = 10.0) -> None:
+        """Asks the daemons to stop (they kill their workers and unlink their stores), then the head."""
+        with self._head_lock:
+            self._stopping.set()  # no head restart starts after this
+        if transport is not None:
+            for address in self.node_addresses:
+                transport.send(address, [pack([P.SHUTDOWN_NODE])])
+        deadline = time.monotonic() + timeout
+        for proc in self.procs[1:] + self.procs[:1]:
+            if proc is self.procs[0]:
+                proc.terminate()
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._head_supervisor is not None and self._head_supervisor is not threading.current_thread():
+            self._head_supervisor.join(max(0.1, deadline - time.monotonic()))
+        if self.session_dir is not None:
+            processes.remove_store_files(self.session_dir)
