@@ -298,3 +298,35 @@ def test_actor_process_exits_once_its_last_handle_is_dropped():
     del rec
     wait_for(lambda: process_gone(proc),
              message="the unreferenced actor's process exited")
+
+
+# ---- handle scope and ordering (issue 7, issue 12 item 3) -------------------------------------
+def test_actor_outlives_its_last_handle_until_pending_calls_finish():
+    assert engine.get(Recorder.remote().append.remote("only"), timeout=30) == 1
+
+    rec = Recorder.remote()
+    refs = [rec.append.remote(i) for i in range(5)]
+    pid_ref = rec.pid.remote()
+    del rec  # the last handle: the actor must still run the five calls, then exit
+    assert engine.get(refs, timeout=30) == [1, 2, 3, 4, 5]
+    proc = psutil.Process(engine.get(pid_ref, timeout=30))
+    wait_for(lambda: process_gone(proc), message="the actor exited once its calls were done")
+
+
+@engine.remote
+def value_once_file_exists(value, path):
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return value
+
+
+def test_calls_from_one_caller_keep_their_order_when_an_earlier_argument_is_pending(actors, tmp_path):
+    rec = Recorder.remote()
+    actors.append(rec)
+    gate = tmp_path / "gate"
+    first = rec.append.remote(value_once_file_exists.remote("first", str(gate)))
+    second = rec.append.remote("second")
+    gate.write_text("open")
+    assert engine.get([first, second], timeout=30) == [1, 2]
+    assert engine.get(rec.read.remote(), timeout=30) == ["first", "second"]
