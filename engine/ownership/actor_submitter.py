@@ -55,6 +55,7 @@ KILLED = "killed by engine.kill()"
 OUT_OF_SCOPE = "all handles to the actor went out of scope"
 NOT_KNOWN = "the actor is not known to the cluster (its creator may have died)"
 HISTORY = 64  # transitions kept per actor
+_NOTHING = ()  # what most events return: shared, not allocated per call
 
 
 # ---- instructions -----------------------------------------------------------------------------
@@ -90,6 +91,9 @@ class FailTask(NamedTuple):
 
 class ReleaseCreationArgs(NamedTuple):
     entry: object
+
+
+_new_tuple = tuple.__new__
 
 
 class Call:
@@ -159,14 +163,14 @@ class ActorSubmitter:
     def submit_call(self, entry) -> list:
         """A method call was submitted (its arguments may still be pending)."""
         if self.state == DEAD:
-            return []  # it fails once resolved (call_resolved): the caller is mid-submission
+            return _NOTHING  # it fails once resolved (call_resolved): the caller is mid-submission
         call = Call(self.next_seq, entry, entry.retries_left)
         self.next_seq += 1
         self.queue.append(call)
         self.unresolved[entry.task_id] = call
         if self.address is None and not self.is_creator and not self.lookup_outstanding:
             return self._look_up()
-        return []
+        return _NOTHING
 
     def call_resolved(self, entry) -> list:
         """The call's arguments have values: it may be pushed once it heads the queue."""
@@ -174,21 +178,21 @@ class ActorSubmitter:
         if call is None:
             if self.state == DEAD:
                 return [FailTask(entry, self._died_message(self.dead_reason))]
-            return []
+            return _NOTHING
         call.resolved = True
         if self.state == ALIVE and self.queue[0] is call:
             return self._flush()
-        return []
+        return _NOTHING
 
     def call_finished(self, task_id: bytes) -> list:
         """A reply arrived (for a method call, or for the constructor)."""
         if self.in_flight.pop(task_id, None) is None:
             if self.creation is not None and task_id == self.creation.task_id:
                 self.creation_replied = True
-            return []
+            return _NOTHING
         if self.handles_gone and not self.in_flight and not self.queue:
             return self.kill(OUT_OF_SCOPE)
-        return []
+        return _NOTHING
 
     def call_failed(self, task_id: bytes) -> list:
         """The call ended at this process without a reply (an argument was an error, or it
@@ -210,8 +214,9 @@ class ActorSubmitter:
         address, worker_id = self.address, self.worker_id
         while queue and queue[0].resolved:
             call = queue.popleft()
-            in_flight[call.entry.task_id] = call
-            out.append(PushTask(call.entry, address, worker_id))
+            entry = call.entry
+            in_flight[entry.task_id] = call
+            out.append(_new_tuple(PushTask, (entry, address, worker_id)))  # PushTask(...), minus a call
         return out
 
     # ---- the creator's lease ------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from ..rpc import protocol as P
 from ..rpc.transport import pack
 from . import serialization
 
+_PushTask = S.PushTask  # the hot path's instruction, without a module lookup per call
 
 class ActorState:
     """This process's handle-side state of one actor: the submitter and how to reach it."""
@@ -72,17 +73,23 @@ class ActorState:
     def submitted(self, core, entry) -> None:
         """A method call was submitted; its arguments may still be pending."""
         if entry.kind != ACTOR_CREATION:
-            self._run(core, self.machine.submit_call(entry))
+            out = self.machine.submit_call(entry)
+            if out:
+                self._run(core, out)
 
     def enqueue(self, core, entry) -> None:
         """The task's arguments are resolved."""
         if entry.kind == ACTOR_CREATION:
             self._run(core, self.machine.creation_submitted(entry))
-        else:
-            self._run(core, self.machine.call_resolved(entry))
+            return
+        out = self.machine.call_resolved(entry)
+        if out:
+            self._run(core, out)
 
     def task_finished(self, core, entry) -> None:
-        self._run(core, self.machine.call_finished(entry.task_id))
+        out = self.machine.call_finished(entry.task_id)
+        if out:
+            self._run(core, out)
 
     def task_failed(self, core, entry) -> None:
         """The task ended here without a reply (stored error); a no-op if we failed it."""
@@ -132,7 +139,7 @@ class ActorState:
 
     def _apply(self, core, instruction) -> None:
         kind = type(instruction)
-        if kind is S.PushTask:
+        if kind is _PushTask:
             entry = instruction.entry
             entry.state = PUSHED
             entry.worker_id = instruction.worker_id

@@ -41,7 +41,7 @@ class Entry:
 
 
 def step(actor: ActorSubmitter, event: str, *args) -> list:
-    out = getattr(actor, event)(*args)
+    out = list(getattr(actor, event)(*args))
     actor.validate_state()
     return out
 
@@ -58,7 +58,7 @@ def call(actor: ActorSubmitter, name: str, retries: int = 0) -> tuple[Entry, lis
     """Submits a call whose arguments are already resolved."""
     entry = Entry(name, retries)
     out = step(actor, "submit_call", entry) + step(actor, "call_resolved", entry)
-    return entry, out
+    return entry, list(out)
 
 
 def created(max_restarts: int = 0, max_task_retries: int = 0) -> tuple[ActorSubmitter, Entry]:
