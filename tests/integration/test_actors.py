@@ -330,3 +330,17 @@ def test_calls_from_one_caller_keep_their_order_when_an_earlier_argument_is_pend
     gate.write_text("open")
     assert engine.get([first, second], timeout=30) == [1, 2]
     assert engine.get(rec.read.remote(), timeout=30) == ["first", "second"]
+
+
+@engine.remote(num_cpus=0)
+def call_and_hand_back(recorder, seconds):
+    return [recorder.sleep.remote(seconds)]  # the call's ref, owned by this task's worker
+
+
+def test_actor_outlives_its_last_handle_until_a_borrowers_pending_call_finishes():
+    rec = Recorder.remote()
+    pid = engine.get(rec.pid.remote(), timeout=30)
+    [pending] = engine.get(call_and_hand_back.remote(rec, 1.0), timeout=30)
+    del rec  # the borrower's handle is gone too, but its call is still running
+    assert engine.get(pending, timeout=30) == "slept"
+    wait_for(lambda: process_gone(pid), message="the actor exited once the borrower's call was done")
