@@ -9,7 +9,7 @@ restarts; every other caller looks the actor's address up at the head.
 Events in (methods), instructions out (each method returns a list of them):
 
     submit_call, call_resolved, call_finished, call_failed     one method call's life
-    creation_submitted, lease_granted, lease_failed              the creator's lease
+    creation_submitted, creation_failed, lease_granted, lease_failed    the creator's lease
     worker_died, head_update, lookup_answered                   failures, the head's word
     kill, handles_out_of_scope                                  ending it
 
@@ -228,6 +228,13 @@ class ActorSubmitter:
         self.lease_outstanding = True
         self._note("creation_submitted")
         return [RequestLease(entry.resources)]
+
+    def creation_failed(self, reason: str) -> list:
+        """The creation task failed before it was placed (an argument was an error)."""
+        if self.state == DEAD:
+            return _NOTHING
+        self.creation_replied = True  # its error is stored already
+        return self._die(reason)
 
     def lease_granted(self, worker_id: bytes, address: str, node_id: str, daemon: str) -> list:
         if self.state == DEAD:  # killed before it started

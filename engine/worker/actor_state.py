@@ -91,10 +91,13 @@ class ActorState:
         if out:
             self._run(core, out)
 
-    def task_failed(self, core, entry) -> None:
-        """The task ended here without a reply (stored error); a no-op if we failed it."""
+    def task_failed(self, core, entry, value: tuple) -> None:
+        """The task ended here without a reply, `value` (an error) stored as its result; a
+        no-op for a task the submitter failed itself."""
         if entry.kind != ACTOR_CREATION:
             self._run(core, self.machine.call_failed(entry.task_id))
+        else:
+            self._run(core, self.machine.creation_failed(_constructor_failure(value)))
 
     def lease_granted(self, core, worker_id: bytes, address: str, node_id: str, daemon: str) -> None:
         self._run(core, self.machine.lease_granted(worker_id, address, node_id, daemon))
@@ -163,3 +166,14 @@ class ActorState:
                 core._task_done(instruction.entry)
         else:
             raise AssertionError(f"unknown actor instruction {instruction!r}")
+
+
+def _constructor_failure(value: tuple) -> str:
+    """Why the constructor never ran, from the error stored as the creation task's result."""
+    try:
+        exc = serialization.deserialize(value[1])
+    except Exception as err:  # noqa: BLE001 - the error itself cannot be read here
+        return f"an argument of its constructor failed ({type(err).__name__} reading the error)"
+    if isinstance(exc, errors.TaskError) and exc.cause is not None:
+        exc = exc.cause
+    return f"an argument of its constructor failed: {type(exc).__name__}: {exc}"

@@ -741,7 +741,7 @@ class CoreWorker(RecoveryMixin):
             self._store_value(rid, value, None, None)
         self._task_done(entry)
         if entry.actor is not None:
-            entry.actor.task_failed(self, entry)
+            entry.actor.task_failed(self, entry, value)
 
     def _on_worker_died(self, h, frames) -> None:
         _, worker_id, address, reason = h

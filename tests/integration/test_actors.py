@@ -344,3 +344,14 @@ def test_actor_outlives_its_last_handle_until_a_borrowers_pending_call_finishes(
     del rec  # the borrower's handle is gone too, but its call is still running
     assert engine.get(pending, timeout=30) == "slept"
     wait_for(lambda: process_gone(pid), message="the actor exited once the borrower's call was done")
+
+
+@engine.remote
+def fails_with_bad_argument():
+    raise ValueError("bad argument")
+
+
+def test_calls_to_an_actor_whose_constructor_argument_failed_raise_actor_died():
+    rec = Recorder.remote(fails_with_bad_argument.remote())
+    with pytest.raises(engine.ActorDiedError, match="ValueError: bad argument"):
+        engine.get(rec.read.remote(), timeout=30)

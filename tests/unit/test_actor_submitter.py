@@ -210,6 +210,16 @@ def test_killed_before_the_constructor_arguments_resolve_fails_the_creation_when
     assert list(failed(out)) == ["init"]
 
 
+def test_a_constructor_argument_error_fails_the_calls_waiting_for_the_actor():
+    actor = ActorSubmitter(ACTOR, "Counter", True)
+    call(actor, "a")
+    reason = "an argument of its constructor failed: ValueError: bad"
+    out = step(actor, "creation_failed", reason)
+    assert reason in failed(out)["a"]
+    assert ReportToHead(DEAD, reason) in out
+    assert "init" not in failed(out)  # its error is stored already
+
+
 # ---- handle scope ------------------------------------------------------------------------------------
 def test_handles_out_of_scope_kill_the_actor_only_after_its_calls_finish():
     actor, _ = created()
