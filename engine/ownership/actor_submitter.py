@@ -199,7 +199,9 @@ class ActorSubmitter:
         was cancelled while waiting for its arguments)."""
         call = self.unresolved.pop(task_id, None) or self.in_flight.pop(task_id, None)
         if call is None:
-            return []
+            call = next((c for c in self.queue if c.entry.task_id == task_id), None)
+            if call is None:
+                return _NOTHING  # not ours any more (we failed it ourselves)
         if call in self.queue:
             self.queue.remove(call)
         out = self._flush() if self.state == ALIVE else []
