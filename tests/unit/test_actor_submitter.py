@@ -329,7 +329,7 @@ def test_random_events_keep_the_invariants_and_each_worker_sees_calls_in_order(s
     rng = random.Random(seed)
     creator = rng.random() < 0.5
     actor = ActorSubmitter(ACTOR, "Counter", creator, rng.choice([0, 1, 3, -1]), rng.choice([0, 1, -1]))
-    seq_of, fails, last_seq_on = {}, {}, {}
+    seq_of, fails, last_seq_on, finished = {}, {}, {}, set()
     waiting, workers = [], iter(b"w%d" % i for i in range(10_000))
 
     def check(out):
@@ -357,9 +357,13 @@ def test_random_events_keep_the_invariants_and_each_worker_sees_calls_in_order(s
         elif r < 0.55 and waiting:
             check(step(actor, "call_resolved", waiting.pop(rng.randrange(len(waiting)))))
         elif r < 0.6 and waiting:
-            check(step(actor, "call_failed", waiting.pop(rng.randrange(len(waiting))).task_id))
+            gone = waiting.pop(rng.randrange(len(waiting)))
+            finished.add(gone.name)  # failed by the core worker (its argument was an error)
+            check(step(actor, "call_failed", gone.task_id))
         elif r < 0.72 and actor.in_flight:
-            check(step(actor, "call_finished", next(iter(actor.in_flight))))
+            done = next(iter(actor.in_flight.values())).entry
+            finished.add(done.name)
+            check(step(actor, "call_finished", done.task_id))
         elif r < 0.8:
             worker = next(workers)
             if creator:
@@ -374,3 +378,10 @@ def test_random_events_keep_the_invariants_and_each_worker_sees_calls_in_order(s
             check(step(actor, "kill", S.KILLED))
         else:
             check(step(actor, "lookup_answered", True, view(RESTARTING, None)))
+    for entry in list(waiting):  # the remaining arguments resolve; then the actor is killed
+        check(step(actor, "call_resolved", entry))
+    check(step(actor, "kill", S.KILLED))
+    # every call submitted while the actor lived ended exactly once: replied, or failed
+    calls_failed = set(fails) - {"init"}
+    assert set(seq_of) == finished | calls_failed, set(seq_of) ^ (finished | calls_failed)
+    assert not finished & calls_failed
