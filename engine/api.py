@@ -330,6 +330,11 @@ class ActorHandle:
                 max_restarts=self._restarts[0], max_task_retries=self._restarts[1]))
         qualname = f"{self._class_name}.{method_name}"
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, qualname)
+        creation = self._creation_ref
+        if creation is not None and creation.owner != core.address:
+            # A borrower's call holds the actor's handle until it finishes, so the creator
+            # does not kill the actor under it (the creator's own calls it counts itself).
+            nested = [*(nested or ()), [creation.id, creation.owner]]
         task_id = core.next_id()
         n = int(options.get("num_returns", 1))
         return_ids = [task_id + i.to_bytes(4, "little") for i in range(1, n + 1)]

@@ -1,16 +1,15 @@
-"""A caller's view of one actor: where it lives and the calls it has in flight (§3).
+"""The shell around one actor's submitter: feeds it events, carries out its instructions (§3).
 
-Owns, per actor this process calls: the actor worker's address once known, method calls
-waiting for it, calls in flight (for failure handling) and the reason it died. The
-creator also owns the creation task and the actor's dedicated lease. Calls from one
-caller are pushed over one connection, so they run in submission order.
+The logic (ordering, restarts, death, the handle-scope rule) is the pure
+`ownership.actor_submitter.ActorSubmitter`; this module only turns the core worker's calls
+into its events and its instructions into I/O: pushes, lease requests, ACTOR_UPDATE and
+ACTOR_LOOKUP to the head, KILL_WORKER to a daemon, ActorDiedError values stored under a
+failed call's return ids.
 
-Not thread-safe: used with the core worker's state lock held.
-Restarts (§5): when the actor's process dies and `max_restarts` allows, its creator asks for
-a new lease and re-runs the constructor; every caller then looks the new address up at the
-head. Calls in flight when it died are resubmitted while `max_task_retries` allows.
-Failures: calls to a dead actor (killed, crashed, constructor failed, creator died, restarts
-used up) end in `ActorDiedError` carrying the reason.
+Not thread-safe: used with the core worker's state lock held (lookup answers arrive on the
+I/O thread, which holds it). Instructions are applied in the order their events happened:
+an event raised while another's instructions are being applied (storing an error can free
+the last handle) queues its instructions behind the current ones.
 """
 
 from __future__ import annotations
@@ -18,13 +17,17 @@ from __future__ import annotations
 from collections import deque
 
 from .. import errors
+from ..ownership import actor_submitter as S
 from ..ownership.task_manager import ACTOR_CREATION, PUSHED, error_value
 from ..rpc import protocol as P
 from ..rpc.transport import pack
 from . import serialization
 
+_PushTask = S.PushTask  # the hot path's instruction, without a module lookup per call
 
 class ActorState:
+    """This process's handle-side state of one actor: the submitter and how to reach it."""
+
     def __init__(self, actor_id: bytes, name: str | None, class_name: str, owned: bool,
                  address: str | None = None, worker_id: bytes | None = None,
                  max_restarts: int = 0, max_task_retries: int = 0):
@@ -32,172 +35,145 @@ class ActorState:
         self.name = name
         self.class_name = class_name
         self.owned = owned
-        self.address = address
-        self.worker_id = worker_id
-        self.node_id = None
-        self.daemon: str | None = None  # daemon of the actor's node (its lease)
-        self.pending: deque = deque()
-        self.in_flight: dict = {}
-        self.dead_reason: str | None = None
-        self.creation = None  # TaskEntry, on the creator only
-        self.resources: dict = {}
-        self.lookup_started = False
-        self.restarts_left = max_restarts  # -1: unlimited
-        self.max_task_retries = max_task_retries
-        self.killed = False
-        self.restarts = 0
+        self.resources: dict = {}  # of the actor's lease (set when it is requested)
+        self.machine = S.ActorSubmitter(actor_id, class_name, owned, max_restarts, max_task_retries,
+                                        address, worker_id)
+        self._applying = False
+        self._backlog: deque = deque()
 
-    # ---- submission --------------------------------------------------------------------
+    # ---- what the rest of the core worker reads ---------------------------------------------------
+    @property
+    def address(self) -> str | None:
+        return self.machine.address
+
+    @property
+    def worker_id(self) -> bytes | None:
+        return self.machine.worker_id
+
+    @property
+    def daemon(self) -> str | None:
+        return self.machine.daemon
+
+    @property
+    def restarts_left(self) -> int:
+        return self.machine.restarts_left
+
+    @property
+    def max_task_retries(self) -> int:
+        return self.machine.max_task_retries
+
+    @property
+    def dead_reason(self) -> str | None:
+        return self.machine.dead_reason
+
+    def history(self) -> list:
+        return self.machine.history()
+
+    # ---- events ---------------------------------------------------------------------------------
+    def submitted(self, core, entry) -> None:
+        """A method call was submitted; its arguments may still be pending."""
+        if entry.kind != ACTOR_CREATION:
+            out = self.machine.submit_call(entry)
+            if out:
+                self._run(core, out)
+
     def enqueue(self, core, entry) -> None:
+        """The task's arguments are resolved."""
         if entry.kind == ACTOR_CREATION:
-            self.creation = entry
-            core.request_actor_lease(self, entry.resources)
+            self._run(core, self.machine.creation_submitted(entry))
             return
-        if self.dead_reason is not None:
-            self._fail(core, entry)
-            return
-        if self.address is None:
-            self.pending.append(entry)
-            if not self.owned and not self.lookup_started:
-                self.lookup_started = True
-                core.call_async(core.head_address, P.ACTOR_LOOKUP, self.actor_id,
-                                callback=lambda ok, view: self._looked_up(core, ok, view))
-            return
-        self._push(core, entry)
+        out = self.machine.call_resolved(entry)
+        if out:
+            self._run(core, out)
 
-    def _push(self, core, entry) -> None:
-        entry.state = PUSHED
-        entry.worker_id = self.worker_id
-        self.in_flight[entry.task_id] = entry
-        core.push_to(entry, self.address)
+    def task_finished(self, core, entry) -> None:
+        out = self.machine.call_finished(entry.task_id)
+        if out:
+            self._run(core, out)
 
-    def _looked_up(self, core, ok: bool, view) -> None:
-        self.lookup_started = False
-        if self.dead_reason is not None:
-            return
-        if not ok or view is None:
-            self.died(core, "the actor is not known to the cluster (its creator may have died)")
-        elif view["state"] == "DEAD":
-            self.died(core, view["reason"] or "the actor died")
+    def task_failed(self, core, entry, value: tuple) -> None:
+        """The task ended here without a reply, `value` (an error) stored as its result; a
+        no-op for a task the submitter failed itself."""
+        if entry.kind != ACTOR_CREATION:
+            self._run(core, self.machine.call_failed(entry.task_id))
         else:
-            self.address, self.worker_id = view["address"], view["worker_id"]
-            self._flush(core)
+            self._run(core, self.machine.creation_failed(_constructor_failure(value)))
+
+    def lease_granted(self, core, worker_id: bytes, address: str, node_id: str, daemon: str) -> None:
+        self._run(core, self.machine.lease_granted(worker_id, address, node_id, daemon))
+
+    def lease_failed(self, core, reason: str) -> None:
+        self._run(core, self.machine.lease_failed(reason))
+
+    def worker_died(self, core, reason: str) -> None:
+        """The process we use for the actor died (or its node did)."""
+        self._run(core, self.machine.worker_died(None, reason))
+
+    def on_head_update(self, core, view: dict) -> None:
+        self._run(core, self.machine.head_update(view))
 
     def subscribe(self, core) -> None:
         """Asks the head for the actor's state (and to be told of changes). Non-blocking."""
-        if not self.lookup_started:
-            self.lookup_started = True
-            core.call_async(core.head_address, P.ACTOR_LOOKUP, self.actor_id,
-                            callback=lambda ok, view: self._verified(core, ok, view))
+        self._run(core, self.machine.subscribe())
 
-    def _verified(self, core, ok: bool, view) -> None:
-        self.lookup_started = False
-        if ok and view is not None:
-            self.on_head_update(core, view)
-
-    def on_head_update(self, core, view: dict) -> None:
-        """The head's word on the actor (from a lookup or a published change)."""
-        if self.owned or self.dead_reason is not None:
-            return  # the creator drives restarts itself
-        state, worker_id = view["state"], view["worker_id"]
-        if state == "DEAD":
-            self.died(core, view["reason"] or "the actor died")
-        elif worker_id == self.worker_id and self.worker_id is not None and state != "ALIVE":
-            self.worker_died(core, view["reason"] or "its process died")
-        elif state == "ALIVE" and worker_id != self.worker_id:
-            if self.worker_id is not None:  # the worker we were using died and was replaced
-                self.worker_died(core, view["reason"] or "its process died")
-                if self.dead_reason is not None:
-                    return
-            self.address, self.worker_id = view["address"], worker_id
-            self._flush(core)
-
-    def _flush(self, core) -> None:
-        while self.pending:
-            self._push(core, self.pending.popleft())
-
-    # ---- creator side ------------------------------------------------------------------------
-    def lease_granted(self, core, worker_id: bytes, address: str, node_id: str, daemon: str) -> None:
-        self.worker_id, self.address, self.node_id, self.daemon = worker_id, address, node_id, daemon
-        if self.dead_reason is not None:  # killed before it started
-            core.transport.send(daemon, [pack([P.KILL_WORKER, worker_id, self.dead_reason])])
-            return
-        creation = self.creation
-        creation.state = PUSHED
-        creation.worker_id = worker_id
-        core.push_to(creation, address)
-        self._flush(core)
-
-    def lease_failed(self, core, reason: str) -> None:
-        self.died(core, reason)
-        if self.creation is not None:
-            exc = errors.ActorDiedError(f"actor {self.class_name} could not be created: {reason}")
-            core._fail_task(self.creation, error_value(serialization.serialize(exc)[0]))
-
-    def task_finished(self, core, entry) -> None:
-        self.in_flight.pop(entry.task_id, None)
-
-    # ---- death ------------------------------------------------------------------------------
-    def worker_died(self, core, reason: str) -> None:
-        """The actor's process died: restart it (creator), wait for it (callers), or give up."""
-        if self.dead_reason is not None:
-            return
-        if self.killed or self.restarts_left == 0 or reason.startswith("killed by engine.kill()"):
-            self.died(core, reason)
-            return
-        dead_worker = self.worker_id
-        self.address = self.worker_id = None
-        retry, fail = [], []
-        for entry in self.in_flight.values():
-            if entry.retries_left != 0:
-                if entry.retries_left > 0:
-                    entry.retries_left -= 1
-                retry.append(entry)
-            else:
-                fail.append(entry)
-        self.in_flight.clear()
-        self.pending.extendleft(reversed(retry))
-        for entry in fail:
-            self._fail(core, entry, f"it died ({reason}) while running this call, which has no retries left "
-                                    f"(max_task_retries={self.max_task_retries})")
-        if self.owned:
-            if self.restarts_left > 0:
-                self.restarts_left -= 1
-            self.restarts += 1
-            core.transport.send(core.head_address, [pack([P.ACTOR_UPDATE, self.actor_id, "RESTARTING", None,
-                                                          reason, None])])
-            core.request_actor_lease(self, self.resources)
-        elif not self.lookup_started:
-            self.lookup_started = True
-            core.call_async(core.head_address, P.ACTOR_LOOKUP, self.actor_id, dead_worker,
-                            callback=lambda ok, view: self._looked_up(core, ok, view))
-
-    def died(self, core, reason: str) -> None:
-        if self.dead_reason is not None:
-            return
-        self.dead_reason = reason
-        if self.owned:
-            core.transport.send(core.head_address, [pack([P.ACTOR_UPDATE, self.actor_id, "DEAD", None,
-                                                          reason, None])])
-        entries = list(self.in_flight.values()) + list(self.pending)
-        self.in_flight.clear()
-        self.pending.clear()
-        if self.owned and self.creation is not None and self.creation.submitted_refs:
-            core._task_done(self.creation)  # the constructor's arguments are not needed any more
-        if self.creation is not None and self.creation.task_id in core.tasks:
-            entries.append(self.creation)
-        for entry in entries:
-            self._fail(core, entry)
-
-    def _fail(self, core, entry, why: str | None = None) -> None:
-        exc = errors.ActorDiedError(f"actor {self.class_name} ({self.actor_id.hex()[:12]}) died: "
-                                    f"{why or self.dead_reason}")
-        core._fail_task(entry, error_value(serialization.serialize(exc)[0]))
-
-    def kill(self, core, reason: str = "killed by engine.kill()") -> None:
+    def kill(self, core, reason: str = S.KILLED) -> None:
         """Kills the actor's process; calls from here fail at once, not when the kill lands."""
-        self.killed = True
-        if self.worker_id is not None and self.dead_reason is None:
-            core.transport.send(self.daemon or core.daemon_address,
-                                [pack([P.KILL_WORKER, self.worker_id, reason])])
-        self.died(core, reason)
+        self._run(core, self.machine.kill(reason))
+
+    def handles_out_of_scope(self, core) -> None:
+        self._run(core, self.machine.handles_out_of_scope())
+
+    # ---- instructions -------------------------------------------------------------------------------
+    def _run(self, core, instructions: list) -> None:
+        if not instructions:
+            return
+        if self._applying:
+            self._backlog.extend(instructions)
+            return
+        self._applying = True
+        try:
+            for instruction in instructions:
+                self._apply(core, instruction)
+            backlog = self._backlog
+            while backlog:
+                self._apply(core, backlog.popleft())
+        finally:
+            self._applying = False
+
+    def _apply(self, core, instruction) -> None:
+        kind = type(instruction)
+        if kind is _PushTask:
+            entry = instruction.entry
+            entry.state = PUSHED
+            entry.worker_id = instruction.worker_id
+            core.push_to(entry, instruction.address)
+        elif kind is S.FailTask:
+            exc = errors.ActorDiedError(instruction.message)
+            core._fail_task(instruction.entry, error_value(serialization.serialize(exc)[0]))
+        elif kind is S.RequestLease:
+            core.request_actor_lease(self, instruction.resources)
+        elif kind is S.ReportToHead:
+            core.transport.send(core.head_address, [pack([P.ACTOR_UPDATE, self.actor_id, instruction.state,
+                                                          None, instruction.reason, None])])
+        elif kind is S.LookUp:
+            core.call_async(core.head_address, P.ACTOR_LOOKUP, self.actor_id, instruction.not_worker_id,
+                            callback=lambda ok, view: self._run(core, self.machine.lookup_answered(ok, view)))
+        elif kind is S.KillWorker:
+            core.transport.send(instruction.daemon or core.daemon_address,
+                                [pack([P.KILL_WORKER, instruction.worker_id, instruction.reason])])
+        elif kind is S.ReleaseCreationArgs:
+            if instruction.entry.submitted_refs:
+                core._task_done(instruction.entry)
+        else:
+            raise AssertionError(f"unknown actor instruction {instruction!r}")
+
+
+def _constructor_failure(value: tuple) -> str:
+    """Why the constructor never ran, from the error stored as the creation task's result."""
+    try:
+        exc = serialization.deserialize(value[1])
+    except Exception as err:  # noqa: BLE001 - the error itself cannot be read here
+        return f"an argument of its constructor failed ({type(err).__name__} reading the error)"
+    if isinstance(exc, errors.TaskError) and exc.cause is not None:
+        exc = exc.cause
+    return f"an argument of its constructor failed: {type(exc).__name__}: {exc}"

@@ -244,7 +244,7 @@ class CoreWorker(RecoveryMixin):
         for ref in out.freed_owned:
             actor = self.actor_by_creation.pop(ref.oid, None) if self.actor_by_creation else None
             if actor is not None:
-                actor.kill(self, "all handles to the actor went out of scope")
+                actor.handles_out_of_scope(self)  # killed once our calls to it have finished
             value = ref.value
             if value is not None and value[0] == P.VALUE_SHM:
                 free_by_node.setdefault(value[1], []).append(ref.oid)
@@ -521,6 +521,8 @@ class CoreWorker(RecoveryMixin):
             if submitted:
                 refs.add_submitted(submitted)
             self.tasks[entry.task_id] = entry
+            if entry.actor is not None:  # takes its place in the caller's order now
+                entry.actor.submitted(self, entry)
             self._resolve(entry)
             return out
 
@@ -738,6 +740,8 @@ class CoreWorker(RecoveryMixin):
         for rid in entry.return_ids:
             self._store_value(rid, value, None, None)
         self._task_done(entry)
+        if entry.actor is not None:
+            entry.actor.task_failed(self, entry, value)
 
     def _on_worker_died(self, h, frames) -> None:
         _, worker_id, address, reason = h

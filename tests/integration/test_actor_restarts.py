@@ -78,6 +78,45 @@ def test_calls_in_flight_when_the_process_dies_are_rerun_on_the_restarted_actor(
     engine.kill(actor)
 
 
+@engine.remote
+class Log:
+    def __init__(self):
+        self.items = []
+
+    def pid(self):
+        return os.getpid()
+
+    def wait_for_file(self, path: str):
+        deadline = time.monotonic() + 30
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return "opened"
+
+    def append(self, item):
+        self.items.append(item)
+
+    def read(self):
+        return list(self.items)
+
+
+def test_calls_rerun_after_a_restart_keep_their_order_ahead_of_later_calls(fresh_cluster, tmp_path):
+    actor = Log.options(**RESTARTABLE).remote()
+    old_pid = engine.get(actor.pid.remote(), timeout=30)
+    gate = tmp_path / "gate"
+    blocker = actor.wait_for_file.remote(str(gate))
+    in_flight = [actor.append.remote(i) for i in range(5)]  # pushed, waiting behind the blocker
+    _sigkill(old_pid)
+    wait_for(lambda: process_gone(old_pid), timeout=10, message="the actor's process exited")
+    later = [actor.append.remote(i) for i in range(5, 10)]  # submitted while it restarts
+    gate.write_text("open")
+
+    assert engine.get(blocker, timeout=30) == "opened"
+    engine.get(in_flight + later, timeout=30)
+    assert engine.get(actor.read.remote(), timeout=30) == list(range(10))
+    assert engine.get(actor.pid.remote(), timeout=30) != old_pid
+    engine.kill(actor)
+
+
 def test_without_task_retries_calls_in_flight_fail_and_later_calls_reach_the_restart(fresh_cluster):
     actor = Worker.options(max_restarts=-1, max_task_retries=0).remote()
     old_pid = engine.get(actor.pid.remote(), timeout=30)

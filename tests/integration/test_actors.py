@@ -298,3 +298,60 @@ def test_actor_process_exits_once_its_last_handle_is_dropped():
     del rec
     wait_for(lambda: process_gone(proc),
              message="the unreferenced actor's process exited")
+
+
+# ---- handle scope and ordering (issue 7, issue 12 item 3) -------------------------------------
+def test_actor_outlives_its_last_handle_until_pending_calls_finish():
+    assert engine.get(Recorder.remote().append.remote("only"), timeout=30) == 1
+
+    rec = Recorder.remote()
+    refs = [rec.append.remote(i) for i in range(5)]
+    pid_ref = rec.pid.remote()
+    del rec  # the last handle: the actor must still run the five calls, then exit
+    assert engine.get(refs, timeout=30) == [1, 2, 3, 4, 5]
+    proc = psutil.Process(engine.get(pid_ref, timeout=30))
+    wait_for(lambda: process_gone(proc), message="the actor exited once its calls were done")
+
+
+@engine.remote
+def value_once_file_exists(value, path):
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return value
+
+
+def test_calls_from_one_caller_keep_their_order_when_an_earlier_argument_is_pending(actors, tmp_path):
+    rec = Recorder.remote()
+    actors.append(rec)
+    gate = tmp_path / "gate"
+    first = rec.append.remote(value_once_file_exists.remote("first", str(gate)))
+    second = rec.append.remote("second")
+    gate.write_text("open")
+    assert engine.get([first, second], timeout=30) == [1, 2]
+    assert engine.get(rec.read.remote(), timeout=30) == ["first", "second"]
+
+
+@engine.remote(num_cpus=0)
+def call_and_hand_back(recorder, seconds):
+    return [recorder.sleep.remote(seconds)]  # the call's ref, owned by this task's worker
+
+
+def test_actor_outlives_its_last_handle_until_a_borrowers_pending_call_finishes():
+    rec = Recorder.remote()
+    pid = engine.get(rec.pid.remote(), timeout=30)
+    [pending] = engine.get(call_and_hand_back.remote(rec, 1.0), timeout=30)
+    del rec  # the borrower's handle is gone too, but its call is still running
+    assert engine.get(pending, timeout=30) == "slept"
+    wait_for(lambda: process_gone(pid), message="the actor exited once the borrower's call was done")
+
+
+@engine.remote
+def fails_with_bad_argument():
+    raise ValueError("bad argument")
+
+
+def test_calls_to_an_actor_whose_constructor_argument_failed_raise_actor_died():
+    rec = Recorder.remote(fails_with_bad_argument.remote())
+    with pytest.raises(engine.ActorDiedError, match="ValueError: bad argument"):
+        engine.get(rec.read.remote(), timeout=30)
