@@ -48,8 +48,9 @@ class NodeDaemon:
         self.resources = json.loads(args.resources)
         self.config = json.loads(args.config)
         self.parent_pid = args.parent_pid
-        self.scheduler = LeaseScheduler(self.resources, lambda: os.urandom(16),
-                                        max_idle_workers=max(2, int(self.resources.get("CPU", 1)) * 2))
+        max_idle = self.config.get("max_idle_workers", max(2, int(self.resources.get("CPU", 1)) * 2))
+        self.scheduler = LeaseScheduler(self.resources, lambda: os.urandom(16), max_idle_workers=int(max_idle),
+                                        recheck_period=float(self.config.get("reap_recheck_period", 5.0)))
         self.arena_name = f"ownrun-{os.path.basename(self.session_dir)}-{self.node_id}"
         self.store = ObjectStore(self.arena_name, args.store_capacity,
                                  os.path.join(self.session_dir, "spill", self.node_id))
@@ -102,6 +103,7 @@ class NodeDaemon:
             P.CLUSTER_VIEW: self.on_cluster_view,
             P.NODE_DIED: self.on_node_died,
             P.WORKER_DIED: self.on_remote_worker_died,
+            P.REAP_ANSWER: self.on_reap_answer,
         }
 
     # ---- the zygote ----------------------------------------------------------------------
@@ -160,6 +162,8 @@ class NodeDaemon:
                 self.transport.send(w.address, [pack([P.EXIT_WORKER])])
         for owner in decisions.recall:
             self.transport.send(owner, [pack([P.RECALL_LEASES])])
+        for worker_id in decisions.reap_query:
+            self.transport.send(self.scheduler.workers[worker_id].address, [pack([P.REAP_QUERY])])
 
     # ---- clients -------------------------------------------------------------------------
     def _add_client(self, addr, worker_id, pid, kind) -> None:
@@ -348,7 +352,11 @@ class NodeDaemon:
                                                self.address, target])])
 
     def on_lease_return(self, h) -> None:
-        self.apply(self.scheduler.lease_returned(h[1]))
+        self.apply(self.scheduler.lease_returned(h[1], time.monotonic()))
+
+    def on_reap_answer(self, h) -> None:
+        _, worker_id, may_exit = h
+        self.apply(self.scheduler.reap_answer(worker_id, may_exit, time.monotonic()))
 
     def on_lease_cancel(self, h) -> None:
         self.scheduler.cancel(h[1], h[2])
@@ -554,6 +562,7 @@ class NodeDaemon:
                 if self.scheduler.pending:  # keep asking owners for idle leases while others wait
                     self.spill_waiting(now)
                     self.apply(self.scheduler.schedule())
+                self.apply(self.scheduler.tick(now))
                 self.heartbeat()
                 next_beat = now + self.heartbeat_period
             messages, tokens = self.transport.poll(int(max(1, (next_beat - now) * 1000)))
