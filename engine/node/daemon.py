@@ -28,6 +28,7 @@ from ..store.arena_client import ArenaClient
 from ..store.object_store import ObjectStore
 from ..util import process_tools
 from .scheduler import LeaseRequest, LeaseScheduler
+from .spillback import Placement, Spillback
 
 log = logging.getLogger("ownrun.node")
 
@@ -51,6 +52,8 @@ class NodeDaemon:
         max_idle = self.config.get("max_idle_workers", max(2, int(self.resources.get("CPU", 1)) * 2))
         self.scheduler = LeaseScheduler(self.resources, lambda: os.urandom(16), max_idle_workers=int(max_idle),
                                         recheck_period=float(self.config.get("reap_recheck_period", 5.0)))
+        self.spillback = Spillback(self.node_id, self.scheduler,
+                                   infeasible_timeout=float(self.config.get("infeasible_timeout", 3.0)))
         self.arena_name = f"ownrun-{os.path.basename(self.session_dir)}-{self.node_id}"
         self.store = ObjectStore(self.arena_name, args.store_capacity,
                                  os.path.join(self.session_dir, "spill", self.node_id))
@@ -67,15 +70,14 @@ class NodeDaemon:
         self.copies: dict[bytes, set] = {}  # oid -> daemons that pulled a copy from us
         self.pull_sources: dict[bytes, str] = {}  # oid being pulled -> source daemon
         self.dead_daemons: set[str] = set()
-        self.view: dict[str, dict] = {}  # the head's cluster view: node_id -> info
         self.clients_added: list = []
         self.clients_removed: list = []
         self.heartbeat_period = float(self.config.get("heartbeat_period", 0.1))
         self.current_frames: list = []
-        self.infeasible: list = []  # (lease request header, deadline): no node fits it yet
         self.warm_modules: set = set()  # modules the zygote was asked to pre-import
         self.deferred_registrations: list = []  # drivers waiting for the pre-started workers
         self.started_at = time.monotonic()
+        self.handler_errors = 0  # exceptions raised by message handlers (each one a bug)
         self.running = True
         self.zygote = self._start_zygote()
         self.zygote_buf = b""
@@ -176,23 +178,21 @@ class NodeDaemon:
     def on_register_client(self, h) -> None:
         _, req_id, addr, worker_id, pid, kind = h
         self._add_client(addr, worker_id, pid, kind)
-        if self._prestarting() and time.monotonic() < self.started_at + 5.0:
+        if self.scheduler.prestarting() and time.monotonic() < self.started_at + 5.0:
             self.deferred_registrations.append(h)  # answered once the pre-started pool is up
             return
         self._answer_registration(h)
 
-    def _prestarting(self) -> bool:
-        return any(w.state == "starting" and w.lease is None for w in self.scheduler.workers.values())
-
     def _answer_registration(self, h) -> None:
-        _, req_id, addr = h[:3]
+        _, req_id, addr, _worker_id, _pid, _kind = h
         self.reply(addr, req_id, {"node_id": self.node_id, "arena_name": self.arena_name,
                                   "store_capacity": self.store_capacity, "head_address": self.head_address,
                                   "session_dir": self.session_dir, "resources": self.resources})
 
     def on_warm_modules(self, h) -> None:
         """A worker had to import these after it was forked: have the zygote import them."""
-        new = [m for m in h[1] if m not in self.warm_modules]
+        _, modules = h
+        new = [m for m in modules if m not in self.warm_modules]
         if new:
             self.warm_modules.update(new)
             try:
@@ -211,7 +211,7 @@ class NodeDaemon:
         _, worker_id, addr, pid = h
         self._add_client(addr, worker_id, pid, "worker")
         self.apply(self.scheduler.worker_ready(worker_id, addr, pid))
-        if self.deferred_registrations and not self._prestarting():
+        if self.deferred_registrations and not self.scheduler.prestarting():
             waiting, self.deferred_registrations = self.deferred_registrations, []
             for registration in waiting:
                 self._answer_registration(registration)
@@ -249,6 +249,7 @@ class NodeDaemon:
         for oid in self.owned_objects.pop(addr, ()):
             self.object_owner.pop(oid, None)
             self.store.free(oid)
+        self.spillback.owner_died(addr)
         for worker_id in self.scheduler.owner_died(addr):
             self._kill(worker_id, f"its owner {addr} died")
         if client.kind == "driver":  # other nodes' processes may borrow what it owned
@@ -263,7 +264,7 @@ class NodeDaemon:
         notice = [pack([P.WORKER_DIED, worker_id, addr, reason])]
         for client in list(self.clients.values()):
             self.transport.send(client.address, notice)
-        for node in self.view.values():
+        for node in self.spillback.view.values():
             if node["address"] != self.address and node.get("alive", True):
                 self.transport.send(node["address"], notice)
 
@@ -274,101 +275,44 @@ class NodeDaemon:
         self.kill_reasons.setdefault(worker_id, reason)
         process_tools.kill_pid(w.pid)
 
-    # ---- leases --------------------------------------------------------------------------
+    # ---- leases ----------------------------------------------------------------------------
     def on_lease_request(self, h) -> None:
-        _, owner_addr, owner_id, request_id, resources, for_actor = h[:6]
-        hops = h[6] if len(h) > 6 else 0
-        if not self.scheduler.feasible(resources):
-            target = self._spill_target(resources, need_available=False)
-            if target is not None:
-                self._spill(owner_addr, request_id, target)
-            else:  # maybe a node that fits is joining: wait a little for the head's view
-                deadline = time.monotonic() + float(self.config.get("infeasible_timeout", 3.0))
-                self.infeasible.append((h, deadline))
-            return
-        if hops == 0 and not self.scheduler.fits_now(resources):
-            target = self._spill_target(resources, need_available=True)
-            if target is not None:
-                self._spill(owner_addr, request_id, target)
-                return
-        self.apply(self.scheduler.request(LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor,
-                                                       time.monotonic())))
+        _, owner_addr, owner_id, request_id, resources, for_actor, hops = h
+        req = LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor, hops)
+        self.apply_placement(self.spillback.request(req, time.monotonic()))
 
-    def spill_waiting(self, now: float) -> None:
-        """Requests waiting here for a while go to another node with free resources (one that
-        freed up or joined since they arrived)."""
-        if not self.scheduler.pending or len(self.view) < 2:
-            return
-        waiting = self.scheduler.take_waiting(now - 0.2)
-        free = {n: dict(v["available"]) for n, v in self.view.items()
-                if n != self.node_id and v.get("alive", True)}
-        keep = []
-        for req in waiting:
-            target = None
-            for node_id, avail in free.items():
-                if all(avail.get(k, 0) >= v - 1e-9 for k, v in req.resources.items() if v > 0):
-                    target = node_id
-                    for k, v in req.resources.items():  # don't send them all to one free CPU
-                        avail[k] = avail.get(k, 0) - v
-                    break
-            if target is None:
-                keep.append(req)
-            else:
-                self._spill(req.owner_addr, req.request_id, self.view[target]["address"])
-        if keep:
-            self.scheduler.pending.extendleft(reversed(keep))
-
-    def retry_infeasible(self, now: float) -> None:
-        """Re-places lease requests no node could satisfy; fails them after their deadline."""
-        waiting, self.infeasible = self.infeasible, []
-        for h, deadline in waiting:
-            owner_addr, request_id, resources = h[1], h[3], h[4]
-            if self.scheduler.feasible(resources) or self._spill_target(resources, False) is not None:
-                self.on_lease_request(h)
-            elif now >= deadline:
-                nodes = {n: v["total"] for n, v in self.view.items() if v.get("alive", True)}
-                self.transport.send(owner_addr, [pack([P.LEASE_GRANTED, request_id, None,
-                                                       f"no node can satisfy resources {resources}; "
-                                                       f"the nodes have {nodes or self.resources}",
+    def apply_placement(self, placement: Placement) -> None:
+        for req, target in placement.spill:
+            self.transport.send(req.owner_addr, [pack([P.LEASE_GRANTED, req.request_id, None, None,
+                                                       self.node_id, self.address, target])])
+        for req, message in placement.reject:
+            self.transport.send(req.owner_addr, [pack([P.LEASE_GRANTED, req.request_id, None, message,
                                                        self.node_id, self.address, None])])
-            else:
-                self.infeasible.append((h, deadline))
-
-    def _spill_target(self, resources: dict, need_available: bool) -> str | None:
-        """Another live node whose resources (free ones, if asked) fit the request."""
-        best, best_free = None, -1.0
-        for node_id, node in self.view.items():
-            if node_id == self.node_id or not node.get("alive", True):
-                continue
-            pool = node["available"] if need_available else node["total"]
-            if all(pool.get(k, 0) >= v - 1e-9 for k, v in resources.items() if v > 0):
-                free = node["available"].get("CPU", 0)
-                if free > best_free:
-                    best, best_free = node["address"], free
-        return best
-
-    def _spill(self, owner_addr: str, request_id: int, target: str) -> None:
-        self.transport.send(owner_addr, [pack([P.LEASE_GRANTED, request_id, None, None, self.node_id,
-                                               self.address, target])])
+        self.apply(placement.local)
 
     def on_lease_return(self, h) -> None:
-        self.apply(self.scheduler.lease_returned(h[1], time.monotonic()))
+        _, worker_id, _worker_alive = h
+        self.apply(self.scheduler.lease_returned(worker_id, time.monotonic()))
 
     def on_reap_answer(self, h) -> None:
         _, worker_id, may_exit = h
         self.apply(self.scheduler.reap_answer(worker_id, may_exit, time.monotonic()))
 
     def on_lease_cancel(self, h) -> None:
-        self.scheduler.cancel(h[1], h[2])
+        _, owner_addr, request_id = h
+        self.scheduler.cancel(owner_addr, request_id)
 
     def on_worker_blocked(self, h) -> None:
-        self.apply(self.scheduler.worker_blocked(h[1]))
+        _, worker_id = h
+        self.apply(self.scheduler.worker_blocked(worker_id))
 
     def on_worker_unblocked(self, h) -> None:
-        self.scheduler.worker_unblocked(h[1])
+        _, worker_id = h
+        self.scheduler.worker_unblocked(worker_id)
 
     def on_kill_worker(self, h) -> None:
-        self._kill(h[1], h[2])
+        _, worker_id, reason = h
+        self._kill(worker_id, reason)
 
     # ---- objects -------------------------------------------------------------------------
     def on_obj_create(self, h) -> None:
@@ -383,14 +327,14 @@ class NodeDaemon:
         self.reply(addr, req_id, list(placement))
 
     def on_obj_seal(self, h) -> None:
+        _, worker_id, oid = h
         try:
-            self.store.seal(h[2], h[1])
+            self.store.seal(oid, worker_id)
         except (KeyError, ValueError) as exc:
-            log.warning("seal of %s by %s ignored: %s", h[2].hex(), h[1].hex(), exc)
+            log.warning("seal of %s by %s ignored: %s", oid.hex(), worker_id.hex(), exc)
 
     def on_obj_get(self, h) -> None:
-        _, req_id, addr, oid, worker_id = h[:5]
-        source = h[5] if len(h) > 5 else None
+        _, req_id, addr, oid, worker_id, source = h
         placement = self.store.get(oid, worker_id)
         if placement is not None:
             self.reply(addr, req_id, list(placement))
@@ -458,11 +402,13 @@ class NodeDaemon:
             self.reply(addr, req_id, list(placement) if placement is not None else None)
 
     def on_obj_release(self, h) -> None:
-        self.store.release(h[2], h[1])
+        _, worker_id, oid = h
+        self.store.release(oid, worker_id)
 
     def on_obj_free(self, h) -> None:
+        _, oids = h
         forward: dict[str, list] = {}
-        for oid in h[1]:
+        for oid in oids:
             for daemon in self.copies.pop(oid, ()):
                 forward.setdefault(daemon, []).append(oid)
             owner = self.object_owner.pop(oid, None)
@@ -471,8 +417,8 @@ class NodeDaemon:
                 if owned is not None:
                     owned.discard(oid)
             self.store.free(oid)
-        for daemon, oids in forward.items():
-            self.transport.send(daemon, [pack([P.OBJ_FREE, oids])])
+        for daemon, freed in forward.items():
+            self.transport.send(daemon, [pack([P.OBJ_FREE, freed])])
 
     # ---- cluster membership ------------------------------------------------------------------
     def heartbeat(self) -> None:
@@ -485,9 +431,8 @@ class NodeDaemon:
             self.clients_added, self.clients_removed = [], []
 
     def on_cluster_view(self, h) -> None:
-        self.view = h[1]
-        if self.infeasible:
-            self.retry_infeasible(time.monotonic())
+        _, view = h
+        self.apply_placement(self.spillback.view_changed(view, time.monotonic()))
 
     def on_node_died(self, h) -> None:
         """Another node died: its processes owned or borrowed things here."""
@@ -496,8 +441,7 @@ class NodeDaemon:
             return
         self.dead_daemons.add(daemon_addr)
         self.transport.disconnect(daemon_addr)
-        if node_id in self.view:
-            self.view[node_id]["alive"] = False
+        self.spillback.node_died(node_id)
         for oid in [o for o, daemons in self.copies.items() if daemon_addr in daemons]:
             self.copies[oid].discard(daemon_addr)
         for oid, source in list(self.pull_sources.items()):
@@ -525,6 +469,7 @@ class NodeDaemon:
         for oid in self.owned_objects.pop(addr, ()):
             self.object_owner.pop(oid, None)
             self.store.free(oid)
+        self.spillback.owner_died(addr)
         for worker_id in self.scheduler.owner_died(addr):
             self._kill(worker_id, f"its owner {addr} died")
         self.transport.disconnect(addr)
@@ -539,6 +484,7 @@ class NodeDaemon:
         _, req_id, addr = h
         self.reply(addr, req_id, {"node_id": self.node_id, "store": self.store.stats(),
                                   "scheduler": self.scheduler.usage(), "clients": len(self.clients),
+                                  "handler_errors": self.handler_errors,
                                   "pids": [w.pid for w in self.scheduler.workers.values() if w.pid]
                                   + [self.zygote.pid]})
 
@@ -553,16 +499,11 @@ class NodeDaemon:
         while self.running:
             now = time.monotonic()
             if now >= next_beat:
-                if self.infeasible:
-                    self.retry_infeasible(now)
                 if self.deferred_registrations and now > self.started_at + 5.0:
                     waiting, self.deferred_registrations = self.deferred_registrations, []
                     for registration in waiting:  # workers are slow to start: don't hold drivers up
                         self._answer_registration(registration)
-                if self.scheduler.pending:  # keep asking owners for idle leases while others wait
-                    self.spill_waiting(now)
-                    self.apply(self.scheduler.schedule())
-                self.apply(self.scheduler.tick(now))
+                self.apply_placement(self.spillback.tick(now))  # spills, reaps, recalls leases
                 self.heartbeat()
                 next_beat = now + self.heartbeat_period
             messages, tokens = self.transport.poll(int(max(1, (next_beat - now) * 1000)))
@@ -579,6 +520,7 @@ class NodeDaemon:
                     self.current_frames = frames
                     self.handlers[header[0]](header)
                 except Exception:  # noqa: BLE001 - one bad message must not kill the node
+                    self.handler_errors += 1
                     log.exception("failed to handle a message")
         self.stop()
 

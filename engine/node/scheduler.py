@@ -34,7 +34,8 @@ class LeaseRequest:
     request_id: int
     resources: dict
     for_actor: bool
-    queued_at: float = 0.0  # when the daemon queued it (set by the daemon)
+    hops: int = 0  # 1: spilled here by another node (never spilled again for being busy)
+    queued_at: float = 0.0  # when it was queued here (set by `Spillback`)
 
 
 @dataclass(slots=True, eq=False)
@@ -284,6 +285,10 @@ class LeaseScheduler:
             self.workers[worker_id] = WorkerState(worker_id)
             ids.append(worker_id)
         return ids
+
+    def prestarting(self) -> bool:
+        """Pre-started workers (not bound to a request) are still starting."""
+        return any(w.state == STARTING and w.lease is None for w in self.workers.values())
 
     def usage(self) -> dict:
         counts: dict[str, int] = {}

@@ -52,5 +52,6 @@ def test_idle_worker_that_owns_objects_is_not_reaped():
         wait_for(pool_settled, timeout=30, message="the leases went back and the pool was trimmed")
         assert not process_gone(owner_pid), "the worker that owns a live object was reaped"
         assert engine.get(nested, timeout=30) == "owned by a pooled worker"
+        assert debug.node_stats()["handler_errors"] == 0
     finally:
         engine.shutdown()
