@@ -1,10 +1,14 @@
 """The node daemon: one per node. Leases workers, owns the node's object store (§2, §3, §6).
 
-Owns: the worker pool (forked by the zygote), lease requests and resources (via
-`LeaseScheduler`), the node's shared-memory `ObjectStore`, the registry of local clients
-(drivers and workers) and death notices: when a worker exits, every local client hears
-`WORKER_DIED` with the reason; when a client dies, its leases, pins, objects and actors
-are released (fate-sharing). Worker output lines are forwarded to the drivers.
+Owns the dispatch and I/O around pure policies: the worker pool and lease requests
+(`scheduler.LeaseScheduler`: resources, grants, idle reaping that asks a worker before
+stopping it), where requests go (`spillback.Spillback`: other nodes, infeasible requests
+waiting for one that fits), pulls of objects from other nodes (`transfer.Pulls`: chunked,
+flow-controlled). Itself it keeps the node's shared-memory `ObjectStore`, the registry of
+local clients (drivers and workers) and death notices: when a worker exits, every local
+client hears `WORKER_DIED` with the reason; when a client dies, its leases, pins, objects
+and actors are released (fate-sharing). Worker output lines are forwarded to the drivers.
+A handler that raises is logged and counted (`handler_errors` in NODE_STATS); the loop goes on.
 
 It is not on the task path: owners push tasks to leased workers directly.
 Runs as its own process, one thread. Exits (cleaning up its workers and /dev/shm files)
@@ -29,6 +33,7 @@ from ..store.object_store import ObjectStore
 from ..util import process_tools
 from .scheduler import LeaseRequest, LeaseScheduler
 from .spillback import Placement, Spillback
+from .transfer import Pulls, TransferActions, serve_chunk
 
 log = logging.getLogger("ownrun.node")
 
@@ -65,10 +70,11 @@ class NodeDaemon:
         self.owned_objects: dict[str, set] = {}
         self.address = transport.address
         self.arena = ArenaClient()
-        self.pulls: dict[bytes, list] = {}  # oid -> [(client addr, req_id, worker_id)] waiting
-        self.incoming: dict[bytes, list] = {}  # oid -> [placement, bytes received]
+        self.transfers = Pulls()  # objects being pulled from other nodes, with their readers
+        self.incoming: dict = {}  # oid being pulled -> its store placement (from the first chunk)
+        self.transfer_bytes = 0  # chunk bytes sent and received in the current loop iteration
+        self.max_transfer_bytes_per_loop = 0  # flow control at work: bounded however big objects are
         self.copies: dict[bytes, set] = {}  # oid -> daemons that pulled a copy from us
-        self.pull_sources: dict[bytes, str] = {}  # oid being pulled -> source daemon
         self.dead_daemons: set[str] = set()
         self.clients_added: list = []
         self.clients_removed: list = []
@@ -143,11 +149,13 @@ class NodeDaemon:
         self.zygote_buf += chunk
         while b"\n" in self.zygote_buf:
             line, self.zygote_buf = self.zygote_buf.split(b"\n", 1)
-            parts = line.decode().split()
-            if parts[0] == "STARTED":
-                self.pid_to_worker[int(parts[2])] = bytes.fromhex(parts[1])
-            elif parts[0] == "EXITED":
-                self.on_worker_exited(int(parts[1]), int(parts[2]))
+            event, *fields = line.decode().split()
+            if event == "STARTED":
+                worker_hex, pid = fields
+                self.pid_to_worker[int(pid)] = bytes.fromhex(worker_hex)
+            elif event == "EXITED":
+                pid, code = fields
+                self.on_worker_exited(int(pid), int(code))
 
     # ---- helpers -------------------------------------------------------------------------
     def reply(self, addr: str, req_id: int, result, ok: bool = True) -> None:
@@ -336,70 +344,66 @@ class NodeDaemon:
     def on_obj_get(self, h) -> None:
         _, req_id, addr, oid, worker_id, source = h
         placement = self.store.get(oid, worker_id)
+        reader = (addr, req_id, worker_id)
         if placement is not None:
             self.reply(addr, req_id, list(placement))
-        elif source in self.dead_daemons:
-            self.reply(addr, req_id, None)
-        elif source and source != self.address and oid not in self.incoming:
-            waiting = self.pulls.get(oid)
-            if waiting is None:
-                self.pulls[oid] = [(addr, req_id, worker_id)]
-                self.pull_sources[oid] = source
-                self.transport.send(source, [pack([P.OBJ_PULL, self.address, oid])])
-            else:
-                waiting.append((addr, req_id, worker_id))
-        elif oid in self.incoming:
-            self.pulls.setdefault(oid, []).append((addr, req_id, worker_id))
+        elif oid in self.transfers.pulls or (source and source != self.address
+                                             and source not in self.dead_daemons):
+            self.apply_transfers(self.transfers.want(oid, source, reader, time.monotonic()))
         else:
             self.reply(addr, req_id, None)
 
-    # ---- transfer between nodes (pull-based, chunked) --------------------------------------
+    # ---- transfer between nodes (node/transfer.py: pull-based, chunked, flow-controlled) -------
     def on_obj_pull(self, h) -> None:
-        requester, oid = h[1], h[2]
-        placement = self.store.get(oid, b"transfer")
-        if placement is None:
-            self.transport.send(requester, [pack([P.OBJ_CHUNK, oid, 0, -1])])
-            return
-        try:
-            data = self.store.read(oid)
-            total = placement.size
-            for offset in range(0, max(total, 1), P.CHUNK_SIZE):
-                chunk = bytes(data[offset:offset + P.CHUNK_SIZE])
-                self.transport.send(requester, [pack([P.OBJ_CHUNK, oid, offset, total]), chunk])
+        """Another daemon asks for one chunk of an object we hold."""
+        _, requester, oid, offset, length = h
+        total, data = serve_chunk(self.store, oid, offset, length)
+        if total >= 0 and offset == 0:
             self.copies.setdefault(oid, set()).add(requester)
-        finally:
-            self.store.release(oid, b"transfer")
+        self.transfer_bytes += len(data)
+        self.transport.send(requester, [pack([P.OBJ_CHUNK, oid, offset, total]), data])
 
     def on_obj_chunk(self, h) -> None:
-        oid, offset, total = h[1], h[2], h[3]
-        if total < 0:
-            self._finish_pull(oid, ok=False)
-            return
+        _, oid, offset, total = h
         data = self.current_frames[1]
-        state = self.incoming.get(oid)
-        if state is None:
-            if offset != 0:
-                return
+        now = time.monotonic()
+        pull = self.transfers.expects(oid, offset)
+        if pull is None:
+            return  # a late chunk of a pull that ended
+        self.transfer_bytes += len(data)
+        if total >= 0 and oid not in self.incoming:
             try:
-                placement = self.store.create(oid, total, b"transfer", primary=False)
-            except Exception:  # noqa: BLE001 - store full: the readers get "not found"
-                log.exception("cannot receive object %s", oid.hex())
-                self._finish_pull(oid, ok=False)
+                self.incoming[oid] = self.store.create(oid, total, b"transfer", primary=False)
+            except Exception as exc:  # noqa: BLE001 - store full: the readers get "not found"
+                log.warning("cannot receive object %s: %s", oid.hex(), exc)
+                self.apply_transfers(self.transfers.failed(oid, f"cannot store it: {exc}"))
                 return
-            state = self.incoming[oid] = [placement, 0]
-        if not state[0].exists:
-            self.arena.write(state[0], [data], offset=offset)
-        state[1] += len(data)
-        if state[1] >= total:
-            del self.incoming[oid]
-            self.store.seal(oid, b"transfer")
-            self._finish_pull(oid, ok=True)
+        placement = self.incoming.get(oid)
+        if placement is not None and not placement.exists and data:
+            self.arena.write(placement, [data], offset=offset)
+        self.apply_transfers(self.transfers.received(oid, offset, total, len(data), now))
 
-    def _finish_pull(self, oid: bytes, ok: bool) -> None:
-        self.pull_sources.pop(oid, None)
-        for addr, req_id, worker_id in self.pulls.pop(oid, []):
-            placement = self.store.get(oid, worker_id) if ok else None
-            self.reply(addr, req_id, list(placement) if placement is not None else None)
+    def apply_transfers(self, actions: TransferActions) -> None:
+        for source, oid, offset, length in actions.requests:
+            self.transport.send(source, [pack([P.OBJ_PULL, self.address, oid, offset, length])])
+        for pull, reason in actions.finished:
+            placement = self.incoming.pop(pull.oid, None)
+            if placement is not None and (reason is None or placement.exists):
+                self.store.seal(pull.oid, b"transfer")
+                reason = None
+            elif placement is not None:
+                self.store.abort(pull.oid, b"transfer")
+            if reason is not None:
+                log.warning("pull of object %s from %s failed: %s", pull.oid.hex(), pull.source, reason)
+            for addr, req_id, worker_id in pull.readers:
+                got = self.store.get(pull.oid, worker_id) if reason is None else None
+                self.reply(addr, req_id, list(got) if got is not None else None)
+
+    def transfer_bound_per_loop(self) -> int:
+        """The most chunk bytes one loop iteration can handle: per peer, `per_peer` chunks
+        pulled from it plus `per_peer` chunks it pulls from us."""
+        peers = sum(1 for n in self.spillback.view.values() if n["address"] != self.address) or 1
+        return 2 * peers * self.transfers.per_peer * self.transfers.chunk_size
 
     def on_obj_release(self, h) -> None:
         _, worker_id, oid = h
@@ -444,12 +448,7 @@ class NodeDaemon:
         self.spillback.node_died(node_id)
         for oid in [o for o, daemons in self.copies.items() if daemon_addr in daemons]:
             self.copies[oid].discard(daemon_addr)
-        for oid, source in list(self.pull_sources.items()):
-            if source == daemon_addr:  # the copy we were pulling died with its node
-                incoming = self.incoming.pop(oid, None)
-                if incoming is not None:
-                    self.store.abort(oid, b"transfer")
-                self._finish_pull(oid, ok=False)
+        self.apply_transfers(self.transfers.source_died(daemon_addr))
         for addr in client_addrs:
             self._remote_process_gone(addr)
         notice = [pack(h)]
@@ -485,6 +484,9 @@ class NodeDaemon:
         self.reply(addr, req_id, {"node_id": self.node_id, "store": self.store.stats(),
                                   "scheduler": self.scheduler.usage(), "clients": len(self.clients),
                                   "handler_errors": self.handler_errors,
+                                  "transfer": {"pulls": len(self.transfers.pulls),
+                                               "max_bytes_per_loop": self.max_transfer_bytes_per_loop,
+                                               "bound_per_loop": self.transfer_bound_per_loop()},
                                   "pids": [w.pid for w in self.scheduler.workers.values() if w.pid]
                                   + [self.zygote.pid]})
 
@@ -504,6 +506,8 @@ class NodeDaemon:
                     for registration in waiting:  # workers are slow to start: don't hold drivers up
                         self._answer_registration(registration)
                 self.apply_placement(self.spillback.tick(now))  # spills, reaps, recalls leases
+                if self.transfers.pulls:
+                    self.apply_transfers(self.transfers.tick(now))
                 self.heartbeat()
                 next_beat = now + self.heartbeat_period
             messages, tokens = self.transport.poll(int(max(1, (next_beat - now) * 1000)))
@@ -514,6 +518,7 @@ class NodeDaemon:
                     self._client_gone(token[1])
                 elif token[0] == "parent" and parent_fd is not None:
                     self.running = False
+            self.transfer_bytes = 0
             for frames in messages:
                 try:
                     header = unpack(frames[0])
@@ -522,6 +527,8 @@ class NodeDaemon:
                 except Exception:  # noqa: BLE001 - one bad message must not kill the node
                     self.handler_errors += 1
                     log.exception("failed to handle a message")
+            if self.transfer_bytes > self.max_transfer_bytes_per_loop:
+                self.max_transfer_bytes_per_loop = self.transfer_bytes
         self.stop()
 
     def stop(self) -> None:

@@ -43,9 +43,8 @@ UNREGISTER_CLIENT = 48  # request: [.., req_id, addr]  (a driver leaving: releas
 REAP_ANSWER = 57  # [REAP_ANSWER, worker_id, may_exit]  (answers REAP_QUERY)
 
 # ---- node daemon <-> node daemon (object transfer, pull-based) ----------------------------
-OBJ_PULL = 46  # [OBJ_PULL, requester_daemon_addr, oid]
+OBJ_PULL = 46  # [OBJ_PULL, requester_daemon_addr, oid, offset, length]  (one chunk; see node/transfer.py)
 OBJ_CHUNK = 47  # [OBJ_CHUNK, oid, offset, total] + data   (total -1: the sender has no copy)
-CHUNK_SIZE = 8 * 1024 * 1024
 
 # ---- node daemon -> core worker ----------------------------------------------------
 LEASE_GRANTED = 50  # [LEASE_GRANTED, lease_req_id, worker_id, worker_addr|error, node_id, daemon_addr,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import time
 
-from conftest import process_gone, wait_for
+from conftest import add_node_ready, process_gone, wait_for
 from ownrun import engine
-from ownrun.engine import debug
+from ownrun.engine import api, debug
+from ownrun.engine.rpc import protocol as P
+
+MIB = 1024 * 1024
 
 
 @engine.remote
@@ -53,5 +56,37 @@ def test_idle_worker_that_owns_objects_is_not_reaped():
         assert not process_gone(owner_pid), "the worker that owns a live object was reaped"
         assert engine.get(nested, timeout=30) == "owned by a pooled worker"
         assert debug.node_stats()["handler_errors"] == 0
+    finally:
+        engine.shutdown()
+
+
+@engine.remote
+def ones(nbytes: int):
+    import numpy as np
+
+    return np.ones(nbytes // 8)
+
+
+def test_large_transfer_moves_in_bounded_chunks_while_heartbeats_flow():
+    """200 MB pulled from another node: each daemon handles a bounded number of bytes per turn
+    of its loop (so heartbeats go out between chunks) and the head never suspects either node."""
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    engine.init(num_cpus=1, object_store_memory=1024 * MIB, node_death_timeout=2.0)
+    try:
+        source = add_node_ready(num_cpus=1, resources={"source": 1})
+        big = ones.options(resources={"source": 1}, num_cpus=0).remote(200 * MIB)
+        engine.wait([big], timeout=60)
+        value = engine.get(big, timeout=120)
+        assert value.nbytes == 200 * MIB and value.sum() == 200 * MIB // 8
+        core = api._core()
+        nodes = core.call(core.head_address, P.NODE_LIST)
+        assert all(node["alive"] for node in nodes.values()), "the head suspected a node"
+        here = debug.node_stats()
+        there = core.call(nodes[source]["address"], P.NODE_STATS)
+        for stats in (here, there):
+            transfer = stats["transfer"]
+            assert 0 < transfer["max_bytes_per_loop"] <= transfer["bound_per_loop"] < 200 * MIB
+            assert transfer["pulls"] == 0
+            assert stats["handler_errors"] == 0
     finally:
         engine.shutdown()
