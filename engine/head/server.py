@@ -17,7 +17,9 @@ waiting lookups are lost with the process, and their callers time out and retry)
 `--port` binds a fixed port so a restarted head keeps its address (clients' PUSH sockets
 reconnect by themselves). Failures: an unknown request type is logged; a request that
 raises is answered with an error; the head exits when its parent (the embedded cluster's
-driver) dies, marking that driver's job FINISHED.
+driver) dies, marking that driver's job FINISHED. Every exception a handler raises that is
+not a caller's mistake (TypeError/ValueError from a request's arguments) is counted in
+`handler_errors` (HEAD_STATS): a test session fails if any occurred.
 """
 
 from __future__ import annotations
@@ -80,11 +82,21 @@ class Head:
         self.arg_refcounts: dict[bytes, int] = {}
         self.actor_subscribers: dict[bytes, set] = {}  # actor id -> addresses told of changes
         self.node_store: dict[str, dict] = {}  # node id -> last heartbeat's store stats
+        self.handler_errors = 0  # exceptions in handlers other than a caller's bad arguments
+        self.failed_requests = 0  # requests answered with an error
 
     def reply(self, addr: str, req_id: int, result, ok: bool = True) -> None:
         self.transport.send(addr, [pack([P.REPLY, req_id, ok, result])])
 
     def handle(self, frames: list) -> None:
+        """Handles one message; never raises (exceptions are logged and counted)."""
+        try:
+            self._handle(frames)
+        except Exception:  # noqa: BLE001 - a bad message must not kill the head
+            self.handler_errors += 1
+            log.exception("failed to handle a message")
+
+    def _handle(self, frames: list) -> None:
         header = unpack(frames[0])
         kind = header[0]
         self.requests_served += 1
@@ -98,6 +110,9 @@ class Head:
         except Exception as exc:
             if kind not in _REQUESTS or len(header) < 3:
                 raise
+            if not isinstance(exc, (TypeError, ValueError)):  # a bug, not the caller's mistake
+                self.handler_errors += 1
+            self.failed_requests += 1
             log.exception("request type %s failed", kind)
             self.reply(header[2], header[1], [type(exc).__name__, f"head: {exc}"], ok=False)
 
@@ -250,7 +265,9 @@ class Head:
                                   "by_type": self.requests_by_type,
                                   "nodes": len(self.tables.nodes),
                                   "actors": len(self.tables.actors),
-                                  "incarnation": self.tables.incarnation})
+                                  "incarnation": self.tables.incarnation,
+                                  "handler_errors": self.handler_errors,
+                                  "failed_requests": self.failed_requests})
 
 
 def main(argv=None) -> None:
@@ -312,10 +329,7 @@ def serve(head: Head, parent_fd: int | None) -> None:
             log.info("parent exited; head stops")
             return
         for frames in messages:  # heartbeats that arrived during a stall count before liveness
-            try:
-                head.handle(frames)
-            except Exception:  # noqa: BLE001 - a bad message must not kill the head
-                log.exception("failed to handle a message")
+            head.handle(frames)
         now = time.monotonic()
         if now - last_loop > head.node_timeout / 2:
             head.forgive_stall(now)  # the head itself was stalled, not the nodes

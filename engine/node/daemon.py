@@ -1,10 +1,14 @@
 """The node daemon: one per node. Leases workers, owns the node's object store (§2, §3, §6).
 
-Owns: the worker pool (forked by the zygote), lease requests and resources (via
-`LeaseScheduler`), the node's shared-memory `ObjectStore`, the registry of local clients
-(drivers and workers) and death notices: when a worker exits, every local client hears
-`WORKER_DIED` with the reason; when a client dies, its leases, pins, objects and actors
-are released (fate-sharing). Worker output lines are forwarded to the drivers.
+Owns the dispatch and I/O around pure policies: the worker pool and lease requests
+(`scheduler.LeaseScheduler`: resources, grants, idle reaping that asks a worker before
+stopping it), where requests go (`spillback.Spillback`: other nodes, infeasible requests
+waiting for one that fits), pulls of objects from other nodes (`transfer.Pulls`: chunked,
+flow-controlled). Itself it keeps the node's shared-memory `ObjectStore`, the registry of
+local clients (drivers and workers) and death notices: when a worker exits, every local
+client hears `WORKER_DIED` with the reason; when a client dies, its leases, pins, objects
+and actors are released (fate-sharing). Worker output lines are forwarded to the drivers.
+A handler that raises is logged and counted (`handler_errors` in NODE_STATS); the loop goes on.
 
 It is not on the task path: owners push tasks to leased workers directly.
 Runs as its own process, one thread. Exits (cleaning up its workers and /dev/shm files)
@@ -28,6 +32,8 @@ from ..store.arena_client import ArenaClient
 from ..store.object_store import ObjectStore
 from ..util import process_tools
 from .scheduler import LeaseRequest, LeaseScheduler
+from .spillback import Placement, Spillback
+from .transfer import Pulls, TransferActions, serve_chunk
 
 log = logging.getLogger("ownrun.node")
 
@@ -48,8 +54,11 @@ class NodeDaemon:
         self.resources = json.loads(args.resources)
         self.config = json.loads(args.config)
         self.parent_pid = args.parent_pid
-        self.scheduler = LeaseScheduler(self.resources, lambda: os.urandom(16),
-                                        max_idle_workers=max(2, int(self.resources.get("CPU", 1)) * 2))
+        max_idle = self.config.get("max_idle_workers", max(2, int(self.resources.get("CPU", 1)) * 2))
+        self.scheduler = LeaseScheduler(self.resources, lambda: os.urandom(16), max_idle_workers=int(max_idle),
+                                        recheck_period=float(self.config.get("reap_recheck_period", 5.0)))
+        self.spillback = Spillback(self.node_id, self.scheduler,
+                                   infeasible_timeout=float(self.config.get("infeasible_timeout", 3.0)))
         self.arena_name = f"ownrun-{os.path.basename(self.session_dir)}-{self.node_id}"
         self.store = ObjectStore(self.arena_name, args.store_capacity,
                                  os.path.join(self.session_dir, "spill", self.node_id))
@@ -61,20 +70,20 @@ class NodeDaemon:
         self.owned_objects: dict[str, set] = {}
         self.address = transport.address
         self.arena = ArenaClient()
-        self.pulls: dict[bytes, list] = {}  # oid -> [(client addr, req_id, worker_id)] waiting
-        self.incoming: dict[bytes, list] = {}  # oid -> [placement, bytes received]
+        self.transfers = Pulls()  # objects being pulled from other nodes, with their readers
+        self.incoming: dict = {}  # oid being pulled -> its store placement (from the first chunk)
+        self.transfer_bytes = 0  # chunk bytes sent and received in the current loop iteration
+        self.max_transfer_bytes_per_loop = 0  # flow control at work: bounded however big objects are
         self.copies: dict[bytes, set] = {}  # oid -> daemons that pulled a copy from us
-        self.pull_sources: dict[bytes, str] = {}  # oid being pulled -> source daemon
         self.dead_daemons: set[str] = set()
-        self.view: dict[str, dict] = {}  # the head's cluster view: node_id -> info
         self.clients_added: list = []
         self.clients_removed: list = []
         self.heartbeat_period = float(self.config.get("heartbeat_period", 0.1))
         self.current_frames: list = []
-        self.infeasible: list = []  # (lease request header, deadline): no node fits it yet
         self.warm_modules: set = set()  # modules the zygote was asked to pre-import
         self.deferred_registrations: list = []  # drivers waiting for the pre-started workers
         self.started_at = time.monotonic()
+        self.handler_errors = 0  # exceptions raised by message handlers (each one a bug)
         self.running = True
         self.zygote = self._start_zygote()
         self.zygote_buf = b""
@@ -102,6 +111,7 @@ class NodeDaemon:
             P.CLUSTER_VIEW: self.on_cluster_view,
             P.NODE_DIED: self.on_node_died,
             P.WORKER_DIED: self.on_remote_worker_died,
+            P.REAP_ANSWER: self.on_reap_answer,
         }
 
     # ---- the zygote ----------------------------------------------------------------------
@@ -139,11 +149,13 @@ class NodeDaemon:
         self.zygote_buf += chunk
         while b"\n" in self.zygote_buf:
             line, self.zygote_buf = self.zygote_buf.split(b"\n", 1)
-            parts = line.decode().split()
-            if parts[0] == "STARTED":
-                self.pid_to_worker[int(parts[2])] = bytes.fromhex(parts[1])
-            elif parts[0] == "EXITED":
-                self.on_worker_exited(int(parts[1]), int(parts[2]))
+            event, *fields = line.decode().split()
+            if event == "STARTED":
+                worker_hex, pid = fields
+                self.pid_to_worker[int(pid)] = bytes.fromhex(worker_hex)
+            elif event == "EXITED":
+                pid, code = fields
+                self.on_worker_exited(int(pid), int(code))
 
     # ---- helpers -------------------------------------------------------------------------
     def reply(self, addr: str, req_id: int, result, ok: bool = True) -> None:
@@ -160,6 +172,8 @@ class NodeDaemon:
                 self.transport.send(w.address, [pack([P.EXIT_WORKER])])
         for owner in decisions.recall:
             self.transport.send(owner, [pack([P.RECALL_LEASES])])
+        for worker_id in decisions.reap_query:
+            self.transport.send(self.scheduler.workers[worker_id].address, [pack([P.REAP_QUERY])])
 
     # ---- clients -------------------------------------------------------------------------
     def _add_client(self, addr, worker_id, pid, kind) -> None:
@@ -172,23 +186,21 @@ class NodeDaemon:
     def on_register_client(self, h) -> None:
         _, req_id, addr, worker_id, pid, kind = h
         self._add_client(addr, worker_id, pid, kind)
-        if self._prestarting() and time.monotonic() < self.started_at + 5.0:
+        if self.scheduler.prestarting() and time.monotonic() < self.started_at + 5.0:
             self.deferred_registrations.append(h)  # answered once the pre-started pool is up
             return
         self._answer_registration(h)
 
-    def _prestarting(self) -> bool:
-        return any(w.state == "starting" and w.lease is None for w in self.scheduler.workers.values())
-
     def _answer_registration(self, h) -> None:
-        _, req_id, addr = h[:3]
+        _, req_id, addr, _worker_id, _pid, _kind = h
         self.reply(addr, req_id, {"node_id": self.node_id, "arena_name": self.arena_name,
                                   "store_capacity": self.store_capacity, "head_address": self.head_address,
                                   "session_dir": self.session_dir, "resources": self.resources})
 
     def on_warm_modules(self, h) -> None:
         """A worker had to import these after it was forked: have the zygote import them."""
-        new = [m for m in h[1] if m not in self.warm_modules]
+        _, modules = h
+        new = [m for m in modules if m not in self.warm_modules]
         if new:
             self.warm_modules.update(new)
             try:
@@ -207,7 +219,7 @@ class NodeDaemon:
         _, worker_id, addr, pid = h
         self._add_client(addr, worker_id, pid, "worker")
         self.apply(self.scheduler.worker_ready(worker_id, addr, pid))
-        if self.deferred_registrations and not self._prestarting():
+        if self.deferred_registrations and not self.scheduler.prestarting():
             waiting, self.deferred_registrations = self.deferred_registrations, []
             for registration in waiting:
                 self._answer_registration(registration)
@@ -245,6 +257,7 @@ class NodeDaemon:
         for oid in self.owned_objects.pop(addr, ()):
             self.object_owner.pop(oid, None)
             self.store.free(oid)
+        self.spillback.owner_died(addr)
         for worker_id in self.scheduler.owner_died(addr):
             self._kill(worker_id, f"its owner {addr} died")
         if client.kind == "driver":  # other nodes' processes may borrow what it owned
@@ -259,7 +272,7 @@ class NodeDaemon:
         notice = [pack([P.WORKER_DIED, worker_id, addr, reason])]
         for client in list(self.clients.values()):
             self.transport.send(client.address, notice)
-        for node in self.view.values():
+        for node in self.spillback.view.values():
             if node["address"] != self.address and node.get("alive", True):
                 self.transport.send(node["address"], notice)
 
@@ -270,97 +283,44 @@ class NodeDaemon:
         self.kill_reasons.setdefault(worker_id, reason)
         process_tools.kill_pid(w.pid)
 
-    # ---- leases --------------------------------------------------------------------------
+    # ---- leases ----------------------------------------------------------------------------
     def on_lease_request(self, h) -> None:
-        _, owner_addr, owner_id, request_id, resources, for_actor = h[:6]
-        hops = h[6] if len(h) > 6 else 0
-        if not self.scheduler.feasible(resources):
-            target = self._spill_target(resources, need_available=False)
-            if target is not None:
-                self._spill(owner_addr, request_id, target)
-            else:  # maybe a node that fits is joining: wait a little for the head's view
-                deadline = time.monotonic() + float(self.config.get("infeasible_timeout", 3.0))
-                self.infeasible.append((h, deadline))
-            return
-        if hops == 0 and not self.scheduler.fits_now(resources):
-            target = self._spill_target(resources, need_available=True)
-            if target is not None:
-                self._spill(owner_addr, request_id, target)
-                return
-        self.apply(self.scheduler.request(LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor,
-                                                       time.monotonic())))
+        _, owner_addr, owner_id, request_id, resources, for_actor, hops = h
+        req = LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor, hops)
+        self.apply_placement(self.spillback.request(req, time.monotonic()))
 
-    def spill_waiting(self, now: float) -> None:
-        """Requests waiting here for a while go to another node with free resources (one that
-        freed up or joined since they arrived)."""
-        if not self.scheduler.pending or len(self.view) < 2:
-            return
-        waiting = self.scheduler.take_waiting(now - 0.2)
-        free = {n: dict(v["available"]) for n, v in self.view.items()
-                if n != self.node_id and v.get("alive", True)}
-        keep = []
-        for req in waiting:
-            target = None
-            for node_id, avail in free.items():
-                if all(avail.get(k, 0) >= v - 1e-9 for k, v in req.resources.items() if v > 0):
-                    target = node_id
-                    for k, v in req.resources.items():  # don't send them all to one free CPU
-                        avail[k] = avail.get(k, 0) - v
-                    break
-            if target is None:
-                keep.append(req)
-            else:
-                self._spill(req.owner_addr, req.request_id, self.view[target]["address"])
-        if keep:
-            self.scheduler.pending.extendleft(reversed(keep))
-
-    def retry_infeasible(self, now: float) -> None:
-        """Re-places lease requests no node could satisfy; fails them after their deadline."""
-        waiting, self.infeasible = self.infeasible, []
-        for h, deadline in waiting:
-            owner_addr, request_id, resources = h[1], h[3], h[4]
-            if self.scheduler.feasible(resources) or self._spill_target(resources, False) is not None:
-                self.on_lease_request(h)
-            elif now >= deadline:
-                nodes = {n: v["total"] for n, v in self.view.items() if v.get("alive", True)}
-                self.transport.send(owner_addr, [pack([P.LEASE_GRANTED, request_id, None,
-                                                       f"no node can satisfy resources {resources}; "
-                                                       f"the nodes have {nodes or self.resources}",
+    def apply_placement(self, placement: Placement) -> None:
+        for req, target in placement.spill:
+            self.transport.send(req.owner_addr, [pack([P.LEASE_GRANTED, req.request_id, None, None,
+                                                       self.node_id, self.address, target])])
+        for req, message in placement.reject:
+            self.transport.send(req.owner_addr, [pack([P.LEASE_GRANTED, req.request_id, None, message,
                                                        self.node_id, self.address, None])])
-            else:
-                self.infeasible.append((h, deadline))
-
-    def _spill_target(self, resources: dict, need_available: bool) -> str | None:
-        """Another live node whose resources (free ones, if asked) fit the request."""
-        best, best_free = None, -1.0
-        for node_id, node in self.view.items():
-            if node_id == self.node_id or not node.get("alive", True):
-                continue
-            pool = node["available"] if need_available else node["total"]
-            if all(pool.get(k, 0) >= v - 1e-9 for k, v in resources.items() if v > 0):
-                free = node["available"].get("CPU", 0)
-                if free > best_free:
-                    best, best_free = node["address"], free
-        return best
-
-    def _spill(self, owner_addr: str, request_id: int, target: str) -> None:
-        self.transport.send(owner_addr, [pack([P.LEASE_GRANTED, request_id, None, None, self.node_id,
-                                               self.address, target])])
+        self.apply(placement.local)
 
     def on_lease_return(self, h) -> None:
-        self.apply(self.scheduler.lease_returned(h[1]))
+        _, worker_id, _worker_alive = h
+        self.apply(self.scheduler.lease_returned(worker_id, time.monotonic()))
+
+    def on_reap_answer(self, h) -> None:
+        _, worker_id, may_exit = h
+        self.apply(self.scheduler.reap_answer(worker_id, may_exit, time.monotonic()))
 
     def on_lease_cancel(self, h) -> None:
-        self.scheduler.cancel(h[1], h[2])
+        _, owner_addr, request_id = h
+        self.scheduler.cancel(owner_addr, request_id)
 
     def on_worker_blocked(self, h) -> None:
-        self.apply(self.scheduler.worker_blocked(h[1]))
+        _, worker_id = h
+        self.apply(self.scheduler.worker_blocked(worker_id))
 
     def on_worker_unblocked(self, h) -> None:
-        self.scheduler.worker_unblocked(h[1])
+        _, worker_id = h
+        self.scheduler.worker_unblocked(worker_id)
 
     def on_kill_worker(self, h) -> None:
-        self._kill(h[1], h[2])
+        _, worker_id, reason = h
+        self._kill(worker_id, reason)
 
     # ---- objects -------------------------------------------------------------------------
     def on_obj_create(self, h) -> None:
@@ -375,86 +335,84 @@ class NodeDaemon:
         self.reply(addr, req_id, list(placement))
 
     def on_obj_seal(self, h) -> None:
+        _, worker_id, oid = h
         try:
-            self.store.seal(h[2], h[1])
+            self.store.seal(oid, worker_id)
         except (KeyError, ValueError) as exc:
-            log.warning("seal of %s by %s ignored: %s", h[2].hex(), h[1].hex(), exc)
+            log.warning("seal of %s by %s ignored: %s", oid.hex(), worker_id.hex(), exc)
 
     def on_obj_get(self, h) -> None:
-        _, req_id, addr, oid, worker_id = h[:5]
-        source = h[5] if len(h) > 5 else None
+        _, req_id, addr, oid, worker_id, source = h
         placement = self.store.get(oid, worker_id)
+        reader = (addr, req_id, worker_id)
         if placement is not None:
             self.reply(addr, req_id, list(placement))
-        elif source in self.dead_daemons:
-            self.reply(addr, req_id, None)
-        elif source and source != self.address and oid not in self.incoming:
-            waiting = self.pulls.get(oid)
-            if waiting is None:
-                self.pulls[oid] = [(addr, req_id, worker_id)]
-                self.pull_sources[oid] = source
-                self.transport.send(source, [pack([P.OBJ_PULL, self.address, oid])])
-            else:
-                waiting.append((addr, req_id, worker_id))
-        elif oid in self.incoming:
-            self.pulls.setdefault(oid, []).append((addr, req_id, worker_id))
+        elif oid in self.transfers.pulls or (source and source != self.address
+                                             and source not in self.dead_daemons):
+            self.apply_transfers(self.transfers.want(oid, source, reader, time.monotonic()))
         else:
             self.reply(addr, req_id, None)
 
-    # ---- transfer between nodes (pull-based, chunked) --------------------------------------
+    # ---- transfer between nodes (node/transfer.py: pull-based, chunked, flow-controlled) -------
     def on_obj_pull(self, h) -> None:
-        requester, oid = h[1], h[2]
-        placement = self.store.get(oid, b"transfer")
-        if placement is None:
-            self.transport.send(requester, [pack([P.OBJ_CHUNK, oid, 0, -1])])
-            return
-        try:
-            data = self.store.read(oid)
-            total = placement.size
-            for offset in range(0, max(total, 1), P.CHUNK_SIZE):
-                chunk = bytes(data[offset:offset + P.CHUNK_SIZE])
-                self.transport.send(requester, [pack([P.OBJ_CHUNK, oid, offset, total]), chunk])
+        """Another daemon asks for one chunk of an object we hold."""
+        _, requester, oid, offset, length = h
+        total, data = serve_chunk(self.store, oid, offset, length)
+        if total >= 0 and offset == 0:
             self.copies.setdefault(oid, set()).add(requester)
-        finally:
-            self.store.release(oid, b"transfer")
+        self.transfer_bytes += len(data)
+        self.transport.send(requester, [pack([P.OBJ_CHUNK, oid, offset, total]), data])
 
     def on_obj_chunk(self, h) -> None:
-        oid, offset, total = h[1], h[2], h[3]
-        if total < 0:
-            self._finish_pull(oid, ok=False)
-            return
+        _, oid, offset, total = h
         data = self.current_frames[1]
-        state = self.incoming.get(oid)
-        if state is None:
-            if offset != 0:
-                return
+        now = time.monotonic()
+        pull = self.transfers.expects(oid, offset)
+        if pull is None:
+            return  # a late chunk of a pull that ended
+        self.transfer_bytes += len(data)
+        if total >= 0 and oid not in self.incoming:
             try:
-                placement = self.store.create(oid, total, b"transfer", primary=False)
-            except Exception:  # noqa: BLE001 - store full: the readers get "not found"
-                log.exception("cannot receive object %s", oid.hex())
-                self._finish_pull(oid, ok=False)
+                self.incoming[oid] = self.store.create(oid, total, b"transfer", primary=False)
+            except Exception as exc:  # noqa: BLE001 - store full: the readers get "not found"
+                log.warning("cannot receive object %s: %s", oid.hex(), exc)
+                self.apply_transfers(self.transfers.failed(oid, f"cannot store it: {exc}"))
                 return
-            state = self.incoming[oid] = [placement, 0]
-        if not state[0].exists:
-            self.arena.write(state[0], [data], offset=offset)
-        state[1] += len(data)
-        if state[1] >= total:
-            del self.incoming[oid]
-            self.store.seal(oid, b"transfer")
-            self._finish_pull(oid, ok=True)
+        placement = self.incoming.get(oid)
+        if placement is not None and not placement.exists and data:
+            self.arena.write(placement, [data], offset=offset)
+        self.apply_transfers(self.transfers.received(oid, offset, total, len(data), now))
 
-    def _finish_pull(self, oid: bytes, ok: bool) -> None:
-        self.pull_sources.pop(oid, None)
-        for addr, req_id, worker_id in self.pulls.pop(oid, []):
-            placement = self.store.get(oid, worker_id) if ok else None
-            self.reply(addr, req_id, list(placement) if placement is not None else None)
+    def apply_transfers(self, actions: TransferActions) -> None:
+        for source, oid, offset, length in actions.requests:
+            self.transport.send(source, [pack([P.OBJ_PULL, self.address, oid, offset, length])])
+        for pull, reason in actions.finished:
+            placement = self.incoming.pop(pull.oid, None)
+            if placement is not None and (reason is None or placement.exists):
+                self.store.seal(pull.oid, b"transfer")
+                reason = None
+            elif placement is not None:
+                self.store.abort(pull.oid, b"transfer")
+            if reason is not None:
+                log.warning("pull of object %s from %s failed: %s", pull.oid.hex(), pull.source, reason)
+            for addr, req_id, worker_id in pull.readers:
+                got = self.store.get(pull.oid, worker_id) if reason is None else None
+                self.reply(addr, req_id, list(got) if got is not None else None)
+
+    def transfer_bound_per_loop(self) -> int:
+        """The most chunk bytes one loop iteration can handle: per peer, `per_peer` chunks
+        pulled from it plus `per_peer` chunks it pulls from us."""
+        peers = sum(1 for n in self.spillback.view.values() if n["address"] != self.address) or 1
+        return 2 * peers * self.transfers.per_peer * self.transfers.chunk_size
 
     def on_obj_release(self, h) -> None:
-        self.store.release(h[2], h[1])
+        _, worker_id, oid = h
+        self.store.release(oid, worker_id)
 
     def on_obj_free(self, h) -> None:
+        _, oids = h
         forward: dict[str, list] = {}
-        for oid in h[1]:
+        for oid in oids:
             for daemon in self.copies.pop(oid, ()):
                 forward.setdefault(daemon, []).append(oid)
             owner = self.object_owner.pop(oid, None)
@@ -463,8 +421,8 @@ class NodeDaemon:
                 if owned is not None:
                     owned.discard(oid)
             self.store.free(oid)
-        for daemon, oids in forward.items():
-            self.transport.send(daemon, [pack([P.OBJ_FREE, oids])])
+        for daemon, freed in forward.items():
+            self.transport.send(daemon, [pack([P.OBJ_FREE, freed])])
 
     # ---- cluster membership ------------------------------------------------------------------
     def heartbeat(self) -> None:
@@ -477,9 +435,8 @@ class NodeDaemon:
             self.clients_added, self.clients_removed = [], []
 
     def on_cluster_view(self, h) -> None:
-        self.view = h[1]
-        if self.infeasible:
-            self.retry_infeasible(time.monotonic())
+        _, view = h
+        self.apply_placement(self.spillback.view_changed(view, time.monotonic()))
 
     def on_node_died(self, h) -> None:
         """Another node died: its processes owned or borrowed things here."""
@@ -488,16 +445,10 @@ class NodeDaemon:
             return
         self.dead_daemons.add(daemon_addr)
         self.transport.disconnect(daemon_addr)
-        if node_id in self.view:
-            self.view[node_id]["alive"] = False
+        self.spillback.node_died(node_id)
         for oid in [o for o, daemons in self.copies.items() if daemon_addr in daemons]:
             self.copies[oid].discard(daemon_addr)
-        for oid, source in list(self.pull_sources.items()):
-            if source == daemon_addr:  # the copy we were pulling died with its node
-                incoming = self.incoming.pop(oid, None)
-                if incoming is not None:
-                    self.store.abort(oid, b"transfer")
-                self._finish_pull(oid, ok=False)
+        self.apply_transfers(self.transfers.source_died(daemon_addr))
         for addr in client_addrs:
             self._remote_process_gone(addr)
         notice = [pack(h)]
@@ -517,6 +468,7 @@ class NodeDaemon:
         for oid in self.owned_objects.pop(addr, ()):
             self.object_owner.pop(oid, None)
             self.store.free(oid)
+        self.spillback.owner_died(addr)
         for worker_id in self.scheduler.owner_died(addr):
             self._kill(worker_id, f"its owner {addr} died")
         self.transport.disconnect(addr)
@@ -531,6 +483,10 @@ class NodeDaemon:
         _, req_id, addr = h
         self.reply(addr, req_id, {"node_id": self.node_id, "store": self.store.stats(),
                                   "scheduler": self.scheduler.usage(), "clients": len(self.clients),
+                                  "handler_errors": self.handler_errors,
+                                  "transfer": {"pulls": len(self.transfers.pulls),
+                                               "max_bytes_per_loop": self.max_transfer_bytes_per_loop,
+                                               "bound_per_loop": self.transfer_bound_per_loop()},
                                   "pids": [w.pid for w in self.scheduler.workers.values() if w.pid]
                                   + [self.zygote.pid]})
 
@@ -545,15 +501,13 @@ class NodeDaemon:
         while self.running:
             now = time.monotonic()
             if now >= next_beat:
-                if self.infeasible:
-                    self.retry_infeasible(now)
                 if self.deferred_registrations and now > self.started_at + 5.0:
                     waiting, self.deferred_registrations = self.deferred_registrations, []
                     for registration in waiting:  # workers are slow to start: don't hold drivers up
                         self._answer_registration(registration)
-                if self.scheduler.pending:  # keep asking owners for idle leases while others wait
-                    self.spill_waiting(now)
-                    self.apply(self.scheduler.schedule())
+                self.apply_placement(self.spillback.tick(now))  # spills, reaps, recalls leases
+                if self.transfers.pulls:
+                    self.apply_transfers(self.transfers.tick(now))
                 self.heartbeat()
                 next_beat = now + self.heartbeat_period
             messages, tokens = self.transport.poll(int(max(1, (next_beat - now) * 1000)))
@@ -564,13 +518,17 @@ class NodeDaemon:
                     self._client_gone(token[1])
                 elif token[0] == "parent" and parent_fd is not None:
                     self.running = False
+            self.transfer_bytes = 0
             for frames in messages:
                 try:
                     header = unpack(frames[0])
                     self.current_frames = frames
                     self.handlers[header[0]](header)
                 except Exception:  # noqa: BLE001 - one bad message must not kill the node
+                    self.handler_errors += 1
                     log.exception("failed to handle a message")
+            if self.transfer_bytes > self.max_transfer_bytes_per_loop:
+                self.max_transfer_bytes_per_loop = self.transfer_bytes
         self.stop()
 
     def stop(self) -> None:

@@ -6,6 +6,14 @@ new worker to start (an actor always gets a new, dedicated worker that it keeps 
 A leased worker blocked in `get` gives its CPUs back until it unblocks, so nested tasks
 cannot deadlock the node; while it is blocked the node may be oversubscribed.
 
+Idle reaping: the pool keeps at most `max_idle_workers` idle workers. Past that, the oldest
+idle worker is not stopped outright: it is asked first (`reap_query`), since a worker that
+ran tasks may own objects (a `put` or a child task's result handed out nested in a list) or
+have tasks of its own in flight, and stopping it would lose them (OwnerDiedError). While
+asked it cannot be leased; it answers with `reap_answer`: may exit -> stopped; may not ->
+back in the pool, not asked again for `recheck_period` s (`tick` re-asks and gives up on
+unanswered questions). A worker that owns something is therefore never reaped.
+
 Does no I/O: methods return the decisions (grants to send, workers to start, owners to
 ask for idle leases back) for the daemon to carry out. Not thread-safe (daemon thread).
 """
@@ -16,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 STARTING, IDLE, LEASED, DEAD = "starting", "idle", "leased", "dead"
+REAP_QUERIED = "reap_queried"  # idle, asked whether it may exit (owns nothing): not leasable
 
 
 @dataclass(slots=True, eq=False)
@@ -25,7 +34,8 @@ class LeaseRequest:
     request_id: int
     resources: dict
     for_actor: bool
-    queued_at: float = 0.0  # when the daemon queued it (set by the daemon)
+    hops: int = 0  # 1: spilled here by another node (never spilled again for being busy)
+    queued_at: float = 0.0  # when it was queued here (set by `Spillback`)
 
 
 @dataclass(slots=True, eq=False)
@@ -37,6 +47,8 @@ class WorkerState:
     lease: LeaseRequest | None = None  # set while leased or bound while starting
     blocked: int = 0  # nesting depth of get() calls blocking this worker
     dedicated: bool = False  # an actor's worker: never returns to the pool
+    queried_at: float | None = None  # when it was asked whether it may exit (REAP_QUERIED)
+    kept_at: float | None = None  # when it last answered that it owns objects or tasks
 
 
 @dataclass(slots=True)
@@ -45,17 +57,23 @@ class Decisions:
     start: list = field(default_factory=list)  # worker ids to start
     stop: list = field(default_factory=list)  # idle worker ids to stop
     recall: set = field(default_factory=set)  # owner addresses to ask for idle leases
+    reap_query: list = field(default_factory=list)  # idle worker ids to ask "may you exit?"
 
 
 class LeaseScheduler:
-    def __init__(self, total: dict, new_worker_id, max_idle_workers: int):
+    def __init__(self, total: dict, new_worker_id, max_idle_workers: int,
+                 recheck_period: float = 5.0, query_timeout: float = 10.0):
         self.total = dict(total)
         self.available = dict(total)
         self.pending: deque[LeaseRequest] = deque()
         self.workers: dict[bytes, WorkerState] = {}
-        self.idle: list[bytes] = []
+        self.idle: list[bytes] = []  # oldest first; leases take the newest
         self._new_worker_id = new_worker_id
         self.max_idle_workers = max_idle_workers
+        self.recheck_period = recheck_period  # an owner that said "no" is asked again after this
+        self.query_timeout = query_timeout  # an unanswered question counts as "no" after this
+        self.reaped = 0  # idle workers stopped (they owned nothing)
+        self.kept_owners = 0  # answers "I own objects or tasks": kept in the pool
 
     # ---- resources ---------------------------------------------------------------------
     def _fits(self, resources: dict) -> bool:
@@ -106,7 +124,7 @@ class LeaseScheduler:
             self._schedule_into(out)
         return out
 
-    def lease_returned(self, worker_id: bytes) -> Decisions:
+    def lease_returned(self, worker_id: bytes, now: float = 0.0) -> Decisions:
         out = Decisions()
         w = self.workers.get(worker_id)
         if w is None or w.state != LEASED:
@@ -121,11 +139,57 @@ class LeaseScheduler:
         w.state = IDLE
         self.idle.append(worker_id)
         self._schedule_into(out)
-        if len(self.idle) > self.max_idle_workers:
-            extra = self.idle.pop(0)
-            self.workers[extra].state = DEAD
-            out.stop.append(extra)
+        self._trim_pool(out, now)
         return out
+
+    def reap_answer(self, worker_id: bytes, may_exit: bool, now: float) -> Decisions:
+        """The idle worker asked by `reap_query` answered: it owns nothing (`may_exit`) or not."""
+        out = Decisions()
+        w = self.workers.get(worker_id)
+        if w is None or w.state != REAP_QUERIED:
+            return out
+        w.queried_at = None
+        if may_exit:
+            w.state = DEAD
+            self.reaped += 1
+            out.stop.append(worker_id)
+            return out
+        self.kept_owners += 1
+        self._keep(w, now)
+        self._schedule_into(out)
+        self._trim_pool(out, now)
+        return out
+
+    def tick(self, now: float) -> Decisions:
+        """Time passed: unanswered questions count as "no"; owners kept long enough are asked again."""
+        out = Decisions()
+        for w in self.workers.values():
+            if w.state == REAP_QUERIED and now - w.queried_at >= self.query_timeout:
+                w.queried_at = None
+                self._keep(w, now)
+        self._schedule_into(out)
+        self._trim_pool(out, now)
+        return out
+
+    def _keep(self, w: WorkerState, now: float) -> None:
+        w.state, w.kept_at = IDLE, now
+        self.idle.append(w.worker_id)  # newest: leased first, as it stays anyway
+
+    def _trim_pool(self, out: Decisions, now: float) -> None:
+        """Asks the oldest idle workers over the pool's limit whether they may exit."""
+        excess = len(self.idle) - self.max_idle_workers
+        if excess <= 0:
+            return
+        for worker_id in list(self.idle):
+            w = self.workers[worker_id]
+            if w.kept_at is not None and now - w.kept_at < self.recheck_period:
+                continue
+            self.idle.remove(worker_id)
+            w.state, w.queried_at = REAP_QUERIED, now
+            out.reap_query.append(worker_id)
+            excess -= 1
+            if excess == 0:
+                return
 
     def worker_blocked(self, worker_id: bytes) -> Decisions:
         w = self.workers.get(worker_id)
@@ -222,9 +286,42 @@ class LeaseScheduler:
             ids.append(worker_id)
         return ids
 
+    def prestarting(self) -> bool:
+        """Pre-started workers (not bound to a request) are still starting."""
+        return any(w.state == STARTING and w.lease is None for w in self.workers.values())
+
     def usage(self) -> dict:
         counts: dict[str, int] = {}
         for w in self.workers.values():
             counts[w.state] = counts.get(w.state, 0) + 1
         return {"total": self.total, "available": self.available, "workers": counts,
-                "pending_leases": len(self.pending)}
+                "pending_leases": len(self.pending), "reaped": self.reaped,
+                "kept_owners": self.kept_owners}
+
+    # ---- invariants (checked after every step in the unit tests) ----------------------------
+    def validate_state(self) -> None:
+        assert len(self.idle) == len(set(self.idle)), "a worker is twice in the idle list"
+        assert set(self.idle) == {i for i, w in self.workers.items() if w.state == IDLE}, \
+            "the idle list and the idle workers differ"
+        held: dict[str, float] = {}
+        for worker_id, w in self.workers.items():
+            assert w.worker_id == worker_id
+            assert w.state != DEAD or w.lease is None, "a stopped worker holds a lease"
+            if w.state in (IDLE, REAP_QUERIED):
+                assert w.lease is None and not w.blocked and not w.dedicated
+            assert (w.state == REAP_QUERIED) == (w.queried_at is not None)
+            if w.state == LEASED:  # an actor's worker keeps its state after its lease ends
+                assert w.address is not None and (w.lease is not None or w.dedicated)
+            if w.blocked:
+                assert w.state == LEASED
+            if w.lease is not None and w.state in (STARTING, LEASED):
+                assert w.dedicated == w.lease.for_actor
+                for name, amount in w.lease.resources.items():
+                    if not (w.blocked and name == "CPU"):
+                        held[name] = held.get(name, 0) + amount
+        for name in set(self.total) | set(held) | set(self.available):
+            total = self.total.get(name, 0)
+            accounted = self.available.get(name, 0) + held.get(name, 0)
+            assert abs(total - accounted) < 1e-6, f"{name}: {accounted} accounted of {total}"
+        leased = {id(w.lease) for w in self.workers.values() if w.lease is not None}
+        assert not any(id(r) in leased for r in self.pending), "a request is both queued and bound"

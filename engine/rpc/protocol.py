@@ -40,11 +40,11 @@ NODE_STATS = 44  # request: [.., req_id, addr]
 SHUTDOWN_NODE = 45  # [SHUTDOWN_NODE]
 WARM_MODULES = 49  # [WARM_MODULES, [module names]]  (a worker imported these: pre-import in the zygote)
 UNREGISTER_CLIENT = 48  # request: [.., req_id, addr]  (a driver leaving: release what it holds)
+REAP_ANSWER = 57  # [REAP_ANSWER, worker_id, may_exit]  (answers REAP_QUERY)
 
 # ---- node daemon <-> node daemon (object transfer, pull-based) ----------------------------
-OBJ_PULL = 46  # [OBJ_PULL, requester_daemon_addr, oid]
+OBJ_PULL = 46  # [OBJ_PULL, requester_daemon_addr, oid, offset, length]  (one chunk; see node/transfer.py)
 OBJ_CHUNK = 47  # [OBJ_CHUNK, oid, offset, total] + data   (total -1: the sender has no copy)
-CHUNK_SIZE = 8 * 1024 * 1024
 
 # ---- node daemon -> core worker ----------------------------------------------------
 LEASE_GRANTED = 50  # [LEASE_GRANTED, lease_req_id, worker_id, worker_addr|error, node_id, daemon_addr,
@@ -52,6 +52,7 @@ LEASE_GRANTED = 50  # [LEASE_GRANTED, lease_req_id, worker_id, worker_addr|error
 WORKER_DIED = 51  # [WORKER_DIED, worker_id, worker_addr, reason]
 RECALL_LEASES = 52  # [RECALL_LEASES]  (return idle leases: others are waiting)
 EXIT_WORKER = 53  # [EXIT_WORKER]
+REAP_QUERY = 56  # [REAP_QUERY]  (an idle pooled worker: may you exit? owns no objects, no tasks)
 ACTOR_STATE = 55  # [ACTOR_STATE, actor_id, view]  (head -> processes that looked the actor up)
 NODE_DIED = 54  # [NODE_DIED, node_id, daemon_addr, client_addrs, reason]  (also head -> daemons)
 

@@ -298,6 +298,18 @@ class CoreWorker(RecoveryMixin):
             if out:
                 self._carry_out(out)
 
+    def owns_anything(self) -> bool:
+        """Tasks in flight, owned values not yet freed, or borrowed refs that others borrow
+        through this process (a link in the borrower tree): it must not be reaped. Lock held."""
+        if self.tasks:
+            return True
+        for ref in self.refs.refs.values():
+            if ref.owned and not ref.freed:
+                return True
+            if not ref.owned and any(count > 0 for count in ref.borrowers.values()):
+                return True
+        return False
+
     def put(self, value) -> ObjectRef:
         frames, contains = serialization.serialize(value)
         size = serialization.frames_size(frames)

@@ -61,6 +61,7 @@ class Executor:
         core.add_handler(P.PUSH_TASK, self.on_push)
         core.add_handler(P.CANCEL_TASK, self.on_cancel)
         core.add_handler(P.EXIT_WORKER, self.on_exit)
+        core.add_handler(P.REAP_QUERY, self.on_reap_query)
 
     def holds_lease(self) -> bool:
         return True
@@ -92,6 +93,11 @@ class Executor:
             self.cancelled.add(task_id)
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
                                                        ctypes.py_object(errors.TaskCancelledError))
+
+    def on_reap_query(self, h, frames) -> None:
+        """The daemon would stop this idle worker: only if it owns no objects and no tasks."""
+        may_exit = not (self.queue or self.running or self.core.owns_anything())
+        self.core.transport.send(self.core.daemon_address, [pack([P.REAP_ANSWER, self.core.worker_id, may_exit])])
 
     def on_exit(self, h, frames) -> None:
         with self.cv:

@@ -109,3 +109,14 @@ def test_heartbeat_registers_the_node_and_answers_with_the_cluster_view(head):
 def test_unknown_message_types_are_counted_and_ignored(head):
     send(head, 9999, 1, CLIENT)
     assert head.transport.sent == [] and head.requests_by_type[9999] == 1
+
+
+def test_handler_exceptions_are_counted_not_only_logged(head):
+    send(head, P.HEARTBEAT, "node-1")  # malformed: a bug in the sender, nobody to answer
+    send(head, P.KV_PUT, 1, CLIENT, "key", "not bytes", True)  # the caller's mistake: answered
+    assert head.transport.replies()[1][0] is False
+    assert head.handler_errors == 1
+    assert head.failed_requests == 1
+    send(head, P.HEAD_STATS, 2, CLIENT)
+    ok, stats = head.transport.replies()[2]
+    assert ok and stats["handler_errors"] == 1 and stats["failed_requests"] == 1

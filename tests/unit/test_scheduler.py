@@ -1,21 +1,53 @@
-"""LeaseScheduler, driven with events and checked by the decisions it returns (no I/O)."""
+"""LeaseScheduler, driven with events and checked by the decisions it returns (no I/O).
+
+Every event goes through `Checked`, which runs `validate_state()` after it."""
 
 from __future__ import annotations
 
 import itertools
 
 import pytest
-from ownrun.engine.node.scheduler import DEAD, IDLE, LEASED, STARTING, LeaseRequest, LeaseScheduler
+from ownrun.engine.node.scheduler import (
+    DEAD,
+    IDLE,
+    LEASED,
+    REAP_QUERIED,
+    STARTING,
+    LeaseRequest,
+    LeaseScheduler,
+)
 
 OWNER_A = "tcp://owner-a"
 OWNER_B = "tcp://owner-b"
+
+
+class Checked:
+    """A scheduler whose every method call is followed by `validate_state()`."""
+
+    def __init__(self, sched: LeaseScheduler):
+        self._sched = sched
+
+    def __getattr__(self, name):
+        value = getattr(self._sched, name)
+        if not callable(value) or name == "validate_state":
+            return value
+
+        def checked(*args, **kwargs):
+            result = value(*args, **kwargs)
+            self._sched.validate_state()
+            return result
+
+        return checked
 
 
 @pytest.fixture
 def make_scheduler():
     def make(cpus: float = 2, max_idle_workers: int = 4, **resources) -> LeaseScheduler:
         ids = (f"w{i}".encode() for i in itertools.count())
-        return LeaseScheduler({"CPU": float(cpus), **resources}, lambda: next(ids), max_idle_workers)
+        sched = LeaseScheduler({"CPU": float(cpus), **resources}, lambda: next(ids), max_idle_workers,
+                               recheck_period=5.0, query_timeout=10.0)
+        sched.validate_state()
+        return Checked(sched)
 
     return make
 
@@ -242,16 +274,82 @@ def test_custom_resources_are_accounted(make_scheduler):
     assert sched.available == {"CPU": 3.0, "disk": 0.0}
 
 
-def test_idle_workers_beyond_the_limit_are_stopped(make_scheduler):
+def test_idle_workers_beyond_the_limit_are_asked_then_stopped(make_scheduler):
     sched = make_scheduler(cpus=4, max_idle_workers=1)
     start_idle(sched, 2)
     w1 = lease(sched, request())
     w2 = lease(sched, request())
-    assert sched.lease_returned(w1).stop == []
-    out = sched.lease_returned(w2)
-    assert len(out.stop) == 1
-    assert sched.workers[out.stop[0]].state == DEAD
-    assert len(sched.idle) == 1
+    out = sched.lease_returned(w1, now=1.0)
+    assert out.stop == [] and out.reap_query == []
+    out = sched.lease_returned(w2, now=2.0)
+    assert out.stop == [] and out.reap_query == [w1]  # the oldest idle worker is asked first
+    assert sched.workers[w1].state == REAP_QUERIED
+    assert sched.idle == [w2]
+    out = sched.reap_answer(w1, may_exit=True, now=2.1)
+    assert out.stop == [w1]
+    assert sched.workers[w1].state == DEAD
+    assert sched.usage()["reaped"] == 1
+
+
+def test_idle_worker_that_owns_objects_is_kept_and_the_next_oldest_is_asked(make_scheduler):
+    sched = make_scheduler(cpus=4, max_idle_workers=1)
+    start_idle(sched, 3)
+    w1, w2, w3 = (lease(sched, request()) for _ in range(3))
+    sched.lease_returned(w1, now=1.0)
+    assert sched.lease_returned(w2, now=2.0).reap_query == [w1]
+    out = sched.reap_answer(w1, may_exit=False, now=2.1)  # it owns a live object
+    assert out.stop == []
+    assert out.reap_query == [w2]  # still over the limit: the next oldest is asked
+    assert sched.workers[w1].state == IDLE
+    assert sched.usage()["kept_owners"] == 1
+    out = sched.reap_answer(w2, may_exit=True, now=2.2)
+    assert out.stop == [w2]
+    # More returns do not ask the owner again before its recheck period has passed.
+    out = sched.lease_returned(w3, now=3.0)
+    assert out.reap_query == [w3]
+
+
+def test_kept_owner_is_asked_again_after_the_recheck_period(make_scheduler):
+    sched = make_scheduler(cpus=4, max_idle_workers=0)
+    start_idle(sched, 1)
+    (w1,) = [lease(sched, request())]
+    assert sched.lease_returned(w1, now=1.0).reap_query == [w1]
+    assert sched.reap_answer(w1, may_exit=False, now=1.0).reap_query == []
+    assert sched.tick(now=5.9).reap_query == []
+    assert sched.tick(now=6.0).reap_query == [w1]  # recheck_period 5 s
+    assert sched.reap_answer(w1, may_exit=True, now=6.1).stop == [w1]
+
+
+def test_unanswered_reap_query_keeps_the_worker(make_scheduler):
+    sched = make_scheduler(cpus=4, max_idle_workers=0)
+    start_idle(sched, 1)
+    w1 = lease(sched, request())
+    assert sched.lease_returned(w1, now=1.0).reap_query == [w1]
+    assert sched.tick(now=10.9).stop == []
+    assert sched.workers[w1].state == REAP_QUERIED
+    out = sched.tick(now=11.0)  # query_timeout 10 s: treated as "it owns something"
+    assert out.stop == [] and out.reap_query == []
+    assert sched.workers[w1].state == IDLE
+    assert sched.reap_answer(w1, may_exit=True, now=11.1).stop == []  # a late answer is ignored
+
+
+def test_worker_being_asked_is_not_leased(make_scheduler):
+    sched = make_scheduler(cpus=4, max_idle_workers=0)
+    start_idle(sched, 1)
+    w1 = lease(sched, request())
+    sched.lease_returned(w1, now=1.0)
+    out = sched.request(request())
+    assert out.grants == [] and len(out.start) == 1 and out.start[0] != w1
+
+
+def test_worker_dying_while_asked_is_forgotten(make_scheduler):
+    sched = make_scheduler(cpus=4, max_idle_workers=0)
+    start_idle(sched, 1)
+    w1 = lease(sched, request())
+    sched.lease_returned(w1, now=1.0)
+    dead, out = sched.worker_died(w1)
+    assert dead.state == DEAD and w1 not in sched.workers
+    assert sched.reap_answer(w1, may_exit=True, now=1.1).stop == []
 
 
 def test_usage_counts_workers_by_state(make_scheduler):

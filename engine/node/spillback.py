@@ -1,0 +1,163 @@
+"""Where a lease request goes: this node, another node (spillback), or waits for one that fits.
+
+Owns the node's copy of the head's cluster view and the requests no node can satisfy yet.
+Rules, in order, for a request arriving at this node (`request`):
+
+1. No node fits it at all -> another live node whose total resources fit it, else it waits
+   (`infeasible_timeout` s) for a node that fits to join; then it is rejected with the
+   nodes' resources in the message.
+2. Sent here by an owner (not spilled here already) while this node is busy (its free
+   resources do not fit, or earlier requests wait) -> the live node with the most free CPUs
+   whose free resources fit it, if any.
+3. Else it queues in the local `LeaseScheduler`.
+
+And over time (`tick`, `view_changed`): waiting infeasible requests are placed once a node
+fits, and requests queued here longer than `spill_after` s go to nodes that have the free
+resources now (each spilled request counts against the target's free resources, so a
+burst is not sent to a single free CPU).
+
+Does no I/O and reads no clock: methods take `now` and return a `Placement` (spills,
+rejections and the local scheduler's `Decisions`) for the daemon to carry out. Not
+thread-safe (daemon thread).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .scheduler import Decisions, LeaseRequest, LeaseScheduler
+
+
+@dataclass(slots=True)
+class Placement:
+    spill: list = field(default_factory=list)  # (LeaseRequest, daemon address): ask there
+    reject: list = field(default_factory=list)  # (LeaseRequest, message): no node can run it
+    local: Decisions = field(default_factory=Decisions)  # the local scheduler's decisions
+
+
+def _fits(pool: dict, resources: dict) -> bool:
+    return all(pool.get(k, 0) >= v - 1e-9 for k, v in resources.items() if v > 0)
+
+
+class Spillback:
+    def __init__(self, node_id: str, scheduler: LeaseScheduler, infeasible_timeout: float = 3.0,
+                 spill_after: float = 0.2):
+        self.node_id = node_id
+        self.scheduler = scheduler
+        self.infeasible_timeout = infeasible_timeout
+        self.spill_after = spill_after
+        self.view: dict[str, dict] = {}  # node_id -> {address, total, available, alive}
+        self.infeasible: list[tuple[LeaseRequest, float]] = []  # (request, deadline)
+
+    # ---- events ------------------------------------------------------------------------
+    def request(self, req: LeaseRequest, now: float) -> Placement:
+        out = Placement()
+        self._place(req, now, out, deadline=now + self.infeasible_timeout)
+        return out
+
+    def view_changed(self, view: dict, now: float) -> Placement:
+        self.view = view
+        out = Placement()
+        if self.infeasible:
+            self._retry_infeasible(now, out)
+        return out
+
+    def node_died(self, node_id: str) -> None:
+        node = self.view.get(node_id)
+        if node is not None:
+            node["alive"] = False
+
+    def owner_died(self, owner_addr: str) -> None:
+        self.infeasible = [(r, d) for r, d in self.infeasible if r.owner_addr != owner_addr]
+
+    def tick(self, now: float) -> Placement:
+        """Time passed: place or reject waiting infeasible requests, spill long-waiting ones,
+        then the local scheduler's tick (which asks owners for idle leases while requests wait)."""
+        out = Placement()
+        if self.infeasible:
+            self._retry_infeasible(now, out)
+        if self.scheduler.pending:
+            self._spill_waiting(now, out)
+        self._merge(out, self.scheduler.tick(now))
+        return out
+
+    # ---- the decisions -----------------------------------------------------------------------
+    def _place(self, req: LeaseRequest, now: float, out: Placement, deadline: float) -> None:
+        if not self.scheduler.feasible(req.resources):
+            target = self.target(req.resources, need_available=False)
+            if target is not None:
+                out.spill.append((req, target))
+            else:  # maybe a node that fits is joining: wait a little for the head's view
+                self.infeasible.append((req, deadline))
+            return
+        if req.hops == 0 and not self.scheduler.fits_now(req.resources):
+            target = self.target(req.resources, need_available=True)
+            if target is not None:
+                out.spill.append((req, target))
+                return
+        req.queued_at = now
+        self._merge(out, self.scheduler.request(req))
+
+    def target(self, resources: dict, need_available: bool) -> str | None:
+        """Another live node whose resources (free ones, if asked) fit; most free CPUs first."""
+        best, best_free = None, -1.0
+        for node_id, node in self.view.items():
+            if node_id == self.node_id or not node.get("alive", True):
+                continue
+            if _fits(node["available"] if need_available else node["total"], resources):
+                free = node["available"].get("CPU", 0)
+                if free > best_free:
+                    best, best_free = node["address"], free
+        return best
+
+    def _retry_infeasible(self, now: float, out: Placement) -> None:
+        waiting, self.infeasible = self.infeasible, []
+        for req, deadline in waiting:
+            if self.scheduler.feasible(req.resources) or self.target(req.resources, False) is not None:
+                self._place(req, now, out, deadline)
+            elif now >= deadline:
+                nodes = {n: v["total"] for n, v in self.view.items() if v.get("alive", True)}
+                out.reject.append((req, f"no node can satisfy resources {req.resources}; "
+                                        f"the nodes have {nodes or self.scheduler.total}"))
+            else:
+                self.infeasible.append((req, deadline))
+
+    def _spill_waiting(self, now: float, out: Placement) -> None:
+        """Requests waiting here for a while go to another node with free resources (one that
+        freed up or joined since they arrived)."""
+        if len(self.view) < 2:
+            return
+        waiting = self.scheduler.take_waiting(now - self.spill_after)
+        free = {n: dict(v["available"]) for n, v in self.view.items()
+                if n != self.node_id and v.get("alive", True)}
+        keep = []
+        for req in waiting:
+            for node_id, avail in free.items():
+                if _fits(avail, req.resources):
+                    for k, v in req.resources.items():  # don't send them all to one free CPU
+                        avail[k] = avail.get(k, 0) - v
+                    out.spill.append((req, self.view[node_id]["address"]))
+                    break
+            else:
+                keep.append(req)
+        if keep:
+            self.scheduler.pending.extendleft(reversed(keep))
+
+    @staticmethod
+    def _merge(out: Placement, decisions: Decisions) -> None:
+        local = out.local
+        local.grants += decisions.grants
+        local.start += decisions.start
+        local.stop += decisions.stop
+        local.recall |= decisions.recall
+        local.reap_query += decisions.reap_query
+
+    # ---- invariants (checked after every step in the unit tests) ----------------------------
+    def validate_state(self) -> None:
+        waiting = {id(r) for r, _ in self.infeasible}
+        assert len(waiting) == len(self.infeasible), "a request waits twice"
+        assert not any(id(r) in waiting for r in self.scheduler.pending), \
+            "a request is both infeasible-waiting and queued"
+        for req, _ in self.infeasible:
+            assert not self.scheduler.feasible(req.resources), "a feasible request waits as infeasible"
+        self.scheduler.validate_state()

@@ -1,0 +1,92 @@
+"""The node daemon's worker pool and object transfer, seen from a driver (each test owns its cluster)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from conftest import add_node_ready, process_gone, wait_for
+from ownrun import engine
+from ownrun.engine import api, debug
+from ownrun.engine.rpc import protocol as P
+
+MIB = 1024 * 1024
+
+
+@engine.remote
+def make_owned():
+    """Puts a value (this worker owns it) and returns its ref nested in a list."""
+    return [engine.put("owned by a pooled worker")], os.getpid()
+
+
+def _idle_workers() -> int:
+    return debug.node_stats()["scheduler"]["workers"].get("idle", 0)
+
+
+@engine.remote
+def nest(depth: int):
+    """Blocks in get on a child `depth` levels deep: each level leases one more worker. Returns
+    once the deeper levels' workers are back in the pool, so they go back innermost first."""
+    child = make_owned.remote() if depth == 0 else nest.remote(depth - 1)
+    result = engine.get(child)
+    del child
+    deadline = time.monotonic() + 30
+    while _idle_workers() < depth + 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return result
+
+
+def test_idle_worker_that_owns_objects_is_not_reaped():
+    # One CPU: the daemon keeps at most two idle workers. Three nested levels lease three
+    # workers (a parent blocked in get gives its CPU back); the innermost, which owns the put
+    # value, goes back to the pool first, so when the other two follow it is the oldest idle
+    # worker: the one an idle pool over its limit stops.
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    engine.init(num_cpus=1, lease_idle_timeout=0.05)
+    try:
+        (nested,), owner_pid = engine.get(nest.remote(1))
+        assert owner_pid in debug.worker_pids()
+
+        def pool_settled() -> bool:
+            pool = debug.node_stats()["scheduler"]
+            return process_gone(owner_pid) or (
+                pool["workers"].get("leased", 0) == 0 and pool.get("kept_owners", 0) >= 1)
+
+        wait_for(pool_settled, timeout=30, message="the leases went back and the pool was trimmed")
+        assert not process_gone(owner_pid), "the worker that owns a live object was reaped"
+        assert engine.get(nested, timeout=30) == "owned by a pooled worker"
+        assert debug.node_stats()["handler_errors"] == 0
+    finally:
+        engine.shutdown()
+
+
+@engine.remote
+def ones(nbytes: int):
+    import numpy as np
+
+    return np.ones(nbytes // 8)
+
+
+def test_large_transfer_moves_in_bounded_chunks_while_heartbeats_flow():
+    """200 MB pulled from another node: each daemon handles a bounded number of bytes per turn
+    of its loop (so heartbeats go out between chunks) and the head never suspects either node."""
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    engine.init(num_cpus=1, object_store_memory=1024 * MIB, node_death_timeout=2.0)
+    try:
+        source = add_node_ready(num_cpus=1, resources={"source": 1})
+        big = ones.options(resources={"source": 1}, num_cpus=0).remote(200 * MIB)
+        engine.wait([big], timeout=60)
+        value = engine.get(big, timeout=120)
+        assert value.nbytes == 200 * MIB and value.sum() == 200 * MIB // 8
+        core = api._core()
+        nodes = core.call(core.head_address, P.NODE_LIST)
+        assert all(node["alive"] for node in nodes.values()), "the head suspected a node"
+        here = debug.node_stats()
+        there = core.call(nodes[source]["address"], P.NODE_STATS)
+        for stats in (here, there):
+            transfer = stats["transfer"]
+            assert 0 < transfer["max_bytes_per_loop"] <= transfer["bound_per_loop"] < 200 * MIB
+            assert transfer["pulls"] == 0
+            assert stats["handler_errors"] == 0
+    finally:
+        engine.shutdown()

@@ -1,0 +1,150 @@
+"""Spillback, driven with events and time by hand (no I/O); `validate_state()` after every step."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from ownrun.engine.node.scheduler import LeaseRequest, LeaseScheduler
+from ownrun.engine.node.spillback import Spillback
+
+OWNER = "tcp://owner"
+_request_ids = itertools.count(1)
+
+
+class Checked:
+    """A Spillback whose every method call is followed by `validate_state()`."""
+
+    def __init__(self, policy: Spillback):
+        self._policy = policy
+
+    def __getattr__(self, name):
+        value = getattr(self._policy, name)
+        if not callable(value) or name == "validate_state":
+            return value
+
+        def checked(*args, **kwargs):
+            result = value(*args, **kwargs)
+            self._policy.validate_state()
+            return result
+
+        return checked
+
+
+def node(address: str, cpus: float, free: float | None = None, alive: bool = True, **resources) -> dict:
+    total = {"CPU": float(cpus), **resources}
+    available = {"CPU": float(cpus if free is None else free), **resources}
+    return {"address": address, "total": total, "available": available, "alive": alive}
+
+
+@pytest.fixture
+def make_policy():
+    def make(cpus: float = 1, pooled: int = 0, **view) -> Spillback:
+        ids = (f"w{i}".encode() for i in itertools.count())
+        sched = LeaseScheduler({"CPU": float(cpus)}, lambda: next(ids), max_idle_workers=4)
+        for worker_id in sched.prestart(pooled):
+            sched.worker_ready(worker_id, f"tcp://{worker_id.decode()}", 1)
+        policy = Spillback("here", sched, infeasible_timeout=3.0, spill_after=0.2)
+        policy.view_changed({"here": node("tcp://here", cpus), **view}, now=0.0)
+        policy.validate_state()
+        return Checked(policy)
+
+    return make
+
+
+def request(cpus: float = 1, hops: int = 0, **resources) -> LeaseRequest:
+    return LeaseRequest(OWNER, b"owner", next(_request_ids), {"CPU": float(cpus), **resources}, False, hops)
+
+
+def test_request_that_fits_here_is_granted_here(make_policy):
+    policy = make_policy(cpus=2, pooled=1)
+    req = request()
+    out = policy.request(req, now=1.0)
+    assert out.spill == [] and out.reject == []
+    assert [(r, w.worker_id) for r, w in out.local.grants] == [(req, b"w0")]
+
+
+def test_request_no_node_here_fits_goes_to_a_node_that_does(make_policy):
+    policy = make_policy(cpus=1, big=node("tcp://big", 8, free=0))
+    req = request(cpus=4)
+    out = policy.request(req, now=1.0)
+    assert out.spill == [(req, "tcp://big")]  # its total fits, even though it is busy now
+
+
+def test_infeasible_request_waits_for_a_node_that_fits_to_join(make_policy):
+    policy = make_policy(cpus=1)
+    req = request(GPU=1)
+    out = policy.request(req, now=1.0)
+    assert out.spill == [] and out.reject == []
+    assert policy.tick(now=2.0).reject == []
+    view = dict(policy.view, gpu=node("tcp://gpu", 1, GPU=1))
+    out = policy.view_changed(view, now=2.5)
+    assert out.spill == [(req, "tcp://gpu")]
+    assert policy.infeasible == []
+
+
+def test_infeasible_request_is_rejected_after_its_deadline_naming_the_nodes(make_policy):
+    policy = make_policy(cpus=1)
+    req = request(GPU=1)
+    policy.request(req, now=1.0)
+    assert policy.tick(now=3.9).reject == []
+    out = policy.tick(now=4.0)
+    ((rejected, message),) = out.reject
+    assert rejected is req
+    assert "no node can satisfy resources" in message and "'here'" in message
+    assert policy.infeasible == []
+
+
+def test_busy_node_spills_to_the_node_with_most_free_cpus(make_policy):
+    policy = make_policy(cpus=1, pooled=1, a=node("tcp://a", 4, free=1), b=node("tcp://b", 4, free=3))
+    policy.request(request(), now=1.0)  # takes this node's only CPU
+    req = request()
+    out = policy.request(req, now=1.1)
+    assert out.spill == [(req, "tcp://b")]
+
+
+def test_request_spilled_here_is_not_spilled_again(make_policy):
+    policy = make_policy(cpus=1, pooled=1, a=node("tcp://a", 4, free=4))
+    policy.request(request(), now=1.0)
+    req = request(hops=1)
+    out = policy.request(req, now=1.1)
+    assert out.spill == [] and list(policy.scheduler.pending) == [req]
+
+
+def test_dead_node_is_not_a_target(make_policy):
+    policy = make_policy(cpus=1, pooled=1, a=node("tcp://a", 4, free=4))
+    policy.node_died("a")
+    policy.request(request(), now=1.0)
+    req = request()
+    assert policy.request(req, now=1.1).spill == []
+    assert list(policy.scheduler.pending) == [req]
+
+
+def test_waiting_requests_spill_to_a_node_that_frees_up_without_overfilling_it(make_policy):
+    policy = make_policy(cpus=1, pooled=1, a=node("tcp://a", 2, free=0))
+    policy.request(request(), now=1.0)
+    waiting = [request(hops=1) for _ in range(3)]
+    for req in waiting:
+        policy.request(req, now=1.0)
+    assert policy.tick(now=1.5).spill == []  # no node has free CPUs
+    view = dict(policy.view, a=node("tcp://a", 2, free=2))
+    policy.view_changed(view, now=1.6)
+    out = policy.tick(now=1.7)
+    assert out.spill == [(waiting[0], "tcp://a"), (waiting[1], "tcp://a")]  # two free CPUs there
+    assert list(policy.scheduler.pending) == [waiting[2]]
+
+
+def test_requests_queued_only_briefly_are_not_spilled(make_policy):
+    policy = make_policy(cpus=1, pooled=1, a=node("tcp://a", 2, free=2))
+    policy.request(request(), now=1.0)
+    req = request(hops=1)
+    policy.request(req, now=1.0)
+    assert policy.tick(now=1.1).spill == []
+    assert policy.tick(now=1.3).spill == [(req, "tcp://a")]
+
+
+def test_dead_owner_infeasible_requests_are_dropped(make_policy):
+    policy = make_policy(cpus=1)
+    policy.request(request(GPU=1), now=1.0)
+    policy.owner_died(OWNER)
+    assert policy.tick(now=10.0).reject == []
