@@ -91,6 +91,7 @@ class NodeDaemon:
             P.OBJ_GET: self.on_obj_get,
             P.OBJ_RELEASE: self.on_obj_release,
             P.OBJ_FREE: self.on_obj_free,
+            P.OBJ_PIN: self.on_obj_pin,
             P.KILL_WORKER: self.on_kill_worker,
             P.LOG_LINES: self.on_log_lines,
             P.NODE_STATS: self.on_stats,
@@ -451,6 +452,18 @@ class NodeDaemon:
 
     def on_obj_release(self, h) -> None:
         self.store.release(h[2], h[1])
+
+    def on_obj_pin(self, h) -> None:
+        """The owner lost the primary copy and pins our secondary one: it becomes the primary
+        (never evicted; freed by the owner or with it)."""
+        _, oid, owner_addr = h
+        if self.store.get(oid, b"pin") is None:
+            return  # evicted meanwhile: the owner's next read fails and it rebuilds the object
+        self.store.create(oid, 0, b"pin", primary=True)  # sealed already: marks it primary
+        self.store.seal(oid, b"pin")
+        self.store.release(oid, b"pin")
+        self.object_owner[oid] = owner_addr
+        self.owned_objects.setdefault(owner_addr, set()).add(oid)
 
     def on_obj_free(self, h) -> None:
         forward: dict[str, list] = {}
