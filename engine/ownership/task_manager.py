@@ -144,6 +144,8 @@ class TaskManager:
     # ---- reference counts -----------------------------------------------------------------
     def apply_ref_ops(self, ops: collections.deque) -> None:
         """Applies queued count changes of ObjectRefs and shared-memory views."""
+        if not ops:
+            return
         out = Release()
         refs = self.refs
         send = self.out.append
