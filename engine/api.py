@@ -82,7 +82,7 @@ def init(address: str | None = None, num_cpus: float | None = None, resources: d
         cluster.start()
         core = None
         try:
-            core = CoreWorker("driver", cluster.node_addresses[0], os.urandom(16), config)
+            core = CoreWorker("driver", cluster.node_addresses[0], ids.new_worker_id(), config)
             core.register_driver()
         except BaseException:
             if core is not None:

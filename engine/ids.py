@@ -3,7 +3,7 @@
 * task id (16 bytes): an 8-byte random prefix per process + an 8-byte little-endian counter.
 * object id (20 bytes): the id of the task that creates it + a 4-byte little-endian index:
   1..n for a task's returns, 0 for an object created by `put` (which takes a fresh task id).
-* actor id: 16 random bytes.
+* actor id, worker id: 16 random bytes.
 
 Pure functions, plus `IdGenerator` (one per process, used under the core worker's lock or
 from one thread: `itertools.count` is atomic in CPython). Thread-safe.
@@ -38,6 +38,11 @@ def task_id_of(object_id: bytes) -> bytes:
 
 
 def new_actor_id() -> bytes:
+    return os.urandom(16)
+
+
+def new_worker_id() -> bytes:
+    """A driver's or worker's id (16 random bytes)."""
     return os.urandom(16)
 
 

@@ -47,6 +47,8 @@ DEFAULT_CONFIG = {
 
 
 class CoreWorker:
+    handler_errors_in_process = 0  # over every core worker this process ran (tests check it)
+
     def __init__(self, mode: str, daemon_address: str, worker_id: bytes, config: dict | None = None,
                  node_info: dict | None = None):
         self.mode = mode  # "driver" or "worker"
@@ -144,6 +146,7 @@ class CoreWorker:
                                 handler(header, frames)
                         except Exception:  # noqa: BLE001 - keep serving other messages
                             self.handler_errors += 1
+                            CoreWorker.handler_errors_in_process += 1
                             log.exception("failed to handle a message")
                         self.apply()
             if self.ref_ops or time.monotonic() >= next_housekeeping:
