@@ -15,7 +15,7 @@ import inspect
 import os
 import threading
 
-from . import errors, object_ref
+from . import errors, ids, object_ref
 from .cluster import embedded, processes
 from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
@@ -203,9 +203,11 @@ class RemoteFunction:
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, self._name)
         task_id = core.next_id()
         n = self._num_returns
-        return_ids = [task_id + i.to_bytes(4, "little") for i in range(1, n + 1)]
-        entry = TaskEntry(task_id, self._name, NORMAL, fn_id, blob, arg_frames, positions, deps, nested,
-                          return_ids, self._max_retries, self._retry_exceptions, self._shape, self._resources)
+        entry = TaskEntry(task_id=task_id, name=self._name, kind=NORMAL, fn_id=fn_id, fn_blob=blob,
+                          arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,
+                          return_ids=ids.return_ids(task_id, n), retries_left=self._max_retries,
+                          retry_exceptions=self._retry_exceptions, shape=self._shape,
+                          resources=self._resources)
         refs = core.submit_task(entry)
         if n == 1:
             return refs[0]
@@ -239,7 +241,7 @@ class ActorClass:
         fn_id, blob = self._exported.get()
         shape, resources = _resources(options, 0)
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, f"{cls_name}.__init__")
-        actor_id = os.urandom(16)
+        actor_id = ids.new_actor_id()
         info = {"class_name": cls_name, "methods": self._methods, "owner": core.address}
         if options.get("get_if_exists") and name:
             try:
@@ -254,10 +256,12 @@ class ActorClass:
         state = ActorState(actor_id, name, cls_name, owned=True, max_restarts=restarts[0],
                            max_task_retries=restarts[1])
         task_id = core.next_id()
-        entry = TaskEntry(task_id, f"{cls_name}.__init__", ACTOR_CREATION, fn_id, blob, arg_frames, positions,
-                          deps, nested, [task_id + b"\1\0\0\0"], 0, False, shape, resources, actor=state)
-        entry.extra = {"actor_id": actor_id, "name": name or cls_name,
-                       "max_concurrency": options.get("max_concurrency")}
+        entry = TaskEntry(task_id=task_id, name=f"{cls_name}.__init__", kind=ACTOR_CREATION, fn_id=fn_id,
+                          fn_blob=blob, arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,
+                          return_ids=ids.return_ids(task_id, 1), retries_left=0, retry_exceptions=False,
+                          shape=shape, resources=resources, actor=state,
+                          extra={"actor_id": actor_id, "name": name or cls_name,
+                                 "max_concurrency": options.get("max_concurrency")})
         with core.lock:
             core.actors[actor_id] = state
             if name is None:
@@ -337,9 +341,10 @@ class ActorHandle:
             nested = [*(nested or ()), [creation.id, creation.owner]]
         task_id = core.next_id()
         n = int(options.get("num_returns", 1))
-        return_ids = [task_id + i.to_bytes(4, "little") for i in range(1, n + 1)]
-        entry = TaskEntry(task_id, qualname, ACTOR_METHOD, method_name, None, arg_frames, positions, deps,
-                          nested, return_ids, state.max_task_retries, False, (), {}, actor=state)
+        entry = TaskEntry(task_id=task_id, name=qualname, kind=ACTOR_METHOD, fn_id=method_name, fn_blob=None,
+                          arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,
+                          return_ids=ids.return_ids(task_id, n), retries_left=state.max_task_retries,
+                          retry_exceptions=False, shape=(), resources={}, actor=state)
         refs = core.submit_task(entry)
         return refs[0] if n == 1 else refs
 

@@ -70,6 +70,10 @@ def no_leftovers_at_session_end():
     leaked_shm = _wait_for_shm_cleanup(started)
     assert not children, f"child processes left running: {children}"
     assert not leaked_shm, f"/dev/shm files left behind: {leaked_shm}"
+    from ownrun.engine.worker.core_worker import CoreWorker
+
+    assert CoreWorker.handler_errors_in_process == 0, \
+        f"{CoreWorker.handler_errors_in_process} message handler(s) raised in the driver's I/O loop (see the log)"
 
 
 def _wait_for_shm_cleanup(started: set[str], timeout: float = 15.0) -> list[str]:

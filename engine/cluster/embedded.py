@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 
+from .. import ids
 from ..errors import ClusterError
 from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
@@ -100,7 +101,7 @@ class LocalCluster:
         from ..worker.core_worker import CoreWorker
 
         with network_identity("127.0.0.1", self.curve):
-            core = CoreWorker("driver", self.node_addresses[0], os.urandom(16), config)
+            core = CoreWorker("driver", self.node_addresses[0], ids.new_worker_id(), config)
         try:
             core.register_driver()
         except BaseException:

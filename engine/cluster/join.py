@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .. import ids
 from ..errors import ClusterError
 from ..rpc import addresses, oneshot
 from ..rpc import protocol as P
@@ -106,7 +107,7 @@ def connect_driver(address: str, cluster_key: str | None, config: dict):
 
     plan = plan_join(address, cluster_key)
     with network_identity(plan.bind_host, plan.curve):
-        core = CoreWorker("driver", plan.daemon_address, os.urandom(16), config)
+        core = CoreWorker("driver", plan.daemon_address, ids.new_worker_id(), config)
     try:
         core.register_driver()
     except BaseException:

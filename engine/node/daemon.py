@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 
+from .. import ids
 from ..rpc import protocol as P
 from ..rpc.transport import Transport, pack, unpack
 from ..store.arena_client import ArenaClient
@@ -55,7 +56,7 @@ class NodeDaemon:
         self.config = json.loads(args.config)
         self.parent_pid = args.parent_pid
         max_idle = self.config.get("max_idle_workers", max(2, int(self.resources.get("CPU", 1)) * 2))
-        self.scheduler = LeaseScheduler(self.resources, lambda: os.urandom(16), max_idle_workers=int(max_idle),
+        self.scheduler = LeaseScheduler(self.resources, ids.new_worker_id, max_idle_workers=int(max_idle),
                                         recheck_period=float(self.config.get("reap_recheck_period", 5.0)))
         self.spillback = Spillback(self.node_id, self.scheduler,
                                    infeasible_timeout=float(self.config.get("infeasible_timeout", 3.0)))
@@ -100,6 +101,7 @@ class NodeDaemon:
             P.OBJ_GET: self.on_obj_get,
             P.OBJ_RELEASE: self.on_obj_release,
             P.OBJ_FREE: self.on_obj_free,
+            P.OBJ_PIN: self.on_obj_pin,
             P.KILL_WORKER: self.on_kill_worker,
             P.LOG_LINES: self.on_log_lines,
             P.NODE_STATS: self.on_stats,
@@ -408,6 +410,18 @@ class NodeDaemon:
     def on_obj_release(self, h) -> None:
         _, worker_id, oid = h
         self.store.release(oid, worker_id)
+
+    def on_obj_pin(self, h) -> None:
+        """The owner lost the primary copy and pins our secondary one: it becomes the primary
+        (never evicted; freed by the owner or with it)."""
+        _, oid, owner_addr = h
+        if self.store.get(oid, b"pin") is None:
+            return  # evicted meanwhile: the owner's next read fails and it rebuilds the object
+        self.store.create(oid, 0, b"pin", primary=True)  # sealed already: marks it primary
+        self.store.seal(oid, b"pin")
+        self.store.release(oid, b"pin")
+        self.object_owner[oid] = owner_addr
+        self.owned_objects.setdefault(owner_addr, set()).add(oid)
 
     def on_obj_free(self, h) -> None:
         _, oids = h

@@ -40,11 +40,13 @@ class Reference:
     borrowers: dict[str, int] = field(default_factory=dict)  # processes borrowing via us
     parents: dict[str, int] = field(default_factory=dict)  # processes counting us as borrower
     contains: list | None = None  # [[oid, owner], ...] refs nested in this object's value
-    # Value state (the in-process memory store): None while pending.
-    value: object = None  # an InlineValue, ShmValue or ErrorValue
-    waiters: list | None = None  # Waiter objects to signal when value arrives
-    node_id: str | None = None  # node of the shm primary copy, if any
-    size: int = 0
+    # Value state (the in-process memory store, see memory_store.py): None while pending.
+    value: object = None  # a memory_store.Value
+    waiters: list | None = None  # who to tell when the value arrives (memory_store.py)
+    requested: bool = False  # borrowed, no value: we asked the owner for it
+    size: int = 0  # serialized size of the value, once known (kept when the value is lost)
+    copies: list | None = None  # owned shm objects: [(daemon, node_id)] holding secondary copies
+    from_put: bool = False  # owned: created by put() (no lineage)
     freed: bool = False  # the value was released; the record may stay for lineage
     task: object = None  # lineage: the TaskEntry that created the value (owned, rebuildable)
     lineage_refs: int = 0  # retained lineage entries that take this object as an argument
@@ -194,29 +196,40 @@ class ReferenceCounter:
 
     # ---- scope -----------------------------------------------------------------------
     def _check(self, ref: Reference, out: Release) -> None:
-        if ref.in_scope() or ref.waiters:
-            return  # (a get() or dependent task waiting on it holds it too)
-        if not ref.freed:
-            ref.freed = True
-            if ref.owned:
-                out.freed_owned.append(ref)
-            else:
-                for parent, count in ref.parents.items():
-                    if count:
-                        out.notice(parent, ref.oid, count)
-                ref.parents = {}
-            contains, ref.contains = ref.contains, None
-            if contains:
-                for oid, _owner in contains:
-                    inner = self.refs.get(oid)
-                    if inner is not None:
-                        inner.contained_in -= 1
-                        self._check(inner, out)
-        if ref.lineage_refs > 0:
-            return  # downstream lineage may need to rebuild this object: keep its record
-        if self.refs.get(ref.oid) is ref:
-            del self.refs[ref.oid]
-        self.drop_lineage(ref, out)
+        """Frees `ref` if out of scope, and then whatever only it kept (contained refs,
+        lineage). Iterative: a long lineage chain is released without deep recursion."""
+        stack = [ref]
+        while stack:
+            ref = stack.pop()
+            if ref.in_scope() or ref.waiters:
+                continue  # (a get() or dependent task waiting on it holds it too)
+            if not ref.freed:
+                ref.freed = True
+                if ref.owned:
+                    out.freed_owned.append(ref)
+                else:
+                    for parent, count in ref.parents.items():
+                        if count:
+                            out.notice(parent, ref.oid, count)
+                    ref.parents = {}
+                contains, ref.contains = ref.contains, None
+                if contains:
+                    for oid, _owner in contains:
+                        inner = self.refs.get(oid)
+                        if inner is not None:
+                            inner.contained_in -= 1
+                            stack.append(inner)
+            if ref.lineage_refs > 0:
+                continue  # downstream lineage may need to rebuild this object: keep its record
+            if self.refs.get(ref.oid) is ref:
+                del self.refs[ref.oid]
+            task, ref.task = ref.task, None
+            if task is not None:
+                for oid, _owner in task.deps:
+                    dep = self.refs.get(oid)
+                    if dep is not None:
+                        dep.lineage_refs -= 1
+                        stack.append(dep)
 
     def keep_lineage(self, ref: Reference, task) -> None:
         """`ref`'s value can be rebuilt by re-running `task`; pin its arguments' records."""
@@ -228,16 +241,6 @@ class ReferenceCounter:
             if dep is not None:
                 dep.lineage_refs += 1
 
-    def drop_lineage(self, ref: Reference, out: Release) -> None:
-        task, ref.task = ref.task, None
-        if task is None:
-            return
-        for oid, _owner in task.deps:
-            dep = self.refs.get(oid)
-            if dep is not None:
-                dep.lineage_refs -= 1
-                self._check(dep, out)
-
     def check(self, oid: bytes, out: Release) -> None:
         ref = self.refs.get(oid)
         if ref is not None:
@@ -245,3 +248,31 @@ class ReferenceCounter:
 
     def __len__(self) -> int:
         return len(self.refs)
+
+    def validate_state(self) -> None:
+        """Checks every record's invariants (unit tests call it after each step)."""
+        lineage_refs: dict[bytes, int] = {}
+        for oid, ref in self.refs.items():
+            assert ref.oid == oid
+            assert ref.owned == (ref.owner == self.address), f"{oid.hex()}: owned flag disagrees with owner"
+            assert ref.local >= 0 and ref.submitted >= 0 and ref.contained_in >= 0, f"{oid.hex()}: negative count"
+            assert ref.lineage_refs >= 0, f"{oid.hex()}: negative lineage count"
+            if ref.value is not None:
+                assert not ref.waiters, f"{oid.hex()}: has a value and waiters"
+                assert not ref.requested, f"{oid.hex()}: has a value and is still requested"
+            if ref.requested:
+                assert not ref.owned, f"{oid.hex()}: an owned object was requested from its owner"
+            if ref.freed and ref.owned:
+                assert ref.value is None or ref.waiters is None, f"{oid.hex()}: freed with waiters"
+            if not ref.freed:
+                assert ref.in_scope() or ref.waiters or ref.lineage_refs > 0 or ref.value is None, \
+                    f"{oid.hex()}: out of scope but not freed"
+            if ref.copies:
+                assert ref.owned, f"{oid.hex()}: a borrower tracks copies"
+            if ref.task is not None:
+                for dep, _owner in ref.task.deps:
+                    lineage_refs[dep] = lineage_refs.get(dep, 0) + 1
+        for oid, count in lineage_refs.items():
+            ref = self.refs.get(oid)
+            assert ref is None or ref.lineage_refs == count, \
+                f"{oid.hex()}: lineage count {ref.lineage_refs}, {count} lineage entries use it"

@@ -1,33 +1,65 @@
-"""Records of tasks this process submitted and still owns the outcome of (§3, §5).
+"""The owner's task lifecycle, as a state machine: events in, instructions out (§3, §5).
 
-Owns `TaskEntry`, the per-task record (spec, return ids, retries left, state), and the
-values stored under object ids: `InlineValue`/`ShmValue`/`ErrorValue` tuples kept in the
-`Reference` records of the reference counter. A failed task stores an error value under
-each of its return ids, so `get` raises it.
+Owns `TaskEntry` (one record per submitted task) and everything that happens to a task this
+process submitted, from `.remote()` until its results are stored:
 
-Not thread-safe: used with the core worker's state lock held.
+    submit -> WAITING_DEPS --dep values arrive--> QUEUED --lease, push--> PUSHED --reply--> done
+                   ^                                                          |
+                   +------------- retry (worker/node died, retry_exceptions, lost argument)
+
+and the values of the objects this process owns or borrows (via the reference counter's
+records and `memory_store`), lineage for every return a downstream task may need (inline
+ones included), recovery of lost objects (`recovery.RecoveryPlanner`), cancellation, and
+the fate of objects whose owner died. Actor tasks are resolved here and handed to their
+actor (`ACTOR_ENQUEUE`); the actor's own queue and restarts are not this module's.
+
+The core worker (the shell) feeds events — `submit`, `task_reply`, `lease_granted`,
+`worker_died`, `node_died`, `cancel`, `value_reply`, ... — and then applies the
+instructions appended to `self.out` (a deque, drained by the shell in order):
+
+    (SEND, address, header, payload)   send one message
+    (PUSH, entry, address)             push a task to a worker (the shell adds the function blob once)
+    (WAKE, waiter)                     a get/wait caller may proceed
+    (ACTOR_SUBMITTED, entry)           an actor task was submitted: it takes its place in the caller's order
+    (ACTOR_ENQUEUE, entry)             an actor task's arguments are ready
+    (ACTOR_TASK_DONE, entry)           an actor task replied
+    (ACTOR_TASK_FAILED, entry, value)  an actor task ended here with an error, without a reply
+    (ACTOR_LEASE, actor, grant)        a lease for an actor arrived (grant None: infeasible, see reason)
+    (KILL_ACTOR, creation_oid)         the last handle of an unnamed actor went out of scope
+    (META_DONE, entry)                 centralized-metadata baseline: tell the head the task is done
+
+Failures are stored as error values under the task's return ids, so `get` raises them.
+`history(id)` answers "what happened to this task/object?" from a bounded transition log.
+
+Pure: no sockets, threads or clocks (the time is passed in). Not thread-safe: the core
+worker calls it with its state lock held.
 """
 
 from __future__ import annotations
 
-from ..rpc import protocol as P
+import collections
 
-# Value tuples stored in Reference.value: (kind, frames | daemon address, node_id | None, size)
+from .. import errors
+from ..rpc import protocol as P
+from . import memory_store as ms
+from .lease_policy import LeasePolicy
+from .memory_store import SHM, BorrowerWait, Value, error_of, error_value, inline_value, shm_value
+from .recovery import LOST, PIN, RESUBMIT, RecoveryPlanner, is_lost
+from .reference_counter import ReferenceCounter, Release
+from .submitter import Submitter
+
+__all__ = ["TaskEntry", "TaskManager", "error_value", "inline_value", "shm_value", "Value"]
+
 WAITING_DEPS, QUEUED, PUSHED = 0, 1, 2
+STATE_NAMES = ("waiting_deps", "queued", "pushed")
 NORMAL, ACTOR_CREATION, ACTOR_METHOD = 0, 1, 2
 
+(SEND, PUSH, WAKE, ACTOR_SUBMITTED, ACTOR_ENQUEUE, ACTOR_TASK_DONE, ACTOR_TASK_FAILED, ACTOR_LEASE, KILL_ACTOR,
+ META_DONE) = range(10)
 
-def inline_value(frames: list, size: int) -> tuple:
-    return (P.VALUE_INLINE, frames, None, size)
-
-
-def shm_value(node_id: str, size: int, daemon_address: str) -> tuple:
-    """A value in the shared-memory store of node `node_id` (whose daemon is at `daemon_address`)."""
-    return (P.VALUE_SHM, daemon_address, node_id, size)
-
-
-def error_value(frames: list) -> tuple:
-    return (P.VALUE_ERROR, frames, None, 0)
+HISTORY_ENTRIES = 4096  # transitions kept, all ids together
+HISTORY_PER_ID = 32  # most recent entries `history(id)` returns
+ACTOR_LEASE_IDS = 1_000_000_000  # actor lease request ids start here (normal ones below)
 
 
 class TaskEntry:
@@ -40,8 +72,10 @@ class TaskEntry:
         "submitted_refs", "extra",
     )
 
-    def __init__(self, task_id, name, kind, fn_id, fn_blob, arg_frames, positions, deps, nested,
-                 return_ids, retries_left, retry_exceptions, shape, resources, actor=None):
+    def __init__(self, *, task_id: bytes, name: str, kind: int, fn_id: str, fn_blob: bytes | None,
+                 arg_frames: list, positions: list, deps: list, nested: list | None,
+                 return_ids: list, retries_left: int, retry_exceptions: bool, shape: tuple,
+                 resources: dict, actor=None, extra: dict | None = None):
         self.task_id = task_id
         self.name = name
         self.kind = kind
@@ -52,22 +86,655 @@ class TaskEntry:
         self.deps = deps  # [[oid, owner], ...] top-level ref arguments
         self.nested = nested  # [[oid, owner], ...] refs pickled inside the arguments
         self.return_ids = return_ids
-        self.retries_left = retries_left
+        self.retries_left = retries_left  # -1: unlimited
         self.retry_exceptions = retry_exceptions
         self.shape = shape
         self.resources = resources
-        self.actor = actor  # ActorState for actor tasks
+        self.actor = actor  # the caller's actor state, for actor tasks
         self.state = WAITING_DEPS
-        self.unresolved = 0
+        self.unresolved = 0  # top-level arguments still without a value
         self.worker_id = None
         self.cancelled = False
-        self.dep_meta = None
-        self.dep_frames = None
+        self.dep_meta = None  # argument values' metadata, set when queued
+        self.dep_frames = None  # inline argument values' frames, set when queued
         self.submitted_refs = None  # every ref counted as submitted for this task
-        self.extra = None  # actor creation options sent to the worker
+        self.extra = extra  # actor creation options sent to the worker
 
     def header(self, caller: str, send_fn_blob: bool) -> list:
         actor_id = self.actor.actor_id if self.actor is not None else None
         return [P.PUSH_TASK, caller, self.task_id, self.name, self.kind, self.fn_id,
                 self.fn_blob if send_fn_blob else None, len(self.return_ids),
                 len(self.arg_frames), self.positions, self.dep_meta, actor_id, self.extra]
+
+    def argument_refs(self) -> list:
+        return self.deps + self.nested if self.nested else list(self.deps)
+
+
+class TaskManager:
+    """The tasks, values and lineage of one owner process."""
+
+    def __init__(self, address: str, daemon_address: str, worker_id: bytes, max_in_flight: int = 8):
+        self.address = address
+        self.daemon_address = daemon_address
+        self.worker_id = worker_id
+        self.out: collections.deque = collections.deque()
+        self.refs = ReferenceCounter(address)
+        self.tasks: dict[bytes, TaskEntry] = {}
+        self.policy = LeasePolicy(max_in_flight)
+        self.submitter = Submitter(self._push, self._request_lease, self._return_lease,
+                                   self._cancel_lease_request, max_in_flight=max_in_flight,
+                                   depth=self.policy.depth)
+        self.dead_daemons: set[str] = set()
+        self.dead_processes: set[str] = set()  # core workers known dead
+        self.recovery = RecoveryPlanner(self.refs, self.tasks, self.dead_daemons)
+        self.counters = collections.Counter()
+        self.lease_daemons: dict[int, str] = {}  # outstanding lease request -> daemon asked
+        self.actor_lease_requests: dict[int, object] = {}  # request id -> actor state
+        self._next_actor_request = ACTOR_LEASE_IDS
+        self.waiting_for_node_death: list[TaskEntry] = []  # a fetch failed; the notice is coming
+        self.log: collections.deque = collections.deque(maxlen=HISTORY_ENTRIES)
+        self.actor_by_creation: dict = {}  # creation return id -> actor state (unnamed actors we created)
+        self.centralized = False  # the centralized-metadata baseline: tell the head when tasks end
+
+    # ---- the transition log ---------------------------------------------------------------
+    def _note(self, key: bytes, event: str, state) -> None:
+        self.log.append((key, event, state))
+
+    def history(self, key: bytes) -> list[tuple]:
+        """The latest (event, state) entries of a task or object id (bounded)."""
+        return [(event, state) for k, event, state in self.log if k == key][-HISTORY_PER_ID:]
+
+    # ---- reference counts -----------------------------------------------------------------
+    def apply_ref_ops(self, ops: collections.deque) -> None:
+        """Applies queued count changes of ObjectRefs and shared-memory views."""
+        if not ops:
+            return
+        out = Release()
+        refs = self.refs
+        send = self.out.append
+        while ops:
+            oid, owner, delta = ops.popleft()
+            if delta == 1:
+                refs.add_local(oid, owner)
+            elif delta == -1:
+                refs.remove_local(oid, out)
+            else:  # a shared-memory view was released
+                send((SEND, self.daemon_address, [P.OBJ_RELEASE, self.worker_id, oid], ()))
+        if out:
+            self.release(out)
+
+    def release(self, out: Release) -> None:
+        """Frees values of owned objects out of scope and sends release notices."""
+        free_by_daemon: dict[str, list] = {}
+        creations = self.actor_by_creation
+        for ref in out.freed_owned:
+            if creations and ref.oid in creations:
+                self.out.append((KILL_ACTOR, ref.oid))
+            value = ref.value
+            if value is not None and value.kind == SHM:
+                free_by_daemon.setdefault(value.daemon, []).append(ref.oid)
+            for daemon, _node in ref.copies or ():
+                free_by_daemon.setdefault(daemon, []).append(ref.oid)
+            ref.copies = None
+            ref.value = None
+            self._note(ref.oid, "freed", None)
+        for daemon, oids in free_by_daemon.items():
+            if daemon not in self.dead_daemons:
+                self.out.append((SEND, daemon, [P.OBJ_FREE, oids], ()))
+        for parent, items in out.notices.items():
+            self.out.append((SEND, parent, [P.REF_REMOVED, self.address, items], ()))
+
+    def ref_removed(self, borrower: str, items: list) -> None:
+        out = Release()
+        for oid, count in items:
+            self.refs.borrower_released(borrower, oid, count, out)
+        if out:
+            self.release(out)
+
+    # ---- values ---------------------------------------------------------------------------
+    def store(self, oid: bytes, value: Value, contains: list | None, registered_by: str | None) -> None:
+        """A value arrived for `oid` (a reply, a borrower's answer, a failure)."""
+        ref = self.refs.refs.get(oid)
+        if ref is None:
+            # Nobody here wants it any more: free it, and release what it contained.
+            if value.kind == SHM and registered_by is None:
+                self.out.append((SEND, value.daemon, [P.OBJ_FREE, [oid]], ()))
+            if contains and registered_by is not None:
+                items = [[i, 1] for i, owner in contains if owner != self.address]
+                if items:
+                    self.out.append((SEND, registered_by, [P.REF_REMOVED, self.address, items], ()))
+            return
+        waiters = ms.set_value(ref, value)
+        if ref.value is not value:
+            return  # it had a value already
+        if contains:
+            self.refs.set_contains(ref, contains, registered_by)
+        if waiters:
+            for waiter in waiters:
+                if type(waiter) is TaskEntry:
+                    self._dep_ready(waiter)
+                elif type(waiter) is BorrowerWait:
+                    self._send_value(waiter.requester, oid, ref.value, ref.contains)
+                else:
+                    self.out.append((WAKE, waiter))
+            out = Release()
+            self.refs.check(oid, out)
+            if out:
+                self.release(out)
+
+    def put(self, oid: bytes, value: Value, contains: list | None) -> None:
+        ref = self.refs.add_owned(oid)
+        ref.from_put = True
+        ms.set_value(ref, value)
+        if contains:
+            self.refs.set_contains(ref, contains, None)
+
+    def wait_for_values(self, refs: list, waiter_for) -> tuple[object, list]:
+        """For get/wait: the current values of `refs`, and a waiter (made by
+        `waiter_for(missing, ready)`, or None if not needed) registered on the missing ones."""
+        values = []
+        missing = []
+        table = self.refs.refs
+        for r in refs:
+            ref = table.get(r.id)
+            if ref is None:
+                ref = self.refs.get_or_add_borrowed(r.id, r.owner)
+            value = ref.value
+            values.append(value)
+            if value is None:
+                missing.append(ref)
+        if not missing:
+            return None, values
+        waiter = waiter_for(len(missing), len(refs) - len(missing))
+        if waiter is not None:
+            for ref in missing:
+                self._add_waiter(ref, waiter)
+        return waiter, values
+
+    def stop_waiting(self, refs: list, waiter) -> None:
+        table = self.refs.refs
+        for r in refs:
+            ref = table.get(r.id)
+            if ref is not None:
+                ms.remove_waiter(ref, waiter)
+
+    def _add_waiter(self, ref, waiter) -> None:
+        if ms.add_waiter(ref, waiter):
+            self.out.append((SEND, ref.owner, [P.GET_VALUE, self.address, ref.oid], ()))
+
+    def get_value(self, requester: str, oid: bytes) -> None:
+        """A borrower asks for a value (answered now, or once it arrives)."""
+        ref = self.refs.refs.get(oid)
+        if ref is None:
+            exc = errors.ObjectFreedError(f"object {oid.hex()} was already freed by its owner {self.address}")
+            self._send_value(requester, oid, error_of(exc), None)
+            return
+        value = ref.value
+        if value is not None and ref.owned and value.kind == SHM and value.daemon in self.dead_daemons:
+            self.recover(ref, f"its node's daemon {value.daemon} died")
+        if ref.value is not None:
+            self._send_value(requester, oid, ref.value, ref.contains)
+            return
+        self._add_waiter(ref, BorrowerWait(requester))
+
+    def _send_value(self, requester: str, oid: bytes, value: Value, contains: list | None) -> None:
+        if contains:
+            self.refs.register_borrower(contains, requester)
+        payload = () if value.kind == SHM else value.frames
+        self.out.append((SEND, requester, [P.VALUE_REPLY, oid, value.to_meta(contains), self.address], payload))
+
+    def value_reply(self, oid: bytes, meta: list, frames: list, sender: str) -> None:
+        value, contains = ms.value_from_meta(meta, frames, 1)
+        self.store(oid, value, contains, sender)
+
+    def copy_made(self, oid: bytes, daemon: str, node_id: str) -> None:
+        """A node pulled a secondary copy of an object we own (reported by the reader)."""
+        ref = self.refs.refs.get(oid)
+        if ref is None or not ref.owned or ref.value is None or ref.value.kind != SHM:
+            return
+        if daemon == ref.value.daemon or daemon in self.dead_daemons:
+            return
+        if ref.copies is None:
+            ref.copies = [(daemon, node_id)]
+        elif all(d != daemon for d, _ in ref.copies):
+            ref.copies.append((daemon, node_id))
+        self._note(oid, "copy", node_id)
+
+    def lost_on_read(self, oid: bytes, lost_at: str) -> Value | None:
+        """A reader could not fetch `oid` from `lost_at`. Returns the value to wait for next
+        (None: wait for a rebuilt or re-sent value; the lost one: the death notice is coming)."""
+        ref = self.refs.refs.get(oid)
+        if ref is None:
+            raise errors.ObjectLostError(f"object {oid.hex()} is gone")
+        current = ref.value
+        if current is not None and current.kind == SHM and current.daemon == lost_at:
+            if ref.owned and lost_at in self.dead_daemons:
+                self.recover(ref, f"its node's daemon {lost_at} died")
+            elif not ref.owned:
+                ms.lose_value(ref)
+                ref.requested = False  # ask the owner again
+        return ref.value
+
+    # ---- submission ---------------------------------------------------------------------------
+    def submit(self, entry: TaskEntry) -> None:
+        """Registers a task (its return ids are owned from now on) and resolves its arguments."""
+        refs = self.refs
+        for rid in entry.return_ids:
+            refs.add_owned(rid)
+        submitted = entry.deps + entry.nested if entry.nested else entry.deps
+        entry.submitted_refs = submitted
+        if submitted:
+            refs.add_submitted(submitted)
+        self.tasks[entry.task_id] = entry
+        self._note(entry.task_id, "submit", WAITING_DEPS)
+        if entry.actor is not None:
+            self.out.append((ACTOR_SUBMITTED, entry))
+        self._resolve(entry)
+
+    def _resolve(self, entry: TaskEntry) -> None:
+        """Waits for top-level ref arguments, then queues the task."""
+        table = self.refs.refs
+        unresolved = 0
+        for oid, _owner in entry.deps:
+            dep = table[oid]
+            if dep.value is None:
+                unresolved += 1
+                self._add_waiter(dep, entry)
+        entry.unresolved = unresolved
+        if unresolved == 0:
+            self._queue(entry)
+
+    def _dep_ready(self, entry: TaskEntry) -> None:
+        entry.unresolved -= 1
+        if entry.unresolved == 0 and entry.state == WAITING_DEPS and self.tasks.get(entry.task_id) is entry \
+                and not entry.cancelled:
+            self._queue(entry)
+
+    def _queue(self, entry: TaskEntry) -> None:
+        """All arguments have values: inline them into the spec and hand over."""
+        table = self.refs.refs
+        by_daemon = None
+        if entry.deps:
+            meta, dep_frames = [], []
+            for oid, owner in entry.deps:
+                dep = table[oid]
+                value = dep.value
+                kind = value.kind
+                if kind == ms.ERROR:
+                    self.fail(entry, value)
+                    return
+                if kind == ms.INLINE:
+                    meta.append([kind, len(value.frames), dep.contains, oid])
+                    dep_frames.extend(value.frames)
+                else:
+                    meta.append([kind, value.node_id, value.size, dep.contains, oid, value.daemon, owner])
+                    if by_daemon is None:
+                        by_daemon = {}
+                    by_daemon[value.daemon] = by_daemon.get(value.daemon, 0) + value.size
+                if dep.contains:
+                    self.refs.add_submitted(dep.contains)
+                    entry.submitted_refs = entry.submitted_refs + dep.contains
+            entry.dep_meta, entry.dep_frames = meta, dep_frames
+        entry.state = QUEUED
+        self._note(entry.task_id, "queue", QUEUED)
+        if entry.kind == NORMAL:
+            daemon = self.policy.locality(by_daemon, self.daemon_address, self.dead_daemons)
+            if daemon is None:
+                self.submitter.enqueue(entry, entry.shape, entry.resources)
+            else:
+                self.submitter.enqueue(entry, (entry.shape, daemon), entry.resources, daemon)
+        else:
+            self.out.append((ACTOR_ENQUEUE, entry))
+
+    # ---- leases (callbacks of the submitter) ----------------------------------------------------
+    def _push(self, entry: TaskEntry, lease) -> None:
+        entry.state = PUSHED
+        entry.worker_id = lease.worker_id
+        self._note(entry.task_id, "push", PUSHED)
+        self.out.append((PUSH, entry, lease.address))
+
+    def _request_lease(self, request_id: int, shape, resources: dict, daemon: str | None = None,
+                       hops: int = 0, for_actor: bool = False) -> None:
+        daemon = daemon or self.daemon_address
+        self.lease_daemons[request_id] = daemon
+        self.out.append((SEND, daemon, [P.LEASE_REQUEST, self.address, self.worker_id, request_id,
+                                        resources, for_actor, hops], ()))
+
+    def _return_lease(self, worker_id: bytes, daemon: str) -> None:
+        self.out.append((SEND, daemon, [P.LEASE_RETURN, worker_id, True], ()))
+
+    def _cancel_lease_request(self, request_id: int) -> None:
+        daemon = self.lease_daemons.pop(request_id, self.daemon_address)
+        self.out.append((SEND, daemon, [P.LEASE_CANCEL, self.address, request_id], ()))
+
+    def request_actor_lease(self, actor, resources: dict) -> None:
+        self._next_actor_request += 1
+        request_id = self._next_actor_request
+        self.actor_lease_requests[request_id] = actor
+        actor.resources = resources
+        self._request_lease(request_id, None, resources, for_actor=True)
+
+    def lease_granted(self, request_id: int, worker_id: bytes | None, address_or_error: str,
+                      node_id: str, daemon: str, spill_to: str | None, now: float) -> None:
+        if spill_to is not None:  # that node is busy or lacks the resources: ask the one it names
+            actor = self.actor_lease_requests.get(request_id)
+            submitter = self.submitter
+            if actor is not None:
+                resources = actor.resources
+            elif request_id in submitter.request_shapes:
+                resources = submitter.queues[submitter.request_shapes[request_id]].resources
+            else:
+                return
+            self._request_lease(request_id, None, resources, spill_to, hops=1, for_actor=actor is not None)
+            return
+        self.lease_daemons.pop(request_id, None)
+        actor = self.actor_lease_requests.pop(request_id, None)
+        if actor is not None:
+            grant = None if worker_id is None else (worker_id, address_or_error, node_id, daemon)
+            self.out.append((ACTOR_LEASE, actor, grant, address_or_error))
+            return
+        if worker_id is None:  # infeasible: fail what waits for this shape
+            shape = self.submitter.request_shapes.pop(request_id, None)
+            queue = self.submitter.queues.get(shape)
+            if queue is not None:
+                queue.lease_requests.discard(request_id)
+                while queue.ready:
+                    self.fail(queue.ready.popleft(), error_of(errors.EngineError(address_or_error)))
+            return
+        self.submitter.lease_granted(request_id, worker_id, address_or_error, node_id, daemon, now)
+
+    # ---- replies -----------------------------------------------------------------------------------
+    def task_reply(self, worker_addr: str, task_id: bytes, returns: list, borrowed: list | None,
+                   worker_id: bytes, runtime: float | None, frames: list, now: float) -> None:
+        entry = self.tasks.pop(task_id, None)
+        if entry is None:
+            return
+        if runtime is not None:
+            self.policy.task_ran(entry.fn_id, runtime)
+        normal = entry.kind == NORMAL
+        if normal:
+            self.submitter.task_finished(worker_id, task_id, now)
+        else:
+            self.out.append((ACTOR_TASK_DONE, entry))
+        if borrowed:
+            self.refs.add_borrowers_from_reply(borrowed, worker_addr)
+        failed = bool(returns) and returns[0][0] == ms.ERROR
+        if failed and normal:
+            if entry.retry_exceptions and entry.retries_left != 0:
+                if entry.retries_left > 0:
+                    entry.retries_left -= 1
+                self.counters["task_retries"] += 1
+                self.tasks[task_id] = entry
+                entry.state = QUEUED
+                self._note(task_id, "retry_exception", QUEUED)
+                self.submitter.enqueue(entry, entry.shape, entry.resources)
+                return
+            if len(returns[0]) > 3 and returns[0][3] == "arg_lost":
+                self._rerun_after_lost_argument(entry)
+                return
+        self._note(task_id, "reply", "failed" if failed else "done")
+        pos = 1
+        table = self.refs.refs
+        for rid, meta in zip(entry.return_ids, returns, strict=True):
+            value, contains = ms.value_from_meta(meta, frames, pos)
+            if value.kind != SHM:
+                pos += meta[1]
+            if normal and value.kind != ms.ERROR:
+                ref = table.get(rid)
+                if ref is not None:  # lineage: rebuild it (or a lost downstream object) by re-running
+                    self.refs.keep_lineage(ref, entry)
+            self.store(rid, value, contains, worker_addr if contains else None)
+        if entry.kind == ACTOR_CREATION and entry.actor.restarts_left != 0 and not failed:
+            return  # a restart re-runs the constructor: keep its arguments alive until the actor dies
+        self.task_done(entry)
+
+    def task_done(self, entry: TaskEntry) -> None:
+        """The task will not run again for now: release the counts its arguments held."""
+        if self.centralized:
+            self.out.append((META_DONE, entry))
+        if entry.kind == NORMAL:
+            entry.dep_meta = entry.dep_frames = None  # a re-run resolves its arguments again
+        if entry.submitted_refs:
+            out = Release()
+            self.refs.remove_submitted(entry.submitted_refs, out)
+            entry.submitted_refs = None
+            if out:
+                self.release(out)
+
+    def fail(self, entry: TaskEntry, value: Value) -> None:
+        """Stores an error under every return id of the task."""
+        self.tasks.pop(entry.task_id, None)
+        self._note(entry.task_id, "fail", "failed")
+        for rid in entry.return_ids:
+            self.store(rid, value, None, None)
+        self.task_done(entry)
+        if entry.actor is not None:
+            self.out.append((ACTOR_TASK_FAILED, entry, value))
+
+    # ---- failures -----------------------------------------------------------------------------------
+    def worker_died(self, worker_id: bytes, address: str, reason: str) -> None:
+        self.dead_processes.add(address)
+        out = Release()
+        self.refs.process_died(address, out)
+        if out:
+            self.release(out)
+        self._fail_objects_of_dead_owner(address, reason)
+        for entry in self.submitter.worker_died(worker_id):
+            self._retry_or_fail(entry, reason)
+
+    def node_died(self, node_id: str, daemon: str, client_addrs: list, reason: str) -> bool:
+        """A node died: retry its tasks, fail its owners' refs, rebuild lost objects.
+        Returns False if this death was known already."""
+        if daemon in self.dead_daemons:
+            return False
+        self.dead_daemons.add(daemon)
+        why = f"node {node_id} died ({reason})"
+        out = Release()
+        for addr in client_addrs:
+            self.dead_processes.add(addr)
+            self.refs.process_died(addr, out)
+            self._fail_objects_of_dead_owner(addr, why)
+        if out:
+            self.release(out)
+        submitter = self.submitter
+        for lease in [le for le in submitter.leases_by_worker.values() if le.daemon == daemon]:
+            for entry in submitter.worker_died(lease.worker_id):
+                self._retry_or_fail(entry, why)
+        for queue in submitter.queues.values():
+            if queue.daemon == daemon:  # its arguments' node is gone: ask our own daemon
+                queue.daemon = None
+        for request_id, asked in list(self.lease_daemons.items()):
+            if asked == daemon:  # that request will never be answered: ask elsewhere
+                self.lease_daemons.pop(request_id, None)
+                actor = self.actor_lease_requests.get(request_id)
+                if actor is not None:
+                    self._request_lease(request_id, None, actor.resources, for_actor=True)
+                    continue
+                shape = submitter.request_shapes.pop(request_id, None)
+                queue = submitter.queues.get(shape)
+                if queue is not None:
+                    queue.lease_requests.discard(request_id)
+                    submitter.dispatch(queue)
+        for ref in list(self.refs.refs.values()):
+            if ref.copies:
+                ref.copies = [c for c in ref.copies if c[0] != daemon] or None
+            value = ref.value
+            if ref.owned and value is not None and value.kind == SHM and value.daemon == daemon \
+                    and not ref.freed:
+                self.recover(ref, why)
+        waiting, self.waiting_for_node_death = self.waiting_for_node_death, []
+        for entry in waiting:
+            self._rerun_after_lost_argument(entry)
+        return True
+
+    def _retry_or_fail(self, entry: TaskEntry, reason: str) -> None:
+        if entry.cancelled:
+            exc = errors.TaskCancelledError(f"task {entry.name} was cancelled")
+        elif entry.retries_left != 0:
+            if entry.retries_left > 0:
+                entry.retries_left -= 1
+            self.counters["task_retries"] += 1
+            self._note(entry.task_id, "retry", reason)
+            self._resubmit(entry, reason)  # re-resolves arguments: some may have been lost too
+            return
+        else:
+            exc = errors.WorkerCrashedError(f"task {entry.name} failed: {reason}, and it has no retries left")
+        self.fail(entry, error_of(exc))
+
+    def _fail_objects_of_dead_owner(self, owner: str, reason: str) -> None:
+        """Fate-sharing: objects owned by a dead process fail with OwnerDiedError."""
+        for ref in list(self.refs.refs.values()):
+            if ref.owner == owner and not ref.owned and ref.value is None:
+                exc = errors.OwnerDiedError(f"object {ref.oid.hex()} is lost: its owner {owner} died ({reason})")
+                self.store(ref.oid, error_of(exc), None, None)
+
+    # ---- recovery ------------------------------------------------------------------------------------
+    def recover(self, ref, why: str) -> None:
+        """Gives the lost owned object `ref` a value again (see recovery.py)."""
+        ms.lose_value(ref)
+        self._note(ref.oid, "lost", why)
+        self._apply_plan(self.recovery.plan(ref, why), why)
+
+    def _apply_plan(self, actions: list, why: str) -> None:
+        for action in actions:
+            kind = action[0]
+            if kind == PIN:
+                _, ref, daemon, node_id = action
+                ref.copies = [c for c in ref.copies if c[0] != daemon] or None
+                self._note(ref.oid, "pin_copy", node_id)
+                self.out.append((SEND, daemon, [P.OBJ_PIN, ref.oid, self.address], ()))
+                self.store(ref.oid, shm_value(node_id, ref.size, daemon), None, None)
+            elif kind == LOST:
+                _, ref, exc = action
+                ms.lose_value(ref)
+                self._note(ref.oid, "unrecoverable", str(exc))
+                self.store(ref.oid, error_of(exc), None, None)
+            elif kind == RESUBMIT:
+                task = action[1]
+                if task.task_id in self.tasks:
+                    continue
+                if task.retries_left > 0:
+                    task.retries_left -= 1
+                self.counters["reconstructions"] += 1
+                table = self.refs.refs
+                for rid in task.return_ids:  # rebuild every lost return of the task
+                    other = table.get(rid)
+                    if other is not None and other.value is not None and is_lost(other, self.dead_daemons):
+                        ms.lose_value(other)
+                self._note(task.task_id, "reconstruct", why)
+                self._rerun(task)
+
+    def _resubmit(self, entry: TaskEntry, why: str) -> None:
+        """Runs `entry` again, rebuilding lost arguments first."""
+        self._apply_plan(self.recovery.plan_arguments(entry, why), why)
+        self._rerun(entry)
+
+    def _rerun(self, entry: TaskEntry) -> None:
+        """Submits `entry` again. A retried task still holds its argument counts; they are
+        released only after the new ones are taken, so a lost argument's record (and its
+        lineage) survives the handover."""
+        old = entry.submitted_refs
+        submitted = entry.argument_refs()
+        entry.submitted_refs = submitted
+        if submitted:
+            self.refs.add_submitted(submitted)
+        if old:
+            out = Release()
+            self.refs.remove_submitted(old, out)
+            if out:
+                self.release(out)
+        entry.state = WAITING_DEPS
+        entry.worker_id = None
+        entry.dep_meta = entry.dep_frames = None
+        self.tasks[entry.task_id] = entry
+        self._note(entry.task_id, "resubmit", WAITING_DEPS)
+        self._resolve(entry)
+
+    def _rerun_after_lost_argument(self, entry: TaskEntry) -> None:
+        """A worker could not fetch an argument.
+
+        If an argument is (or becomes) an error, the task fails with it; if an argument's
+        node is known dead or its value was since rebuilt elsewhere, the task is resubmitted
+        (rebuilding lost arguments first); otherwise the node's death notice is still on
+        its way and the task waits for it.
+        """
+        table = self.refs.refs
+        current = []
+        for oid, _owner in entry.deps:
+            dep = table.get(oid)
+            value = dep.value if dep is not None else None
+            if value is not None and value.kind == ms.ERROR:
+                self.fail(entry, value)
+                return
+            current.append(None if value is None or value.kind != SHM or value.daemon in self.dead_daemons
+                           else value.daemon)
+        used = [m[5] if m[0] == SHM else None for m in entry.dep_meta or ()]
+        if None not in current and current == used:
+            self.tasks[entry.task_id] = entry
+            self._note(entry.task_id, "argument_fetch_failed", "waiting_for_node_death")
+            self.waiting_for_node_death.append(entry)
+            return
+        self.counters["task_retries"] += 1
+        self._resubmit(entry, "an argument's node died")
+
+    # ---- cancel ---------------------------------------------------------------------------------------
+    def cancel(self, task_id: bytes, force: bool) -> None:
+        entry = self.tasks.get(task_id)
+        if entry is None:
+            return
+        entry.cancelled = True
+        self._note(task_id, "cancel", entry.state)
+        if entry.state == WAITING_DEPS or self.submitter.remove_queued(task_id) is not None:
+            self.fail(entry, error_of(errors.TaskCancelledError(f"task {entry.name} was cancelled")))
+            return
+        lease = self.submitter.find_in_flight(task_id)
+        if lease is not None:
+            # The worker knows whether the task runs or waits behind another; with force it
+            # exits only if this task is the one running.
+            self.out.append((SEND, lease.address, [P.CANCEL_TASK, task_id, force], ()))
+
+    # ---- introspection ----------------------------------------------------------------------------------
+    def owns_anything(self) -> bool:
+        """True while this process owns an object still in scope, has a pending task, or is a
+        link in a borrower tree (others borrow a ref through it)."""
+        if self.tasks:
+            return True
+        for ref in self.refs.refs.values():
+            if ref.owned and not ref.freed:
+                return True
+            if not ref.owned and any(count > 0 for count in ref.borrowers.values()):
+                return True
+        return False
+
+    def validate_state(self) -> None:
+        """Checks the invariants linking tasks, leases, values and waiters (tests call it after
+        every step). Raises AssertionError."""
+        self.refs.validate_state()
+        in_flight = {}
+        for lease in self.submitter.leases_by_worker.values():
+            for task_id, entry in lease.in_flight.items():
+                in_flight[task_id] = entry
+        queued = {e.task_id for q in self.submitter.queues.values() for e in q.ready}
+        for task_id, entry in self.tasks.items():
+            assert entry.task_id == task_id
+            for rid in entry.return_ids:
+                ref = self.refs.refs.get(rid)
+                assert ref is None or ref.owned, f"return {rid.hex()} of a pending task is not owned"
+            if entry.state == WAITING_DEPS:
+                missing = sum(1 for oid, _ in entry.deps if self.refs.refs[oid].value is None)
+                assert entry.unresolved == missing or entry in self.waiting_for_node_death, \
+                    f"task {entry.name}: {entry.unresolved} unresolved, {missing} missing"
+                for oid, _ in entry.deps:
+                    dep = self.refs.refs[oid]
+                    if dep.value is None:
+                        assert entry in (dep.waiters or ()), f"task {entry.name} is not waiting on its argument"
+            elif entry.state == QUEUED and entry.kind == NORMAL:
+                assert task_id in queued or entry in self.waiting_for_node_death, \
+                    f"queued task {entry.name} is in no queue"
+            elif entry.state == PUSHED and entry.kind == NORMAL:
+                assert task_id in in_flight or entry in self.waiting_for_node_death, \
+                    f"pushed task {entry.name} is on no lease"
+        for task_id in in_flight:
+            assert task_id in self.tasks, "a lease carries a task that is not pending"
+        for task_id in queued:
+            assert task_id in self.tasks, "a queue holds a task that is not pending"

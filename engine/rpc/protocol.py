@@ -20,6 +20,7 @@ GET_VALUE = 12  # [GET_VALUE, requester_addr, oid]  (long poll: answered when re
 VALUE_REPLY = 13  # [VALUE_REPLY, oid, meta] + value frames
 REF_REMOVED = 14  # [REF_REMOVED, from_addr, [[oid, count], ...]]
 CANCEL_TASK = 15  # [CANCEL_TASK, task_id, force]
+OBJ_COPIED = 16  # [OBJ_COPIED, oid, daemon_addr, node_id]  (a reader's node pulled a copy: tell the owner)
 
 # ---- core worker -> node daemon ----------------------------------------------------
 REGISTER_CLIENT = 30  # request: [.., req_id, addr, worker_id, pid, kind]
@@ -39,6 +40,7 @@ LOG_LINES = 43  # [LOG_LINES, prefix, text]
 NODE_STATS = 44  # request: [.., req_id, addr]
 SHUTDOWN_NODE = 45  # [SHUTDOWN_NODE]
 WARM_MODULES = 49  # [WARM_MODULES, [module names]]  (a worker imported these: pre-import in the zygote)
+OBJ_PIN = 58  # [OBJ_PIN, oid, owner_addr]  (owner -> daemon: your secondary copy is now the primary)
 UNREGISTER_CLIENT = 48  # request: [.., req_id, addr]  (a driver leaving: release what it holds)
 REAP_ANSWER = 57  # [REAP_ANSWER, worker_id, may_exit]  (answers REAP_QUERY)
 
@@ -80,4 +82,6 @@ CLUSTER_VIEW = 90  # [CLUSTER_VIEW, {node_id: {address, total, available, alive}
 # Return kinds in TASK_REPLY / VALUE_REPLY metadata.
 VALUE_INLINE = 0  # [VALUE_INLINE, nframes, contains]
 VALUE_SHM = 1  # [VALUE_SHM, node_id, size, contains, daemon_addr]
+# Task arguments (PUSH_TASK dep_meta) add the object id (and, for VALUE_SHM, its owner):
+#   [VALUE_INLINE, nframes, contains, oid] / [VALUE_SHM, node_id, size, contains, oid, daemon_addr, owner]
 VALUE_ERROR = 2  # [VALUE_ERROR, nframes, contains]  (a pickled exception)

@@ -91,7 +91,7 @@ class ActorState:
         if out:
             self._run(core, out)
 
-    def task_failed(self, core, entry, value: tuple) -> None:
+    def task_failed(self, core, entry, value) -> None:
         """The task ended here without a reply, `value` (an error) stored as its result; a
         no-op for a task the submitter failed itself."""
         if entry.kind != ACTOR_CREATION:
@@ -168,10 +168,10 @@ class ActorState:
             raise AssertionError(f"unknown actor instruction {instruction!r}")
 
 
-def _constructor_failure(value: tuple) -> str:
+def _constructor_failure(value) -> str:
     """Why the constructor never ran, from the error stored as the creation task's result."""
     try:
-        exc = serialization.deserialize(value[1])
+        exc = serialization.deserialize(value.frames)
     except Exception as err:  # noqa: BLE001 - the error itself cannot be read here
         return f"an argument of its constructor failed ({type(err).__name__} reading the error)"
     if isinstance(exc, errors.TaskError) and exc.cause is not None:

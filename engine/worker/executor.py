@@ -28,6 +28,8 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 from .. import errors
+from ..ids import return_id
+from ..ownership.memory_store import shm_value
 from ..ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD
 from ..rpc import protocol as P
 from ..rpc.transport import pack
@@ -146,7 +148,8 @@ class Executor:
                     value = serialization.deserialize(frames[pos:pos + n], received)
                     pos += n
                 else:
-                    value = self.core._materialize(meta[4], (P.VALUE_SHM, meta[5], meta[1], meta[2]))
+                    _, node_id, size, _contains, oid, daemon, owner = meta
+                    value = self.core._materialize(oid, shm_value(node_id, size, daemon), owner=owner)
                 if isinstance(where, int):
                     args[where] = value
                 else:
@@ -270,7 +273,7 @@ class Executor:
                     metas.append([P.VALUE_INLINE, len(f), contains])
                     frames.extend(f)
                 else:
-                    core._write_shm(task_id + index.to_bytes(4, "little"), f, caller)
+                    core._write_shm(return_id(task_id, index), f, caller)
                     metas.append([P.VALUE_SHM, core.node_id, size, contains, core.daemon_address])
                 if contains:
                     contains_all.extend(contains)

@@ -1,0 +1,240 @@
+"""`put`, `get`, `wait` of the core worker: the blocking, I/O side of the memory store.
+
+Owns what a user thread does to store or read objects: serializing a value inline or into
+the node's shared-memory store, blocking on a `Waiter` until values arrive (the task
+manager records waiters and tells the shell whom to wake), reading shared-memory values
+(fetched by the node daemon from another node if needed), reporting the secondary copy
+that made to the object's owner, and waiting for a lost object to be rebuilt.
+
+Functions of a `CoreWorker` (`core`), called from user threads without its lock; each
+takes the lock only around task-manager calls and applies the resulting instructions.
+Failures: every wait has a deadline or ends on a node-death notice; errors stored as
+values are raised as the exception they carry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from .. import errors, ids
+from ..ownership.memory_store import ERROR, INLINE, SHM, inline_value, shm_value
+from ..rpc import protocol as P
+from ..rpc.transport import pack
+from . import serialization
+
+
+class Waiter:
+    """Signals a `get`/`wait` caller once `needed` of its objects have values."""
+
+    __slots__ = ("needed", "event", "callback")
+
+    def __init__(self, needed: int, callback=None):
+        self.needed = needed
+        self.event = threading.Event() if callback is None else None
+        self.callback = callback
+
+    def ready_one(self) -> None:
+        self.needed -= 1
+        if self.needed == 0:
+            if self.callback is not None:
+                self.callback(True)
+            else:
+                self.event.set()
+
+
+def put(core, value):
+    frames, contains = serialization.serialize(value)
+    size = serialization.frames_size(frames)
+    oid = ids.put_id(core.next_id())
+    if core.ref_ops:  # free what was dropped first, so its memory can be reused
+        with core.lock:
+            core._apply_ref_ops()
+    if size < core.inline_threshold:
+        stored = inline_value([bytes(f) if not isinstance(f, bytes) else f for f in frames], size)
+    else:
+        write_shm(core, oid, frames, core.address)
+        stored = shm_value(core.node_id, size, core.daemon_address)
+    with core.lock:
+        core._apply_ref_ops()
+        core.tm.put(oid, stored, contains)
+        core.apply()
+        return core.new_ref(oid)
+
+
+def write_shm(core, oid: bytes, frames: list, owner_address: str) -> int:
+    total, chunks = serialization.shm_layout(frames)
+    result = core.call(core.daemon_address, P.OBJ_CREATE, oid, total, owner_address, core.worker_id)
+    placement = _placement(result)
+    if not placement.exists:  # a re-executed task may recreate a sealed object
+        core.arena.write(placement, chunks)
+    core.transport.send(core.daemon_address, [pack([P.OBJ_SEAL, core.worker_id, oid])])
+    return total
+
+
+def materialize(core, oid: bytes, value, deadline: float | None = None, owner: str | None = None):
+    """The Python object of `value`. A shared-memory value is mapped zero-copy; if its copy was
+    on another node, our daemon pulls it and we tell the owner where the new copy is."""
+    kind = value.kind
+    if kind == INLINE:
+        return serialization.deserialize(value.frames, [])
+    if kind == ERROR:
+        raise _as_raisable(serialization.deserialize(value.frames))
+    if deadline is None:
+        placement = core.call(core.daemon_address, P.OBJ_GET, oid, core.worker_id, value.daemon)
+    else:  # a fetch from another node must not outlast get()'s timeout
+        try:
+            placement = core.call(core.daemon_address, P.OBJ_GET, oid, core.worker_id, value.daemon,
+                                  timeout=max(0.001, deadline - time.monotonic()))
+        except errors.NodeUnreachableError:
+            raise errors.GetTimeoutError(f"get timed out fetching object {oid.hex()} from node "
+                                         f"{value.node_id}") from None
+    if placement is None:
+        raise errors.ObjectLostError(f"object {oid.hex()} is no longer in the object store of node "
+                                     f"{value.node_id} (it was freed or its node failed)")
+    if value.daemon != core.daemon_address and owner is not None:
+        _report_copy(core, oid, owner)
+    ops, wake = core.ref_ops, core.transport.wake
+
+    def release():
+        ops.append((oid, None, 0))
+        wake()
+
+    view = core.arena.view_with_release(_placement(placement), release)
+    return serialization.deserialize(serialization.frames_from_shm(view), [])
+
+
+def _report_copy(core, oid: bytes, owner: str) -> None:
+    """Our node now holds a secondary copy: the owner can pin it if the primary is lost."""
+    if owner == core.address:
+        with core.lock:
+            core.tm.copy_made(oid, core.daemon_address, core.node_id)
+    else:
+        core.transport.send(owner, [pack([P.OBJ_COPIED, oid, core.daemon_address, core.node_id])])
+
+
+def get(core, refs: list, timeout: float | None):
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with core.lock:
+        core._apply_ref_ops()
+        waiter, values = core.tm.wait_for_values(refs, lambda missing, ready: Waiter(missing))
+        core.apply()
+    if waiter is not None:
+        _block_on(core, waiter, deadline, refs)
+        with core.lock:
+            table = core.tm.refs.refs
+            values = [table[r.id].value if r.id in table else None for r in refs]
+    out = []
+    for r, value in zip(refs, values, strict=True):
+        if value is None:
+            raise errors.ObjectLostError(f"object {r.id.hex()} has no value")
+        try:
+            out.append(materialize(core, r.id, value, deadline, r.owner))
+        except errors.ObjectLostError as exc:
+            if value.kind != SHM or isinstance(exc, errors.OwnerDiedError):
+                raise
+            if r.owner in core.tm.dead_processes:
+                raise errors.OwnerDiedError(f"object {r.id.hex()} is lost: its owner {r.owner} died") from None
+            out.append(_get_rebuilt(core, r, value, deadline))
+    return out
+
+
+def _block_on(core, waiter: Waiter, deadline, refs) -> None:
+    blocked = core.mode == "worker" and core.executor is not None and core.executor.holds_lease()
+    if blocked:
+        core.transport.send(core.daemon_address, [pack([P.WORKER_BLOCKED, core.worker_id])])
+    try:
+        ok = waiter.event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    finally:
+        if blocked:
+            core.transport.send(core.daemon_address, [pack([P.WORKER_UNBLOCKED, core.worker_id])])
+    if not ok:
+        with core.lock:
+            core.tm.stop_waiting(refs, waiter)
+        raise errors.GetTimeoutError(f"get timed out: {waiter.needed} of {len(refs)} objects were "
+                                     f"not ready after the timeout")
+
+
+def wait(core, refs: list, num_returns: int, timeout: float | None) -> tuple[list, list]:
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def waiter_for(missing: int, ready: int):
+        return Waiter(num_returns - ready) if num_returns - ready > 0 else None
+
+    with core.lock:
+        core._apply_ref_ops()
+        waiter, _ = core.tm.wait_for_values(refs, waiter_for)
+        core.apply()
+    if waiter is not None:
+        try:
+            _block_on(core, waiter, deadline, refs)
+        except errors.GetTimeoutError:
+            pass
+    with core.lock:
+        table = core.tm.refs.refs
+        ready, not_ready = [], []
+        for r in refs:
+            ref = table.get(r.id)
+            (ready if ref is not None and ref.value is not None and len(ready) < num_returns
+             else not_ready).append(r)
+        if waiter is not None:
+            core.tm.stop_waiting(refs, waiter)
+    return ready, not_ready
+
+
+def on_ready(core, ref, callback) -> None:
+    """Runs `callback(True)` (on some thread) once `ref` has a value."""
+    with core.lock:
+        core._apply_ref_ops()
+        waiter, _ = core.tm.wait_for_values([ref], lambda missing, ready: Waiter(1, callback))
+        core.apply()
+    if waiter is None:
+        callback(True)
+
+
+def _get_rebuilt(core, r, lost_value, deadline):
+    """The shared-memory copy of `r` is gone: wait for its owner to rebuild it, then read it.
+
+    An owner rebuilds from lineage (or pins a surviving copy) once it knows the copy's node
+    died; a borrower asks the owner again (the owner answers when the object is rebuilt)."""
+    limit = time.monotonic() + float(core.config.get("node_death_timeout", 1.0)) + 5.0
+    lost_at = lost_value.daemon
+    while True:
+        with core.lock:
+            current = core.tm.lost_on_read(r.id, lost_at)
+            core.apply()
+        if current is None or current.kind != SHM or current.daemon != lost_at:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return get(core, [r], remaining)[0]
+        if time.monotonic() > limit:
+            raise errors.ObjectLostError(f"object {r.id.hex()} is lost: its copy on {lost_at} "
+                                         f"cannot be read and no node failure explains it")
+        core._node_death.wait(0.05)
+        core._node_death.clear()
+
+
+# ---- the centralized-metadata baseline (benchmarks only) ----------------------------------------
+def task_meta_submit(core, entry) -> None:
+    """The spec and argument counts go to the head before the push."""
+    arg_ids = [oid for oid, _owner in entry.argument_refs()]
+    spec = pack([entry.task_id, entry.fn_id, entry.name, entry.positions, *entry.arg_frames])
+    core.call(core.head_address, P.TASK_META_SUBMIT, entry.task_id, spec, arg_ids)
+
+
+def task_meta_done(core, entry) -> None:
+    arg_ids = [oid for oid, _owner in entry.argument_refs()]
+    core.transport.send(core.head_address, [pack([P.TASK_META_DONE, entry.task_id, arg_ids])])
+
+
+def _placement(result: list):
+    from ..store.object_store import Placement
+
+    return Placement(*result)
+
+
+def _as_raisable(exc) -> BaseException:
+    if isinstance(exc, errors.TaskError):
+        return exc.as_instanceof_cause()
+    if isinstance(exc, BaseException):
+        return exc
+    return errors.EngineError(repr(exc))

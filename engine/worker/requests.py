@@ -1,0 +1,78 @@
+"""Request/reply from a core worker to node daemons and the head (not the task path).
+
+Owns the table of outstanding requests: `call` sends `[kind, call_id, my_address, *fields]`
+and blocks until the matching `REPLY` (or a timeout); `call_async` runs a callback on the
+I/O thread instead. Thread-safe: `itertools.count` and dict item operations are atomic;
+`on_reply` runs on the I/O thread. Fails with `NodeUnreachableError` on timeout, or the
+remote side's error type when it answers not-ok.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+from .. import errors
+from ..rpc.transport import pack
+
+
+class _Call:
+    __slots__ = ("event", "ok", "result", "callback")
+
+    def __init__(self, callback=None):
+        self.event = None if callback else threading.Event()
+        self.callback = callback
+        self.ok = None
+        self.result = None
+
+
+class Requests:
+    def __init__(self, transport, address: str, default_timeout: float):
+        self._transport = transport
+        self._address = address
+        self._default_timeout = default_timeout
+        self._calls: dict[int, _Call] = {}
+        self._ids = itertools.count(1)
+
+    def call(self, address: str, kind: int, *fields, timeout: float | None = None):
+        """Sends a request and waits for its REPLY. Not for the I/O thread."""
+        call_id = next(self._ids)
+        slot = _Call()
+        self._calls[call_id] = slot
+        self._transport.send(address, [pack([kind, call_id, self._address, *fields])])
+        limit = self._default_timeout if timeout is None else timeout
+        if not slot.event.wait(limit):
+            self._calls.pop(call_id, None)
+            raise errors.NodeUnreachableError(f"no answer from {address} to request type {kind} "
+                                              f"within {limit:.0f}s")
+        if not slot.ok:
+            raise remote_error(slot.result)
+        return slot.result
+
+    def call_async(self, address: str, kind: int, *fields, callback) -> None:
+        """Sends a request; `callback(ok, result)` runs on the I/O thread (with the core
+        worker's lock held)."""
+        call_id = next(self._ids)
+        self._calls[call_id] = _Call(callback)
+        self._transport.send(address, [pack([kind, call_id, self._address, *fields])])
+
+    def on_reply(self, h, frames) -> None:
+        _, call_id, ok, result = h
+        slot = self._calls.pop(call_id, None)
+        if slot is None:
+            return
+        slot.ok, slot.result = ok, result
+        if slot.callback is not None:
+            slot.callback(ok, result)
+        else:
+            slot.event.set()
+
+
+def remote_error(result) -> Exception:
+    if isinstance(result, list) and len(result) == 2:
+        name, message = result
+        cls = getattr(errors, name, None)
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            return cls(message)
+        return errors.EngineError(f"{name}: {message}")
+    return errors.EngineError(str(result))

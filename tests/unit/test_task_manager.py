@@ -1,0 +1,161 @@
+"""TaskManager driven by hand: submit, resolve, lease, push, reply, retry, cancel, fail, lineage.
+
+No processes: `owner_harness.Owner` feeds events and records the instructions; every step
+is followed by `validate_state()`.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+from owner_harness import DAEMON, OWNER, Owner
+from ownrun.engine import errors
+from ownrun.engine.ownership.task_manager import HISTORY_PER_ID, PUSHED, QUEUED, WAITING_DEPS
+from ownrun.engine.rpc import protocol as P
+
+
+@pytest.fixture
+def owner():
+    return Owner()
+
+
+def test_task_is_pushed_once_a_lease_arrives_and_its_reply_is_stored(owner):
+    f = owner.submit(owner.task())
+    assert f.state == QUEUED and owner.lease_requests
+    owner.grant()
+    assert f.state == PUSHED and owner.pushed == [(f.task_id, "tcp://w1")]
+    owner.reply_inline(f, 42)
+    assert owner.value_of(f.return_ids[0]) == 42
+    assert not owner.tm.tasks
+
+
+def test_dependent_task_waits_for_its_argument_and_then_is_queued(owner):
+    a = owner.submit(owner.task("a"))
+    b = owner.submit(owner.task("b", deps=[a.return_ids[0]]))
+    assert b.state == WAITING_DEPS and b.unresolved == 1
+    owner.grant()
+    owner.reply_inline(a, 1)
+    assert b.state in (QUEUED, PUSHED)
+    assert b.dep_meta[0][0] == P.VALUE_INLINE
+
+
+def test_error_argument_fails_the_dependent_task_with_that_error(owner):
+    a = owner.submit(owner.task("a", retries=0))
+    b = owner.submit(owner.task("b", deps=[a.return_ids[0]]))
+    owner.grant()
+    owner.reply_error(a, ValueError("boom"))
+    kind, exc = owner.value_of(b.return_ids[0])
+    assert kind == "error" and isinstance(exc, ValueError)
+    assert b.task_id not in owner.tm.tasks
+
+
+def test_retry_exceptions_requeues_until_retries_are_used_up(owner):
+    f = owner.submit(owner.task(retries=1, retry_exceptions=True))
+    owner.grant()
+    owner.reply_error(f, ValueError("first"))
+    assert f.task_id in owner.tm.tasks and f.retries_left == 0
+    assert owner.tm.counters["task_retries"] == 1
+    owner.reply_error(f, ValueError("second"))
+    kind, exc = owner.value_of(f.return_ids[0])
+    assert kind == "error" and "second" in str(exc)
+
+
+def test_worker_death_retries_its_task_then_fails_with_worker_crashed(owner):
+    f = owner.submit(owner.task(retries=1))
+    owner.grant()
+    owner.step("worker_died", b"tcp://w1", "tcp://w1", "it crashed")
+    assert f.task_id in owner.tm.tasks and f.retries_left == 0
+    owner.grant("tcp://w2")
+    owner.step("worker_died", b"tcp://w2", "tcp://w2", "it crashed again")
+    kind, exc = owner.value_of(f.return_ids[0])
+    assert kind == "error" and isinstance(exc, errors.WorkerCrashedError)
+    assert "crashed again" in str(exc)
+
+
+def test_cancel_of_a_waiting_task_stores_task_cancelled(owner):
+    a = owner.submit(owner.task("a"))
+    b = owner.submit(owner.task("b", deps=[a.return_ids[0]]))
+    owner.step("cancel", b.task_id, False)
+    kind, exc = owner.value_of(b.return_ids[0])
+    assert kind == "error" and isinstance(exc, errors.TaskCancelledError)
+
+
+def test_cancel_of_a_pushed_task_asks_its_worker(owner):
+    f = owner.submit(owner.task())
+    owner.grant()
+    owner.step("cancel", f.task_id, True)
+    assert owner.sent_of(P.CANCEL_TASK) == [("tcp://w1", [P.CANCEL_TASK, f.task_id, True])]
+
+
+def test_infeasible_lease_fails_the_queued_tasks_with_the_daemons_reason(owner):
+    f = owner.submit(owner.task())
+    request_id = owner.lease_requests.pop(0)
+    owner.step("lease_granted", request_id, None, "no node can satisfy {'GPU': 1}", "node0", DAEMON, None, 0.0)
+    kind, exc = owner.value_of(f.return_ids[0])
+    assert kind == "error" and "GPU" in str(exc)
+
+
+def test_inline_return_keeps_lineage_while_a_downstream_object_needs_it(owner):
+    a = owner.submit(owner.task("a"))
+    b = owner.submit(owner.task("b", deps=[a.return_ids[0]]))
+    owner.drop(a.return_ids[0])  # only b (and later b's lineage) needs a
+    owner.grant()
+    owner.reply_inline(a, 1)
+    owner.reply_shm(b)
+    a_ref = owner.ref(a.return_ids[0])
+    assert a_ref is not None and a_ref.freed and a_ref.value is None  # value freed, record kept
+    assert a_ref.task is a, "lineage of the inline return is kept"
+    owner.drop(b.return_ids[0])
+    assert owner.ref(b.return_ids[0]) is None and owner.ref(a.return_ids[0]) is None
+    assert owner.sent_of(P.OBJ_FREE) == [(DAEMON, [P.OBJ_FREE, [b.return_ids[0]]])]
+
+
+def test_a_long_inline_chain_is_released_without_deep_recursion(owner):
+    prev = owner.submit(owner.task("a0"))
+    owner.grant()
+    for i in range(1, 1500):  # deeper than Python's recursion limit
+        nxt = owner.task(f"a{i}", deps=[prev.return_ids[0]])
+        owner.tm.submit(nxt)
+        owner.tm.apply_ref_ops(collections.deque([(prev.return_ids[0], OWNER, -1)]))
+        owner.tm.task_reply("tcp://w1", prev.task_id, [[P.VALUE_INLINE, 1, None]], None, b"tcp://w1",
+                            0.01, [b"header", b"x"], 1.0)
+        owner.drain()
+        prev = nxt
+    owner.tm.validate_state()
+    assert len(owner.tm.refs.refs) == 1500  # the chain's lineage is kept
+    owner.reply_inline(prev, 1)
+    owner.drop(prev.return_ids[0])
+    assert len(owner.tm.refs.refs) == 0
+
+
+def test_history_tells_what_happened_to_a_task(owner):
+    f = owner.submit(owner.task(retries=1))
+    owner.grant()
+    owner.step("worker_died", b"tcp://w1", "tcp://w1", "it crashed")
+    owner.grant("tcp://w2")
+    owner.reply_inline(f, 3, worker="tcp://w2")
+    events = [event for event, _state in owner.tm.history(f.task_id)]
+    assert events == ["submit", "queue", "push", "retry", "resubmit", "queue", "push", "reply"]
+    assert len(owner.tm.history(f.task_id)) <= HISTORY_PER_ID
+
+
+def test_owns_anything_while_tasks_are_pending_or_owned_objects_live(owner):
+    assert not owner.tm.owns_anything()
+    f = owner.submit(owner.task())
+    assert owner.tm.owns_anything()
+    owner.grant()
+    owner.reply_inline(f, 1)
+    assert owner.tm.owns_anything()  # the user still holds the result
+    owner.drop(f.return_ids[0])
+    assert not owner.tm.owns_anything()
+
+
+def test_borrower_asking_for_a_pending_value_is_answered_when_it_arrives(owner):
+    f = owner.submit(owner.task())
+    owner.step("get_value", "tcp://borrower", f.return_ids[0])
+    assert not owner.sent_of(P.VALUE_REPLY)
+    owner.grant()
+    owner.reply_inline(f, 5)
+    [(addr, header)] = owner.sent_of(P.VALUE_REPLY)
+    assert addr == "tcp://borrower" and header[1] == f.return_ids[0]
