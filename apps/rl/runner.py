@@ -18,10 +18,10 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from pathlib import Path
 
 from ownrun import engine
 
+from ..run_dir import new_run_dir
 from . import cluster, es, memory, report, state
 from .config import EsConfig, PpoConfig
 from .failures import Injector
@@ -84,7 +84,7 @@ def _run_on_engine(algorithm, config, placement: cluster.Placement, t0: float, c
             state.cleanup(prefix)
     summary = _summarize(algorithm, config, result, rows, workers, t0, start_ts, attempts,
                          [injector.event] if injector else [], noise_info)
-    run_dir = _unique(Path(config.runs) / time.strftime("%Y%m%d-%H%M%S"))
+    run_dir = new_run_dir(config.runs)
     summary["run_dir"] = str(run_dir)
     report.write_run(run_dir, summary, rows)
     return summary
@@ -142,14 +142,6 @@ def _summarize(algorithm, config, result, rows, workers, t0, start_ts, attempts,
         "noise_table": noise_info,
         **({"autograd_in_workers": result["autograd_in_workers"]} if algorithm == "ppo" else {}),
     }
-
-
-def _unique(path: Path) -> Path:
-    candidate, k = path, 1
-    while candidate.exists():
-        k += 1
-        candidate = path.with_name(f"{path.name}-{k}")
-    return candidate
 
 
 class _View:

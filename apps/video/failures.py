@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from ownrun import engine
 
+from ..failures import FailurePlan, await_replacement
 from . import pipeline
-from .config import FailurePlan
 
 HEAD_RESOURCE = "video_head"  # node 0: driver, Sinks, owners
 WORKER_RESOURCE = "video_worker"  # nodes 1..N-1: Decoders
@@ -132,15 +132,8 @@ class Injector(threading.Thread):
 
     def _await_replacement(self, key_of, pid: int, killed: float, timeout: float = 30.0) -> None:
         """Records when a new process announced itself for the same role (the restart)."""
-        deadline = time.monotonic() + timeout
-        while not self.cancelled.wait(0.02):
-            info = read_process(self.prefix, key_of, self.video)
-            if info is not None and int(info["pid"]) != pid:
-                self.event.update(replacement_pid=int(info["pid"]),
-                                  replaced_after_s=round(float(info["ts"]) - killed, 3))
-                return
-            if time.monotonic() > deadline:
-                return
+        self.event.update(await_replacement(lambda: read_process(self.prefix, key_of, self.video), pid, killed,
+                                            self.cancelled, timeout))
 
     def _kill_decoder(self) -> None:
         self._kill_pid(pipeline.decoder_key, "decoder")
