@@ -44,7 +44,8 @@ class RunConfig(BaseModel):
     nodes: int = Field(1, ge=1, description="Nodes of the embedded cluster.")
     num_cpus: float | None = Field(None, gt=0, description="CPUs per node (default: all of this machine's).")
     fail: str | None = Field(None, description="Inject a failure: worker@Ns, node@Ns (needs --nodes 3+) or "
-                                               "owner@Ns, N seconds after the first iteration started.")
+                                               "owner@Ns, N seconds after the first iteration started "
+                                               "(none: no failure, as in a job's matrix).")
     checkpoint_every: int = Field(0, ge=0, description="Checkpoint the owner's state to engine.kv every K "
                                                        "iterations (0: off; a re-run owner starts over).")
     runs: str = Field("runs", description="Directory where run directories are written.")
@@ -60,7 +61,9 @@ class RunConfig(BaseModel):
     @field_validator("fail")
     @classmethod
     def _fail_spec(cls, value: str | None) -> str | None:
-        return None if value is None else str(parse_failure(value))
+        if value is None or value.strip().lower() == "none":
+            return None
+        return str(parse_failure(value))
 
     @model_validator(mode="after")
     def _fail_needs_nodes(self):
