@@ -193,7 +193,7 @@ def _run_on_engine(opts, jobs, errors, plan, placement, run_dir, t0, console) ->
               for k, job in enumerate(jobs)}
     injector = None
     if plan is not None:
-        injector = failures.Injector(plan, start_ts, prefix, jobs[0].video)
+        injector = failures.Injector(plan, start_ts, prefix, jobs[0].video, placement.reserve)
         injector.start()
     memory = _Memory()
     results, owner_errors = _wait_for_owners(owners, sinks, jobs, start_ts, memory, opts, console)

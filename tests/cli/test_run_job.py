@@ -266,7 +266,9 @@ def test_shipped_paper_video_config_runs_end_to_end_at_a_tiny_scale(tmp_path):
     fails = [f"runs.{name}.fail={kind}@2s" for name, kind in
              (("decoder-failure", "decoder"), ("owner-failure", "owner"), ("owner-failure-cp30", "owner"),
               ("node-failure", "node"))]
-    args = [*TINY_VIDEO, "--set", f"job.runs_dir={tmp_path}", "--set", "runs.owner-failure-cp30.checkpoint_interval=8"]
+    # The node failure on 2 nodes: the killed node hosted every Decoder; they restart on node 0.
+    args = [*TINY_VIDEO, "--set", f"job.runs_dir={tmp_path}", "--set", "runs.owner-failure-cp30.checkpoint_interval=8",
+            "--set", "runs.node-failure.cluster.nodes=2"]
     for item in fails:
         args += ["--set", item]
     result = invoke("run", str(CONFIGS / "paper-video.toml"), *args)
@@ -279,6 +281,8 @@ def test_shipped_paper_video_config_runs_end_to_end_at_a_tiny_scale(tmp_path):
     for name in ("decoder-failure", "owner-failure", "node-failure"):
         summary = json.loads((run_dir / name / "summary.json").read_text())
         assert "error" not in summary["failures"][0], summary["failures"]
+    node = json.loads((run_dir / "node-failure" / "summary.json").read_text())["failures"][0]
+    assert node["videos"] == ["v0", "v1"] and node["decoders_restart_on"].startswith("node 0"), node
     assert (run_dir / "latency_cdf.png").exists()
 
 
