@@ -43,7 +43,7 @@ from . import memory_store as ms
 from .lease_policy import LeasePolicy
 from .memory_store import SHM, BorrowerWait, Value, error_of, error_value, inline_value, shm_value
 from .recovery import LOST, PIN, RESUBMIT, RecoveryPlanner, is_lost
-from .reference_counter import ReferenceCounter, Release
+from .reference_counter import ACTOR_TASK, PUT, ReferenceCounter, Release
 from .submitter import Submitter
 
 __all__ = ["TaskEntry", "TaskManager", "error_value", "inline_value", "shm_value", "Value"]
@@ -221,7 +221,7 @@ class TaskManager:
 
     def put(self, oid: bytes, value: Value, contains: list | None) -> None:
         ref = self.refs.add_owned(oid)
-        ref.from_put = True
+        ref.no_lineage = PUT
         ms.set_value(ref, value)
         if contains:
             self.refs.set_contains(ref, contains, None)
@@ -474,10 +474,14 @@ class TaskManager:
             value, contains = ms.value_from_meta(meta, frames, pos)
             if value.kind != SHM:
                 pos += meta[1]
-            if normal and value.kind != ms.ERROR:
+            if value.kind != ms.ERROR:
                 ref = table.get(rid)
-                if ref is not None:  # lineage: rebuild it (or a lost downstream object) by re-running
+                if ref is None:
+                    pass
+                elif normal:  # lineage: rebuild it (or a lost downstream object) by re-running
                     self.refs.keep_lineage(ref, entry)
+                else:
+                    ref.no_lineage = ACTOR_TASK
             self.store(rid, value, contains, worker_addr if contains else None)
         if entry.kind == ACTOR_CREATION and entry.actor.restarts_left != 0 and not failed:
             return  # a restart re-runs the constructor: keep its arguments alive until the actor dies
