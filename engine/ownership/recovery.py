@@ -10,8 +10,8 @@ node died, or it was freed and a re-running task needs it again):
   4. Recurse into that task's arguments: lost ones are planned first, so they are being
      rebuilt by the time the task resolves its arguments again.
 When none of this works the object gets an error naming the real cause: created by
-`put()` (no lineage), returned by an actor task (actors are not re-run for this), or its
-task has no retries left.
+`put()` (no lineage), returned by an actor task (actors are not re-run for this), lineage
+not kept (over the lineage budget), or its task has no retries left.
 
 `plan` returns actions — `(PIN, ref, daemon, node_id)`, `(RESUBMIT, task)`,
 `(LOST, ref, exception)` — that the task manager applies; it changes no state itself.
@@ -22,8 +22,15 @@ Pure: no sockets, threads or clocks. Not thread-safe: used with the core worker'
 from __future__ import annotations
 
 from .. import errors
+from .reference_counter import ACTOR_TASK, OVER_BUDGET, PUT
 
 PIN, RESUBMIT, LOST = 0, 1, 2
+
+_NO_LINEAGE = {
+    PUT: "it was created by put(), which has no lineage to rebuild it from",
+    ACTOR_TASK: "it was returned by an actor task, and actor tasks are not re-run to rebuild objects",
+    OVER_BUDGET: "its lineage was not kept: the owner's lineage budget (max_lineage_bytes) was used up",
+}
 
 
 def is_lost(ref, dead_daemons: set) -> bool:
@@ -65,10 +72,7 @@ class RecoveryPlanner:
         # 3. Resubmit the creating task, if it can be.
         who = f"object {ref.oid.hex()} owned by {self.refs.address}"
         if task is None:
-            if ref.from_put:
-                cause = "it was created by put(), which has no lineage to rebuild it from"
-            else:
-                cause = "it was returned by an actor task (or its lineage was released), and is not re-run"
+            cause = _NO_LINEAGE.get(ref.no_lineage, "its lineage was released")
             actions.append((LOST, ref, errors.ObjectLostError(
                 f"{who} is lost ({why}) and cannot be rebuilt: {cause}")))
             return

@@ -26,6 +26,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Why an owned object has no lineage (Reference.no_lineage).
+PUT, ACTOR_TASK, OVER_BUDGET = "put", "actor task", "lineage budget"
+MAX_LINEAGE_BYTES = 1 << 30  # argument bytes of retained task specs, like Ray's max_lineage_bytes
+
 
 @dataclass(slots=True, eq=False)
 class Reference:
@@ -46,7 +50,7 @@ class Reference:
     requested: bool = False  # borrowed, no value: we asked the owner for it
     size: int = 0  # serialized size of the value, once known (kept when the value is lost)
     copies: list | None = None  # owned shm objects: [(daemon, node_id)] holding secondary copies
-    from_put: bool = False  # owned: created by put() (no lineage)
+    no_lineage: str | None = None  # owned, cannot be re-run: why (PUT, ACTOR_TASK, OVER_BUDGET)
     freed: bool = False  # the value was released; the record may stay for lineage
     task: object = None  # lineage: the TaskEntry that created the value (owned, rebuildable)
     lineage_refs: int = 0  # retained lineage entries that take this object as an argument
@@ -89,6 +93,8 @@ class ReferenceCounter:
     def __init__(self, self_address: str):
         self.address = self_address
         self.refs: dict[bytes, Reference] = {}
+        self.lineage_bytes = 0  # argument bytes of the task specs kept as lineage
+        self.max_lineage_bytes = MAX_LINEAGE_BYTES
 
     # ---- creation --------------------------------------------------------------------
     def add_owned(self, oid: bytes, local: int = 1) -> Reference:
@@ -225,6 +231,7 @@ class ReferenceCounter:
                 del self.refs[ref.oid]
             task, ref.task = ref.task, None
             if task is not None:
+                self.lineage_bytes -= _spec_bytes(task)
                 for oid, _owner in task.deps:
                     dep = self.refs.get(oid)
                     if dep is not None:
@@ -232,9 +239,15 @@ class ReferenceCounter:
                         stack.append(dep)
 
     def keep_lineage(self, ref: Reference, task) -> None:
-        """`ref`'s value can be rebuilt by re-running `task`; pin its arguments' records."""
+        """`ref`'s value can be rebuilt by re-running `task`; pin its arguments' records.
+        Beyond `max_lineage_bytes` of kept specs, new objects get no lineage (OVER_BUDGET)."""
         if ref.task is not None:
             return
+        size = _spec_bytes(task)
+        if self.lineage_bytes + size > self.max_lineage_bytes:
+            ref.no_lineage = OVER_BUDGET
+            return
+        self.lineage_bytes += size
         ref.task = task
         for oid, _owner in task.deps:
             dep = self.refs.get(oid)
@@ -252,6 +265,7 @@ class ReferenceCounter:
     def validate_state(self) -> None:
         """Checks every record's invariants (unit tests call it after each step)."""
         lineage_refs: dict[bytes, int] = {}
+        lineage_bytes = 0
         for oid, ref in self.refs.items():
             assert ref.oid == oid
             assert ref.owned == (ref.owner == self.address), f"{oid.hex()}: owned flag disagrees with owner"
@@ -270,9 +284,17 @@ class ReferenceCounter:
             if ref.copies:
                 assert ref.owned, f"{oid.hex()}: a borrower tracks copies"
             if ref.task is not None:
+                lineage_bytes += _spec_bytes(ref.task)
                 for dep, _owner in ref.task.deps:
                     lineage_refs[dep] = lineage_refs.get(dep, 0) + 1
         for oid, count in lineage_refs.items():
             ref = self.refs.get(oid)
             assert ref is None or ref.lineage_refs == count, \
                 f"{oid.hex()}: lineage count {ref.lineage_refs}, {count} lineage entries use it"
+        assert lineage_bytes == self.lineage_bytes, \
+            f"lineage bytes {self.lineage_bytes}, the kept specs add up to {lineage_bytes}"
+
+
+def _spec_bytes(task) -> int:
+    """What keeping `task` as lineage costs: its by-value argument bytes (and a little)."""
+    return 200 + sum(len(f) for f in task.arg_frames)

@@ -45,7 +45,7 @@ from . import memory_store as ms
 from .lease_policy import LeasePolicy
 from .memory_store import SHM, BorrowerWait, Value, error_of, error_value, inline_value, shm_value
 from .recovery import LOST, PIN, RESUBMIT, RecoveryPlanner, is_lost
-from .reference_counter import ReferenceCounter, Release
+from .reference_counter import ACTOR_TASK, PUT, ReferenceCounter, Release
 from .submitter import Submitter
 
 __all__ = ["TaskEntry", "TaskManager", "error_value", "inline_value", "shm_value", "Value"]
@@ -133,13 +133,11 @@ class TaskManager:
         self._next_actor_request = ACTOR_LEASE_IDS
         self.waiting_for_node_death: list[TaskEntry] = []  # a fetch failed; the notice is coming
         self.log: collections.deque = collections.deque(maxlen=HISTORY_ENTRIES)
+        self._log = self.log.append  # (id, event, state): one tuple per transition, no call layer
         self.actor_by_creation: dict = {}  # creation return id -> actor state (unnamed actors we created)
         self.centralized = False  # the centralized-metadata baseline: tell the head when tasks end
 
     # ---- the transition log ---------------------------------------------------------------
-    def _note(self, key: bytes, event: str, state) -> None:
-        self.log.append((key, event, state))
-
     def history(self, key: bytes) -> list[tuple]:
         """The latest (event, state) entries of a task or object id (bounded)."""
         return [(event, state) for k, event, state in self.log if k == key][-HISTORY_PER_ID:]
@@ -177,7 +175,7 @@ class TaskManager:
                 free_by_daemon.setdefault(daemon, []).append(ref.oid)
             ref.copies = None
             ref.value = None
-            self._note(ref.oid, "freed", None)
+            self._log((ref.oid, "freed", None))
         for daemon, oids in free_by_daemon.items():
             if daemon not in self.dead_daemons:
                 self.out.append((SEND, daemon, [P.OBJ_FREE, oids], ()))
@@ -224,7 +222,7 @@ class TaskManager:
 
     def put(self, oid: bytes, value: Value, contains: list | None) -> None:
         ref = self.refs.add_owned(oid)
-        ref.from_put = True
+        ref.no_lineage = PUT
         ms.set_value(ref, value)
         if contains:
             self.refs.set_contains(ref, contains, None)
@@ -298,7 +296,7 @@ class TaskManager:
             ref.copies = [(daemon, node_id)]
         elif all(d != daemon for d, _ in ref.copies):
             ref.copies.append((daemon, node_id))
-        self._note(oid, "copy", node_id)
+        self._log((oid, "copy", node_id))
 
     def lost_on_read(self, oid: bytes, lost_at: str) -> Value | None:
         """A reader could not fetch `oid` from `lost_at`. Returns the value to wait for next
@@ -326,7 +324,7 @@ class TaskManager:
         if submitted:
             refs.add_submitted(submitted)
         self.tasks[entry.task_id] = entry
-        self._note(entry.task_id, "submit", WAITING_DEPS)
+        self._log((entry.task_id, "submit", WAITING_DEPS))
         if entry.actor is not None:
             self.out.append((ACTOR_SUBMITTED, entry))
         self._resolve(entry)
@@ -376,7 +374,7 @@ class TaskManager:
                     entry.submitted_refs = entry.submitted_refs + dep.contains
             entry.dep_meta, entry.dep_frames = meta, dep_frames
         entry.state = QUEUED
-        self._note(entry.task_id, "queue", QUEUED)
+        self._log((entry.task_id, "queue", QUEUED))
         if entry.kind == NORMAL:
             daemon = self.policy.locality(by_daemon, self.daemon_address, self.dead_daemons)
             if daemon is None:
@@ -390,7 +388,7 @@ class TaskManager:
     def _push(self, entry: TaskEntry, lease) -> None:
         entry.state = PUSHED
         entry.worker_id = lease.worker_id
-        self._note(entry.task_id, "push", PUSHED)
+        self._log((entry.task_id, "push", PUSHED))
         self.out.append((PUSH, entry, lease.address))
 
     def _request_lease(self, request_id: int, shape, resources: dict, daemon: str | None = None,
@@ -466,23 +464,27 @@ class TaskManager:
                 self.counters["task_retries"] += 1
                 self.tasks[task_id] = entry
                 entry.state = QUEUED
-                self._note(task_id, "retry_exception", QUEUED)
+                self._log((task_id, "retry_exception", QUEUED))
                 self.submitter.enqueue(entry, entry.shape, entry.resources)
                 return
             if len(returns[0]) > 3 and returns[0][3] == "arg_lost":
                 self._rerun_after_lost_argument(entry)
                 return
-        self._note(task_id, "reply", "failed" if failed else "done")
+        self._log((task_id, "reply", "failed" if failed else "done"))
         pos = 1
         table = self.refs.refs
         for rid, meta in zip(entry.return_ids, returns, strict=True):
             value, contains = ms.value_from_meta(meta, frames, pos)
             if value.kind != SHM:
                 pos += meta[1]
-            if normal and value.kind != ms.ERROR:
+            if value.kind != ms.ERROR:
                 ref = table.get(rid)
-                if ref is not None:  # lineage: rebuild it (or a lost downstream object) by re-running
+                if ref is None:
+                    pass
+                elif normal:  # lineage: rebuild it (or a lost downstream object) by re-running
                     self.refs.keep_lineage(ref, entry)
+                else:
+                    ref.no_lineage = ACTOR_TASK
             self.store(rid, value, contains, worker_addr if contains else None)
         if entry.kind == ACTOR_CREATION and entry.actor.restarts_left != 0 and not failed:
             return  # a restart re-runs the constructor: keep its arguments alive until the actor dies
@@ -504,7 +506,7 @@ class TaskManager:
     def fail(self, entry: TaskEntry, value: Value) -> None:
         """Stores an error under every return id of the task."""
         self.tasks.pop(entry.task_id, None)
-        self._note(entry.task_id, "fail", "failed")
+        self._log((entry.task_id, "fail", "failed"))
         for rid in entry.return_ids:
             self.store(rid, value, None, None)
         self.task_done(entry)
@@ -574,7 +576,7 @@ class TaskManager:
             if entry.retries_left > 0:
                 entry.retries_left -= 1
             self.counters["task_retries"] += 1
-            self._note(entry.task_id, "retry", reason)
+            self._log((entry.task_id, "retry", reason))
             self._resubmit(entry, reason)  # re-resolves arguments: some may have been lost too
             return
         else:
@@ -592,7 +594,7 @@ class TaskManager:
     def recover(self, ref, why: str) -> None:
         """Gives the lost owned object `ref` a value again (see recovery.py)."""
         ms.lose_value(ref)
-        self._note(ref.oid, "lost", why)
+        self._log((ref.oid, "lost", why))
         self._apply_plan(self.recovery.plan(ref, why), why)
 
     def _apply_plan(self, actions: list, why: str) -> None:
@@ -601,13 +603,13 @@ class TaskManager:
             if kind == PIN:
                 _, ref, daemon, node_id = action
                 ref.copies = [c for c in ref.copies if c[0] != daemon] or None
-                self._note(ref.oid, "pin_copy", node_id)
+                self._log((ref.oid, "pin_copy", node_id))
                 self.out.append((SEND, daemon, [P.OBJ_PIN, ref.oid, self.address], ()))
                 self.store(ref.oid, shm_value(node_id, ref.size, daemon), None, None)
             elif kind == LOST:
                 _, ref, exc = action
                 ms.lose_value(ref)
-                self._note(ref.oid, "unrecoverable", str(exc))
+                self._log((ref.oid, "unrecoverable", str(exc)))
                 self.store(ref.oid, error_of(exc), None, None)
             elif kind == RESUBMIT:
                 task = action[1]
@@ -621,7 +623,7 @@ class TaskManager:
                     other = table.get(rid)
                     if other is not None and other.value is not None and is_lost(other, self.dead_daemons):
                         ms.lose_value(other)
-                self._note(task.task_id, "reconstruct", why)
+                self._log((task.task_id, "reconstruct", why))
                 self._rerun(task)
 
     def _resubmit(self, entry: TaskEntry, why: str) -> None:
@@ -647,7 +649,7 @@ class TaskManager:
         entry.worker_id = None
         entry.dep_meta = entry.dep_frames = None
         self.tasks[entry.task_id] = entry
-        self._note(entry.task_id, "resubmit", WAITING_DEPS)
+        self._log((entry.task_id, "resubmit", WAITING_DEPS))
         self._resolve(entry)
 
     def _rerun_after_lost_argument(self, entry: TaskEntry) -> None:
@@ -671,7 +673,7 @@ class TaskManager:
         used = [m[5] if m[0] == SHM else None for m in entry.dep_meta or ()]
         if None not in current and current == used:
             self.tasks[entry.task_id] = entry
-            self._note(entry.task_id, "argument_fetch_failed", "waiting_for_node_death")
+            self._log((entry.task_id, "argument_fetch_failed", "waiting_for_node_death"))
             self.waiting_for_node_death.append(entry)
             return
         self.counters["task_retries"] += 1
@@ -683,7 +685,7 @@ class TaskManager:
         if entry is None:
             return
         entry.cancelled = True
-        self._note(task_id, "cancel", entry.state)
+        self._log((task_id, "cancel", entry.state))
         if entry.state == WAITING_DEPS or self.submitter.remove_queued(task_id) is not None:
             self.fail(entry, error_of(errors.TaskCancelledError(f"task {entry.name} was cancelled")))
             return

@@ -135,3 +135,33 @@ def test_borrowed_objects_are_not_the_borrowers_to_rebuild(owner):
     ref.value = shm_value(N1, 10, D1)
     owner.tm.dead_daemons.add(D1)
     assert owner.tm.recovery.plan(ref, "node1 died") == []
+
+
+def test_objects_beyond_the_lineage_budget_are_lost_naming_the_budget(owner):
+    owner.tm.refs.max_lineage_bytes = 0
+    a = owner.submit(owner.task("a"))
+    run_on_node1(owner, a)
+    assert owner.ref(a.return_ids[0]).task is None
+    kill_node1(owner)
+    kind, exc = owner.value_of(a.return_ids[0])
+    assert kind == "error" and "lineage budget" in str(exc)
+
+
+def test_lost_actor_task_result_names_the_actor_task(owner):
+    from ownrun.engine.ownership.task_manager import ACTOR_METHOD
+
+    call = owner.task("Counter.read")
+    call.kind = ACTOR_METHOD
+    owner.submit(call)  # handed to the actor (ACTOR_ENQUEUE), which pushes it itself
+    owner.reply_shm(call, worker="tcp://actor", node=N1, daemon=D1)
+    kill_node1(owner)
+    kind, exc = owner.value_of(call.return_ids[0])
+    assert kind == "error" and "actor task" in str(exc)
+
+
+def test_kept_lineage_is_accounted_and_released(owner):
+    a = owner.submit(owner.task("a"))
+    run_on_node1(owner, a)
+    assert owner.tm.refs.lineage_bytes > 0
+    owner.drop(a.return_ids[0])
+    assert owner.tm.refs.lineage_bytes == 0
