@@ -127,7 +127,7 @@ class LeaseScheduler:
     def lease_returned(self, worker_id: bytes, now: float = 0.0) -> Decisions:
         out = Decisions()
         w = self.workers.get(worker_id)
-        if w is None or w.state != LEASED:
+        if w is None or w.state != LEASED or w.lease is None:  # (a repeated return of an actor's)
             return out
         if not w.blocked:
             self._release(w.lease.resources)
@@ -193,7 +193,7 @@ class LeaseScheduler:
 
     def worker_blocked(self, worker_id: bytes) -> Decisions:
         w = self.workers.get(worker_id)
-        if w is None or w.state != LEASED:
+        if w is None or w.state != LEASED or w.lease is None:  # (an actor's worker after its lease)
             return Decisions()
         w.blocked += 1
         if w.blocked == 1:

@@ -274,10 +274,24 @@ def test_tasks_spill_back_to_a_node_with_free_cpus(head_node):
     assert used == {head_node, added}
 
 
-def test_tasks_queued_before_a_node_joins_spill_to_it(head_node):
-    refs = [sleep_then_node_id.remote(0.5) for _ in range(4)]  # all wait for the one CPU
+@engine.remote
+def node_id_once_two_nodes_ran(marks: str):
+    """Records its node, then holds its CPU until tasks ran on two nodes (or 30 s pass)."""
+    node_id = engine.get_runtime_context().node_id
+    with open(os.path.join(marks, node_id), "w"):
+        pass
+    deadline = time.monotonic() + 30
+    while len(os.listdir(marks)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return node_id
+
+
+def test_tasks_queued_before_a_node_joins_spill_to_it(head_node, tmp_path):
+    # The first task holds the only CPU until another task runs elsewhere: the queued ones can
+    # only finish by spilling to the node that joins (however slowly its workers start).
+    refs = [node_id_once_two_nodes_ran.remote(str(tmp_path)) for _ in range(4)]
     added = cluster.add_node(num_cpus=1)
-    used = set(engine.get(refs, timeout=30))
+    used = set(engine.get(refs, timeout=60))
     assert used == {head_node, added}
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
+import psutil
+import pytest
 from conftest import add_node_ready, process_gone, wait_for
 from ownrun import engine
 from ownrun.engine import api, debug
@@ -89,4 +92,35 @@ def test_large_transfer_moves_in_bounded_chunks_while_heartbeats_flow():
             assert transfer["pulls"] == 0
             assert stats["handler_errors"] == 0
     finally:
+        engine.shutdown()
+
+
+def _daemon_of(node_id: str) -> psutil.Process:
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            cmdline = proc.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if "ownrun.engine.node.daemon" in " ".join(cmdline) and node_id in cmdline:
+            return proc
+    raise AssertionError(f"no daemon process for node {node_id}")
+
+
+def test_pull_from_a_node_that_dies_ends_with_an_error_the_reader_sees():
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    engine.init(num_cpus=1, object_store_memory=512 * MIB, node_death_timeout=2.0)
+    source_daemon = None
+    try:
+        source = add_node_ready(num_cpus=1, resources={"source": 1})
+        big = ones.options(resources={"source": 1}, num_cpus=0, max_retries=0).remote(64 * MIB)
+        engine.wait([big], timeout=60)
+        source_daemon = _daemon_of(source)
+        source_daemon.send_signal(signal.SIGSTOP)  # no more chunks, no more heartbeats: it dies
+        with pytest.raises(engine.EngineError):
+            engine.get(big, timeout=60)
+        wait_for(lambda: debug.node_stats()["transfer"]["pulls"] == 0, message="the pull ended")
+        assert debug.node_stats()["handler_errors"] == 0
+    finally:
+        if source_daemon is not None:
+            source_daemon.send_signal(signal.SIGKILL)
         engine.shutdown()

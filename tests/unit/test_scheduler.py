@@ -5,6 +5,7 @@ Every event goes through `Checked`, which runs `validate_state()` after it."""
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 from ownrun.engine.node.scheduler import (
@@ -368,3 +369,55 @@ def test_lease_returned_while_blocked_gives_back_custom_resources(make_scheduler
     sched.worker_blocked(worker)
     sched.lease_returned(worker)
     assert sched.available == {"CPU": 1.0, "disk": 1.0}
+
+
+# ---- random event sequences: the invariants hold after every step ------------------------------
+OWNERS = [OWNER_A, OWNER_B]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_event_sequences_keep_the_invariants(seed):
+    rng = random.Random(seed)
+    ids = (f"w{i}".encode() for i in itertools.count())
+    sched = Checked(LeaseScheduler({"CPU": 2.0}, lambda: next(ids), max_idle_workers=1,
+                                   recheck_period=1.0, query_timeout=2.0))
+    now = 0.0
+    for _ in range(rng.randint(5, 60)):
+        now += rng.choice([0.0, 0.1, 0.5, 1.5])
+        by_state: dict[str, list] = {}
+        for w in sched.workers.values():
+            by_state.setdefault(w.state, []).append(w)
+        choices = ["request", "tick", "owner_died"]
+        choices += ["ready"] * bool(by_state.get(STARTING))
+        choices += ["return", "block", "unblock", "die"] * bool(by_state.get(LEASED))
+        choices += ["answer", "die"] * bool(by_state.get(REAP_QUERIED))
+        choices += ["cancel"] * bool(sched.pending)
+        event = rng.choice(choices)
+        if event == "request":
+            sched.request(request(rng.choice(OWNERS), cpus=rng.choice([0, 1, 2]), for_actor=rng.random() < 0.2))
+        elif event == "tick":
+            sched.tick(now)
+        elif event == "owner_died":
+            sched.owner_died(rng.choice(OWNERS))
+        elif event == "ready":
+            w = rng.choice(by_state[STARTING])
+            sched.worker_ready(w.worker_id, f"tcp://{w.worker_id.decode()}", 1)
+        elif event == "cancel":
+            req = rng.choice(list(sched.pending))
+            sched.cancel(req.owner_addr, req.request_id)
+        elif event == "answer":
+            w = rng.choice(by_state[REAP_QUERIED])
+            out = sched.reap_answer(w.worker_id, rng.random() < 0.5, now)
+            assert all(sched.workers[s].state == DEAD for s in out.stop)
+        else:
+            states = [LEASED, REAP_QUERIED] if event == "die" else [LEASED]
+            w = rng.choice([w for s in states for w in by_state.get(s, [])])
+            if event == "return":
+                out = sched.lease_returned(w.worker_id, now)
+                assert not out.stop, "a worker is stopped without being asked"
+            elif event == "block":
+                sched.worker_blocked(w.worker_id)
+            elif event == "unblock":
+                sched.worker_unblocked(w.worker_id)
+            else:
+                sched.worker_died(w.worker_id)

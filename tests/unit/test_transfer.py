@@ -148,3 +148,50 @@ def test_serve_chunk_copies_one_chunk_under_a_short_pin():
     assert serve_chunk(store, b"o", 10, 10) == (13, b"abc")
     assert store.pins == 0
     assert serve_chunk(FakeStore(None), b"o", 0, 10) == (-1, b"")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_transfers_keep_the_invariants_and_answer_every_reader(seed):
+    """Random interleavings of wants, chunk arrivals (in any order), failures and time: every
+    reader is answered exactly once, and the flow-control bounds hold after every step."""
+    import random
+
+    rng = random.Random(seed)
+    pulls = Checked(Pulls(chunk_size=10, window=2, per_peer=3, stall_timeout=5.0))
+    sizes = {f"o{i}".encode(): rng.choice([-1, 0, 7, 10, 35, 64]) for i in range(6)}  # -1: no copy
+    sources = {oid: rng.choice([SRC, OTHER]) for oid in sizes}
+    outstanding: list = []  # chunk requests sent, not yet answered
+    answered: dict = {}
+    readers = 0
+    now = 0.0
+
+    def absorb(out):
+        outstanding.extend(out.requests)
+        for pull, reason in out.finished:
+            for reader in pull.readers:
+                assert reader not in answered, "a reader answered twice"
+                answered[reader] = reason
+
+    for _ in range(rng.randint(10, 80)):
+        now += rng.choice([0.0, 0.5, 2.0])
+        event = rng.choice(["want", "chunk", "chunk", "chunk", "died", "tick", "failed"])
+        if event == "want":
+            oid = rng.choice(list(sizes))
+            readers += 1
+            absorb(pulls.want(oid, sources[oid], readers, now))
+        elif event == "chunk" and outstanding:
+            source, oid, offset, length = outstanding.pop(rng.randrange(len(outstanding)))
+            total = sizes[oid]
+            absorb(pulls.received(oid, offset, total, max(0, min(length, total - offset)), now))
+        elif event == "died":
+            absorb(pulls.source_died(rng.choice([SRC, OTHER])))
+        elif event == "tick":
+            absorb(pulls.tick(now))
+        elif event == "failed" and pulls.pulls:
+            absorb(pulls.failed(rng.choice(list(pulls.pulls)), "store full"))
+    while outstanding:  # deliver the rest: every pull still running completes
+        source, oid, offset, length = outstanding.pop(0)
+        total = sizes[oid]
+        absorb(pulls.received(oid, offset, total, max(0, min(length, total - offset)), now))
+    assert pulls.pulls == {} and pulls.peer_in_flight == {}
+    assert len(answered) == readers
