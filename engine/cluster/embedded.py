@@ -30,8 +30,8 @@ import uuid
 from ..errors import ClusterError
 from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
-from ..rpc.transport import network_identity, pack
-from . import paths, processes, state
+from ..rpc.transport import pack
+from . import join, paths, processes, state
 
 HEAD_RESTART_ATTEMPTS = 5  # consecutive failed restarts before the supervisor gives up
 
@@ -97,16 +97,7 @@ class LocalCluster:
 
     def connect_driver(self, config: dict):
         """This process's CoreWorker, a driver registered with the first node, holding the key."""
-        from ..worker.core_worker import CoreWorker
-
-        with network_identity("127.0.0.1", self.curve):
-            core = CoreWorker("driver", self.node_addresses[0], os.urandom(16), config)
-        try:
-            core.register_driver()
-        except BaseException:
-            core.stop()
-            raise
-        return core
+        return join.connect(self.node_addresses[0], "127.0.0.1", self.curve, config)
 
     # ---- nodes ---------------------------------------------------------------------------
     def _spawn_node(self, num_cpus: float, resources: dict) -> tuple:

@@ -43,7 +43,7 @@ import json, os, sys
 from ownrun.engine.rpc import oneshot, protocol as P
 from ownrun.engine.rpc.transport import pack
 
-head, daemon, session = sys.argv[1:4]
+head, daemon, session, worker = sys.argv[1:5]
 seen = {}
 def refused(address, kind, *fields, before=()):
     """Sends `before` (plain messages), then a request, on one keyless connection; returns the
@@ -59,6 +59,8 @@ seen["kv_get"] = refused(head, P.KV_GET, "security-test-key")
 seen["kv_put"] = refused(head, P.KV_PUT, "planted", b"x", True)
 seen["daemon"] = refused(daemon, P.NODE_STATS, before=[
     [P.LEASE_REQUEST, "tcp://127.0.0.1:9", b"x" * 16, 1, [["CPU", 1.0]], False], [P.SHUTDOWN_NODE]])
+if worker:
+    seen["worker"] = refused(worker, P.NODE_STATS, before=[[P.PUSH_TASK, "tcp://127.0.0.1:9", {}], [P.EXIT_WORKER]])
 for what, path in (("session_dir", session), ("key", os.path.join(session, "cluster.key"))):
     try:
         os.listdir(path) if what == "session_dir" else open(path).read()
@@ -76,13 +78,19 @@ print(json.dumps(seen))
 REFUSED = {"kv_get": "key required", "kv_put": "key required", "daemon": "key required"}
 
 
-def _attack(head: str, daemon: str, session: str, *prefix: str, env: dict) -> dict:
+def _worker_address():
+    from ownrun.engine import object_ref
+
+    return object_ref.current_worker().address
+
+
+def _attack(head: str, daemon: str, session: str, *prefix: str, env: dict, worker: str = "") -> dict:
     """Runs ATTACK (a peer without the key) in a process of its own, as `prefix` says."""
     import json
     import subprocess
     import sys
 
-    run = subprocess.run([*prefix, sys.executable, "-c", ATTACK, head, daemon, session], capture_output=True,
+    run = subprocess.run([*prefix, sys.executable, "-c", ATTACK, head, daemon, session, worker], capture_output=True,
                          text=True, timeout=120, env=env)
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -93,8 +101,9 @@ def test_a_peer_without_the_key_gets_no_reply_lease_or_shutdown_from_an_embedded
     node = engine.cluster.nodes()[0]
     env = {**os.environ, "OWNRUN_SESSION_ROOT": str(tmp_path / "stranger")}  # a root without the key
     env.pop("OWNRUN_CLUSTER_KEY", None)
-    seen = _attack(cluster["address"], node["address"], cluster["session_dir"], env=env)
-    assert {k: seen[k] for k in REFUSED} == REFUSED
+    worker = engine.get(engine.remote(_worker_address).remote(), timeout=60)
+    seen = _attack(cluster["address"], node["address"], cluster["session_dir"], env=env, worker=worker)
+    assert {k: seen[k] for k in REFUSED} == REFUSED and seen["worker"] == "key required"
     assert "this cluster requires its cluster key" in seen["init"]
     # The node did not obey the SHUTDOWN_NODE, the head's KV is untouched.
     assert engine.get(engine.remote(_square).remote(4), timeout=60) == 16
