@@ -8,8 +8,10 @@
     join.py       finding a cluster and joining it: `engine.init(address=...)`
     nodes.py      the public `engine.cluster.nodes/add_node/kill_node/node_ids`
 
-Imports go one way: nodes -> embedded -> processes -> state -> paths; started -> join ->
-state. Nothing here imports `engine.api` (api imports this package).
+Imports go one way: nodes -> embedded -> join, processes -> state -> paths; started ->
+join, processes. Nothing here imports `engine.api` (api imports this package). Every
+session lives in a private per-user root (paths.py) and every cluster has a key (embedded.py,
+started.py; checked in rpc/auth.py).
 """
 
 from .nodes import add_node, kill_node, node_ids, nodes

@@ -1,9 +1,11 @@
 """The embedded cluster: a head and node daemons started by `engine.init()` for this driver.
 
 Owns one `LocalCluster`: creating its session directory (after sweeping what crashed earlier
-sessions left: their processes are gone but files remain) and its cluster key (every
-process of the cluster, the driver included, holds it: a peer without it is refused, see
-rpc/auth.py), launching the head and node daemons and waiting for them to report ready,
+sessions left: their processes are gone but files remain) and how its peers authenticate
+(every process of the cluster, the driver included, binds a unix socket inside the private
+session directory, which only this user can reach; if that path is too long for a unix
+socket, they bind loopback tcp and hold a cluster key created for the cluster: a peer
+without it is refused, see rpc/auth.py), launching the head and node daemons and waiting for them to report ready,
 connecting the driver, adding and SIGKILLing nodes, supervising the
 head (a daemon thread waits on the head process and, unless the cluster is stopping,
 restarts it on the same port and session directory), and stopping everything so no
@@ -27,14 +29,15 @@ import threading
 import time
 import uuid
 
-from .. import ids
 from ..errors import ClusterError
+from ..rpc import addresses
 from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
-from ..rpc.transport import network_identity, pack
-from . import paths, processes, state
+from ..rpc.transport import pack
+from . import join, paths, processes, state
 
 HEAD_RESTART_ATTEMPTS = 5  # consecutive failed restarts before the supervisor gives up
+HEAD_IPC_NAME = 1  # the head's socket file in the sockets dir: the same after a restart
 
 log = logging.getLogger("ownrun.session")
 
@@ -64,7 +67,11 @@ class LocalCluster:
         self.config = config
         self.num_nodes = num_nodes
         self.session_dir: str | None = None  # created by start()
-        self.curve: CurveKeys | None = None  # the cluster key, created by start() in the session dir
+        # Where every process of the cluster binds: "ipc://<session>/sockets" (private unix
+        # sockets, no key needed) or, when that path is too long for a unix socket,
+        # "127.0.0.1" with the cluster key `curve` (created in the session dir).
+        self.bind: str = "127.0.0.1"
+        self.curve: CurveKeys | None = None
         self.head_address: str | None = None
         self.node_addresses: list[str] = []
         self.node_ids: list[str] = []
@@ -79,12 +86,18 @@ class LocalCluster:
     def start(self, timeout: float = 30.0) -> None:
         processes.cleanup_stale_sessions()
         self.session_dir = paths.new_session_dir()
-        self.curve = CurveKeys.generate(paths.key_file(self.session_dir))
-        head = self._spawn_head([])
+        sockets = paths.socket_dir(self.session_dir)
+        if len(sockets) <= addresses.IPC_PATH_MAX:
+            os.mkdir(sockets, paths.PRIVATE_DIR)
+            self.bind, self.head_port = addresses.IPC + sockets, HEAD_IPC_NAME
+        else:
+            self.curve = CurveKeys.generate(paths.key_file(self.session_dir))
+        head = self._spawn_head([] if self.head_port is None else ["--port", str(self.head_port)])
         self.procs.append(head)
         try:
             self.head_address = processes.wait_ready(head, "the head", self._head_log(), timeout)
-            self.head_port = int(self.head_address.rpartition(":")[2])
+            if self.head_port is None:
+                self.head_port = addresses.parse(self.head_address)[1]
             pending = [self._spawn_node(self.num_cpus, self.resources) for _ in range(self.num_nodes)]
             self._write_session()
             for proc, node_id, log_path in pending:
@@ -97,17 +110,9 @@ class LocalCluster:
         self._head_supervisor.start()
 
     def connect_driver(self, config: dict):
-        """This process's CoreWorker, a driver registered with the first node, holding the key."""
-        from ..worker.core_worker import CoreWorker
-
-        with network_identity("127.0.0.1", self.curve):
-            core = CoreWorker("driver", self.node_addresses[0], ids.new_worker_id(), config)
-        try:
-            core.register_driver()
-        except BaseException:
-            core.stop()
-            raise
-        return core
+        """This process's CoreWorker, a driver registered with the first node, bound as the
+        cluster's processes are (private unix sockets, or tcp with the key)."""
+        return join.connect(self.node_addresses[0], self.bind, self.curve, config)
 
     # ---- nodes ---------------------------------------------------------------------------
     def _spawn_node(self, num_cpus: float, resources: dict) -> tuple:
@@ -120,7 +125,7 @@ class LocalCluster:
             "--resources", json.dumps({"CPU": float(num_cpus), **resources}),
             "--store-capacity", str(self.object_store_memory),
             "--config", json.dumps(self.config), "--parent-pid", str(os.getpid()),
-            "--cluster-key", self.curve.path], log_path)
+            *self._identity_args()], log_path)
         self.procs.append(proc)
         return proc, node_id, log_path
 
@@ -158,7 +163,11 @@ class LocalCluster:
         return processes.spawn("ownrun.engine.head.server", [
             "--session-dir", self.session_dir, "--parent-pid", str(os.getpid()),
             "--node-timeout", str(self.config.get("node_death_timeout", 1.0)),
-            "--cluster-key", self.curve.path, *extra], self._head_log())
+            *self._identity_args(), *extra], self._head_log())
+
+    def _identity_args(self) -> list[str]:
+        key = ["--cluster-key", self.curve.path] if self.curve is not None else []
+        return ["--host", self.bind, *key]
 
     def restart_head(self, timeout: float = 30.0) -> str:
         """Replaces the head (killed first if still running) by a new head process on the same

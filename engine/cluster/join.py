@@ -102,12 +102,18 @@ def plan_join(address: str, cluster_key: str | None, timeout: float = 5.0) -> Jo
 def connect_driver(address: str, cluster_key: str | None, config: dict):
     """The driver's CoreWorker on this machine's node of the cluster at `address`,
     registered with its daemon. Its transport binds where the cluster reaches it, with the key."""
+    plan = plan_join(address, cluster_key)
+    return connect(plan.daemon_address, plan.bind_host, plan.curve, config)
+
+
+def connect(daemon_address: str, bind_host: str, curve: CurveKeys | None, config: dict):
+    """This process's CoreWorker as a driver: its transport bound on `bind_host` with the
+    cluster key, registered with the daemon at `daemon_address` (stopped if that fails)."""
     from ..rpc.transport import network_identity
     from ..worker.core_worker import CoreWorker
 
-    plan = plan_join(address, cluster_key)
-    with network_identity(plan.bind_host, plan.curve):
-        core = CoreWorker("driver", plan.daemon_address, ids.new_worker_id(), config)
+    with network_identity(bind_host, curve):
+        core = CoreWorker("driver", daemon_address, ids.new_worker_id(), config)
     try:
         core.register_driver()
     except BaseException:

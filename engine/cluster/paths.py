@@ -8,6 +8,7 @@ Owns the layout on disk and the session root's safety checks:
       session_<stamp>_<pid>_<hex>/   one per embedded cluster or `ownrun start`
         session.json                 its processes (state.py)
         cluster.key                  the cluster key, 0600 (rpc/cluster_key.py)
+        sockets/                     an embedded cluster's unix sockets (ipc:// addresses)
         head.sqlite3                 the head's tables (head/tables.py)
         logs/head.log, logs/node-<node id>.log, logs/worker-*.log
         spill/<node id>/             objects spilled from a node's store
@@ -114,6 +115,11 @@ def session_file(session_dir: str) -> str:
 
 def key_file(session_dir: str) -> str:
     return os.path.join(session_dir, KEY_FILE_NAME)
+
+
+def socket_dir(session_dir: str) -> str:
+    """The unix sockets of an embedded cluster's processes (0700 like the session dir)."""
+    return os.path.join(session_dir, "sockets")
 
 
 def head_log(session_dir: str) -> str:

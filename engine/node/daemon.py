@@ -598,7 +598,7 @@ def _start_transport(args) -> Transport:
 
     try:
         curve = CurveKeys.load(args.cluster_key) if args.cluster_key else None
-        head_host, _ = addresses.parse(args.head_address)
+        head_host = addresses.host(args.head_address)
         node_ip = addresses.source_ip_toward(head_host) if addresses.is_wildcard(args.host) else None
         export_identity(os.environ, args.host, curve, node_ip)
         transport = Transport(args.host, curve=curve)

@@ -1,6 +1,7 @@
 """Host and address helpers: what users type (HOST:PORT) and which IP this machine has.
 
-Owns parsing of a cluster address (`HOST:PORT` or `tcp://HOST:PORT`), loopback tests,
+Owns parsing of a cluster address (`HOST:PORT` or `tcp://HOST:PORT`; `ipc://PATH` for the
+unix sockets of an embedded cluster, whose peers are all on this machine), loopback tests,
 "is this IP one of this machine's (network namespace's) addresses" (by binding a UDP
 socket to it: no traffic, no extra dependency), the source IP this machine uses to reach a
 host (a connected UDP socket: the kernel picks the route, no packet is sent) and the address
@@ -13,6 +14,7 @@ address; the IP helpers return None instead of raising when there is no route.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 
 _WILDCARDS = {"0.0.0.0", "*", "::", "[::]"}
@@ -29,6 +31,27 @@ def parse(address: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"bad cluster address {address!r}: expected HOST:PORT, e.g. 127.0.0.1:6380")
     return host.strip("[]"), int(port)
+
+
+IPC = "ipc://"
+IPC_PATH_MAX = 100  # a unix socket path is at most 107 bytes; keep room for the file name
+
+
+def is_ipc(address: str) -> bool:
+    """An `ipc://PATH` address: a unix socket file, for peers on this machine only."""
+    return address.startswith(IPC)
+
+
+def ipc_endpoint(bind_dir: str, port: int) -> str:
+    """Where a transport bound in `ipc://DIR` listens: `DIR/<port>` for a fixed address (a
+    restarted head binds the one its peers know), else a file name of its own."""
+    name = str(port) if port else f"{os.getpid()}-{os.urandom(3).hex()}"
+    return f"{bind_dir}/{name}"
+
+
+def host(address: str) -> str:
+    """The host of `tcp://HOST:PORT` or `HOST:PORT`; "localhost" for an ipc:// address."""
+    return "localhost" if is_ipc(address) else parse(address)[0]
 
 
 def tcp(host: str, port: int) -> str:

@@ -7,9 +7,10 @@ poller. Every process-to-process message is a list of frames: a msgpack header (
 whose first element is the message type from `protocol`) followed by raw payload frames
 sent without re-encoding (large frames are sent zero-copy by pyzmq).
 
-Authentication (DESIGN.md §6): a loopback-only cluster uses plain TCP. A cluster bound
-beyond loopback has a cluster key (`cluster_key.CurveKeys`); every transport of its
-processes then speaks zmq CURVE: the inbox is a CURVE server and its ZAP check (auth.py)
+Authentication (DESIGN.md §6): every cluster authenticates its peers. An embedded cluster
+(all peers on this machine) binds unix sockets (`ipc://`) inside its private session
+directory (0700, cluster/paths.py): only its user can connect. Any other cluster has a
+cluster key (`cluster_key.CurveKeys`); every transport of its processes then speaks zmq CURVE: the inbox is a CURVE server and its ZAP check (auth.py)
 admits only peers whose client key is the cluster's own, and every PUSH socket is a CURVE
 client with the cluster keypair. A peer without the key never completes a connection; the
 inbox logs the refusal. `Transport()` without arguments takes this process's network
@@ -117,7 +118,8 @@ class Transport:
         self._inbox = self._ctx.socket(zmq.PULL)
         self._inbox.setsockopt(zmq.RCVHWM, 0)
         self._inbox.setsockopt(zmq.LINGER, 0)
-        endpoint = f"tcp://{bind_host}:{port or '*'}"
+        ipc = addresses.is_ipc(bind_host)  # a directory: unix sockets, for local peers only
+        endpoint = addresses.ipc_endpoint(bind_host, port) if ipc else f"tcp://{bind_host}:{port or '*'}"
         try:
             if self._gate is not None:
                 self._gate.protect(self._inbox)
@@ -126,7 +128,7 @@ class Transport:
             self._ctx.destroy(0)
             raise OSError(exc.errno, f"cannot bind {endpoint}: {os.strerror(exc.errno)}") from None
         bound = self._inbox.getsockopt(zmq.LAST_ENDPOINT).decode()
-        self.address: str = addresses.advertised(bound, os.environ.get(ENV_NODE_IP))
+        self.address: str = bound if ipc else addresses.advertised(bound, os.environ.get(ENV_NODE_IP))
         self._peers: dict[str, zmq.Socket] = {}
         self._send_lock = threading.Lock()
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)

@@ -45,6 +45,7 @@ def test_a_loopback_cluster_has_a_private_key_its_commands_find_and_strangers_la
             del nobody["OWNRUN_SESSION_ROOT"]
             seen = _attack(state["head_address"], node["address"], session, *NOBODY, env=nobody)
             assert seen == {**REFUSED, "session_dir": "denied", "key": "denied", "init": seen["init"]}
+            assert "this cluster requires its cluster key" in seen["init"]
         # The node did not obey the stranger's SHUTDOWN_NODE.
         assert all("yes" in row for row in cli.status_rows().values())
         pids = cli.pids()
