@@ -232,6 +232,7 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
     engine.get([w.ready.remote() for w in workers])  # iterations are timed from here on
     target = config.target if config.target is not None else info.reward_threshold
     reached = False
+    recorded = None  # the last row sent to the Recorder
     worker_private = None  # bytes of private memory per worker, measured after the first iteration
     while not reached:
         if config.max_steps is not None and owner.steps >= config.max_steps:
@@ -256,7 +257,7 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
         eval_mean = float(gathered["eval_returns"].mean())
         reached = target is not None and eval_mean >= target
         now = time.time()
-        recorder.record.remote({
+        recorded = recorder.record.remote({
             "iteration": owner.iteration, "attempt": attempt, "ts": now, "elapsed_s": now - settings.start_ts,
             "duration_s": now - begun, "env_steps": owner.steps, "episodes": owner.episodes,
             "eval_return": eval_mean, "mean_return": float(gathered["returns"].mean()),
@@ -265,6 +266,8 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
             "exact": exact, "worker_pids": " ".join(str(p) for p in gathered["pids"])})
         if config.checkpoint_every and owner.iteration % config.checkpoint_every == 0:
             state.save_checkpoint(prefix, owner.checkpoint())
+    if recorded is not None:  # calls of one caller run in order: every row is in before we return
+        engine.get(recorded)
     for actor in workers + aggregators:
         engine.kill(actor)
     return {"attempt": attempt, "resumed_from": resumed_from, "iterations": owner.iteration,
