@@ -41,13 +41,18 @@ def cpu_share(cpus: float, workers: int) -> float:
     return min(1.0, math.floor(cpus / max(1, workers) * 1e4) / 1e4)
 
 
+def current_placement() -> Placement:
+    """Everything anywhere on the engine this process already has (joined or embedded)."""
+    alive = float(sum(n["resources"].get("CPU", 0) for n in engine.cluster.nodes() if n["alive"]))
+    return Placement(worker_cpus=alive, survivor_cpus=alive)
+
+
 def start_engine(nodes: int, num_cpus: float | None, address: str | None = None,
                  node_death_timeout: float | None = None, object_store_memory: int | None = None) -> Placement:
     """Starts an embedded cluster (or joins the one at `address`: everything anywhere)."""
     if address:
         engine.init(address=address)
-        alive = sum(n["resources"].get("CPU", 0) for n in engine.cluster.nodes() if n["alive"])
-        return Placement(worker_cpus=float(alive), survivor_cpus=float(alive))
+        return current_placement()
     cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
     options: dict = {"node_death_timeout": node_death_timeout or NODE_DEATH_TIMEOUT}
     if object_store_memory is not None:

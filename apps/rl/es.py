@@ -15,7 +15,8 @@ One iteration of the owner (`es_owner`, one task per training run):
 6. send the iteration's row to the driver's Recorder; every K iterations checkpoint.
 
 Rollout workers are actors with `max_restarts=-1, max_task_retries=-1`: a killed worker is
-restarted and its call re-run with the same chunk, and rollouts are deterministic given
+restarted and its call re-run with the same chunk (one whose restart fails for good is
+replaced by a new actor, when the owner aggregates), and rollouts are deterministic given
 (weights, filter, chunk), so the iteration is the one planned. A re-run owner resumes from the
 checkpoint in engine.kv (or starts over), so a fixed `--seed` reproduces a run.
 Pure numpy in workers; the owner runs in an engine worker. Failures: an env error in a worker
@@ -24,6 +25,7 @@ ends the owner task with that error; engine errors propagate to the driver.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import dataclass
@@ -190,13 +192,35 @@ class EsOwner:
         self.episodes += int(gathered["lengths"].size + gathered["eval_lengths"].size)
 
 
-def _gather(workers, aggregators, bundle, chunks) -> tuple[dict, list]:
+REPLACE_FOR_S = 60.0  # how long an iteration keeps replacing a worker that died for good
+
+
+def _gather(workers, aggregators, bundle, chunks, replace) -> tuple[dict, list]:
     refs = [w.rollouts.remote(bundle, c) for w, c in zip(workers, chunks, strict=True)]
     if not aggregators:
-        return combine(engine.get(refs)), refs
+        return combine([_result(k, refs, workers, bundle, chunks, replace) for k in range(len(refs))]), refs
     groups = np.array_split(np.arange(len(refs)), len(aggregators))
     summaries = [a.summarize.remote([refs[k] for k in group]) for a, group in zip(aggregators, groups, strict=True)]
     return combine(engine.get(summaries)), refs
+
+
+def _result(k: int, refs: list, workers: list, bundle, chunks, replace) -> dict:
+    """Worker k's result. A worker that died for good (its restart failed: its constructor could
+    not fetch the noise table from a node that had just died but was not declared dead yet) is
+    replaced by a new actor (`replace(k)`) that runs the same chunk, so the iteration still gets
+    exactly its plan; the replacements back off (0.25 s doubling to 4 s) until the engine has
+    noticed the dead node and found the table elsewhere, for up to REPLACE_FOR_S."""
+    deadline = time.monotonic() + REPLACE_FOR_S
+    for attempt in itertools.count():
+        try:
+            return engine.get(refs[k])
+        except engine.ActorDiedError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(min(4.0, 0.25 * 2**attempt))
+            workers[k] = replace(k)
+            refs[k] = workers[k].rollouts.remote(bundle, chunks[k])
+    raise AssertionError("unreachable")
 
 
 def _gradient(owner: EsOwner, table, aggregators, gathered: dict) -> np.ndarray:
@@ -225,13 +249,18 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
         owner.restore(checkpoint)
     resumed_from = owner.iteration
     make_worker = RemoteEsWorker.options(**settings.worker_options)
-    workers = [make_worker.remote(config.env, config.policy, config.hidden, table_ref, config.sigma,
-                                  state.worker_key(prefix, k)) for k in range(settings.workers)]
+
+    def new_worker(k: int):
+        return make_worker.remote(config.env, config.policy, config.hidden, table_ref, config.sigma,
+                                  state.worker_key(prefix, k))
+
+    workers = [new_worker(k) for k in range(settings.workers)]
     make_aggregator = RemoteEsAggregator.options(**{**settings.worker_options, "num_cpus": 0})
     aggregators = [make_aggregator.remote(table_ref, owner.policy.num_params) for _ in range(config.aggregators)]
     engine.get([w.ready.remote() for w in workers])  # iterations are timed from here on
     target = config.target if config.target is not None else info.reward_threshold
     reached = False
+    recorded = None  # the last row sent to the Recorder
     worker_private = None  # bytes of private memory per worker, measured after the first iteration
     while not reached:
         if config.max_steps is not None and owner.steps >= config.max_steps:
@@ -243,7 +272,7 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
         begun = time.time()
         bundle = engine.put((owner.theta, *owner.filter.frozen()))
         chunks = owner.plan(len(workers))
-        gathered, refs = _gather(workers, aggregators, bundle, chunks)
+        gathered, refs = _gather(workers, aggregators, bundle, chunks, new_worker)
         planned = np.concatenate([c.indices for c in chunks])
         exact = bool(np.array_equal(gathered["indices"], planned))
         if not exact:
@@ -256,7 +285,7 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
         eval_mean = float(gathered["eval_returns"].mean())
         reached = target is not None and eval_mean >= target
         now = time.time()
-        recorder.record.remote({
+        recorded = recorder.record.remote({
             "iteration": owner.iteration, "attempt": attempt, "ts": now, "elapsed_s": now - settings.start_ts,
             "duration_s": now - begun, "env_steps": owner.steps, "episodes": owner.episodes,
             "eval_return": eval_mean, "mean_return": float(gathered["returns"].mean()),
@@ -265,6 +294,8 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
             "exact": exact, "worker_pids": " ".join(str(p) for p in gathered["pids"])})
         if config.checkpoint_every and owner.iteration % config.checkpoint_every == 0:
             state.save_checkpoint(prefix, owner.checkpoint())
+    if recorded is not None:  # calls of one caller run in order: every row is in before we return
+        engine.get(recorded)
     for actor in workers + aggregators:
         engine.kill(actor)
     return {"attempt": attempt, "resumed_from": resumed_from, "iterations": owner.iteration,

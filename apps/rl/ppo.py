@@ -184,6 +184,7 @@ def ppo_owner(config: PpoConfig, settings: state.RunSettings, recorder) -> dict:
     seen_ids: set = set()
     reached = False
     state.mark_started(prefix)
+    recorded = None  # the last row sent to the Recorder
     while not reached:
         if config.max_steps is not None and steps >= config.max_steps:
             break
@@ -204,7 +205,7 @@ def ppo_owner(config: PpoConfig, settings: state.RunSettings, recorder) -> dict:
         mean_return = float(np.mean(recent)) if recent else float("nan")
         reached = target is not None and len(recent) > 0 and mean_return >= target
         now = time.time()
-        recorder.record.remote({
+        recorded = recorder.record.remote({
             "iteration": iteration, "attempt": attempt, "ts": now, "elapsed_s": now - settings.start_ts,
             "duration_s": now - begun, "learner_s": now - sampled, "env_steps": steps,
             "episodes": sum(len(f["episodes"]) for f in fragments), "mean_return": mean_return,
@@ -215,6 +216,8 @@ def ppo_owner(config: PpoConfig, settings: state.RunSettings, recorder) -> dict:
             state.save_checkpoint(prefix, {"iteration": iteration, "steps": steps, "theta": learner.theta.copy(),
                                            "adam": learner.adam.state(), "filter": obs_filter.state(),
                                            "rng": rng.bit_generator.state, "recent": list(recent)})
+    if recorded is not None:  # calls of one caller run in order: every row is in before we return
+        engine.get(recorded)
     for w in workers:
         engine.kill(w)
     return {"attempt": attempt, "resumed_from": resumed_from, "iterations": iteration, "env_steps": steps,

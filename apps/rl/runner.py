@@ -1,6 +1,7 @@
 """The driver behind `ownrun rl es` and `ownrun rl ppo`: `run_es(config)` / `run_ppo(config)`.
 
-Each starts the engine (cluster.py), creates the Recorder (driver-owned, so it outlives the
+Each starts the engine (cluster.py; a process whose engine is already up runs on it, with
+`nodes`/`num_cpus` left to that engine, and leaves it up), creates the Recorder (driver-owned, so it outlives the
 owner), submits one owner task for the training run (the driver owns it: when its process
 dies the engine re-runs it, `OWNER_RETRIES` times), fires the planned failure, shows progress
 (a Rich live view on a terminal, else a plain line per second), and writes the run directory
@@ -47,6 +48,8 @@ def run_ppo(config: PpoConfig, console=None, run_dir: Path | None = None, engine
 
 def _run(algorithm: str, config, console, run_dir: Path | None, engine_options: dict) -> dict:
     t0 = time.time()
+    if engine.is_initialized():  # this process's engine (a program's or a test's): use it, leave it up
+        return _run_on_engine(algorithm, config, cluster.current_placement(), t0, console, run_dir)
     placement = cluster.start_engine(config.nodes, config.num_cpus, **engine_options)
     try:
         return _run_on_engine(algorithm, config, placement, t0, console, run_dir)

@@ -1,6 +1,7 @@
 """`ownrun rl`: bad inputs are one-line errors with exit code 2 (before any cluster starts),
-the options come from the config models, and `ownrun rl es` + `ownrun rl plot` run end to end."""
+the options come from the config models, and `ownrun rl ppo` + `ownrun rl plot` run end to end."""
 import importlib.util
+import json
 
 import pytest
 from ownrun.apps.rl import config
@@ -44,13 +45,20 @@ def test_ppo_takes_tuned_values_for_unset_options_and_keeps_the_given_ones():
     assert config.PpoConfig(env="Pendulum-v1", gamma=0.9).gamma == 0.9
 
 
-def test_es_then_plot_from_the_command_line(tmp_path):
+def test_ppo_then_plot_from_the_command_line(tmp_path):
+    # Unset flags take PPO's tuned CartPole values, given ones win; autograd stays in the owner
+    # (a fresh cluster: on a shared one a reused worker process may have run an owner before).
     runs = tmp_path / "runs"
-    result = invoke("rl", "es", "--noise-size", "100000", "--max-steps", "1", "--episodes-per-iter", "4",
-                    "--workers", "2", "--num-cpus", "2", "--runs", str(runs), "--no-live")
+    result = invoke("rl", "ppo", "--max-steps", "512", "--train-batch", "256", "--fragment", "32",
+                    "--minibatch", "64", "--sgd-epochs", "1", "--workers", "2", "--envs-per-worker", "2",
+                    "--num-cpus", "2", "--gamma", "0.9", "--runs", str(runs), "--no-live")
     assert result.exit_code == 0, result.output
     assert "run directory:" in result.output
     (run_dir,) = runs.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["autograd_in_workers"] is False and summary["env_steps"] >= 512
+    assert summary["config"]["gamma"] == 0.9 and summary["config"]["lam"] == 0.95  # given; tuned
+    assert summary["config"]["live"] is False and summary["config"]["train_batch"] == 256
     png = tmp_path / "curves.png"
     result = invoke("rl", "plot", str(run_dir), "-o", str(png))
     assert result.exit_code == 0, result.output
