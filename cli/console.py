@@ -1,7 +1,47 @@
-"""The one Rich console every `ownrun` command writes through (no bare `print`).
+"""The one Rich console every `ownrun` command writes through (no bare `print`), and the
+CLI's convention for progress.
 
 Rich resolves `sys.stdout` at print time, so test runners that swap stdout capture it.
+
+Progress convention (every long command): on a terminal, a Rich live view or status spinner;
+when stdout is not a terminal (a pipe, a file, CI), Rich shows nothing live, so the command
+prints a plain line at least every `PLAIN_PERIOD_S` through a `Heartbeat` instead. Apps that
+are handed this console (ownrun video, rl, run) use `is_live(console)` to pick one.
+Not thread-safe: one heartbeat per loop.
 """
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
 from rich.console import Console
 
 console = Console(highlight=False)
+
+PLAIN_PERIOD_S = 10.0  # at most this long between two plain progress lines
+
+
+def is_live(console: Console | None) -> bool:
+    """Whether `console` can show a live view (it is a terminal, not a pipe or a file)."""
+    return console is not None and console.is_terminal and not console.is_dumb_terminal
+
+
+class Heartbeat:
+    """Plain progress lines for a non-terminal console: the first `beat` prints, then one
+    per `period` seconds; `line` makes the text only when it is printed."""
+
+    def __init__(self, console: Console | None, period: float = PLAIN_PERIOD_S,
+                 clock: Callable[[], float] = time.monotonic):
+        self.console = console
+        self.period = period
+        self.clock = clock
+        self.last: float | None = None
+
+    def beat(self, line: Callable[[], str], force: bool = False) -> bool:
+        """Prints `line()` if due (or `force`); returns whether it printed."""
+        now = self.clock()
+        if self.console is None or not (force or self.last is None or now - self.last >= self.period):
+            return False
+        self.last = now
+        self.console.print(line(), soft_wrap=True, markup=False, highlight=False)
+        return True

@@ -23,11 +23,25 @@ class _VideoGroup(TyperGroup):
     ignore_unknown_options = True  # a subcommand's options pass through; the callback rejects the rest
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if self._subcommand_at(args) is not None:
+            # `video plot --help`: stop at the subcommand, so its options (and --help) are its own
+            ctx.allow_interspersed_args = False
         rest = super().parse_args(ctx, args)
         if ctx._protected_args and ctx._protected_args[0] not in self.commands:
             ctx.args = [*ctx._protected_args, *ctx.args]
             ctx._protected_args = []
         return rest
+
+    def _subcommand_at(self, args: list[str]) -> int | None:
+        """Index of the first argument naming a subcommand (not the value of an option)."""
+        takes_value = {opt for p in self.params if not getattr(p, "is_flag", False)
+                       for opt in getattr(p, "opts", ())}
+        for k, arg in enumerate(args):
+            if arg == "--":
+                return None
+            if arg in self.commands and not (k and args[k - 1] in takes_value):
+                return k
+        return None
 
 
 video_app = typer.Typer(
