@@ -59,7 +59,8 @@ class LiveView:
         clock = self.clock() - self.start_ts
         if clock < 0:
             return f"{len(self.jobs)} videos, starting: frame 0 in {-clock:.1f} s"
-        return f"{len(self.jobs)} videos, video time {min(clock, self.length):.1f} s of {self.length:.1f} s"
+        finishing = ", finishing" if clock > self.length else ""
+        return f"{len(self.jobs)} videos, video time {min(clock, self.length):.1f} s of {self.length:.1f} s{finishing}"
 
     def totals(self) -> str:
         done = sum(self.delivered(j) for j in self.jobs)

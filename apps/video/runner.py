@@ -1,8 +1,9 @@
 """The driver of `ownrun video`: prepares the videos, runs the owners, shows and saves results.
 
 Owns `VideoOptions` (the command's options, config.VideoConfig, plus knobs for programs), choosing the inputs (cached synthetic clips,
-or `--input` files probed up front, before the cluster starts: an unreadable one stops the
-run with `InputError`, one line naming the file; OpenCV's and FFmpeg's own messages are
+or `--input` files probed up front, before the cluster starts: an unreadable one is reported
+in one line naming it and left out, and when none is readable the run stops with
+`InputError` (one line, exit 5 in the CLI); OpenCV's and FFmpeg's own messages are
 silenced, here and in the workers, via stabilize.cv2_module), starting the engine
 (failures.start_engine), creating the Sinks (one per `videos_per_sink` videos) and one owner
 task per video, the progress shown meanwhile (live.py: a live view on a terminal, a plain
@@ -29,6 +30,7 @@ from pathlib import Path
 from ownrun import engine
 from ownrun.cli.console import Heartbeat, is_live
 from pydantic import Field
+from rich.markup import escape
 
 from . import config, failures, live, pipeline, report, stabilize, synthetic
 
@@ -93,7 +95,7 @@ def probe(path: str) -> tuple[float, int, int, int]:
 
 
 def prepare_jobs(opts: VideoOptions, console=None) -> tuple[list[pipeline.VideoJob], list[str]]:
-    """The videos to run, and one-line errors for the inputs that cannot be (`run` stops on them)."""
+    """The videos to run, and one-line errors for the inputs left out."""
     if opts.input:
         return _input_jobs(opts)
     fps = opts.fps or DEFAULT_FPS
@@ -169,11 +171,11 @@ def run(opts: VideoOptions, console=None) -> RunResult:
     plan = opts.failure_plan  # VideoConfig checked it (a node failure needs nodes >= 2)
     stabilize.quiet_opencv()  # before the cluster starts: its processes inherit the setting
     jobs, errors = prepare_jobs(opts, console)
-    if errors:
-        more = f" (and {len(errors) - 1} more unreadable input(s))" if len(errors) > 1 else ""
-        raise InputError(errors[0] + more)
     if not jobs:
-        raise pipeline.VideoError("no video to process")
+        more = f" (and {len(errors) - 1} more unreadable input(s))" if len(errors) > 1 else ""
+        raise InputError(errors[0] + more) if errors else pipeline.VideoError("no video to process")
+    for line in errors:
+        _say(console, f"[bold red]error:[/] {escape(line)}")
     if opts.run_dir:
         run_dir = Path(opts.run_dir)
     else:
