@@ -12,6 +12,7 @@ import typer
 from ownrun.apps.video.config import VideoConfig
 from ownrun.cli.console import console
 from ownrun.cli.options import build, model_options
+from ownrun.cli.start import check_address
 from typer.core import TyperGroup
 
 
@@ -62,6 +63,11 @@ def video(ctx: typer.Context, options: dict) -> None:
     if unknown:
         raise typer.BadParameter(f"no such option: {unknown[0]}")
     options["input"] = [*options["input"], *ctx.args]
+    try:
+        check_address(options["address"])
+    except typer.BadParameter as exc:
+        exc.param_hint = "'--address'"
+        raise
     config = build(VideoConfig, options)
     from ownrun.apps.video import report, runner  # imports the engine: keep --help fast
 

@@ -271,7 +271,9 @@ def summary_table(summary: dict, title: str = "ownrun video"):
         table.add_row(f"latency {key} (above {c.get('floor_s', 1):.2g} s floor)", _ms(stats[key]))
     table.add_row("frames/s", f"{summary['frames_per_s']:.0f}")
     table.add_row("tasks/s", f"{summary['tasks_per_s']:.0f}")
-    table.add_row("kept up with real time", "[green]yes[/]" if summary["kept_up"] else "[red]no[/]")
+    note = no_latency_reason(summary)
+    kept_up = "-" if note else "[green]yes[/]" if summary["kept_up"] else "[red]no[/]"
+    table.add_row("kept up with real time", kept_up)
     jitter = summary.get("residual_jitter")
     if jitter:
         table.add_row("jitter in -> out (px)", f"{jitter['input_px']:.2f} -> {jitter['residual_px']:.2f}")
@@ -288,7 +290,6 @@ def summary_table(summary: dict, title: str = "ownrun video"):
     table.add_row("start-up (cluster + owners)", f"{c.get('startup_s', 0):.1f} s")
     if c.get("peak_pss_mib"):
         table.add_row("peak memory (PSS, all processes)", f"{c['peak_pss_mib'] / 1024:.2f} GiB")
-    note = no_latency_reason(summary)
     if note:
         table.caption, table.caption_justify = f"latency -: {note}", "left"
     return table

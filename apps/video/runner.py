@@ -183,8 +183,9 @@ def run(opts: VideoOptions, console=None) -> RunResult:
     if opts.output:
         Path(opts.output).mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    where = f"the cluster at {opts.address}" if opts.address else f"an embedded cluster of {opts.nodes} node(s)"
-    with _stage(console, f"starting {where}"):
+    where = (f"connecting to the cluster at {opts.address}" if opts.address
+             else f"starting an embedded cluster of {opts.nodes} node(s)")
+    with _stage(console, where):
         placement = failures.start_engine(address=opts.address, nodes=opts.nodes, num_cpus=opts.num_cpus,
                                           metadata=opts.metadata, by_value=opts.by_value,
                                           object_store_memory=opts.object_store_memory,

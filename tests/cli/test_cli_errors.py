@@ -42,6 +42,7 @@ CASES = [
     (["video", "--fail", "node@10s"], 2, ["--fail", "nodes"]),
     (["video", "--fail", "disk@10s"], 2, ["--fail", "decoder@10s"]),
     (["video", "--bogus"], 2, ["--bogus"]),
+    (["video", "--address", "nohost"], 2, ["--address", "HOST:PORT"]),
     (["video", "--input", "MISSING"], 5, ["MISSING", "no such file"]),
     (["video", "--input", "CORRUPT"], 5, ["CORRUPT", "corrupt"]),
     (["video", "--input", "DIR"], 5, ["DIR"]),
