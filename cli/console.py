@@ -37,11 +37,14 @@ class Heartbeat:
         self.clock = clock
         self.last: float | None = None
 
+    def due(self) -> bool:
+        """Whether the next `beat` prints (so callers fetch fresh state only then)."""
+        return self.console is not None and (self.last is None or self.clock() - self.last >= self.period)
+
     def beat(self, line: Callable[[], str], force: bool = False) -> bool:
         """Prints `line()` if due (or `force`); returns whether it printed."""
-        now = self.clock()
-        if self.console is None or not (force or self.last is None or now - self.last >= self.period):
+        if self.console is None or not (force or self.due()):
             return False
-        self.last = now
+        self.last = self.clock()
         self.console.print(line(), soft_wrap=True, markup=False, highlight=False)
         return True

@@ -275,13 +275,16 @@ def _wait_for_owners(owners: dict, sinks: list, jobs, start_ts, memory, opts, co
                     error_lines.append(f"{job.video} ({job.path}): {_last_line(exc)}")
                     view.failed.add(job.video)
             memory.sample()
-            if console is not None:
+            if screen is not None or heartbeat.due():  # the Sinks are asked only when shown
                 with contextlib.suppress(engine.GetTimeoutError):
                     view.update(engine.get([s.progress.remote() for s in sinks], timeout=2))
                 if screen is not None:
                     screen.update(view)
                 heartbeat.beat(lambda: live.plain_line(view))
-    heartbeat.beat(lambda: live.plain_line(view), force=heartbeat.last is not None)
+    if heartbeat.last is not None:  # the last line says where the run ended
+        with contextlib.suppress(engine.GetTimeoutError):
+            view.update(engine.get([s.progress.remote() for s in sinks], timeout=2))
+        heartbeat.beat(lambda: live.plain_line(view), force=True)
     return results, error_lines
 
 
