@@ -7,12 +7,16 @@ Progress convention (every long command): on a terminal, a Rich live view or sta
 when stdout is not a terminal (a pipe, a file, CI), Rich shows nothing live, so the command
 prints a plain line at least every `PLAIN_PERIOD_S` through a `Heartbeat` instead. Apps that
 are handed this console (ownrun video, rl, run) use `is_live(console)` to pick one.
-Not thread-safe: one heartbeat per loop.
+`step(console, text)` covers a step that has no loop to beat in (generating inputs, starting a
+cluster): a spinner on a terminal; otherwise the text, then `text (N s)` every period from a
+daemon thread until the step ends. Not thread-safe: one heartbeat per loop.
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 
@@ -48,3 +52,29 @@ class Heartbeat:
         self.last = self.clock()
         self.console.print(line(), soft_wrap=True, markup=False, highlight=False)
         return True
+
+
+@contextlib.contextmanager
+def step(console: Console | None, text: str | None, period: float = PLAIN_PERIOD_S) -> Iterator[None]:
+    """A step of a long command: a spinner on a terminal, plain lines every `period` otherwise."""
+    if console is None or text is None:
+        yield
+        return
+    if is_live(console):
+        with console.status(text):
+            yield
+        return
+    started, stop = time.monotonic(), threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(period):
+            console.print(f"{text} ({time.monotonic() - started:.0f} s)", soft_wrap=True, markup=False)
+
+    console.print(f"{text} ...", soft_wrap=True, markup=False)
+    ticker = threading.Thread(target=tick, name="ownrun-step", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()

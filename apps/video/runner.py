@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ownrun import engine
-from ownrun.cli.console import Heartbeat, is_live
+from ownrun.cli.console import PLAIN_PERIOD_S, Heartbeat, is_live, step
 from pydantic import Field
 from rich.markup import escape
 
@@ -104,7 +104,7 @@ def prepare_jobs(opts: VideoOptions, console=None) -> tuple[list[pipeline.VideoJ
                                      seed=opts.seed + k % max(1, opts.distinct_clips)) for k in range(opts.videos)]
     cache = Path(opts.cache_dir) if opts.cache_dir else None
     missing = synthetic.missing(specs, cache)
-    with _stage(console, f"generating {missing} synthetic clip(s) (cached for later runs)" if missing else None):
+    with step(console, f"generating {missing} synthetic clip(s) (cached for later runs)" if missing else None):
         clips = synthetic.ensure_videos(specs, cache)
     width = len(str(opts.videos - 1))
     jobs = [pipeline.VideoJob(f"v{k:0{width}d}", str(c.path), fps, frames, str(c.truth_path))
@@ -185,7 +185,7 @@ def run(opts: VideoOptions, console=None) -> RunResult:
     t0 = time.time()
     where = (f"connecting to the cluster at {opts.address}" if opts.address
              else f"starting an embedded cluster of {opts.nodes} node(s)")
-    with _stage(console, where):
+    with step(console, where):
         placement = failures.start_engine(address=opts.address, nodes=opts.nodes, num_cpus=opts.num_cpus,
                                           metadata=opts.metadata, by_value=opts.by_value,
                                           object_store_memory=opts.object_store_memory,
@@ -255,7 +255,8 @@ def _wait_for_owners(owners: dict, sinks: list, jobs, start_ts, memory, opts, co
     results, error_lines = {}, []
     view = live.LiveView(jobs, start_ts)
     shown = _show_live(console, opts)
-    heartbeat = Heartbeat(None if shown else console)
+    # a turn of the loop below takes up to ~2.5 s (wait 0.5 s, Sinks 2 s): beat early enough
+    heartbeat = Heartbeat(None if shown else console, period=PLAIN_PERIOD_S - 3.0)
     length = max(j.phase_s + j.frames / j.fps for j in jobs)
     deadline = start_ts + 1.5 * length + STUCK_AFTER
     with _live(console, view, shown) as screen:
@@ -380,19 +381,6 @@ def _jitter(jobs, table: report.FrameTable) -> dict | None:
         parts.append(report.residual_jitter(truth, table.correction[sel][order]))
         weights.append(job.frames)
     return report.pooled_jitter(parts, weights)
-
-
-@contextlib.contextmanager
-def _stage(console, text: str | None):
-    """A step before the run: a spinner on a terminal, one plain line otherwise."""
-    if console is None or text is None:
-        yield
-    elif is_live(console):
-        with console.status(text):
-            yield
-    else:
-        console.print(f"{text} ...", soft_wrap=True, markup=False)
-        yield
 
 
 def _say(console, text: str) -> None:

@@ -10,8 +10,10 @@ import pytest
 from ownrun.apps.video import report
 from ownrun.apps.video.live import LiveView, plain_line
 from ownrun.apps.video.pipeline import VideoJob
-from ownrun.cli.console import Heartbeat
+from ownrun.cli.console import Heartbeat, step
 from rich.console import Console
+
+from tests.conftest import wait_for
 
 NEGATIVE = re.compile(r"(?<![\w.])-\s*\d")  # "-3", "- 2", not "v-1" nor a lone "-"
 
@@ -82,6 +84,19 @@ def test_plain_line_and_heartbeat_pacing():
             printed.append(t)
     assert printed == [0.0, 10.0, 20.5]
     assert Heartbeat(None).beat(lambda: "x") is False
+
+
+def test_a_step_without_a_loop_prints_a_line_per_period_until_it_ends():
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    with step(console, "starting a cluster", period=0.01):
+        wait_for(lambda: out.getvalue().count("starting a cluster (") >= 2, 10.0)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "starting a cluster ..." and re.fullmatch(r"starting a cluster \(\d+ s\)", lines[1])
+    count = len(lines)
+    with step(console, None):  # nothing to say: nothing printed
+        pass
+    assert len(out.getvalue().splitlines()) == count
 
 
 def _summary(frames: int, fps: float = 4.0, count: int = 0, delivered: int = 24) -> dict:
