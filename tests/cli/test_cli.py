@@ -1,4 +1,4 @@
-"""The `ownrun` command line: help, version, the error policy, and `ownrun bench --quick`."""
+"""The `ownrun` command line: help, version, the error policy, `ownrun bench --quick`, the status table."""
 import importlib.metadata
 import json
 import sys
