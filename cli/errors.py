@@ -5,6 +5,21 @@ parser) is looked up in `RULES`, printed as one line, and turned into the exit c
 `ownrun --debug ...` (or OWNRUN_DEBUG=1) also prints the traceback. Classes are named by
 dotted path and resolved only when an error happens, so the CLI starts (and works) before
 the engine's error module exists and without importing the engine.
+
+The exit codes (README "Exit codes" repeats this table; keep the two in step):
+  0 ok; 1 the work itself failed (a run, a video, a benchmark) or an unforeseen error;
+  2 usage: a bad flag, value or job file; 3 the engine or the cluster failed;
+  4 a module is missing (broken install); 5 a file is missing, unreadable or corrupt;
+  130 interrupted (Ctrl-C).
+The convention for commands and apps: raise `typer.BadParameter` (or let the pydantic model
+of cli/options.py reject the value) for usage errors; `FileNotFoundError` / `OSError`, or an
+app's own exception with a row here, for file problems; let engine errors propagate. An
+exception an app raises on purpose gets a row below (its message is one line naming what
+failed), so it is never shown as "unexpected". Ctrl-C needs no handling in commands:
+`RootGroup.invoke` turns it into `Interrupted` before Typer can swallow it.
+
+Also here, because it fixes Typer's help for every command at once: flags (`--debug`,
+`--live/--no-live`) show no `<bool>` type.
 """
 import importlib
 import os
@@ -45,6 +60,12 @@ def _unexpected(exc: BaseException) -> str:
     return f"unexpected {_named(exc)} (run 'ownrun --debug ...' for the traceback)"
 
 
+class Interrupted(Exception):
+    """Ctrl-C during a command. Typer turns a KeyboardInterrupt into a silent `Exit(130)`
+    (older Click into `Abort`, "aborted"), both before `RootGroup.main` could see it, so
+    `RootGroup.invoke` re-raises it as this plain exception."""
+
+
 def _missing_module(exc: BaseException) -> str:
     return f"missing module {getattr(exc, 'name', None) or _first_line(exc)}; reinstall ownrun"
 
@@ -55,10 +76,14 @@ RULES: list[tuple[tuple[str, ...], int, Callable[[Any], str]]] = [
     (("typer._click.exceptions.UsageError", "click.exceptions.UsageError"), 2, _usage),
     (("typer._click.exceptions.ClickException", "click.exceptions.ClickException"), 2, _usage),
     (("typer._click.exceptions.Abort", "click.exceptions.Abort"), 1, lambda e: "aborted"),
-    (("builtins.KeyboardInterrupt",), 130, lambda e: "interrupted"),
+    (("builtins.KeyboardInterrupt", "ownrun.cli.errors.Interrupted"), 130, lambda e: "interrupted"),
     (("ownrun.apps.jobs.validate.JobFileError",), 2, _first_line),  # its problems are printed first
     (("ownrun.engine.errors.ClusterError",), 3, _first_line),  # says what to do: no prefix
     (("ownrun.engine.errors.EngineError",), 3, _engine),
+    (("ownrun.engine.rpc.oneshot.PeerError", "ownrun.engine.rpc.oneshot.RequestFailed"), 3,
+     _first_line),  # a head or node that cannot be reached (the message says which)
+    (("ownrun.apps.video.runner.InputError",), 5, _first_line),  # names the file
+    (("ownrun.apps.video.pipeline.VideoError",), 1, _first_line),  # names the video
     (("builtins.ModuleNotFoundError",), 4, _missing_module),
     (("builtins.FileNotFoundError",), 5, lambda e: f"file not found: {e.filename or e}"),
     (("builtins.PermissionError",), 5, lambda e: f"permission denied: {e.filename or e}"),
@@ -97,8 +122,31 @@ def report(exc: BaseException, debug: bool) -> int:
     return code
 
 
+def _flags_as_flags() -> None:
+    """Typer (0.2x) shows a flag's type in the help (`--debug <bool>`, `--help <bool>`); a
+    flag takes no value, so its help shows none. Patched once on Typer's option class, so
+    every command (and the `--help` option Typer adds per command) gets it."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_ownrun_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich._ownrun_flags = True
+    TyperOption.display_type_rich = display_type_rich
+
+
 class RootGroup(TyperGroup):
     """The root command: Typer's group, but every failure ends in `report()`."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
 
     def main(  # type: ignore[override]
         self,
@@ -110,9 +158,10 @@ class RootGroup(TyperGroup):
     ) -> Any:
         args = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in args or os.environ.get("OWNRUN_DEBUG", "").lower() in _TRUE
+        _flags_as_flags()
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except Exception as exc:
+        except (Exception, KeyboardInterrupt) as exc:
             code = report(exc, debug)
         code = code if isinstance(code, int) else 0
         if standalone_mode:

@@ -1,5 +1,7 @@
 """`ownrun start`: a head and a node on this machine (`--head`), or one more node (`--address`)."""
 import json
+import os
+import re
 from typing import Annotated
 
 import typer
@@ -7,12 +9,32 @@ from ownrun.cli.console import console
 
 KEY_HELP = ("The cluster key file (default: $OWNRUN_CLUSTER_KEY, else the key of the cluster started "
             "from this machine by your user).")
+_ADDRESS = re.compile(r"^(tcp://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\d{1,5})$")
+
+
+def check_address(value: str | None) -> str | None:
+    """`--address`: HOST:PORT (or "auto"), checked before the engine is imported: a malformed
+    one is a usage error (exit 2), not a cluster error."""
+    if value is None or value == "auto":
+        return value
+    match = _ADDRESS.match(value.strip())
+    if not match or not 0 < int(match.group(3)) < 65536:
+        raise typer.BadParameter(f"expected HOST:PORT (e.g. 127.0.0.1:6380), got {value!r}")
+    return value.strip()
+
+
+def check_key(value: str | None) -> str | None:
+    """`--cluster-key`: a missing file is a file problem (exit 5), named."""
+    if value and not os.path.isfile(os.path.expanduser(value)):
+        raise FileNotFoundError(2, "no such cluster key file", value)
+    return value
 
 
 def start(
     head: Annotated[bool, typer.Option("--head", help="Start a head and one node daemon here.")] = False,
     address: Annotated[str | None, typer.Option(
-        "--address", help="HOST:PORT of a running head: start one more node daemon that joins it.")] = None,
+        "--address", callback=check_address,
+        help="HOST:PORT of a running head: start one more node daemon that joins it.")] = None,
     port: Annotated[int, typer.Option("--port", help="The head's port (with --head).")] = 6380,
     num_cpus: Annotated[float | None, typer.Option("--num-cpus", help="CPUs of the node (default: all).")] = None,
     resources: Annotated[str, typer.Option(
@@ -24,7 +46,7 @@ def start(
                        "loopback, e.g. 0.0.0.0, copy it to the other machines). Default: 127.0.0.1 for --head; with "
                        "--address, this machine's address toward the head.")] = None,
     cluster_key: Annotated[str | None, typer.Option("--cluster-key", envvar="OWNRUN_CLUSTER_KEY",
-                                                    help=KEY_HELP)] = None,
+                                                    callback=check_key, help=KEY_HELP)] = None,
     node_timeout: Annotated[float, typer.Option(
         "--node-timeout", help="Seconds without a heartbeat before the head declares a node dead.")] = 1.0,
 ) -> None:

@@ -12,6 +12,7 @@ import typer
 from ownrun.apps.video.config import VideoConfig
 from ownrun.cli.console import console
 from ownrun.cli.options import build, model_options
+from ownrun.cli.start import check_address
 from typer.core import TyperGroup
 
 
@@ -23,11 +24,25 @@ class _VideoGroup(TyperGroup):
     ignore_unknown_options = True  # a subcommand's options pass through; the callback rejects the rest
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if self._subcommand_at(args) is not None:
+            # `video plot --help`: stop at the subcommand, so its options (and --help) are its own
+            ctx.allow_interspersed_args = False
         rest = super().parse_args(ctx, args)
         if ctx._protected_args and ctx._protected_args[0] not in self.commands:
             ctx.args = [*ctx._protected_args, *ctx.args]
             ctx._protected_args = []
         return rest
+
+    def _subcommand_at(self, args: list[str]) -> int | None:
+        """Index of the first argument naming a subcommand (not the value of an option)."""
+        takes_value = {opt for p in self.params if not getattr(p, "is_flag", False)
+                       for opt in getattr(p, "opts", ())}
+        for k, arg in enumerate(args):
+            if arg == "--":
+                return None
+            if arg in self.commands and not (k and args[k - 1] in takes_value):
+                return k
+        return None
 
 
 video_app = typer.Typer(
@@ -48,6 +63,11 @@ def video(ctx: typer.Context, options: dict) -> None:
     if unknown:
         raise typer.BadParameter(f"no such option: {unknown[0]}")
     options["input"] = [*options["input"], *ctx.args]
+    try:
+        check_address(options["address"])
+    except typer.BadParameter as exc:
+        exc.param_hint = "'--address'"
+        raise
     config = build(VideoConfig, options)
     from ownrun.apps.video import report, runner  # imports the engine: keep --help fast
 

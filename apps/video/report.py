@@ -265,7 +265,9 @@ def summary_table(summary: dict, title: str = "ownrun video"):
         table.add_row(f"latency {key} (above {c.get('floor_s', 1):.2g} s floor)", _ms(stats[key]))
     table.add_row("frames/s", f"{summary['frames_per_s']:.0f}")
     table.add_row("tasks/s", f"{summary['tasks_per_s']:.0f}")
-    table.add_row("kept up with real time", "[green]yes[/]" if summary["kept_up"] else "[red]no[/]")
+    note = no_latency_reason(summary)
+    kept_up = "-" if note else "[green]yes[/]" if summary["kept_up"] else "[red]no[/]"
+    table.add_row("kept up with real time", kept_up)
     jitter = summary.get("residual_jitter")
     if jitter:
         table.add_row("jitter in -> out (px)", f"{jitter['input_px']:.2f} -> {jitter['residual_px']:.2f}")
@@ -282,7 +284,27 @@ def summary_table(summary: dict, title: str = "ownrun video"):
     table.add_row("start-up (cluster + owners)", f"{c.get('startup_s', 0):.1f} s")
     if c.get("peak_pss_mib"):
         table.add_row("peak memory (PSS, all processes)", f"{c['peak_pss_mib'] / 1024:.2f} GiB")
+    if note:
+        table.caption, table.caption_justify = f"latency -: {note}", "left"
     return table
+
+
+def no_latency_reason(summary: dict) -> str | None:
+    """Why the latency statistics are empty (None when they are not)."""
+    if summary["latency_above_floor_s"].get("count", 0):
+        return None
+    if not summary.get("frames_delivered"):
+        return "no frame was delivered"
+    videos = [v for v in summary.get("per_video", []) if not v.get("error")] or summary.get("per_video", [])
+    fps = max((float(v["fps"]) for v in videos), default=0.0)
+    frames = max((int(v["frames"]) for v in videos), default=0)
+    if not fps:
+        return "no frame past the warm-up was delivered"
+    tail = max(1, round(fps))
+    needed = math.ceil(WARMUP_S * fps) + tail + 1
+    return (f"no frame counted: the statistics skip the first {WARMUP_S:g} s (warm-up) and each "
+            f"video's last {tail} frames (the smoothing window), which leaves none of {frames} "
+            f"frames at {fps:g} fps; use --frames {needed} or more")
 
 
 def plot_cdfs(run_dirs: Sequence[Path], out_png: Path, tail_from: float = 0.9) -> Path:

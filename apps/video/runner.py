@@ -1,10 +1,14 @@
 """The driver of `ownrun video`: prepares the videos, runs the owners, shows and saves results.
 
 Owns `VideoOptions` (the command's options, config.VideoConfig, plus knobs for programs), choosing the inputs (cached synthetic clips,
-or `--input` files probed up front: an unreadable one is reported in one line and left out),
-starting the engine (failures.start_engine), creating the Sinks (one per `videos_per_sink`
-videos) and one owner task per video, the Rich live view, the failure injector, and writing
-the run directory (report.py). The driver owns the owner tasks: when an owner's process dies
+or `--input` files probed up front, before the cluster starts: an unreadable one is reported
+in one line naming it and left out, and when none is readable the run stops with
+`InputError` (one line, exit 5 in the CLI); OpenCV's and FFmpeg's own messages are
+silenced, here and in the workers, via stabilize.cv2_module), starting the engine
+(failures.start_engine), creating the Sinks (one per `videos_per_sink` videos) and one owner
+task per video, the progress shown meanwhile (live.py: a live view on a terminal, a plain
+line at least every 10 s otherwise), the failure injector, and writing the run directory
+(report.py). The driver owns the owner tasks: when an owner's process dies
 the engine re-runs it (`owner_retries`).
 
 Not thread-safe: one run at a time per process (the engine is per process). Failures: a
@@ -24,10 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ownrun import engine
+from ownrun.cli.console import PLAIN_PERIOD_S, Heartbeat, is_live, step
 from pydantic import Field
+from rich.markup import escape
 
 from ..run_dir import new_run_dir
-from . import config, failures, pipeline, report, synthetic
+from . import config, failures, live, pipeline, report, stabilize, synthetic
 
 # Defaults measured on a 2-core machine: 60 videos x 4 fps of 320x240 (240 frames/s, 1,200
 # tasks/s) keep up with real time at ~0.9 cores (p99 ~50 ms above the floor), and 400 frames
@@ -55,6 +61,10 @@ class VideoOptions(config.VideoConfig):
     node_death_timeout: float = Field(failures.NODE_DEATH_TIMEOUT, gt=0)  # of an embedded cluster
 
 
+class InputError(pipeline.VideoError):
+    """An `--input` file is missing, unreadable, corrupt or too short (exit 5 in the CLI)."""
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -64,18 +74,20 @@ class RunResult:
 
 # ---- inputs --------------------------------------------------------------------------------
 def probe(path: str) -> tuple[float, int, int, int]:
-    """(fps, frame count, width, height) of a video file; VideoError if it cannot be read."""
-    import cv2
+    """(fps, frame count, width, height) of a video file; InputError if it cannot be read."""
+    cv2 = stabilize.cv2_module()  # quiet: the error below is the one line the user sees
 
     if not os.path.exists(path):
-        raise pipeline.VideoError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, not a video file")
     capture = cv2.VideoCapture(path)
     try:
         if not capture.isOpened():
-            raise pipeline.VideoError(f"{path}: cannot open video (corrupt or not a video file)")
+            raise InputError(f"{path}: cannot open video (corrupt or not a video file)")
         ok, frame = capture.read()
         if not ok or frame is None:
-            raise pipeline.VideoError(f"{path}: no decodable frame (corrupt or empty video)")
+            raise InputError(f"{path}: no decodable frame (corrupt or empty video)")
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         return fps, count, frame.shape[1], frame.shape[0]
@@ -83,7 +95,7 @@ def probe(path: str) -> tuple[float, int, int, int]:
         capture.release()
 
 
-def prepare_jobs(opts: VideoOptions) -> tuple[list[pipeline.VideoJob], list[str]]:
+def prepare_jobs(opts: VideoOptions, console=None) -> tuple[list[pipeline.VideoJob], list[str]]:
     """The videos to run, and one-line errors for the inputs left out."""
     if opts.input:
         return _input_jobs(opts)
@@ -92,7 +104,9 @@ def prepare_jobs(opts: VideoOptions) -> tuple[list[pipeline.VideoJob], list[str]
     specs = [synthetic.SyntheticSpec(width=opts.size[0], height=opts.size[1], fps=fps, frames=frames,
                                      seed=opts.seed + k % max(1, opts.distinct_clips)) for k in range(opts.videos)]
     cache = Path(opts.cache_dir) if opts.cache_dir else None
-    clips = synthetic.ensure_videos(specs, cache)
+    missing = synthetic.missing(specs, cache)
+    with step(console, f"generating {missing} synthetic clip(s) (cached for later runs)" if missing else None):
+        clips = synthetic.ensure_videos(specs, cache)
     width = len(str(opts.videos - 1))
     jobs = [pipeline.VideoJob(f"v{k:0{width}d}", str(c.path), fps, frames, str(c.truth_path))
             for k, c in enumerate(clips)]
@@ -104,7 +118,7 @@ def _input_jobs(opts: VideoOptions) -> tuple[list[pipeline.VideoJob], list[str]]
     for k, path in enumerate(opts.input):
         try:
             fps, count, _, _ = probe(path)
-        except pipeline.VideoError as exc:
+        except InputError as exc:
             errors.append(str(exc))
             continue
         fps = opts.fps or fps or DEFAULT_FPS
@@ -156,19 +170,24 @@ class _Memory:
 def run(opts: VideoOptions, console=None) -> RunResult:
     """Runs the videos of `opts` to completion and writes the run directory."""
     plan = opts.failure_plan  # VideoConfig checked it (a node failure needs nodes >= 2)
-    jobs, errors = prepare_jobs(opts)
-    for line in errors:
-        _say(console, f"[bold red]error:[/] {line}")
+    stabilize.quiet_opencv()  # before the cluster starts: its processes inherit the setting
+    jobs, errors = prepare_jobs(opts, console)
     if not jobs:
-        raise pipeline.VideoError("no readable video to process")
+        more = f" (and {len(errors) - 1} more unreadable input(s))" if len(errors) > 1 else ""
+        raise InputError(errors[0] + more) if errors else pipeline.VideoError("no video to process")
+    for line in errors:
+        _say(console, f"[bold red]error:[/] {escape(line)}")
     run_dir = Path(opts.run_dir) if opts.run_dir else new_run_dir(opts.runs_dir)
     if opts.output:
         Path(opts.output).mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    placement = failures.start_engine(address=opts.address, nodes=opts.nodes, num_cpus=opts.num_cpus,
-                                      metadata=opts.metadata, by_value=opts.by_value,
-                                      object_store_memory=opts.object_store_memory,
-                                      node_death_timeout=opts.node_death_timeout)
+    where = (f"connecting to the cluster at {opts.address}" if opts.address
+             else f"starting an embedded cluster of {opts.nodes} node(s)")
+    with step(console, where):
+        placement = failures.start_engine(address=opts.address, nodes=opts.nodes, num_cpus=opts.num_cpus,
+                                          metadata=opts.metadata, by_value=opts.by_value,
+                                          object_store_memory=opts.object_store_memory,
+                                          node_death_timeout=opts.node_death_timeout)
     try:
         return _run_on_engine(opts, jobs, errors, plan, placement, run_dir, t0, console)
     finally:
@@ -224,11 +243,13 @@ def _wait_for_owners(owners: dict, sinks: list, jobs, start_ts, memory, opts, co
     half its length): they are reported as errors instead of hanging the run."""
     pending = list(owners)
     results, error_lines = {}, []
-    view = _LiveView(jobs, start_ts) if (console is not None and opts.live) else None
-    live = view.start(console) if view else contextlib.nullcontext()
+    view = live.LiveView(jobs, start_ts)
+    shown = _show_live(console, opts)
+    # a turn of the loop below takes up to ~2.5 s (wait 0.5 s, Sinks 2 s): beat early enough
+    heartbeat = Heartbeat(None if shown else console, period=PLAIN_PERIOD_S - 3.0)
     length = max(j.phase_s + j.frames / j.fps for j in jobs)
     deadline = start_ts + 1.5 * length + STUCK_AFTER
-    with live:
+    with _live(console, view, shown) as screen:
         while pending:
             if time.time() > deadline:
                 for ref in pending:
@@ -243,12 +264,35 @@ def _wait_for_owners(owners: dict, sinks: list, jobs, start_ts, memory, opts, co
                     results[job.video] = engine.get(ref)
                 except engine.EngineError as exc:
                     error_lines.append(f"{job.video} ({job.path}): {_last_line(exc)}")
+                    view.failed.add(job.video)
             memory.sample()
-            if view is not None:
+            if screen is not None or heartbeat.due():  # the Sinks are asked only when shown
                 with contextlib.suppress(engine.GetTimeoutError):
-                    parts = engine.get([s.progress.remote() for s in sinks], timeout=2)
-                    view.update(parts, live)
+                    view.update(engine.get([s.progress.remote() for s in sinks], timeout=2))
+                if screen is not None:
+                    screen.update(view)
+                heartbeat.beat(lambda: live.plain_line(view))
+    if heartbeat.last is not None:  # the last line says where the run ended
+        with contextlib.suppress(engine.GetTimeoutError):
+            view.update(engine.get([s.progress.remote() for s in sinks], timeout=2))
+        heartbeat.beat(lambda: live.plain_line(view), force=True)
     return results, error_lines
+
+
+def _show_live(console, opts) -> bool:
+    """A live view on a terminal (unless --no-live); plain progress lines otherwise."""
+    return opts.live and is_live(console)
+
+
+@contextlib.contextmanager
+def _live(console, view, shown: bool):
+    if not shown:
+        yield None
+        return
+    from rich.live import Live
+
+    with Live(view, console=console, refresh_per_second=2, transient=True) as screen:
+        yield screen
 
 
 def _spread_phases(jobs: list[pipeline.VideoJob]) -> list[pipeline.VideoJob]:
@@ -332,52 +376,3 @@ def _jitter(jobs, table: report.FrameTable) -> dict | None:
 def _say(console, text: str) -> None:
     if console is not None:
         console.print(text, soft_wrap=True)
-
-
-# ---- live view -------------------------------------------------------------------------------
-class _LiveView:
-    """Rich live view: per-video progress and current latency above the floor."""
-
-    def __init__(self, jobs, start_ts: float):
-        self.jobs = jobs
-        self.start_ts = start_ts
-        self.progress: dict = {}
-
-    def start(self, console):
-        from rich.live import Live
-
-        return Live(self.render(), console=console, refresh_per_second=2, transient=True)
-
-    def update(self, parts: list[dict], live) -> None:
-        for part in parts:
-            self.progress.update(part)
-        live.update(self.render())
-
-    def render(self):
-        from rich.console import Group
-        from rich.table import Table
-        from rich.text import Text
-
-        now = time.time()
-        done = sum(p[0] for p in self.progress.values())
-        total = sum(j.frames for j in self.jobs)
-        clock = now - self.start_ts
-        head = Text(f"video time {clock:5.1f} s   frames {done}/{total}   "
-                    f"({'starting' if clock < 0 else 'running'})", style="bold")
-        columns = 4 if len(self.jobs) > 20 else 1
-        grid = Table.grid(padding=(0, 2))
-        for _ in range(columns):
-            grid.add_column()
-        cells = [self._cell(job) for job in self.jobs]
-        rows = math.ceil(len(cells) / columns)
-        for r in range(rows):
-            grid.add_row(*[cells[c * rows + r] if c * rows + r < len(cells) else "" for c in range(columns)])
-        return Group(head, grid)
-
-    def _cell(self, job) -> str:
-        count, latency, _ = self.progress.get(job.video, (0, None, 0))
-        width = 10
-        filled = int(width * count / max(1, job.frames))
-        bar = "█" * filled + "·" * (width - filled)
-        lat = "    -  " if latency is None else f"{(latency - job.radius / job.fps) * 1e3:5.0f}ms"
-        return f"{job.video} {bar} {lat}"

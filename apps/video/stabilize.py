@@ -25,6 +25,7 @@ be tracked yields a zero transform rather than an error.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,8 +41,33 @@ MIN_TRACKED = 100  # re-detect below this many tracked points
 REDETECT_EVERY = 200  # and every this many frames
 
 
+# OpenCV's own log and FFmpeg's (av_log: "moov atom not found" for a corrupt file) are off:
+# the pipeline reports an unreadable video in one line naming the file. FFmpeg's level is
+# read at the first VideoCapture, OpenCV's at import, so these go into the environment first
+# (where the processes of an embedded cluster inherit them). -8 is AV_LOG_QUIET.
+QUIET_ENV = {"OPENCV_LOG_LEVEL": "ERROR", "OPENCV_FFMPEG_LOGLEVEL": "-8"}
+_quiet = False
+
+
+def quiet_opencv() -> None:
+    """Silences OpenCV's and FFmpeg's messages in this process (and in its children)."""
+    global _quiet
+    if _quiet:
+        return
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    import cv2
+
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None and hasattr(logging, "setLogLevel"):
+        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    _quiet = True
+
+
 def cv2_module():
-    """OpenCV, limited to one thread per process: many pipeline processes share few cores."""
+    """OpenCV, limited to one thread per process (many pipeline processes share few cores)
+    and quiet (`quiet_opencv`)."""
+    quiet_opencv()
     import cv2
 
     if cv2.getNumThreads() != 1:

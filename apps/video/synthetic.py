@@ -183,6 +183,13 @@ def ensure_video(spec: SyntheticSpec, cache_dir: Path | None = None) -> Syntheti
     return video
 
 
+def missing(specs: list[SyntheticSpec], cache_dir: Path | None = None) -> int:
+    """How many distinct clips of `specs` `ensure_videos` would have to generate."""
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return sum(1 for s in dict.fromkeys(specs) if not (cache / f"{s.name}.mp4").exists()
+               or not (cache / f"{s.name}.truth.npy").exists())
+
+
 def ensure_videos(specs: list[SyntheticSpec], cache_dir: Path | None = None,
                   workers: int | None = None) -> list[SyntheticVideo]:
     """`ensure_video` for each spec; missing distinct clips are generated in parallel."""

@@ -1,4 +1,4 @@
-"""The `ownrun` command line: help, version, the error policy, and `ownrun bench --quick`."""
+"""The `ownrun` command line: help, version, the error policy, `ownrun bench --quick`, the status table."""
 import importlib.metadata
 import json
 import sys
@@ -122,3 +122,23 @@ def test_bench_quick_runs_every_benchmark_without_errors(tmp_path):
     assert result.exit_code == 0, result.output
     assert {r["bench"] for r in rows if r["status"] == "ok"} >= {"init: wall time"}
     assert not engine.is_initialized()
+
+
+def test_status_shows_the_owners_of_each_node(monkeypatch):
+    from ownrun.engine import cluster_admin
+
+    def status(address, cluster_key):
+        node = {"address": "tcp://127.0.0.1:7000", "alive": True, "total": {"CPU": 2.0},
+                "available": {"CPU": 1.0}, "store": {"used": 0, "capacity": 2**20, "num_objects": 0}}
+        return {"address": "127.0.0.1:6380", "head": {"requests": 3},
+                "nodes": [{**node, "node_id": "node-a", "clients": ["tcp://a", "tcp://b", "tcp://c"]},
+                          {**node, "node_id": "node-b"}]}  # a head that does not report its clients
+
+    monkeypatch.setattr(cluster_admin, "status", status)
+    result = runner.invoke(app, ["status"], prog_name="ownrun", env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[1:-1]]
+            for line in result.output.splitlines() if line.startswith("│ node-")}
+    header = next(line for line in result.output.splitlines() if "owners" in line and "┃" in line)
+    owners = [c.strip() for c in header.split("┃")[1:-1]].index("owners")
+    assert rows["node-a"][owners] == "3" and rows["node-b"][owners] == "-"
