@@ -33,7 +33,8 @@ import time
 
 from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
-from ..rpc.transport import Transport, pack, unpack
+from ..rpc.schema import Inbox
+from ..rpc.transport import Transport, pack
 from ..util import process_tools
 from .tables import HeadTables
 
@@ -84,6 +85,7 @@ class Head:
         self.node_store: dict[str, dict] = {}  # node id -> last heartbeat's store stats
         self.handler_errors = 0  # exceptions in handlers other than a caller's bad arguments
         self.failed_requests = 0  # requests answered with an error
+        self.inbox = Inbox(log, "head", self.handlers)  # drops and counts malformed messages
 
     def reply(self, addr: str, req_id: int, result, ok: bool = True) -> None:
         self.transport.send(addr, [pack([P.REPLY, req_id, ok, result])])
@@ -97,16 +99,14 @@ class Head:
             log.exception("failed to handle a message")
 
     def _handle(self, frames: list) -> None:
-        header = unpack(frames[0])
+        header = self.inbox.header(frames)
+        if header is None:
+            return  # malformed: dropped and counted (schema.Inbox)
         kind = header[0]
         self.requests_served += 1
         self.requests_by_type[kind] = self.requests_by_type.get(kind, 0) + 1
-        handler = self.handlers.get(kind)
-        if handler is None:
-            log.warning("unknown message type %s", kind)
-            return
         try:
-            handler(header)
+            self.handlers[kind](header)
         except Exception as exc:
             if kind not in _REQUESTS or len(header) < 3:
                 raise
@@ -138,20 +138,28 @@ class Head:
             self.last_beat[node_id] = max(self.last_beat[node_id], now - self.node_timeout / 2)
 
     def check_liveness(self, now: float) -> None:
-        """Declares nodes dead after `node_timeout` without a heartbeat and tells the others."""
+        """Declares nodes dead after `node_timeout` without a heartbeat and tells the others.
+        Never raises: a failure about one node is logged and counted, the others are checked."""
         for node_id, last in list(self.last_beat.items()):
             if now - last <= self.node_timeout:
                 continue
             del self.last_beat[node_id]
-            if not self.tables.mark_node_dead(node_id):
-                continue
-            node = self.tables.nodes[node_id]
-            reason = f"no heartbeat for {now - last:.1f}s (timeout {self.node_timeout:g}s)"
-            log.warning("node %s at %s is dead: %s", node_id, node["address"], reason)
-            notice = [pack([P.NODE_DIED, node_id, node["address"], list(node.get("clients", ())), reason])]
-            for other in self.tables.nodes.values():
-                if other["alive"]:
-                    self.transport.send(other["address"], notice)
+            try:
+                self._declare_dead(node_id, now - last)
+            except Exception:  # noqa: BLE001 - the head must keep serving
+                self.handler_errors += 1
+                log.exception("failed to declare node %r dead", node_id)
+
+    def _declare_dead(self, node_id: str, silent_for: float) -> None:
+        if not self.tables.mark_node_dead(node_id):
+            return
+        node = self.tables.nodes[node_id]
+        reason = f"no heartbeat for {silent_for:.1f}s (timeout {self.node_timeout:g}s)"
+        log.warning("node %s at %s is dead: %s", node_id, node["address"], reason)
+        notice = [pack([P.NODE_DIED, node_id, node["address"], list(node.get("clients", ())), reason])]
+        for other in self.tables.nodes.values():
+            if other["alive"]:
+                self.transport.send(other["address"], notice)
 
     def on_task_submit(self, h) -> None:
         _, req_id, addr, task_id, spec, arg_ids = h
@@ -267,6 +275,7 @@ class Head:
                                   "actors": len(self.tables.actors),
                                   "incarnation": self.tables.incarnation,
                                   "handler_errors": self.handler_errors,
+                                  "malformed": self.inbox.malformed,
                                   "failed_requests": self.failed_requests})
 
 

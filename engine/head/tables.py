@@ -134,6 +134,8 @@ class HeadTables:
     def _load(self) -> None:
         for node_id, address, info, alive, registered in self._db.execute(
                 "SELECT node_id, address, info, alive, registered FROM nodes"):
+            if not isinstance(node_id, str):
+                continue  # a row an older head stored from a malformed heartbeat
             self.nodes[node_id] = dict(msgpack.unpackb(info, raw=False), address=address,
                                        alive=bool(alive), registered=registered)
         for row in self._db.execute(f"SELECT {', '.join(_ACTOR_COLUMNS)} FROM actors ORDER BY seq"):
@@ -147,6 +149,9 @@ class HeadTables:
     # ---- nodes --------------------------------------------------------------------------
     def register_node(self, node_id: str, address: str, info: dict) -> None:
         """Adds a node, or refreshes it when it re-registers (after a head restart)."""
+        if not isinstance(node_id, str) or not isinstance(address, str):
+            raise TypeError(f"a node id and address are strings, not {type(node_id).__name__}, "
+                            f"{type(address).__name__}")
         info = {k: v for k, v in info.items() if k not in ("address", "alive", "registered")}
         now = time.time()
         self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, 1, ?)",
@@ -178,7 +183,7 @@ class HeadTables:
         node = self.nodes.get(node_id)
         if node is None or not node["alive"]:
             return False
-        self._db.execute("UPDATE nodes SET alive=0 WHERE node_id=?", (node_id,))
+        self._db.execute("UPDATE nodes SET alive=0 WHERE node_id IS ?", (node_id,))  # IS: also a NULL id
         node["alive"] = False
         return True
 

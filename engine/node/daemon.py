@@ -28,7 +28,8 @@ import time
 
 from .. import ids
 from ..rpc import protocol as P
-from ..rpc.transport import Transport, pack, unpack
+from ..rpc.schema import Inbox
+from ..rpc.transport import Transport, pack
 from ..store.arena_client import ArenaClient
 from ..store.object_store import ObjectStore
 from ..util import process_tools
@@ -115,6 +116,7 @@ class NodeDaemon:
             P.WORKER_DIED: self.on_remote_worker_died,
             P.REAP_ANSWER: self.on_reap_answer,
         }
+        self.inbox = Inbox(log, f"node {self.node_id}", self.handlers)  # drops malformed messages
 
     # ---- the zygote ----------------------------------------------------------------------
     def _start_zygote(self) -> subprocess.Popen:
@@ -171,7 +173,7 @@ class NodeDaemon:
         for worker_id in decisions.stop:
             w = self.scheduler.workers.get(worker_id)
             if w is not None and w.address:
-                self.transport.send(w.address, [pack([P.EXIT_WORKER])])
+                self.transport.send(w.address, [pack([P.EXIT_WORKER, self.address])])
         for owner in decisions.recall:
             self.transport.send(owner, [pack([P.RECALL_LEASES])])
         for worker_id in decisions.reap_query:
@@ -321,7 +323,14 @@ class NodeDaemon:
         self.scheduler.worker_unblocked(worker_id)
 
     def on_kill_worker(self, h) -> None:
-        _, worker_id, reason = h
+        """Kills a worker leased to the sender, or an actor's worker (any handle may kill an actor)."""
+        _, worker_id, reason, sender = h
+        w = self.scheduler.workers.get(worker_id)
+        if w is None:
+            return
+        if not (w.dedicated or (w.lease is not None and w.lease.owner_addr == sender)):
+            log.warning("KILL_WORKER of worker %s from %s refused: not its lease holder", worker_id.hex(), sender)
+            return
         self._kill(worker_id, reason)
 
     # ---- objects -------------------------------------------------------------------------
@@ -498,6 +507,7 @@ class NodeDaemon:
         self.reply(addr, req_id, {"node_id": self.node_id, "store": self.store.stats(),
                                   "scheduler": self.scheduler.usage(), "clients": len(self.clients),
                                   "handler_errors": self.handler_errors,
+                                  "malformed": self.inbox.malformed,
                                   "transfer": {"pulls": len(self.transfers.pulls),
                                                "max_bytes_per_loop": self.max_transfer_bytes_per_loop,
                                                "bound_per_loop": self.transfer_bound_per_loop()},
@@ -505,6 +515,10 @@ class NodeDaemon:
                                   + [self.zygote.pid]})
 
     def on_shutdown(self, h) -> None:
+        """Stops this node if the message names it (a stray or mangled one does not)."""
+        if h[1] != self.node_id:
+            log.warning("SHUTDOWN_NODE for node %r ignored (this is %s)", h[1][:80], self.node_id)
+            return
         self.running = False
 
     # ---- loop ----------------------------------------------------------------------------
@@ -534,8 +548,10 @@ class NodeDaemon:
                     self.running = False
             self.transfer_bytes = 0
             for frames in messages:
+                header = self.inbox.header(frames)
+                if header is None:
+                    continue  # malformed: dropped and counted
                 try:
-                    header = unpack(frames[0])
                     self.current_frames = frames
                     self.handlers[header[0]](header)
                 except Exception:  # noqa: BLE001 - one bad message must not kill the node

@@ -31,7 +31,8 @@ from ..object_ref import ObjectRef
 from ..ownership import task_manager as tm
 from ..ownership.task_manager import TaskEntry, TaskManager
 from ..rpc import protocol as P
-from ..rpc.transport import Transport, pack, unpack
+from ..rpc.schema import Inbox
+from ..rpc.transport import Transport, pack
 from ..store.arena_client import ArenaClient
 from . import objects
 from .requests import Requests
@@ -91,6 +92,7 @@ class CoreWorker:
             P.NODE_DIED: self._on_node_died,
             P.ACTOR_STATE: self._on_actor_state,
         }
+        self.inbox = Inbox(log, f"{mode} {self.address}", self._handlers)  # drops malformed messages
         self._io_thread = threading.Thread(target=self._io_loop, name="ownrun-io", daemon=True)
         self._io_thread.start()
 
@@ -137,13 +139,14 @@ class CoreWorker:
                     return
                 raise
             if messages:
+                checked = self.inbox.header
                 with self.lock:
                     for frames in messages:
+                        header = checked(frames)
+                        if header is None:
+                            continue  # malformed (or not a type this process handles): dropped, counted
                         try:
-                            header = unpack(frames[0])
-                            handler = handlers.get(header[0])
-                            if handler is not None:
-                                handler(header, frames)
+                            handlers[header[0]](header, frames)
                         except Exception:  # noqa: BLE001 - keep serving other messages
                             self.handler_errors += 1
                             CoreWorker.handler_errors_in_process += 1
@@ -371,4 +374,5 @@ class CoreWorker:
             counters = self.tm.counters
             return {"refs": len(self.tm.refs.refs), "tasks": len(self.tm.tasks),
                     "leases": self.tm.submitter.num_leases(), "retries": counters["task_retries"],
-                    "reconstructions": counters["reconstructions"], "handler_errors": self.handler_errors}
+                    "reconstructions": counters["reconstructions"], "handler_errors": self.handler_errors,
+                    "malformed": self.inbox.malformed}
