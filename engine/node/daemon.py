@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -199,7 +200,8 @@ class NodeDaemon:
         _, req_id, addr, _worker_id, _pid, _kind = h
         self.reply(addr, req_id, {"node_id": self.node_id, "arena_name": self.arena_name,
                                   "store_capacity": self.store_capacity, "head_address": self.head_address,
-                                  "session_dir": self.session_dir, "resources": self.resources})
+                                  "session_dir": self.session_dir, "resources": self.resources,
+                                  "pid": os.getpid(), "host": socket.gethostname()})
 
     def on_warm_modules(self, h) -> None:
         """A worker had to import these after it was forked: have the zygote import them."""

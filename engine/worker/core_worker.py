@@ -15,7 +15,11 @@ lock-free `ref_ops` deque, drained under the lock by whoever comes next. Sends g
 the transport, whose own lock keeps per-peer order.
 
 Failures: every wait has a deadline or is tied to a death notice; a handler that raises is
-logged and counted (`stats()["handler_errors"]`), and the loop goes on.
+logged and counted (`stats()["handler_errors"]`), and the loop goes on; a malformed message
+is dropped and counted (`stats()["malformed"]`, rpc/schema.py). A driver watches its own
+node's daemon (its pidfd when on this machine, or a NODE_DIED naming it): when it dies,
+every pending request, task and `get` fails with `LocalNodeDiedError`, and so does every
+later `submit_task`/`put`/`get`/`wait`.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import socket
 import threading
 import time
 
 from .. import errors, ids
 from ..object_ref import ObjectRef
 from ..ownership import task_manager as tm
+from ..ownership.memory_store import error_of
 from ..ownership.task_manager import TaskEntry, TaskManager
 from ..rpc import protocol as P
 from ..rpc.schema import Inbox
@@ -78,6 +84,9 @@ class CoreWorker:
         self.handler_errors = 0
         self._recall_until = 0.0
         self._node_death = threading.Event()  # set on every node death notice (readers re-check)
+        self.local_node_error: errors.LocalNodeDiedError | None = None  # set when our daemon died
+        self._daemon_pid: int | None = None  # a driver's daemon on this machine: watched (pidfd)
+        self._daemon_pidfd: int | None = None
         self._handlers = {
             P.REPLY: self.requests.on_reply,
             P.TASK_REPLY: self._on_task_reply,
@@ -116,6 +125,9 @@ class CoreWorker:
     def register_driver(self) -> None:
         self.node_info = self.call(self.daemon_address, P.REGISTER_CLIENT, self.worker_id, os.getpid(), "driver")
         self.node_id = self.node_info["node_id"]
+        if self.node_info.get("pid") and self.node_info.get("host") == socket.gethostname():
+            self._daemon_pid = self.node_info["pid"]  # the I/O thread watches it from now on
+            self.transport.wake()
 
     def add_handler(self, kind: int, handler) -> None:
         self._handlers[kind] = handler
@@ -132,12 +144,17 @@ class CoreWorker:
         handlers = self._handlers
         next_housekeeping = time.monotonic() + 0.1
         while not self.stopping:
+            if self._daemon_pid is not None and self._daemon_pidfd is None:
+                self._watch_daemon()
             try:
-                messages, _ = self.transport.poll(100)
+                messages, tokens = self.transport.poll(100)
             except Exception:  # noqa: BLE001 - transport closed during shutdown
                 if self.stopping:
                     return
                 raise
+            if tokens and "local-daemon" in tokens:
+                with self.lock:
+                    self._local_node_died(f"its node daemon (pid {self._daemon_pid}) exited")
             if messages:
                 checked = self.inbox.header
                 with self.lock:
@@ -163,6 +180,45 @@ class CoreWorker:
                             submitter.recalled = False  # the daemon stopped asking
                         submitter.return_idle(now, self.config["lease_idle_timeout"])
                     self.apply()
+
+    # ---- the death of this driver's own node ------------------------------------------------------
+    def _watch_daemon(self) -> None:
+        """I/O thread: watch our daemon's pid (a pidfd is readable once it exits)."""
+        from ..util import process_tools
+
+        fd = process_tools.pidfd(self._daemon_pid)
+        self._daemon_pidfd = -1 if fd is None else fd
+        if fd is None:
+            with self.lock:
+                self._local_node_died(f"its node daemon (pid {self._daemon_pid}) is gone")
+        else:
+            self.transport.watch_fd(fd, "local-daemon")
+
+    def _local_node_died(self, reason: str) -> None:
+        """Our daemon died: fail every pending request to it, every pending task and every
+        object still without a value; later calls raise at once. I/O thread, lock held."""
+        if self.local_node_error is not None:
+            return
+        message = (f"the node daemon of this process's node {self.node_id} died ({reason}): "
+                   f"this driver is cut off from the cluster")
+        log.error(message)
+        self.local_node_error = errors.LocalNodeDiedError(message)
+        if self._daemon_pidfd is not None and self._daemon_pidfd >= 0:
+            self.transport.unwatch_fd(self._daemon_pidfd)
+        self.requests.peer_died(self.daemon_address, ["LocalNodeDiedError", message])
+        value = error_of(errors.LocalNodeDiedError(message))
+        for entry in list(self.tm.tasks.values()):
+            self.tm.fail(entry, value)
+        for oid, ref in list(self.tm.refs.refs.items()):
+            if ref.value is None:
+                self.tm.store(oid, value, None, None)
+        self._node_death.set()
+        self.apply()
+
+    def check_local_node(self) -> None:
+        """Raises `LocalNodeDiedError` once this process's node daemon has died."""
+        if self.local_node_error is not None:
+            raise errors.LocalNodeDiedError(str(self.local_node_error))
 
     # ---- applying the task manager's instructions ---------------------------------------------
     def apply(self) -> None:
@@ -208,6 +264,7 @@ class CoreWorker:
     # ---- tasks ----------------------------------------------------------------------------------
     def submit_task(self, entry: TaskEntry) -> list[ObjectRef]:
         """Registers and queues a task; returns refs to its results."""
+        self.check_local_node()
         if self.tm.centralized:
             objects.task_meta_submit(self, entry)
         with self.lock:
@@ -292,6 +349,8 @@ class CoreWorker:
 
     def _on_node_died(self, h, frames) -> None:
         _, node_id, daemon, client_addrs, reason = h
+        if daemon == self.daemon_address and self.mode == "driver":
+            self._local_node_died(f"node {node_id} died: {reason}")
         if not self.tm.node_died(node_id, daemon, client_addrs, reason):
             return
         self._node_death.set()
@@ -322,12 +381,15 @@ class CoreWorker:
 
     # ---- objects (see objects.py) -----------------------------------------------------------------
     def put(self, value) -> ObjectRef:
+        self.check_local_node()
         return objects.put(self, value)
 
     def get(self, refs: list, timeout: float | None):
+        self.check_local_node()
         return objects.get(self, refs, timeout)
 
     def wait(self, refs: list, num_returns: int, timeout: float | None) -> tuple[list, list]:
+        self.check_local_node()
         return objects.wait(self, refs, num_returns, timeout)
 
     def on_ready(self, ref: ObjectRef, callback) -> None:
@@ -352,6 +414,9 @@ class CoreWorker:
         self.transport.wake()
         if threading.current_thread() is not self._io_thread:
             self._io_thread.join(timeout=5)
+        if self._daemon_pidfd is not None and self._daemon_pidfd >= 0:
+            os.close(self._daemon_pidfd)
+            self._daemon_pidfd = -1
         self.arena.close()
         self.transport.close()
 
