@@ -61,7 +61,7 @@ class NodeDaemon:
         self.scheduler = LeaseScheduler(self.resources, ids.new_worker_id, max_idle_workers=int(max_idle),
                                         recheck_period=float(self.config.get("reap_recheck_period", 5.0)))
         self.spillback = Spillback(self.node_id, self.scheduler,
-                                   infeasible_timeout=float(self.config.get("infeasible_timeout", 3.0)))
+                                   infeasible_timeout=self.config.get("infeasible_timeout"))  # None: wait
         self.arena_name = f"ownrun-{os.path.basename(self.session_dir)}-{self.node_id}"
         self.store = ObjectStore(self.arena_name, args.store_capacity,
                                  os.path.join(self.session_dir, "spill", self.node_id))
@@ -299,6 +299,9 @@ class NodeDaemon:
         for req, target in placement.spill:
             self.transport.send(req.owner_addr, [pack([P.LEASE_GRANTED, req.request_id, None, None,
                                                        self.node_id, self.address, target])])
+        for req, message in placement.warn:  # one line per shape, shown by the owner (Ray does so too)
+            log.warning("%s", message)
+            self.transport.send(req.owner_addr, [pack([P.LOG_LINES, "ownrun", f"Warning: {message}"])])
         for req, message in placement.reject:
             self.transport.send(req.owner_addr, [pack([P.LEASE_GRANTED, req.request_id, None, message,
                                                        self.node_id, self.address, None])])
