@@ -160,6 +160,8 @@ class Head:
         for other in self.tables.nodes.values():
             if other["alive"]:
                 self.transport.send(other["address"], notice)
+        for client in node.get("clients", ()):  # a driver whose own daemon died hears it from us
+            self.transport.send(client, notice)
 
     def on_task_submit(self, h) -> None:
         _, req_id, addr, task_id, spec, arg_ids = h

@@ -55,6 +55,7 @@ DEFAULT_CONFIG = {
 
 class CoreWorker:
     handler_errors_in_process = 0  # over every core worker this process ran (tests check it)
+    malformed_in_process = 0  # malformed messages dropped by them (tests check it)
 
     def __init__(self, mode: str, daemon_address: str, worker_id: bytes, config: dict | None = None,
                  node_info: dict | None = None):
@@ -160,8 +161,9 @@ class CoreWorker:
                 with self.lock:
                     for frames in messages:
                         header = checked(frames)
-                        if header is None:
-                            continue  # malformed (or not a type this process handles): dropped, counted
+                        if header is None:  # malformed (or not a type this process handles): dropped
+                            CoreWorker.malformed_in_process += 1
+                            continue
                         try:
                             handlers[header[0]](header, frames)
                         except Exception:  # noqa: BLE001 - keep serving other messages

@@ -152,3 +152,11 @@ def test_a_null_node_row_from_an_older_head_is_skipped_and_dead_marks_persist(he
     again = restarted(head)
     assert list(again.tables.nodes) == ["n1"] and again.tables.nodes["n1"]["alive"] is False
     again.tables.close()
+
+
+def test_a_dead_nodes_own_clients_are_told_it_died(head):
+    send(head, P.HEARTBEAT, "n1", "tcp://127.0.0.1:7010", {"CPU": 1}, {"CPU": 1}, {})
+    send(head, P.NODE_CLIENTS, "n1", [CLIENT], [])
+    head.check_liveness(1e12)
+    told = [(addr, h) for addr, h in head.transport.sent if h[0] == P.NODE_DIED]
+    assert [(addr, h[1], h[2]) for addr, h in told] == [(CLIENT, "n1", "tcp://127.0.0.1:7010")]
