@@ -162,6 +162,17 @@ class Head:
                 self.transport.send(other["address"], notice)
         for client in node.get("clients", ()):  # a driver whose own daemon died hears it from us
             self.transport.send(client, notice)
+        self._forget_subscriber(node.get("clients", ()))
+
+    def _forget_subscriber(self, addresses) -> None:
+        """Dead processes are told of actor changes no more."""
+        gone = set(addresses)
+        if not gone:
+            return
+        for actor_id, subscribers in list(self.actor_subscribers.items()):
+            subscribers -= gone
+            if not subscribers:
+                del self.actor_subscribers[actor_id]
 
     def on_task_submit(self, h) -> None:
         _, req_id, addr, task_id, spec, arg_ids = h
@@ -191,7 +202,8 @@ class Head:
 
     def on_worker_died(self, h) -> None:
         """A worker died: an actor on it is RESTARTING until its creator restarts it or gives up."""
-        _, _node_id, worker_id, _addr, reason = h
+        _, _node_id, worker_id, addr, reason = h
+        self._forget_subscriber([addr])
         for record in list(self.tables.actors.values()):
             if record.worker_id == worker_id and record.state == "ALIVE":
                 record = self.tables.update_actor(record.actor_id, "RESTARTING", None, reason, worker_id)
@@ -208,6 +220,7 @@ class Head:
     def on_node_clients(self, h) -> None:
         _, node_id, added, removed = h
         self.tables.update_node_clients(node_id, added, removed)
+        self._forget_subscriber(removed)
 
     def cluster_view(self) -> dict:
         return {node_id: {"address": node["address"], "total": node.get("resources", {}),
@@ -228,6 +241,8 @@ class Head:
         record = self.tables.update_actor(actor_id, state, address, reason, worker_id)
         if record is not None:
             self._publish_actor(record)
+            if record.dead():  # told for the last time: a dead actor changes no more
+                self.actor_subscribers.pop(actor_id, None)
         if record is not None and record.settled():
             still = []
             for addr, req_id, not_worker in self.lookups_waiting.pop(actor_id, []):
@@ -244,7 +259,7 @@ class Head:
         _, req_id, addr, key = h[:4]
         not_worker = h[4] if len(h) > 4 else None
         record = self.tables.find_actor(key)
-        if record is not None:
+        if record is not None and not record.dead():
             self.actor_subscribers.setdefault(record.actor_id, set()).add(addr)
         if record is None:
             self.reply(addr, req_id, None)

@@ -9,7 +9,9 @@ Owns four tables in `<session_dir>/head.sqlite3` and the rules that go with them
 * actors - the actor directory: id, name, state (PENDING -> ALIVE <-> RESTARTING -> DEAD),
            address, worker id, death reason, class name, methods, owner. DEAD is final: later
            updates of a dead actor are ignored. A name maps to its newest actor; a name is
-           free again once its actor is DEAD;
+           free again once its actor is DEAD. Only the newest `KEEP_DEAD_ACTORS` dead actors
+           are kept (older rows are deleted: a lookup of one answers "unknown", which callers
+           treat as dead too);
 * kv     - the application key-value store (checkpoints): bytes keys, bytes values;
 * jobs   - one row per driver: id, driver address, pid, start time, end time, state;
 
@@ -28,6 +30,7 @@ unwritable file propagates to the caller; `TypeError` for a key or value that is
 
 from __future__ import annotations
 
+import collections
 import os
 import sqlite3
 import time
@@ -37,6 +40,7 @@ import msgpack
 
 DB_NAME = "head.sqlite3"
 SETTLED_STATES = ("ALIVE", "DEAD")
+KEEP_DEAD_ACTORS = 1000  # dead actors kept for lookups; older ones are pruned
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
@@ -113,6 +117,7 @@ class HeadTables:
         self.nodes: dict[str, dict] = {}
         self.actors: dict[bytes, ActorRecord] = {}
         self.names: dict[str, bytes] = {}  # name -> newest actor with that name
+        self.dead_actors: collections.deque = collections.deque()  # DEAD actor ids, oldest first
         self.incarnation = self._bump_incarnation()
         self._load()
 
@@ -145,6 +150,9 @@ class HeadTables:
             self.actors[record.actor_id] = record
             if record.name:
                 self.names[record.name] = record.actor_id
+            if record.dead():
+                self.dead_actors.append(record.actor_id)
+        self._prune_dead_actors()
 
     # ---- nodes --------------------------------------------------------------------------
     def register_node(self, node_id: str, address: str, info: dict) -> None:
@@ -216,7 +224,19 @@ class HeadTables:
             record.address, record.worker_id = address, worker_id
         self._db.execute("UPDATE actors SET state=?, reason=?, address=?, worker_id=? WHERE actor_id=?",
                          (record.state, record.reason, record.address, record.worker_id, actor_id))
+        if record.dead():
+            self.dead_actors.append(actor_id)
+            self._prune_dead_actors()
         return record
+
+    def _prune_dead_actors(self) -> None:
+        """Keeps the newest `KEEP_DEAD_ACTORS` dead actors (lookups of older ones answer None)."""
+        while len(self.dead_actors) > KEEP_DEAD_ACTORS:
+            actor_id = self.dead_actors.popleft()
+            record = self.actors.pop(actor_id, None)
+            if record is not None and record.name and self.names.get(record.name) == actor_id:
+                del self.names[record.name]
+            self._db.execute("DELETE FROM actors WHERE actor_id=?", (actor_id,))
 
     def find_actor(self, key: str | bytes) -> ActorRecord | None:
         """An actor by name (str) or id (bytes)."""

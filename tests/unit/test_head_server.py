@@ -160,3 +160,26 @@ def test_a_dead_nodes_own_clients_are_told_it_died(head):
     head.check_liveness(1e12)
     told = [(addr, h) for addr, h in head.transport.sent if h[0] == P.NODE_DIED]
     assert [(addr, h[1], h[2]) for addr, h in told] == [(CLIENT, "n1", "tcp://127.0.0.1:7010")]
+
+
+def test_dead_actor_rows_and_their_subscribers_are_pruned(head, monkeypatch):
+    from ownrun.engine.head import tables as T
+
+    monkeypatch.setattr(T, "KEEP_DEAD_ACTORS", 2)
+    for i in range(3):
+        send(head, P.ACTOR_REGISTER, 10 + i, CLIENT, b"a%d" % i, f"svc{i}", INFO)
+        send(head, P.ACTOR_UPDATE, b"a%d" % i, "ALIVE", "tcp://127.0.0.1:6000", None, b"w%d" % i)
+        send(head, P.ACTOR_LOOKUP, 20 + i, CLIENT, f"svc{i}")
+    assert set(head.actor_subscribers) == {b"a0", b"a1", b"a2"}
+    send(head, P.WORKER_DIED_REMOTE, "n1", b"w9", CLIENT, "gone")  # the subscriber died
+    assert head.actor_subscribers == {}
+    send(head, P.ACTOR_LOOKUP, 30, "tcp://127.0.0.1:5002", "svc2")
+    for i in range(3):
+        send(head, P.ACTOR_UPDATE, b"a%d" % i, "DEAD", None, "killed", None)
+    assert head.actor_subscribers == {}  # told of the death, then forgotten
+    assert set(head.tables.actors) == {b"a1", b"a2"} and "svc0" not in head.tables.names
+    send(head, P.ACTOR_LOOKUP, 31, CLIENT, "svc2")
+    assert head.transport.replies()[31][1]["state"] == "DEAD" and head.actor_subscribers == {}
+    again = restarted(head)
+    assert set(again.tables.actors) == {b"a1", b"a2"}
+    again.tables.close()
