@@ -85,7 +85,7 @@ class CoreWorker:
         self.handler_errors = 0
         self._recall_until = 0.0
         self._node_death = threading.Event()  # set on every node death notice (readers re-check)
-        self.local_node_error: errors.LocalNodeDiedError | None = None  # set when our daemon died
+        self.failed_with: errors.EngineError | None = None  # our daemon died, or shutdown: see fail_waiters
         self._daemon_pid: int | None = None  # a driver's daemon on this machine: watched (pidfd)
         self._daemon_pidfd: int | None = None
         self._handlers = {
@@ -197,18 +197,31 @@ class CoreWorker:
             self.transport.watch_fd(fd, "local-daemon")
 
     def _local_node_died(self, reason: str) -> None:
-        """Our daemon died: fail every pending request to it, every pending task and every
-        object still without a value; later calls raise at once. I/O thread, lock held."""
-        if self.local_node_error is not None:
-            return
+        """Our daemon died: every waiter fails (`fail_waiters`), requests to the daemon fail at
+        once from now on. I/O thread, lock held."""
+        if self.failed_with is not None:
+            return  # shutting down already (the embedded cluster's stop kills our daemon)
         message = (f"the node daemon of this process's node {self.node_id} died ({reason}): "
                    f"this driver is cut off from the cluster")
         log.error(message)
-        self.local_node_error = errors.LocalNodeDiedError(message)
         if self._daemon_pidfd is not None and self._daemon_pidfd >= 0:
             self.transport.unwatch_fd(self._daemon_pidfd)
         self.requests.peer_died(self.daemon_address, ["LocalNodeDiedError", message])
-        value = error_of(errors.LocalNodeDiedError(message))
+        self._fail_waiters(errors.LocalNodeDiedError(message))
+
+    def fail_waiters(self, exc: errors.EngineError) -> None:
+        """Ends every wait with `exc`: pending requests, tasks and objects without a value (so
+        a `get` blocked in any thread raises it); later `submit_task`/`put`/`get`/`wait` raise
+        it at once. For shutdown (any thread) and the death of our node."""
+        with self.lock:
+            self._fail_waiters(exc)
+
+    def _fail_waiters(self, exc: errors.EngineError) -> None:
+        if self.failed_with is not None:
+            return
+        self.failed_with = exc
+        self.requests.fail_pending([type(exc).__name__, str(exc)])
+        value = error_of(exc)
         for entry in list(self.tm.tasks.values()):
             self.tm.fail(entry, value)
         for oid, ref in list(self.tm.refs.refs.items()):
@@ -218,9 +231,10 @@ class CoreWorker:
         self.apply()
 
     def check_local_node(self) -> None:
-        """Raises `LocalNodeDiedError` once this process's node daemon has died."""
-        if self.local_node_error is not None:
-            raise errors.LocalNodeDiedError(str(self.local_node_error))
+        """Raises the error every call fails with once our node died or we shut down."""
+        failed = self.failed_with
+        if failed is not None:
+            raise type(failed)(str(failed))
 
     # ---- applying the task manager's instructions ---------------------------------------------
     def apply(self) -> None:

@@ -71,6 +71,14 @@ class Requests:
             if slot.address == address and self._calls.pop(call_id, None) is not None:
                 self._finish(slot, False, error)
 
+    def fail_pending(self, error: list) -> None:
+        """Every pending call fails now with `error` (shutdown; our node died). Later calls
+        are sent as usual."""
+        for call_id in list(self._calls):
+            slot = self._calls.pop(call_id, None)
+            if slot is not None:
+                self._finish(slot, False, error)
+
     def _finish(self, slot: _Call, ok: bool, result) -> None:
         slot.ok, slot.result = ok, result
         if slot.callback is not None:

@@ -1,4 +1,5 @@
-"""The driver's own node dying (issue 11 §4): no call hangs, every one raises LocalNodeDiedError."""
+"""No driver call hangs (issue 11 §4, §6): when the driver's own node dies every pending and
+later call raises LocalNodeDiedError; `shutdown()` ends the gets pending in other threads."""
 
 from __future__ import annotations
 
@@ -53,3 +54,30 @@ def test_pending_and_later_calls_raise_local_node_died_when_the_drivers_daemon_i
             engine.wait([pending], timeout=30)
     finally:
         engine.shutdown()
+
+
+def _pending_get(ref) -> tuple[threading.Thread, dict]:
+    outcome = {}
+
+    def waiter():
+        try:
+            outcome["value"] = engine.get(ref)  # no timeout: must not hang
+        except BaseException as exc:  # noqa: BLE001
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_shutdown_fails_the_gets_pending_in_other_threads():
+    engine.init(num_cpus=1)
+    try:
+        pending = engine.remote(_sleep).remote(3600)
+        _, outcome = _pending_get(pending)
+        wait_for(lambda: engine.cluster.nodes()[0]["available"].get("CPU") == 0.0, timeout=60,
+                 message="the sleeping task holds the node's CPU")
+    finally:
+        engine.shutdown()
+    wait_for(lambda: outcome, timeout=10, message="the pending get ended")
+    assert isinstance(outcome.get("error"), errors.RuntimeNotInitializedError), outcome
