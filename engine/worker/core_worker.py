@@ -41,6 +41,7 @@ from ..rpc.schema import Inbox
 from ..rpc.transport import Transport, pack
 from ..store.arena_client import ArenaClient
 from . import objects
+from .log_printer import LogPrinter
 from .requests import Requests
 
 log = logging.getLogger("ownrun.worker")
@@ -83,6 +84,7 @@ class CoreWorker:
         self.node_info = node_info or {}
         self.node_id = self.node_info.get("node_id")
         self.handler_errors = 0
+        self.log_printer = LogPrinter()  # worker output lines, written by a thread of their own
         self._recall_until = 0.0
         self._node_death = threading.Event()  # set on every node death notice (readers re-check)
         self.failed_with: errors.EngineError | None = None  # our daemon died, or shutdown: see fail_waiters
@@ -385,15 +387,9 @@ class CoreWorker:
             actor.on_head_update(self, view)
 
     def _on_log_lines(self, h, frames) -> None:
-        import sys
-
+        """Worker output: queued for the printer thread (stderr may block; we must not)."""
         _, prefix, text = h
-        out = "".join(f"({prefix}) {line}\n" for line in text.splitlines())
-        try:
-            sys.stderr.write(out)
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
+        self.log_printer.add("".join(f"({prefix}) {line}\n" for line in text.splitlines()))
 
     # ---- objects (see objects.py) -----------------------------------------------------------------
     def put(self, value) -> ObjectRef:
@@ -430,6 +426,7 @@ class CoreWorker:
         self.transport.wake()
         if threading.current_thread() is not self._io_thread:
             self._io_thread.join(timeout=5)
+        self.log_printer.flush()
         if self._daemon_pidfd is not None and self._daemon_pidfd >= 0:
             os.close(self._daemon_pidfd)
             self._daemon_pidfd = -1
