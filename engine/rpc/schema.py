@@ -12,7 +12,9 @@ Checks are type and count checks only (what a handler needs in order not to rais
 it reaches its own error handling); values (is this worker ours, is this address the
 daemon's) are checked by the handlers of the control messages that stop things
 (EXIT_WORKER, SHUTDOWN_NODE, KILL_WORKER). Each type's check is one generated boolean
-expression (a length test and one `isinstance` per field): cheap on the task path.
+expression (a length test and one `isinstance` per field). The two task-path messages
+(PUSH_TASK, TASK_REPLY) get a leaner check (`HOT`: the length and the fields used before
+their handlers' own error handling); their other fields are the handlers' to refuse.
 
 Pure apart from logging; `Inbox` is used by one thread (its service's I/O thread).
 """
@@ -147,6 +149,15 @@ RANGES = {
 }
 
 
+# The task path: a length test and the few fields its handlers use outside their own error
+# handling (the executor replies with an error for anything else wrong in a PUSH_TASK).
+HOT = {
+    P.PUSH_TASK: ("len(h) == 13 and type(h[1]) is str and type(h[2]) is bytes and type(h[7]) is int "
+                  "and type(h[8]) is int and 0 <= h[7] <= 65536 and 0 <= h[8] <= 1000000"),
+    P.TASK_REPLY: "len(h) == 7 and type(h[2]) is bytes and type(h[3]) is list",
+}
+
+
 def _field_ok(t, value) -> bool:
     if t is ADDR:
         return is_address(value)
@@ -174,6 +185,8 @@ def _compile(kind: int, fixed: tuple, optional: tuple):
         terms.append(term if i < lo else f"(len(h) <= {i} or {term})")
     if kind in RANGES:
         terms.append(f"({RANGES[kind]})")
+    if kind in HOT:
+        terms = [HOT[kind]]
     source = (f"def check_{kind}(h):\n    try:\n        return {' and '.join(terms)}\n"
               f"    except Exception:\n        return False\n")  # a check never raises
     scope = dict(names)
@@ -218,7 +231,7 @@ class Inbox:
     def __init__(self, log: logging.Logger, service: str, accepted=None):
         self.log = log
         self.service = service
-        self.accepted = accepted  # the types this service handles (a dict or set); None: any known
+        self.accepted = CHECKS if accepted is None else accepted  # the types this service handles
         self.malformed = 0
         self.by_kind: dict = {}  # message type (or "undecodable") -> malformed count
         self._logged: dict = {}  # message type -> (last log time, count at that time)
@@ -227,13 +240,15 @@ class Inbox:
         """The checked header of `frames`, or None (dropped, counted, logged) if malformed."""
         try:
             header = unpack(frames[0])
-        except Exception:  # noqa: BLE001 - any junk bytes
-            self.drop("undecodable", "not msgpack")
-            return None
-        if type(header) is list and header and type(header[0]) is int:
-            fn = CHECKS.get(header[0])
-            if fn is not None and fn(header) and (self.accepted is None or header[0] in self.accepted):
+            kind = header[0]
+            if type(kind) is int and type(header) is list and kind in self.accepted and CHECKS[kind](header):
                 return header
+        except Exception:  # noqa: BLE001 - junk bytes, an empty or unhashable first field
+            try:
+                header = unpack(frames[0])
+            except Exception:  # noqa: BLE001
+                self.drop("undecodable", "not msgpack")
+                return None
         try:
             reason = "not handled here" if check(header) else why(header)
         except Exception as exc:  # noqa: BLE001 - never fatal
