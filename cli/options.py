@@ -7,6 +7,10 @@ as one dict; and `build(Model, values)`, which validates them and turns the firs
 a usage error naming the flag (exit 2 through cli/errors.py). Constraints and rules across
 fields are the model's: nothing here checks values.
 
+`model_options(Model, unset=True)`: every flag defaults to "unset" (None, its help shows the
+model's default) and `build` leaves unset flags out, so the model fills them itself (e.g. a
+value tuned per env, as PPO's). A list field left unset is [] either way.
+
 Flag types: bool fields become on/off flags, list fields repeatable options, `X | None`
 optional ones; anything else (tuples, literals) is read as text and parsed by the model.
 Pure (no I/O); thread-safe.
@@ -45,24 +49,42 @@ def _cli_type(annotation: Any) -> tuple[Any, bool]:
     return (annotation if annotation in _SIMPLE else str), False
 
 
-def _parameter(name: str, field: FieldInfo) -> inspect.Parameter:
+def _text(default: Any) -> Any:
+    if default is None or isinstance(default, (bool, int, float, str)):
+        return default
+    return "x".join(map(str, default)) if isinstance(default, tuple) else str(default)
+
+
+def _parameter(name: str, field: FieldInfo, unset: bool) -> inspect.Parameter:
     kind, is_list = _cli_type(field.annotation)
     default = None if is_list else field.get_default(call_default_factory=True)
-    if default is not None and kind is str and not isinstance(default, str):
-        default = str(default) if not isinstance(default, tuple) else "x".join(map(str, default))
-    option = typer.Option(flag_of(name, field), help=field.description or "", show_default=default is not None)
+    if default is not None and kind is str:
+        default = _text(default)
+    help_text = field.description or ""
+    if unset:
+        from rich.markup import escape
+
+        if default is not None and not isinstance(default, bool):
+            help_text += f" [default: {_text(default)}]"
+        help_text, default = escape(help_text), None
+        kind = kind | None
+    flag = flag_of(name, field)
+    if kind in (bool, bool | None) and "/" not in flag:
+        flag = f"{flag}/--no-{flag.removeprefix('--')}"  # a switch either way, also when unset
+    option = typer.Option(flag, help=help_text, show_default=default is not None)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=Annotated[kind, option])
 
 
-def model_options(model: type[BaseModel], exclude: tuple[str, ...] = ()):
+def model_options(model: type[BaseModel], exclude: tuple[str, ...] = (), unset: bool = False):
     """Decorates `command(..., options: dict)`: adds a flag per field of `model` (except
-    `exclude`) and passes their values as `options` (a list field left unset is [])."""
+    `exclude`) and passes their values as `options` (a list field left unset is []; with
+    `unset`, any other flag not given is None: pass `options` to `build` to leave it out)."""
     fields = {n: f for n, f in model.model_fields.items() if n not in exclude}
 
     def decorate(command):
         own = [p for p in inspect.signature(command).parameters.values() if p.name != "options"]
-        generated = [_parameter(name, field) for name, field in fields.items()]
+        generated = [_parameter(name, field, unset) for name, field in fields.items()]
 
         @functools.wraps(command)
         def wrapper(**kwargs):
@@ -80,8 +102,11 @@ def model_options(model: type[BaseModel], exclude: tuple[str, ...] = ()):
     return decorate
 
 
-def build(model: type[BaseModel], values: dict) -> BaseModel:
-    """`model(**values)`, or a usage error naming the flag of the first problem."""
+def build(model: type[BaseModel], values: dict, drop_unset: bool = False) -> BaseModel:
+    """`model(**values)` (without the None values when `drop_unset`), or a usage error naming
+    the flag of the first problem."""
+    if drop_unset:
+        values = {k: v for k, v in values.items() if v is not None}
     try:
         return model(**values)
     except ValidationError as exc:

@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     console = Console(file=sys.stdout, width=120, highlight=False)
     try:
         kind = registry()[spec["kind"]]
-        config = kind.model().model_validate(spec["options"])
+        config = kind.model_for(spec["options"]).model_validate(spec["options"])
         summary = _function(kind.runner)(config, spec["cluster"], run_dir, console)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr, flush=True)

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..run_dir import new_run_dir
 from . import ledger as ledger_mod
 from . import report
 from .kinds import python as python_kind
@@ -74,22 +75,13 @@ def select(job: Job, only: list[str]) -> list[ResolvedRun]:
     return [r for r in job.runs if r.name in only]
 
 
-def new_run_dir(job: Job) -> Path:
-    base = Path(job.settings.runs_dir) / job.name / time.strftime("%Y%m%d-%H%M%S")
-    candidate, k = base, 1
-    while candidate.exists():
-        k += 1
-        candidate = base.with_name(f"{base.name}-{k}")
-    return candidate
-
-
 class JobRunner:
     def __init__(self, job: Job, runs: list[ResolvedRun], console, resume_dir: Path | None = None):
         self.job = job
         self.runs = runs
         self.console = console
         self.resume = resume_dir is not None
-        self.run_dir = Path(resume_dir) if resume_dir is not None else new_run_dir(job)
+        self.run_dir = Path(resume_dir) if resume_dir is not None else new_run_dir(Path(job.settings.runs_dir) / job.name)
         self.ledger = ledger_mod.Ledger(self.run_dir)
 
     # ---- the job ---------------------------------------------------------------------------

@@ -381,6 +381,7 @@ class _Checker:
             if p[0] in kind.managed:
                 problems.add(spec.sources[p], _managed(p[0]), spec.name)
         options = _deep_merge(defaults, expand.nest(options_over))
+        model = kind.model_for(options)
         ctx = RunContext(run_cluster.model_dump(), settings.fresh_cluster, self.path.resolve().parent)
         managed = {k: fill(ctx) for k, fill in kind.managed.items() if k in model.model_fields}
         try:

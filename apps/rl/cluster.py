@@ -1,6 +1,6 @@
 """Starting the engine for an RL run, and where its tasks and actors go.
 
-One node: everything anywhere. `--nodes N` (N >= 2): node 0 (resource `rl_head`) runs the
+One node, or a running cluster (`address`, as `ownrun run` jobs on a shared cluster): everything anywhere. `--nodes N` (N >= 2): node 0 (resource `rl_head`) runs the
 driver, the Recorder and the owner; nodes 1..N-1 (resource `rl_worker`) run the noise task,
 the rollout workers and the aggregators, so killing a worker node never takes the owner and
 the noise table's primary copy lives where the rollouts are.
@@ -41,9 +41,17 @@ def cpu_share(cpus: float, workers: int) -> float:
     return min(1.0, math.floor(cpus / max(1, workers) * 1e4) / 1e4)
 
 
-def start_engine(nodes: int, num_cpus: float | None) -> Placement:
+def start_engine(nodes: int, num_cpus: float | None, address: str | None = None,
+                 node_death_timeout: float | None = None, object_store_memory: int | None = None) -> Placement:
+    """Starts an embedded cluster (or joins the one at `address`: everything anywhere)."""
+    if address:
+        engine.init(address=address)
+        alive = sum(n["resources"].get("CPU", 0) for n in engine.cluster.nodes() if n["alive"])
+        return Placement(worker_cpus=float(alive), survivor_cpus=float(alive))
     cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
-    options = {"node_death_timeout": NODE_DEATH_TIMEOUT}
+    options: dict = {"node_death_timeout": node_death_timeout or NODE_DEATH_TIMEOUT}
+    if object_store_memory is not None:
+        options["object_store_memory"] = object_store_memory
     if nodes <= 1:
         engine.init(num_cpus=cpus, **options)
         return Placement(worker_cpus=cpus, survivor_cpus=cpus)

@@ -5,42 +5,28 @@ its CLI flag with `-` for `_` (`episodes_per_iter` is `--episodes-per-iter`), so
 (cli/rl.py) and job files (`[app.rl]` tables of `ownrun run`) build the same objects from
 the same definitions; an unknown key is an error (`extra="forbid"`). Validation checks the
 env id (closest ids or the missing extra, envs.py), the `--fail` spec and combinations that
-cannot work (`node@` failures need 3+ nodes). Also owns `FailurePlan`, the parsed `--fail`.
+cannot work (`node@` failures need 3+ nodes), and which failure kinds `--fail` takes
+(the spec itself is apps/failures.py's `FailurePlan`).
 
 Imports only pydantic and the standard library at module load (gymnasium loads when an env
-id is checked). Thread-safe (immutable models). Failures: `pydantic.ValidationError`; use
-`first_error()` for the one-line message the CLI prints.
+id is checked). Thread-safe (immutable models). Failures: `pydantic.ValidationError` (cli/options.py
+turns its first problem into the CLI's one-line error).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..failures import FailurePlan
 
 FAIL_KINDS = ("worker", "node", "owner")
-_FAIL = re.compile(r"^(worker|node|owner)@(\d+(?:\.\d+)?)s?$")
 
 
-@dataclass(frozen=True)
-class FailurePlan:
+def parse_failure(text: str) -> FailurePlan:
     """`--fail KIND@Ns`: what to kill, N seconds after the first iteration started."""
-
-    kind: str
-    at_s: float
-
-    @classmethod
-    def parse(cls, text: str) -> FailurePlan:
-        match = _FAIL.match(text.strip().lower())
-        if not match:
-            raise ValueError(f"--fail must look like KIND@Ns with KIND one of {', '.join(FAIL_KINDS)} "
-                             f"(e.g. worker@5s), got {text!r}")
-        return cls(match.group(1), float(match.group(2)))
-
-    def __str__(self) -> str:
-        return f"{self.kind}@{self.at_s:g}s"
+    return FailurePlan.parse(text, FAIL_KINDS, "worker@5s")
 
 
 class RunConfig(BaseModel):
@@ -58,7 +44,8 @@ class RunConfig(BaseModel):
     nodes: int = Field(1, ge=1, description="Nodes of the embedded cluster.")
     num_cpus: float | None = Field(None, gt=0, description="CPUs per node (default: all of this machine's).")
     fail: str | None = Field(None, description="Inject a failure: worker@Ns, node@Ns (needs --nodes 3+) or "
-                                               "owner@Ns, N seconds after the first iteration started.")
+                                               "owner@Ns, N seconds after the first iteration started "
+                                               "(none: no failure, as in a job's matrix).")
     checkpoint_every: int = Field(0, ge=0, description="Checkpoint the owner's state to engine.kv every K "
                                                        "iterations (0: off; a re-run owner starts over).")
     runs: str = Field("runs", description="Directory where run directories are written.")
@@ -74,7 +61,9 @@ class RunConfig(BaseModel):
     @field_validator("fail")
     @classmethod
     def _fail_spec(cls, value: str | None) -> str | None:
-        return None if value is None else str(FailurePlan.parse(value))
+        if value is None or value.strip().lower() == "none":
+            return None
+        return str(parse_failure(value))
 
     @model_validator(mode="after")
     def _fail_needs_nodes(self):
@@ -86,7 +75,7 @@ class RunConfig(BaseModel):
 
     @property
     def failure_plan(self) -> FailurePlan | None:
-        return FailurePlan.parse(self.fail) if self.fail else None
+        return parse_failure(self.fail) if self.fail else None
 
 
 class EsConfig(RunConfig):
@@ -143,10 +132,3 @@ class PpoConfig(RunConfig):
             data = {**PPO_TUNED.get(env, {}), **{k: v for k, v in data.items() if v is not None}}
         return data
 
-
-def first_error(exc: ValidationError) -> str:
-    """One line for the first problem of a ValidationError, naming the CLI flag."""
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ()))
-    message = str(err.get("msg", exc)).removeprefix("Value error, ")
-    return f"--{where.replace('_', '-')}: {message}" if where else message

@@ -25,8 +25,8 @@ import time
 
 from ownrun import engine
 
+from ..failures import FailurePlan, await_replacement
 from . import state
-from .config import FailurePlan
 
 
 class Injector(threading.Thread):
@@ -81,15 +81,7 @@ class Injector(threading.Thread):
         self._await_replacement(key, pid, killed)
 
     def _await_replacement(self, key: str, pid: int, killed: float, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.cancelled.wait(0.02):
-            info = state.read(key)
-            if info is not None and int(info["pid"]) != pid:
-                self.event.update(replacement_pid=int(info["pid"]),
-                                  replaced_after_s=round(float(info["ts"]) - killed, 3))
-                return
-            if time.monotonic() > deadline:
-                return
+        self.event.update(await_replacement(lambda: state.read(key), pid, killed, self.cancelled, timeout))
 
     def _kill_worker(self) -> None:
         self._kill_pid(state.worker_key(self.prefix, 0), "rollout worker 0")

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .. import plots
+from ..run_dir import SUMMARY, write_summary
+
 CSV_FILE = "iterations.csv"
 
 
 def write_run(run_dir: Path, summary: dict, rows: list[dict]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    write_summary(run_dir, summary)
     columns = list(rows[0]) if rows else ["iteration"]
     with open(run_dir / CSV_FILE, "w", newline="") as f:
         out = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
@@ -34,21 +35,11 @@ def write_run(run_dir: Path, summary: dict, rows: list[dict]) -> None:
             out.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
 def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     run_dir = Path(run_dir)
-    if not (run_dir / "summary.json").exists() or not (run_dir / CSV_FILE).exists():
-        raise FileNotFoundError(2, f"not an RL run directory (no summary.json/{CSV_FILE})", str(run_dir))
-    summary = json.loads((run_dir / "summary.json").read_text())
+    if not (run_dir / SUMMARY).exists() or not (run_dir / CSV_FILE).exists():
+        raise FileNotFoundError(2, f"not an RL run directory (no {SUMMARY}/{CSV_FILE})", str(run_dir))
+    summary = json.loads((run_dir / SUMMARY).read_text())
     with open(run_dir / CSV_FILE, newline="") as f:
         rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
     return summary, rows
@@ -154,12 +145,7 @@ def run_label(summary: dict, run_dir: Path | None = None) -> str:
 
 def plot_curves(run_dirs: Sequence[Path], out_png: Path) -> Path:
     """Mean return vs env steps and vs wall time, one line per run; failures as vertical marks."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (by_steps, by_time) = plt.subplots(1, 2, figsize=(12, 4.5 + 0.25 * math.ceil(len(run_dirs) / 2)))
+    fig, (by_steps, by_time) = plots.two_panels(len(run_dirs))
     for run_dir in run_dirs:
         summary, rows = load_run(Path(run_dir))
         if not rows:
@@ -183,12 +169,4 @@ def plot_curves(run_dirs: Sequence[Path], out_png: Path) -> Path:
         ax.grid(alpha=0.3)
     by_steps.set_title("return vs env steps (dashed: failures)")
     by_time.set_title("return vs wall time")
-    handles, labels = by_steps.get_legend_handles_labels()
-    rows_ = math.ceil(len(labels) / 2)
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, min(0.5, 0.02 + 0.045 * rows_), 1, 1))
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    return out_png
+    return plots.save(fig, by_steps, out_png)

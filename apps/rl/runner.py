@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ownrun import engine
 
+from ..run_dir import new_run_dir
 from . import cluster, es, memory, report, state
 from .config import EsConfig, PpoConfig
 from .failures import Injector
@@ -30,26 +31,30 @@ OWNER_RETRIES = 3
 PLAIN_EVERY_S = 1.0
 
 
-def run_es(config: EsConfig, console=None) -> dict:
-    """Trains with evolution strategies until the target, max_steps or max_time; returns the summary."""
-    return _run("es", config, console)
+def run_es(config: EsConfig, console=None, run_dir: Path | None = None, engine_options: dict | None = None) -> dict:
+    """Trains with evolution strategies until the target, max_steps or max_time; returns the summary.
+
+    `run_dir`: write the run there (default: a new folder under `config.runs`);
+    `engine_options`: address, node_death_timeout, object_store_memory (`ownrun run` jobs)."""
+    return _run("es", config, console, run_dir, engine_options or {})
 
 
-def run_ppo(config: PpoConfig, console=None) -> dict:
-    """Collects PPO rollouts and trains until the target, max_steps or max_time; returns the summary."""
-    return _run("ppo", config, console)
+def run_ppo(config: PpoConfig, console=None, run_dir: Path | None = None, engine_options: dict | None = None) -> dict:
+    """Collects PPO rollouts and trains until the target, max_steps or max_time; returns the
+    summary. Arguments as `run_es`."""
+    return _run("ppo", config, console, run_dir, engine_options or {})
 
 
-def _run(algorithm: str, config, console) -> dict:
+def _run(algorithm: str, config, console, run_dir: Path | None, engine_options: dict) -> dict:
     t0 = time.time()
-    placement = cluster.start_engine(config.nodes, config.num_cpus)
+    placement = cluster.start_engine(config.nodes, config.num_cpus, **engine_options)
     try:
-        return _run_on_engine(algorithm, config, placement, t0, console)
+        return _run_on_engine(algorithm, config, placement, t0, console, run_dir)
     finally:
         engine.shutdown()
 
 
-def _run_on_engine(algorithm, config, placement: cluster.Placement, t0: float, console) -> dict:
+def _run_on_engine(algorithm, config, placement: cluster.Placement, t0: float, console, run_dir) -> dict:
     prefix = f"rl/{uuid.uuid4().hex[:12]}"
     workers = config.workers or max(1, int(placement.worker_cpus))
     recorder = state.RemoteRecorder.options(**placement.owner).remote()
@@ -84,7 +89,7 @@ def _run_on_engine(algorithm, config, placement: cluster.Placement, t0: float, c
             state.cleanup(prefix)
     summary = _summarize(algorithm, config, result, rows, workers, t0, start_ts, attempts,
                          [injector.event] if injector else [], noise_info)
-    run_dir = _unique(Path(config.runs) / time.strftime("%Y%m%d-%H%M%S"))
+    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config.runs)
     summary["run_dir"] = str(run_dir)
     report.write_run(run_dir, summary, rows)
     return summary
@@ -142,14 +147,6 @@ def _summarize(algorithm, config, result, rows, workers, t0, start_ts, attempts,
         "noise_table": noise_info,
         **({"autograd_in_workers": result["autograd_in_workers"]} if algorithm == "ppo" else {}),
     }
-
-
-def _unique(path: Path) -> Path:
-    candidate, k = path, 1
-    while candidate.exists():
-        k += 1
-        candidate = path.with_name(f"{path.name}-{k}")
-    return candidate
 
 
 class _View:

@@ -1,8 +1,8 @@
 """Every option of `ownrun video`, defined once (a pydantic v2 model).
 
 Owns `VideoConfig`: names, defaults, constraints and help texts of the command's options, and
-`FailurePlan`, the parsed `--fail`. A field's name is its CLI flag with `-` for `_`
-(`checkpoint_interval` is `--checkpoint-interval`; a field may name another flag in
+which failure kinds `--fail` takes (the spec itself is apps/failures.py's `FailurePlan`).
+A field's name is its CLI flag with `-` for `_` (`checkpoint_interval` is `--checkpoint-interval`; a field may name another flag in
 `json_schema_extra={"flag": ...}`), so the CLI (cli/video.py builds its flags from this model)
 and job files (`[app.video]` tables of `ownrun run`, apps/jobs/) validate the same values with
 the same rules. An unknown key is an error (`extra="forbid"`).
@@ -16,8 +16,6 @@ Imports only pydantic and the standard library (no engine, no OpenCV). Thread-sa
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import (
@@ -29,28 +27,15 @@ from pydantic import (
     field_validator,
 )
 
+from ..failures import FailurePlan
+
 FAIL_KINDS = ("decoder", "owner", "node")
-_FAIL = re.compile(r"^(decoder|owner|node)@(\d+(?:\.\d+)?)s?$")
 MIN_SIDE = 32
 
 
-@dataclass(frozen=True)
-class FailurePlan:
+def parse_failure(text: str) -> FailurePlan:
     """`--fail KIND@Ns`: what to kill, N seconds after the first frame's release."""
-
-    kind: str
-    at_s: float
-
-    @classmethod
-    def parse(cls, text: str) -> FailurePlan:
-        match = _FAIL.match(text.strip().lower())
-        if not match:
-            raise ValueError(f"--fail must look like KIND@SECONDSs with KIND one of {', '.join(FAIL_KINDS)} "
-                             f"(e.g. decoder@10s), got {text!r}")
-        return cls(match.group(1), float(match.group(2)))
-
-    def __str__(self) -> str:
-        return f"{self.kind}@{self.at_s:g}s"
+    return FailurePlan.parse(text, FAIL_KINDS, "decoder@10s")
 
 
 def parse_size(value) -> tuple[int, int]:
@@ -111,7 +96,7 @@ class VideoConfig(BaseModel):
     def _fail(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        plan = FailurePlan.parse(value)
+        plan = parse_failure(value)
         nodes, address = info.data.get("nodes", 1), info.data.get("address")
         if plan.kind == "node" and nodes < 2 and not address:
             raise ValueError("a node failure needs an embedded multi-node cluster: nodes = 2 or more "
@@ -120,4 +105,4 @@ class VideoConfig(BaseModel):
 
     @property
     def failure_plan(self) -> FailurePlan | None:
-        return FailurePlan.parse(self.fail) if self.fail else None
+        return parse_failure(self.fail) if self.fail else None

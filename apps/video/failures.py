@@ -11,6 +11,13 @@ or `address`; metadata mode; pass-by-value), and `Injector`, a driver thread tha
   `--nodes N` >= 2: node 0 holds the driver, the Sinks and the owners, nodes 1..N-1 the
   Decoders, so a killed node's Decoders restart on the others).
 
+Decoders ask for `video_worker`, which every node of a multi-node cluster has; on node 0 a
+`Reserve` actor holds all of it while other nodes can host Decoders, so they start on nodes
+1..N-1 (the daemon places a request locally only when it fits now, else spills it to a node
+with room). When a node failure leaves no other node with `video_worker` (`--nodes 2`), the
+injector releases the reserve right after the kill and the Decoders restart on node 0: the
+experiment still loses a node with every Decoder on it, and recovers on the one machine left.
+
 Processes are found through the pids that owners and decoders write to the KV (pipeline.py).
 SIGKILL needs the process on this machine, so pid-based failures need an embedded cluster.
 The injector records what it did (or why it could not) as a dict for the summary.
@@ -29,11 +36,12 @@ from dataclasses import dataclass
 
 from ownrun import engine
 
+from ..failures import FailurePlan, await_replacement
 from . import pipeline
-from .config import FailurePlan
 
 HEAD_RESOURCE = "video_head"  # node 0: driver, Sinks, owners
-WORKER_RESOURCE = "video_worker"  # nodes 1..N-1: Decoders
+WORKER_RESOURCE = "video_worker"  # Decoders: nodes 1..N-1, and node 0 once its Reserve is released
+CAPACITY = 1000  # of each custom resource per node
 # Seconds without heartbeats before a node is declared dead: the paper's setting (30 x 100 ms).
 # With 1 s, a busy node 0 recovering 60 videos' decoders was once declared dead while alive.
 NODE_DEATH_TIMEOUT = 3.0
@@ -41,11 +49,23 @@ NODE_DEATH_TIMEOUT = 3.0
 
 @dataclass
 class Placement:
-    """Where the run's actors go (empty dicts: anywhere), and the cluster's CPUs."""
+    """Where the run's actors go (empty dicts: anywhere), the cluster's CPUs, and the actor
+    holding node 0's Decoder capacity in reserve (multi-node clusters)."""
 
     decoder: dict
     sink: dict
     total_cpus: float
+    reserve: object | None = None
+
+
+class Reserve:
+    """Holds node 0's `video_worker` while other nodes host the Decoders (killed to release it)."""
+
+    def ready(self) -> bool:
+        return True
+
+
+RemoteReserve = engine.remote(num_cpus=0)(Reserve)
 
 
 def start_engine(*, address: str | None, nodes: int, num_cpus: float | None, metadata: str,
@@ -65,11 +85,13 @@ def start_engine(*, address: str | None, nodes: int, num_cpus: float | None, met
     if nodes <= 1:
         engine.init(num_cpus=num_cpus, **options)
         return Placement({}, {}, _cluster_cpus())
-    engine.init(num_cpus=num_cpus, resources={HEAD_RESOURCE: 1000}, **options)
+    engine.init(num_cpus=num_cpus, resources={HEAD_RESOURCE: CAPACITY, WORKER_RESOURCE: CAPACITY}, **options)
+    reserve = RemoteReserve.options(resources={HEAD_RESOURCE: 1, WORKER_RESOURCE: CAPACITY}).remote()
+    engine.get(reserve.ready.remote())  # placed (node 0's Decoder capacity taken) before any Decoder
     cpus = num_cpus if num_cpus is not None else (os.cpu_count() or 1)
     for _ in range(nodes - 1):
-        engine.cluster.add_node(num_cpus=cpus, resources={WORKER_RESOURCE: 1000})
-    return Placement({"resources": {WORKER_RESOURCE: 1}}, {"resources": {HEAD_RESOURCE: 1}}, _cluster_cpus())
+        engine.cluster.add_node(num_cpus=cpus, resources={WORKER_RESOURCE: CAPACITY})
+    return Placement({"resources": {WORKER_RESOURCE: 1}}, {"resources": {HEAD_RESOURCE: 1}}, _cluster_cpus(), reserve)
 
 
 def _cluster_cpus() -> float:
@@ -98,9 +120,10 @@ def read_process(prefix: str, key_of, video: str) -> dict | None:
 class Injector(threading.Thread):
     """Fires one planned failure at `start_ts + plan.at_s` against `video`."""
 
-    def __init__(self, plan: FailurePlan, start_ts: float, prefix: str, video: str):
+    def __init__(self, plan: FailurePlan, start_ts: float, prefix: str, video: str, reserve=None):
         super().__init__(name=f"ownrun-video-fail-{plan.kind}", daemon=True)
         self.plan = plan
+        self.reserve = reserve  # Placement.reserve: released when no other node can host Decoders
         self.start_ts = start_ts
         self.prefix = prefix
         self.video = video
@@ -132,15 +155,8 @@ class Injector(threading.Thread):
 
     def _await_replacement(self, key_of, pid: int, killed: float, timeout: float = 30.0) -> None:
         """Records when a new process announced itself for the same role (the restart)."""
-        deadline = time.monotonic() + timeout
-        while not self.cancelled.wait(0.02):
-            info = read_process(self.prefix, key_of, self.video)
-            if info is not None and int(info["pid"]) != pid:
-                self.event.update(replacement_pid=int(info["pid"]),
-                                  replaced_after_s=round(float(info["ts"]) - killed, 3))
-                return
-            if time.monotonic() > deadline:
-                return
+        self.event.update(await_replacement(lambda: read_process(self.prefix, key_of, self.video), pid, killed,
+                                            self.cancelled, timeout))
 
     def _kill_decoder(self) -> None:
         self._kill_pid(pipeline.decoder_key, "decoder")
@@ -157,9 +173,14 @@ class Injector(threading.Thread):
         if node_id == driver_node:
             raise RuntimeError("the decoder runs on the driver's node; use --nodes 2 or more")
         victims = [v for v in self._videos_on(node_id)]
+        hosts = [n for n in engine.cluster.nodes() if n["alive"] and WORKER_RESOURCE in n["resources"]
+                 and n["node_id"] not in (node_id, driver_node)]
         engine.cluster.kill_node(node_id)
         self.event.update(ts=time.time(), node_id=node_id, videos=victims,
                           target=f"node {node_id[:8]} ({len(victims)} decoders)")
+        if not hosts and self.reserve is not None:  # the last node that hosted Decoders: node 0 takes them
+            engine.kill(self.reserve)
+            self.event["decoders_restart_on"] = "node 0 (its reserve released)"
 
     def _videos_on(self, node_id: str) -> list[str]:
         found = []

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import plots
+from ..run_dir import write_summary
+
 WARMUP_S = 3.0
 KEPT_UP_LAG = 0.5  # s above the floor, median over the run's last 10% of frames
 TASKS_PER_FRAME = 5  # decode, flow, cumsum, smooth, send
@@ -200,8 +203,7 @@ def write_run(run_dir: Path, summary: dict, table: FrameTable, counted: np.ndarr
     frames the statistics use, by default as `summarize` chose them)."""
     if counted is None:
         counted = counted_mask(table, summary)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    write_summary(run_dir, summary)
     with open(run_dir / "frames.csv", "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(CSV_COLUMNS)
@@ -211,14 +213,6 @@ def write_run(run_dir: Path, summary: dict, table: FrameTable, counted: np.ndarr
                           f"{table.delivered_ts[k]:.6f}", f"{latency[k]:.6f}", f"{above[k]:.6f}",
                           int(counted[k]),
                           *(f"{x:.5f}" for x in table.smoothed[k]), *(f"{x:.6f}" for x in table.correction[k])])
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
 def counted_mask(table: FrameTable, summary: dict) -> np.ndarray:
@@ -293,12 +287,7 @@ def summary_table(summary: dict, title: str = "ownrun video"):
 
 def plot_cdfs(run_dirs: Sequence[Path], out_png: Path, tail_from: float = 0.9) -> Path:
     """Latency CDFs of several runs in one PNG: the whole CDF and its tail, maxima marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (full, tail) = plt.subplots(1, 2, figsize=(12, 4.5 + 0.25 * math.ceil(len(run_dirs) / 2)))
+    fig, (full, tail) = plots.two_panels(len(run_dirs))
     for run_dir in run_dirs:
         values, summary = load_latencies(Path(run_dir))
         if not len(values):
@@ -317,12 +306,4 @@ def plot_cdfs(run_dirs: Sequence[Path], out_png: Path, tail_from: float = 0.9) -
         ax.grid(alpha=0.3)
     full.set_xscale("symlog", linthresh=10)
     tail.set_xscale("log")
-    handles, labels = full.get_legend_handles_labels()
-    rows = math.ceil(len(labels) / 2)
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, min(0.5, 0.02 + 0.045 * rows), 1, 1))
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    return out_png
+    return plots.save(fig, full, out_png)

@@ -26,6 +26,7 @@ from pathlib import Path
 from ownrun import engine
 from pydantic import Field
 
+from ..run_dir import new_run_dir
 from . import config, failures, pipeline, report, synthetic
 
 # Defaults measured on a 2-core machine: 60 videos x 4 fps of 320x240 (240 frames/s, 1,200
@@ -160,10 +161,7 @@ def run(opts: VideoOptions, console=None) -> RunResult:
         _say(console, f"[bold red]error:[/] {line}")
     if not jobs:
         raise pipeline.VideoError("no readable video to process")
-    if opts.run_dir:
-        run_dir = Path(opts.run_dir)
-    else:
-        run_dir = _unique(Path(opts.runs_dir) / time.strftime("%Y%m%d-%H%M%S"))
+    run_dir = Path(opts.run_dir) if opts.run_dir else new_run_dir(opts.runs_dir)
     if opts.output:
         Path(opts.output).mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -175,14 +173,6 @@ def run(opts: VideoOptions, console=None) -> RunResult:
         return _run_on_engine(opts, jobs, errors, plan, placement, run_dir, t0, console)
     finally:
         engine.shutdown()
-
-
-def _unique(path: Path) -> Path:
-    candidate, k = path, 1
-    while candidate.exists():
-        k += 1
-        candidate = path.with_name(f"{path.name}-{k}")
-    return candidate
 
 
 def _run_on_engine(opts, jobs, errors, plan, placement, run_dir, t0, console) -> RunResult:
@@ -203,7 +193,7 @@ def _run_on_engine(opts, jobs, errors, plan, placement, run_dir, t0, console) ->
               for k, job in enumerate(jobs)}
     injector = None
     if plan is not None:
-        injector = failures.Injector(plan, start_ts, prefix, jobs[0].video)
+        injector = failures.Injector(plan, start_ts, prefix, jobs[0].video, placement.reserve)
         injector.start()
     memory = _Memory()
     results, owner_errors = _wait_for_owners(owners, sinks, jobs, start_ts, memory, opts, console)

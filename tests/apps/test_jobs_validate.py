@@ -78,8 +78,17 @@ BAD_FILES = [
       "(a running cluster has its own)"]),
     ("unknown kind", "[app]\nkind = \"vidoe\"\n",
      ["job.toml:2: app.kind: unknown kind 'vidoe' (one of: video, python, rl); did you mean 'video'?"]),
-    ("the rl app is not installed", "[app]\nkind = \"rl\"\n",
-     ["job.toml:2: app.kind: the rl app is not installed (no ownrun.apps.rl.config in this ownrun)"]),
+    ("rl: unknown algo", "[app]\nkind = \"rl\"\n[app.rl]\nalgo = \"a3c\"\n",
+     ["job.toml:4: app.rl.algo: Input should be 'es' or 'ppo'"]),
+    ("rl: an ES option under algo = ppo", "[app]\nkind = \"rl\"\n[app.rl]\nalgo = \"ppo\"\nnoise_size = 100000\n",
+     ["job.toml:5: app.rl.noise_size: unknown key"]),
+    ("rl: a PPO option is checked by PPO's model", "[app]\nkind = \"rl\"\n[app.rl]\nalgo = \"ppo\"\nfragmnt = 64\n",
+     ["job.toml:5: app.rl.fragmnt: unknown key (did you mean 'fragment'?)"]),
+    ("rl: a failure on the shared cluster", "[app]\nkind = \"rl\"\n[app.rl]\nfail = \"worker@2s\"\n",
+     ["job.toml:4: app.rl.fail: needs a cluster of its own: set [job] fresh_cluster = true (on the job's "
+      "shared cluster a failure would hit the other runs)"]),
+    ("rl: nodes is the cluster's", "[app]\nkind = \"rl\"\n[app.rl]\nnodes = 3\n",
+     ["job.toml:4: app.rl.nodes: set by the job, not per app: use [cluster] nodes"]),
     ("a table of another kind", VIDEO + "[app.python]\nentrypoint = \"m:f\"\n",
      ["job.toml:4: app.python: this job's kind is 'video': remove [app.python] or set kind = 'python'"]),
     ("no kind", "[job]\nname = \"x\"\n", ["job.toml:1: (file): missing [app] kind (one of: video, python, rl)"]),
@@ -273,3 +282,34 @@ def test_video_config_reads_sizes_and_checks_failures():
     assert VideoConfig(fail="NODE@3", nodes=2).fail == "node@3s"
     with pytest.raises(ValueError, match="node failure"):
         VideoConfig(fail="node@3s")
+
+
+def test_rl_runs_are_checked_by_the_model_their_algo_picks(tmp_path):
+    path = write(tmp_path, """
+        [cluster]
+        nodes = 3
+        [app]
+        kind = "rl"
+        [app.rl]
+        env = "Pendulum-v1"
+        [matrix]
+        algo = ["es", "ppo"]
+    """)
+    job = validate.load(path)
+    es, ppo = (run.options for run in job.runs)
+    assert es["algo"] == "es" and "noise_size" in es and "fragment" not in es
+    assert ppo["algo"] == "ppo" and ppo["gamma"] == 0.95 and ppo["envs_per_worker"] == 8  # PPO's tuned values
+    assert "nodes" not in es and job.runs[0].cluster["nodes"] == 3  # the job's, set on each run
+    assert job.plot == "learning_curves"
+
+
+def test_a_matrix_can_say_no_failure_with_none(tmp_path):
+    path = write(tmp_path, """
+        [job]
+        fresh_cluster = true
+        [app]
+        kind = "rl"
+        [matrix]
+        fail = ["none", "worker@2s"]
+    """)
+    assert [run.options["fail"] for run in validate.load(path).runs] == [None, "worker@2s"]

@@ -266,7 +266,9 @@ def test_shipped_paper_video_config_runs_end_to_end_at_a_tiny_scale(tmp_path):
     fails = [f"runs.{name}.fail={kind}@2s" for name, kind in
              (("decoder-failure", "decoder"), ("owner-failure", "owner"), ("owner-failure-cp30", "owner"),
               ("node-failure", "node"))]
-    args = [*TINY_VIDEO, "--set", f"job.runs_dir={tmp_path}", "--set", "runs.owner-failure-cp30.checkpoint_interval=8"]
+    # The node failure on 2 nodes: the killed node hosted every Decoder; they restart on node 0.
+    args = [*TINY_VIDEO, "--set", f"job.runs_dir={tmp_path}", "--set", "runs.owner-failure-cp30.checkpoint_interval=8",
+            "--set", "runs.node-failure.cluster.nodes=2"]
     for item in fails:
         args += ["--set", item]
     result = invoke("run", str(CONFIGS / "paper-video.toml"), *args)
@@ -279,4 +281,28 @@ def test_shipped_paper_video_config_runs_end_to_end_at_a_tiny_scale(tmp_path):
     for name in ("decoder-failure", "owner-failure", "node-failure"):
         summary = json.loads((run_dir / name / "summary.json").read_text())
         assert "error" not in summary["failures"][0], summary["failures"]
+    node = json.loads((run_dir / "node-failure" / "summary.json").read_text())["failures"][0]
+    assert node["videos"] == ["v0", "v1"] and node["decoders_restart_on"].startswith("node 0"), node
     assert (run_dir / "latency_cdf.png").exists()
+
+
+# ---- rl ---------------------------------------------------------------------------------------
+def test_shipped_rl_es_config_runs_with_and_without_a_killed_worker_and_draws_the_curves(tmp_path):
+    # One seed, a 400 KB noise table and 4-episode iterations stopped at 2,000 env steps: two fresh
+    # clusters, a few seconds each; the kill lands as training starts.
+    result = invoke("run", str(CONFIGS / "rl-es.toml"), "--set", f"job.runs_dir={tmp_path}",
+                    "--set", "matrix.seed=[0]", "--set", 'matrix.fail=["none", "worker@0s"]',
+                    "--set", "app.rl.noise_size=100000", "--set", "app.rl.episodes_per_iter=4",
+                    "--set", "app.rl.max_steps=2000", "--set", "app.rl.eval_episodes=1", "--set", "app.rl.target=1e9")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "rl-es").iterdir()
+    assert statuses(run_dir) == {"fail=none": "ok", "fail=worker_0s": "ok"}
+    calm = json.loads((run_dir / "fail=none" / "summary.json").read_text())
+    killed = json.loads((run_dir / "fail=worker_0s" / "summary.json").read_text())
+    assert calm["algorithm"] == "es" and calm["failures"] == [] and calm["env_steps"] >= 2000
+    assert "error" not in killed["failures"][0], killed["failures"]
+    assert killed["failures"][0]["replacement_pid"] != killed["failures"][0]["pid"]
+    assert killed["all_exact"] and killed["owner_attempts"] == 1
+    assert (run_dir / "fail=none" / "iterations.csv").exists()
+    assert (run_dir / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "all_exact" in (run_dir / "summary.md").read_text()

@@ -5,7 +5,8 @@ its CLI builds its flags from: apps/<app>/config.py), which options the job sets
 `[cluster]` instead of the app table (`managed`), what else to check before anything starts
 (`check`: files, imports, combinations with the cluster), what to run in a run's driver
 process (`runner`, "module:function"), and the summary fields and overlay plots its reports
-use. An app that is not installed raises `AppNotInstalled` from `model()`; validation reports
+use; a kind whose options pick their model (rl: `algo = "es" | "ppo"`) says how
+(`variant`). An app that is not installed raises `AppNotInstalled` from `model()`; validation reports
 it as one problem. Thread-safe (immutable records).
 """
 from __future__ import annotations
@@ -44,6 +45,11 @@ class AppKind:
     summary_keys: tuple[str, ...] = ()  # the top-level keys of its summary.json, if fixed
     plots: dict[str, str] = field(default_factory=dict)  # plot name -> "module:function"(folders, png)
     default_plot: str | None = None
+    variant: Callable[[dict], type[BaseModel]] | None = None  # the model of one run's options, if they pick it
+
+    def model_for(self, options: dict) -> type[BaseModel]:
+        """The model that checks one run's options: the kind's, or the one they pick (rl: `algo`)."""
+        return self.variant(options) if self.variant is not None else self.model()
 
 
 def registry() -> dict[str, AppKind]:
