@@ -368,6 +368,8 @@ class CoreWorker:
     def _on_node_died(self, h, frames) -> None:
         _, node_id, daemon, client_addrs, reason = h
         if daemon == self.daemon_address and self.mode == "driver":
+            if self._daemon_pid is not None:
+                return  # our daemon's pidfd is the authority: the head may be wrong (a stall)
             self._local_node_died(f"node {node_id} died: {reason}")
         if not self.tm.node_died(node_id, daemon, client_addrs, reason):
             return
