@@ -100,8 +100,11 @@ class Head:
 
     def _handle(self, frames: list) -> None:
         header = self.inbox.header(frames)
-        if header is None:
-            return  # malformed: dropped and counted (schema.Inbox)
+        if header is None:  # malformed: dropped and counted (schema.Inbox); a request is answered
+            answer = self.inbox.reply_address(_REQUESTS)
+            if answer is not None:
+                self.reply(answer[1], answer[0], ["EngineError", f"head: malformed request: {answer[2]}"], ok=False)
+            return
         kind = header[0]
         self.requests_served += 1
         self.requests_by_type[kind] = self.requests_by_type.get(kind, 0) + 1

@@ -40,6 +40,9 @@ from .transfer import Pulls, TransferActions, serve_chunk
 
 log = logging.getLogger("ownrun.node")
 
+# Requests ([kind, req_id, reply_addr, ...]): a malformed one is answered with an error.
+_REQUESTS = frozenset({P.REGISTER_CLIENT, P.OBJ_CREATE, P.OBJ_GET, P.NODE_STATS, P.UNREGISTER_CLIENT})
+
 
 class Client:
     __slots__ = ("address", "worker_id", "pid", "kind", "pidfd")
@@ -554,8 +557,12 @@ class NodeDaemon:
             self.transfer_bytes = 0
             for frames in messages:
                 header = self.inbox.header(frames)
-                if header is None:
-                    continue  # malformed: dropped and counted
+                if header is None:  # malformed: dropped and counted; a request is answered
+                    answer = self.inbox.reply_address(_REQUESTS)
+                    if answer is not None:
+                        self.reply(answer[1], answer[0], ["EngineError", f"node {self.node_id}: malformed "
+                                                                         f"request: {answer[2]}"], ok=False)
+                    continue
                 try:
                     self.current_frames = frames
                     self.handlers[header[0]](header)

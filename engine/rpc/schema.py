@@ -234,6 +234,7 @@ class Inbox:
         self.accepted = CHECKS if accepted is None else accepted  # the types this service handles
         self.malformed = 0
         self.by_kind: dict = {}  # message type (or "undecodable") -> malformed count
+        self.last_dropped: tuple = (None, "")  # (header or None, reason) of the last drop
         self._logged: dict = {}  # message type -> (last log time, count at that time)
 
     def header(self, frames: list) -> list | None:
@@ -247,13 +248,25 @@ class Inbox:
             try:
                 header = unpack(frames[0])
             except Exception:  # noqa: BLE001
+                self.last_dropped = (None, "not msgpack")
                 self.drop("undecodable", "not msgpack")
                 return None
         try:
             reason = "not handled here" if check(header) else why(header)
         except Exception as exc:  # noqa: BLE001 - never fatal
             reason = f"unexplained ({type(exc).__name__})"
+        self.last_dropped = (header, reason)
         self.drop(header[0] if type(header) is list and header and type(header[0]) is int else "other", reason)
+        return None
+
+    def reply_address(self, requests) -> tuple | None:
+        """(req_id, reply address, reason) of the last dropped message if it was one of
+        `requests` ([kind, req_id, addr, ...]) with a usable id and address: its sender can be
+        answered with an error instead of waiting for its timeout."""
+        header, reason = self.last_dropped
+        if (type(header) is list and len(header) >= 3 and type(header[0]) is int and header[0] in requests
+                and type(header[1]) is int and is_address(header[2])):
+            return header[1], header[2], reason
         return None
 
     def drop(self, kind, reason: str) -> None:

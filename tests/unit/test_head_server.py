@@ -183,3 +183,11 @@ def test_dead_actor_rows_and_their_subscribers_are_pruned(head, monkeypatch):
     again = restarted(head)
     assert set(again.tables.actors) == {b"a1", b"a2"}
     again.tables.close()
+
+
+def test_a_malformed_request_is_answered_with_an_error_when_it_can_be(head):
+    send(head, P.KV_PUT, 1, CLIENT, "k")  # short: its sender would wait for its timeout
+    send(head, P.KV_GET, 2, "not an address", "k")  # nobody to answer
+    assert list(head.transport.replies()) == [1] and head.inbox.malformed == 2
+    ok, (name, message) = head.transport.replies()[1]
+    assert not ok and name == "EngineError" and "malformed request: 4 fields, expected 6" in message
