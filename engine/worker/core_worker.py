@@ -201,13 +201,13 @@ class CoreWorker:
     def _local_node_died(self, reason: str) -> None:
         """Our daemon died: every waiter fails (`fail_waiters`), requests to the daemon fail at
         once from now on. I/O thread, lock held."""
+        if self._daemon_pidfd is not None and self._daemon_pidfd >= 0:
+            self.transport.unwatch_fd(self._daemon_pidfd)  # readable for good: poll it no more
         if self.failed_with is not None:
             return  # shutting down already (the embedded cluster's stop kills our daemon)
         message = (f"the node daemon of this process's node {self.node_id} died ({reason}): "
                    f"this driver is cut off from the cluster")
         log.error(message)
-        if self._daemon_pidfd is not None and self._daemon_pidfd >= 0:
-            self.transport.unwatch_fd(self._daemon_pidfd)
         self.requests.peer_died(self.daemon_address, ["LocalNodeDiedError", message])
         self._fail_waiters(errors.LocalNodeDiedError(message))
 
