@@ -94,6 +94,8 @@ def shutdown() -> None:
             return
         object_ref.set_worker(None)
         cluster = embedded.set_current(None)
+        core.fail_waiters(errors.RuntimeNotInitializedError(
+            "ownrun was shut down (engine.shutdown()) while this call waited"))
         try:
             if cluster is not None:
                 cluster.stop(core.transport)

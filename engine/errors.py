@@ -109,6 +109,10 @@ class NodeUnreachableError(EngineError):
     """A process of the cluster (head, node daemon) did not answer in time."""
 
 
+class LocalNodeDiedError(EngineError):
+    """The node daemon of this process's own node died: every pending and later call fails."""
+
+
 class ClusterError(EngineError):
     """A cluster cannot be started, found, joined or changed; the message says why and what to do."""
 

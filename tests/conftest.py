@@ -74,6 +74,8 @@ def no_leftovers_at_session_end():
 
     assert CoreWorker.handler_errors_in_process == 0, \
         f"{CoreWorker.handler_errors_in_process} message handler(s) raised in the driver's I/O loop (see the log)"
+    assert CoreWorker.malformed_in_process == 0, \
+        f"{CoreWorker.malformed_in_process} malformed message(s) reached the driver (see the log)"
 
 
 def _wait_for_shm_cleanup(started: set[str], timeout: float = 15.0) -> list[str]:

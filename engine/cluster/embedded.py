@@ -222,8 +222,8 @@ class LocalCluster:
         with self._head_lock:
             self._stopping.set()  # no head restart starts after this
         if transport is not None:
-            for address in self.node_addresses:
-                transport.send(address, [pack([P.SHUTDOWN_NODE])])
+            for address, node_id in zip(self.node_addresses, self.node_ids, strict=True):
+                transport.send(address, [pack([P.SHUTDOWN_NODE, node_id])])
         deadline = time.monotonic() + timeout
         for proc in self.procs[1:] + self.procs[:1]:
             if proc is self.procs[0]:

@@ -162,8 +162,8 @@ def _stop_processes(current: dict) -> dict:
     curve = _load_key(current)
     transport = Transport(_bind_for(nodes), curve=curve) if nodes else None
     try:
-        for node in nodes.values():
-            transport.send(node["address"], [pack([P.SHUTDOWN_NODE])])
+        for node_id, node in nodes.items():
+            transport.send(node["address"], [pack([P.SHUTDOWN_NODE, node_id])])
         deadline = time.monotonic() + STOP_TIMEOUT
         for node in nodes.values():
             if not process_tools.wait_pid_exit(node["pid"], min(3.0, max(0.1, deadline - time.monotonic()))):

@@ -33,7 +33,8 @@ import time
 
 from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
-from ..rpc.transport import Transport, pack, unpack
+from ..rpc.schema import Inbox
+from ..rpc.transport import Transport, pack
 from ..util import process_tools
 from .tables import HeadTables
 
@@ -84,6 +85,7 @@ class Head:
         self.node_store: dict[str, dict] = {}  # node id -> last heartbeat's store stats
         self.handler_errors = 0  # exceptions in handlers other than a caller's bad arguments
         self.failed_requests = 0  # requests answered with an error
+        self.inbox = Inbox(log, "head", self.handlers)  # drops and counts malformed messages
 
     def reply(self, addr: str, req_id: int, result, ok: bool = True) -> None:
         self.transport.send(addr, [pack([P.REPLY, req_id, ok, result])])
@@ -97,16 +99,17 @@ class Head:
             log.exception("failed to handle a message")
 
     def _handle(self, frames: list) -> None:
-        header = unpack(frames[0])
+        header = self.inbox.header(frames)
+        if header is None:  # malformed: dropped and counted (schema.Inbox); a request is answered
+            answer = self.inbox.reply_address(_REQUESTS)
+            if answer is not None:
+                self.reply(answer[1], answer[0], ["EngineError", f"head: malformed request: {answer[2]}"], ok=False)
+            return
         kind = header[0]
         self.requests_served += 1
         self.requests_by_type[kind] = self.requests_by_type.get(kind, 0) + 1
-        handler = self.handlers.get(kind)
-        if handler is None:
-            log.warning("unknown message type %s", kind)
-            return
         try:
-            handler(header)
+            self.handlers[kind](header)
         except Exception as exc:
             if kind not in _REQUESTS or len(header) < 3:
                 raise
@@ -138,20 +141,41 @@ class Head:
             self.last_beat[node_id] = max(self.last_beat[node_id], now - self.node_timeout / 2)
 
     def check_liveness(self, now: float) -> None:
-        """Declares nodes dead after `node_timeout` without a heartbeat and tells the others."""
+        """Declares nodes dead after `node_timeout` without a heartbeat and tells the others.
+        Never raises: a failure about one node is logged and counted, the others are checked."""
         for node_id, last in list(self.last_beat.items()):
             if now - last <= self.node_timeout:
                 continue
             del self.last_beat[node_id]
-            if not self.tables.mark_node_dead(node_id):
-                continue
-            node = self.tables.nodes[node_id]
-            reason = f"no heartbeat for {now - last:.1f}s (timeout {self.node_timeout:g}s)"
-            log.warning("node %s at %s is dead: %s", node_id, node["address"], reason)
-            notice = [pack([P.NODE_DIED, node_id, node["address"], list(node.get("clients", ())), reason])]
-            for other in self.tables.nodes.values():
-                if other["alive"]:
-                    self.transport.send(other["address"], notice)
+            try:
+                self._declare_dead(node_id, now - last)
+            except Exception:  # noqa: BLE001 - the head must keep serving
+                self.handler_errors += 1
+                log.exception("failed to declare node %r dead", node_id)
+
+    def _declare_dead(self, node_id: str, silent_for: float) -> None:
+        if not self.tables.mark_node_dead(node_id):
+            return
+        node = self.tables.nodes[node_id]
+        reason = f"no heartbeat for {silent_for:.1f}s (timeout {self.node_timeout:g}s)"
+        log.warning("node %s at %s is dead: %s", node_id, node["address"], reason)
+        notice = [pack([P.NODE_DIED, node_id, node["address"], list(node.get("clients", ())), reason])]
+        for other in self.tables.nodes.values():
+            if other["alive"]:
+                self.transport.send(other["address"], notice)
+        for client in node.get("clients", ()):  # a driver whose own daemon died hears it from us
+            self.transport.send(client, notice)
+        self._forget_subscriber(node.get("clients", ()))
+
+    def _forget_subscriber(self, addresses) -> None:
+        """Dead processes are told of actor changes no more."""
+        gone = set(addresses)
+        if not gone:
+            return
+        for actor_id, subscribers in list(self.actor_subscribers.items()):
+            subscribers -= gone
+            if not subscribers:
+                del self.actor_subscribers[actor_id]
 
     def on_task_submit(self, h) -> None:
         _, req_id, addr, task_id, spec, arg_ids = h
@@ -181,7 +205,8 @@ class Head:
 
     def on_worker_died(self, h) -> None:
         """A worker died: an actor on it is RESTARTING until its creator restarts it or gives up."""
-        _, _node_id, worker_id, _addr, reason = h
+        _, _node_id, worker_id, addr, reason = h
+        self._forget_subscriber([addr])
         for record in list(self.tables.actors.values()):
             if record.worker_id == worker_id and record.state == "ALIVE":
                 record = self.tables.update_actor(record.actor_id, "RESTARTING", None, reason, worker_id)
@@ -198,6 +223,7 @@ class Head:
     def on_node_clients(self, h) -> None:
         _, node_id, added, removed = h
         self.tables.update_node_clients(node_id, added, removed)
+        self._forget_subscriber(removed)
 
     def cluster_view(self) -> dict:
         return {node_id: {"address": node["address"], "total": node.get("resources", {}),
@@ -218,6 +244,8 @@ class Head:
         record = self.tables.update_actor(actor_id, state, address, reason, worker_id)
         if record is not None:
             self._publish_actor(record)
+            if record.dead():  # told for the last time: a dead actor changes no more
+                self.actor_subscribers.pop(actor_id, None)
         if record is not None and record.settled():
             still = []
             for addr, req_id, not_worker in self.lookups_waiting.pop(actor_id, []):
@@ -234,7 +262,7 @@ class Head:
         _, req_id, addr, key = h[:4]
         not_worker = h[4] if len(h) > 4 else None
         record = self.tables.find_actor(key)
-        if record is not None:
+        if record is not None and not record.dead():
             self.actor_subscribers.setdefault(record.actor_id, set()).add(addr)
         if record is None:
             self.reply(addr, req_id, None)
@@ -267,6 +295,7 @@ class Head:
                                   "actors": len(self.tables.actors),
                                   "incarnation": self.tables.incarnation,
                                   "handler_errors": self.handler_errors,
+                                  "malformed": self.inbox.malformed,
                                   "failed_requests": self.failed_requests})
 
 

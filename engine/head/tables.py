@@ -9,7 +9,9 @@ Owns four tables in `<session_dir>/head.sqlite3` and the rules that go with them
 * actors - the actor directory: id, name, state (PENDING -> ALIVE <-> RESTARTING -> DEAD),
            address, worker id, death reason, class name, methods, owner. DEAD is final: later
            updates of a dead actor are ignored. A name maps to its newest actor; a name is
-           free again once its actor is DEAD;
+           free again once its actor is DEAD. Only the newest `KEEP_DEAD_ACTORS` dead actors
+           are kept (older rows are deleted: a lookup of one answers "unknown", which callers
+           treat as dead too);
 * kv     - the application key-value store (checkpoints): bytes keys, bytes values;
 * jobs   - one row per driver: id, driver address, pid, start time, end time, state;
 
@@ -28,6 +30,7 @@ unwritable file propagates to the caller; `TypeError` for a key or value that is
 
 from __future__ import annotations
 
+import collections
 import os
 import sqlite3
 import time
@@ -37,6 +40,7 @@ import msgpack
 
 DB_NAME = "head.sqlite3"
 SETTLED_STATES = ("ALIVE", "DEAD")
+KEEP_DEAD_ACTORS = 1000  # dead actors kept for lookups; older ones are pruned
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
@@ -113,6 +117,7 @@ class HeadTables:
         self.nodes: dict[str, dict] = {}
         self.actors: dict[bytes, ActorRecord] = {}
         self.names: dict[str, bytes] = {}  # name -> newest actor with that name
+        self.dead_actors: collections.deque = collections.deque()  # DEAD actor ids, oldest first
         self.incarnation = self._bump_incarnation()
         self._load()
 
@@ -134,6 +139,8 @@ class HeadTables:
     def _load(self) -> None:
         for node_id, address, info, alive, registered in self._db.execute(
                 "SELECT node_id, address, info, alive, registered FROM nodes"):
+            if not isinstance(node_id, str):
+                continue  # a row an older head stored from a malformed heartbeat
             self.nodes[node_id] = dict(msgpack.unpackb(info, raw=False), address=address,
                                        alive=bool(alive), registered=registered)
         for row in self._db.execute(f"SELECT {', '.join(_ACTOR_COLUMNS)} FROM actors ORDER BY seq"):
@@ -143,10 +150,16 @@ class HeadTables:
             self.actors[record.actor_id] = record
             if record.name:
                 self.names[record.name] = record.actor_id
+            if record.dead():
+                self.dead_actors.append(record.actor_id)
+        self._prune_dead_actors()
 
     # ---- nodes --------------------------------------------------------------------------
     def register_node(self, node_id: str, address: str, info: dict) -> None:
         """Adds a node, or refreshes it when it re-registers (after a head restart)."""
+        if not isinstance(node_id, str) or not isinstance(address, str):
+            raise TypeError(f"a node id and address are strings, not {type(node_id).__name__}, "
+                            f"{type(address).__name__}")
         info = {k: v for k, v in info.items() if k not in ("address", "alive", "registered")}
         now = time.time()
         self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, 1, ?)",
@@ -178,7 +191,7 @@ class HeadTables:
         node = self.nodes.get(node_id)
         if node is None or not node["alive"]:
             return False
-        self._db.execute("UPDATE nodes SET alive=0 WHERE node_id=?", (node_id,))
+        self._db.execute("UPDATE nodes SET alive=0 WHERE node_id IS ?", (node_id,))  # IS: also a NULL id
         node["alive"] = False
         return True
 
@@ -211,7 +224,19 @@ class HeadTables:
             record.address, record.worker_id = address, worker_id
         self._db.execute("UPDATE actors SET state=?, reason=?, address=?, worker_id=? WHERE actor_id=?",
                          (record.state, record.reason, record.address, record.worker_id, actor_id))
+        if record.dead():
+            self.dead_actors.append(actor_id)
+            self._prune_dead_actors()
         return record
+
+    def _prune_dead_actors(self) -> None:
+        """Keeps the newest `KEEP_DEAD_ACTORS` dead actors (lookups of older ones answer None)."""
+        while len(self.dead_actors) > KEEP_DEAD_ACTORS:
+            actor_id = self.dead_actors.popleft()
+            record = self.actors.pop(actor_id, None)
+            if record is not None and record.name and self.names.get(record.name) == actor_id:
+                del self.names[record.name]
+            self._db.execute("DELETE FROM actors WHERE actor_id=?", (actor_id,))
 
     def find_actor(self, key: str | bytes) -> ActorRecord | None:
         """An actor by name (str) or id (bytes)."""

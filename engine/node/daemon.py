@@ -22,13 +22,15 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 from .. import ids
 from ..rpc import protocol as P
-from ..rpc.transport import Transport, pack, unpack
+from ..rpc.schema import Inbox
+from ..rpc.transport import Transport, pack
 from ..store.arena_client import ArenaClient
 from ..store.object_store import ObjectStore
 from ..util import process_tools
@@ -37,6 +39,9 @@ from .spillback import Placement, Spillback
 from .transfer import Pulls, TransferActions, serve_chunk
 
 log = logging.getLogger("ownrun.node")
+
+# Requests ([kind, req_id, reply_addr, ...]): a malformed one is answered with an error.
+_REQUESTS = frozenset({P.REGISTER_CLIENT, P.OBJ_CREATE, P.OBJ_GET, P.NODE_STATS, P.UNREGISTER_CLIENT})
 
 
 class Client:
@@ -59,7 +64,7 @@ class NodeDaemon:
         self.scheduler = LeaseScheduler(self.resources, ids.new_worker_id, max_idle_workers=int(max_idle),
                                         recheck_period=float(self.config.get("reap_recheck_period", 5.0)))
         self.spillback = Spillback(self.node_id, self.scheduler,
-                                   infeasible_timeout=float(self.config.get("infeasible_timeout", 3.0)))
+                                   infeasible_timeout=self.config.get("infeasible_timeout"))  # None: wait
         self.arena_name = f"ownrun-{os.path.basename(self.session_dir)}-{self.node_id}"
         self.store = ObjectStore(self.arena_name, args.store_capacity,
                                  os.path.join(self.session_dir, "spill", self.node_id))
@@ -115,6 +120,7 @@ class NodeDaemon:
             P.WORKER_DIED: self.on_remote_worker_died,
             P.REAP_ANSWER: self.on_reap_answer,
         }
+        self.inbox = Inbox(log, f"node {self.node_id}", self.handlers)  # drops malformed messages
 
     # ---- the zygote ----------------------------------------------------------------------
     def _start_zygote(self) -> subprocess.Popen:
@@ -171,7 +177,7 @@ class NodeDaemon:
         for worker_id in decisions.stop:
             w = self.scheduler.workers.get(worker_id)
             if w is not None and w.address:
-                self.transport.send(w.address, [pack([P.EXIT_WORKER])])
+                self.transport.send(w.address, [pack([P.EXIT_WORKER, self.address])])
         for owner in decisions.recall:
             self.transport.send(owner, [pack([P.RECALL_LEASES])])
         for worker_id in decisions.reap_query:
@@ -197,7 +203,8 @@ class NodeDaemon:
         _, req_id, addr, _worker_id, _pid, _kind = h
         self.reply(addr, req_id, {"node_id": self.node_id, "arena_name": self.arena_name,
                                   "store_capacity": self.store_capacity, "head_address": self.head_address,
-                                  "session_dir": self.session_dir, "resources": self.resources})
+                                  "session_dir": self.session_dir, "resources": self.resources,
+                                  "pid": os.getpid(), "host": socket.gethostname()})
 
     def on_warm_modules(self, h) -> None:
         """A worker had to import these after it was forked: have the zygote import them."""
@@ -295,6 +302,9 @@ class NodeDaemon:
         for req, target in placement.spill:
             self.transport.send(req.owner_addr, [pack([P.LEASE_GRANTED, req.request_id, None, None,
                                                        self.node_id, self.address, target])])
+        for req, message in placement.warn:  # one line per shape, shown by the owner (Ray does so too)
+            log.warning("%s", message)
+            self.transport.send(req.owner_addr, [pack([P.LOG_LINES, "ownrun", f"Warning: {message}"])])
         for req, message in placement.reject:
             self.transport.send(req.owner_addr, [pack([P.LEASE_GRANTED, req.request_id, None, message,
                                                        self.node_id, self.address, None])])
@@ -321,7 +331,14 @@ class NodeDaemon:
         self.scheduler.worker_unblocked(worker_id)
 
     def on_kill_worker(self, h) -> None:
-        _, worker_id, reason = h
+        """Kills a worker leased to the sender, or an actor's worker (any handle may kill an actor)."""
+        _, worker_id, reason, sender = h
+        w = self.scheduler.workers.get(worker_id)
+        if w is None:
+            return
+        if not (w.dedicated or (w.lease is not None and w.lease.owner_addr == sender)):
+            log.warning("KILL_WORKER of worker %s from %s refused: not its lease holder", worker_id.hex(), sender)
+            return
         self._kill(worker_id, reason)
 
     # ---- objects -------------------------------------------------------------------------
@@ -498,6 +515,7 @@ class NodeDaemon:
         self.reply(addr, req_id, {"node_id": self.node_id, "store": self.store.stats(),
                                   "scheduler": self.scheduler.usage(), "clients": len(self.clients),
                                   "handler_errors": self.handler_errors,
+                                  "malformed": self.inbox.malformed,
                                   "transfer": {"pulls": len(self.transfers.pulls),
                                                "max_bytes_per_loop": self.max_transfer_bytes_per_loop,
                                                "bound_per_loop": self.transfer_bound_per_loop()},
@@ -505,6 +523,10 @@ class NodeDaemon:
                                   + [self.zygote.pid]})
 
     def on_shutdown(self, h) -> None:
+        """Stops this node if the message names it (a stray or mangled one does not)."""
+        if h[1] != self.node_id:
+            log.warning("SHUTDOWN_NODE for node %r ignored (this is %s)", h[1][:80], self.node_id)
+            return
         self.running = False
 
     # ---- loop ----------------------------------------------------------------------------
@@ -534,8 +556,14 @@ class NodeDaemon:
                     self.running = False
             self.transfer_bytes = 0
             for frames in messages:
+                header = self.inbox.header(frames)
+                if header is None:  # malformed: dropped and counted; a request is answered
+                    answer = self.inbox.reply_address(_REQUESTS)
+                    if answer is not None:
+                        self.reply(answer[1], answer[0], ["EngineError", f"node {self.node_id}: malformed "
+                                                                         f"request: {answer[2]}"], ok=False)
+                    continue
                 try:
-                    header = unpack(frames[0])
                     self.current_frames = frames
                     self.handlers[header[0]](header)
                 except Exception:  # noqa: BLE001 - one bad message must not kill the node

@@ -4,8 +4,9 @@ Owns the node's copy of the head's cluster view and the requests no node can sat
 Rules, in order, for a request arriving at this node (`request`):
 
 1. No node fits it at all -> another live node whose total resources fit it, else it waits
-   (`infeasible_timeout` s) for a node that fits to join; then it is rejected with the
-   nodes' resources in the message.
+   for a node that fits to join (as Ray does; the first request of each such shape yields a
+   one-line warning naming it, for the daemon to show the owner). With `infeasible_timeout`
+   set, it is rejected after that many seconds with the nodes' resources in the message.
 2. Sent here by an owner (not spilled here already) while this node is busy (its free
    resources do not fit, or earlier requests wait) -> the live node with the most free CPUs
    whose free resources fit it, if any.
@@ -32,6 +33,7 @@ from .scheduler import Decisions, LeaseRequest, LeaseScheduler
 class Placement:
     spill: list = field(default_factory=list)  # (LeaseRequest, daemon address): ask there
     reject: list = field(default_factory=list)  # (LeaseRequest, message): no node can run it
+    warn: list = field(default_factory=list)  # (LeaseRequest, message): it waits for a node that fits
     local: Decisions = field(default_factory=Decisions)  # the local scheduler's decisions
 
 
@@ -40,7 +42,7 @@ def _fits(pool: dict, resources: dict) -> bool:
 
 
 class Spillback:
-    def __init__(self, node_id: str, scheduler: LeaseScheduler, infeasible_timeout: float = 3.0,
+    def __init__(self, node_id: str, scheduler: LeaseScheduler, infeasible_timeout: float | None = None,
                  spill_after: float = 0.2):
         self.node_id = node_id
         self.scheduler = scheduler
@@ -48,11 +50,13 @@ class Spillback:
         self.spill_after = spill_after
         self.view: dict[str, dict] = {}  # node_id -> {address, total, available, alive}
         self.infeasible: list[tuple[LeaseRequest, float]] = []  # (request, deadline)
+        self.warned: set = set()  # infeasible resource shapes the owners were warned about
 
     # ---- events ------------------------------------------------------------------------
     def request(self, req: LeaseRequest, now: float) -> Placement:
         out = Placement()
-        self._place(req, now, out, deadline=now + self.infeasible_timeout)
+        timeout = self.infeasible_timeout
+        self._place(req, now, out, deadline=now + timeout if timeout is not None else float("inf"))
         return out
 
     def view_changed(self, view: dict, now: float) -> Placement:
@@ -87,8 +91,14 @@ class Spillback:
             target = self.target(req.resources, need_available=False)
             if target is not None:
                 out.spill.append((req, target))
-            else:  # maybe a node that fits is joining: wait a little for the head's view
+            else:  # wait for a node that fits to join (the head's view tells)
                 self.infeasible.append((req, deadline))
+                shape = tuple(sorted((k, v) for k, v in req.resources.items() if v > 0))
+                if shape not in self.warned:
+                    self.warned.add(shape)
+                    out.warn.append((req, f"a request for {dict(shape)} cannot be scheduled right now: no node "
+                                          f"has these resources (nodes: {self._totals()}); it waits for "
+                                          f"one that fits to join"))
             return
         if req.hops == 0 and not self.scheduler.fits_now(req.resources):
             target = self.target(req.resources, need_available=True)
@@ -116,11 +126,14 @@ class Spillback:
             if self.scheduler.feasible(req.resources) or self.target(req.resources, False) is not None:
                 self._place(req, now, out, deadline)
             elif now >= deadline:
-                nodes = {n: v["total"] for n, v in self.view.items() if v.get("alive", True)}
                 out.reject.append((req, f"no node can satisfy resources {req.resources}; "
-                                        f"the nodes have {nodes or self.scheduler.total}"))
+                                        f"the nodes have {self._totals()}"))
             else:
                 self.infeasible.append((req, deadline))
+
+    def _totals(self) -> dict:
+        nodes = {n: v["total"] for n, v in self.view.items() if v.get("alive", True)}
+        return nodes or {self.node_id: self.scheduler.total}
 
     def _spill_waiting(self, now: float, out: Placement) -> None:
         """Requests waiting here for a while go to another node with free resources (one that

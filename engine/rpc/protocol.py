@@ -5,6 +5,9 @@ Owns: the numeric message types and the layout of each header. A message is
 request id and the sender's inbox address; the answer is `[REPLY, req_id, ok, result]`
 sent to that address (`ok` False means `result` is an error message string).
 
+The type of every field of every header is in `schema.SHAPES`; each service checks incoming
+headers against it (`schema.Inbox`) and drops malformed ones.
+
 Does not do I/O (see transport.py). Pure constants; thread-safe.
 """
 
@@ -17,7 +20,7 @@ REPLY = 1  # [REPLY, req_id, ok, result]
 PUSH_TASK = 10  # [PUSH_TASK, caller_addr, spec] + arg frames
 TASK_REPLY = 11  # [TASK_REPLY, worker_addr, task_id, returns, borrowed, worker_id, runtime] + frames
 GET_VALUE = 12  # [GET_VALUE, requester_addr, oid]  (long poll: answered when ready)
-VALUE_REPLY = 13  # [VALUE_REPLY, oid, meta] + value frames
+VALUE_REPLY = 13  # [VALUE_REPLY, oid, meta, sender_addr] + value frames
 REF_REMOVED = 14  # [REF_REMOVED, from_addr, [[oid, count], ...]]
 CANCEL_TASK = 15  # [CANCEL_TASK, task_id, force]
 OBJ_COPIED = 16  # [OBJ_COPIED, oid, daemon_addr, node_id]  (a reader's node pulled a copy: tell the owner)
@@ -25,7 +28,7 @@ OBJ_COPIED = 16  # [OBJ_COPIED, oid, daemon_addr, node_id]  (a reader's node pul
 # ---- core worker -> node daemon ----------------------------------------------------
 REGISTER_CLIENT = 30  # request: [.., req_id, addr, worker_id, pid, kind]
 WORKER_READY = 31  # [WORKER_READY, worker_id, addr, pid]
-LEASE_REQUEST = 32  # [LEASE_REQUEST, owner_addr, owner_id, lease_req_id, resources, for_actor]
+LEASE_REQUEST = 32  # [LEASE_REQUEST, owner_addr, owner_id, lease_req_id, resources, for_actor, hops]
 LEASE_RETURN = 33  # [LEASE_RETURN, worker_id, worker_alive]
 LEASE_CANCEL = 34  # [LEASE_CANCEL, owner_addr, lease_req_id]
 WORKER_BLOCKED = 35  # [WORKER_BLOCKED, worker_id]
@@ -35,10 +38,11 @@ OBJ_SEAL = 38  # [OBJ_SEAL, worker_id, oid]
 OBJ_GET = 39  # request: [.., req_id, addr, oid, worker_id, source_daemon_addr]
 OBJ_RELEASE = 40  # [OBJ_RELEASE, worker_id, oid]
 OBJ_FREE = 41  # [OBJ_FREE, [oid, ...]]
-KILL_WORKER = 42  # [KILL_WORKER, worker_id, reason]
+KILL_WORKER = 42  # [KILL_WORKER, worker_id, reason, sender_addr]  (obeyed for an actor's worker or the
+#                   sender's own lease)
 LOG_LINES = 43  # [LOG_LINES, prefix, text]
 NODE_STATS = 44  # request: [.., req_id, addr]
-SHUTDOWN_NODE = 45  # [SHUTDOWN_NODE]
+SHUTDOWN_NODE = 45  # [SHUTDOWN_NODE, node_id]  (obeyed only by that node)
 WARM_MODULES = 49  # [WARM_MODULES, [module names]]  (a worker imported these: pre-import in the zygote)
 OBJ_PIN = 58  # [OBJ_PIN, oid, owner_addr]  (owner -> daemon: your secondary copy is now the primary)
 UNREGISTER_CLIENT = 48  # request: [.., req_id, addr]  (a driver leaving: release what it holds)
@@ -53,7 +57,7 @@ LEASE_GRANTED = 50  # [LEASE_GRANTED, lease_req_id, worker_id, worker_addr|error
 #                   spill_to_daemon_addr]  (worker_id None: see error, or re-request at spill_to)
 WORKER_DIED = 51  # [WORKER_DIED, worker_id, worker_addr, reason]
 RECALL_LEASES = 52  # [RECALL_LEASES]  (return idle leases: others are waiting)
-EXIT_WORKER = 53  # [EXIT_WORKER]
+EXIT_WORKER = 53  # [EXIT_WORKER, daemon_addr]  (obeyed only from the worker's own daemon)
 REAP_QUERY = 56  # [REAP_QUERY]  (an idle pooled worker: may you exit? owns no objects, no tasks)
 ACTOR_STATE = 55  # [ACTOR_STATE, actor_id, view]  (head -> processes that looked the actor up)
 NODE_DIED = 54  # [NODE_DIED, node_id, daemon_addr, client_addrs, reason]  (also head -> daemons)

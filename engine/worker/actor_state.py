@@ -160,7 +160,7 @@ class ActorState:
                             callback=lambda ok, view: self._run(core, self.machine.lookup_answered(ok, view)))
         elif kind is S.KillWorker:
             core.transport.send(instruction.daemon or core.daemon_address,
-                                [pack([P.KILL_WORKER, instruction.worker_id, instruction.reason])])
+                                [pack([P.KILL_WORKER, instruction.worker_id, instruction.reason, core.address])])
         elif kind is S.ReleaseCreationArgs:
             if instruction.entry.submitted_refs:
                 core._task_done(instruction.entry)

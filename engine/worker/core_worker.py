@@ -15,7 +15,11 @@ lock-free `ref_ops` deque, drained under the lock by whoever comes next. Sends g
 the transport, whose own lock keeps per-peer order.
 
 Failures: every wait has a deadline or is tied to a death notice; a handler that raises is
-logged and counted (`stats()["handler_errors"]`), and the loop goes on.
+logged and counted (`stats()["handler_errors"]`), and the loop goes on; a malformed message
+is dropped and counted (`stats()["malformed"]`, rpc/schema.py). A driver watches its own
+node's daemon (its pidfd when on this machine, or a NODE_DIED naming it): when it dies,
+every pending request, task and `get` fails with `LocalNodeDiedError`, and so does every
+later `submit_task`/`put`/`get`/`wait`.
 """
 
 from __future__ import annotations
@@ -23,17 +27,21 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import socket
 import threading
 import time
 
 from .. import errors, ids
 from ..object_ref import ObjectRef
 from ..ownership import task_manager as tm
+from ..ownership.memory_store import error_of
 from ..ownership.task_manager import TaskEntry, TaskManager
 from ..rpc import protocol as P
-from ..rpc.transport import Transport, pack, unpack
+from ..rpc.schema import Inbox
+from ..rpc.transport import Transport, pack
 from ..store.arena_client import ArenaClient
 from . import objects
+from .log_printer import LogPrinter
 from .requests import Requests
 
 log = logging.getLogger("ownrun.worker")
@@ -48,6 +56,7 @@ DEFAULT_CONFIG = {
 
 class CoreWorker:
     handler_errors_in_process = 0  # over every core worker this process ran (tests check it)
+    malformed_in_process = 0  # malformed messages dropped by them (tests check it)
 
     def __init__(self, mode: str, daemon_address: str, worker_id: bytes, config: dict | None = None,
                  node_info: dict | None = None):
@@ -75,8 +84,12 @@ class CoreWorker:
         self.node_info = node_info or {}
         self.node_id = self.node_info.get("node_id")
         self.handler_errors = 0
+        self.log_printer = LogPrinter()  # worker output lines, written by a thread of their own
         self._recall_until = 0.0
         self._node_death = threading.Event()  # set on every node death notice (readers re-check)
+        self.failed_with: errors.EngineError | None = None  # our daemon died, or shutdown: see fail_waiters
+        self._daemon_pid: int | None = None  # a driver's daemon on this machine: watched (pidfd)
+        self._daemon_pidfd: int | None = None
         self._handlers = {
             P.REPLY: self.requests.on_reply,
             P.TASK_REPLY: self._on_task_reply,
@@ -91,6 +104,7 @@ class CoreWorker:
             P.NODE_DIED: self._on_node_died,
             P.ACTOR_STATE: self._on_actor_state,
         }
+        self.inbox = Inbox(log, f"{mode} {self.address}", self._handlers)  # drops malformed messages
         self._io_thread = threading.Thread(target=self._io_loop, name="ownrun-io", daemon=True)
         self._io_thread.start()
 
@@ -114,6 +128,9 @@ class CoreWorker:
     def register_driver(self) -> None:
         self.node_info = self.call(self.daemon_address, P.REGISTER_CLIENT, self.worker_id, os.getpid(), "driver")
         self.node_id = self.node_info["node_id"]
+        if self.node_info.get("pid") and self.node_info.get("host") == socket.gethostname():
+            self._daemon_pid = self.node_info["pid"]  # the I/O thread watches it from now on
+            self.transport.wake()
 
     def add_handler(self, kind: int, handler) -> None:
         self._handlers[kind] = handler
@@ -130,20 +147,27 @@ class CoreWorker:
         handlers = self._handlers
         next_housekeeping = time.monotonic() + 0.1
         while not self.stopping:
+            if self._daemon_pid is not None and self._daemon_pidfd is None:
+                self._watch_daemon()
             try:
-                messages, _ = self.transport.poll(100)
+                messages, tokens = self.transport.poll(100)
             except Exception:  # noqa: BLE001 - transport closed during shutdown
                 if self.stopping:
                     return
                 raise
+            if tokens and "local-daemon" in tokens:
+                with self.lock:
+                    self._local_node_died(f"its node daemon (pid {self._daemon_pid}) exited")
             if messages:
+                checked = self.inbox.header
                 with self.lock:
                     for frames in messages:
+                        header = checked(frames)
+                        if header is None:  # malformed (or not a type this process handles): dropped
+                            CoreWorker.malformed_in_process += 1
+                            continue
                         try:
-                            header = unpack(frames[0])
-                            handler = handlers.get(header[0])
-                            if handler is not None:
-                                handler(header, frames)
+                            handlers[header[0]](header, frames)
                         except Exception:  # noqa: BLE001 - keep serving other messages
                             self.handler_errors += 1
                             CoreWorker.handler_errors_in_process += 1
@@ -160,6 +184,59 @@ class CoreWorker:
                             submitter.recalled = False  # the daemon stopped asking
                         submitter.return_idle(now, self.config["lease_idle_timeout"])
                     self.apply()
+
+    # ---- the death of this driver's own node ------------------------------------------------------
+    def _watch_daemon(self) -> None:
+        """I/O thread: watch our daemon's pid (a pidfd is readable once it exits)."""
+        from ..util import process_tools
+
+        fd = process_tools.pidfd(self._daemon_pid)
+        self._daemon_pidfd = -1 if fd is None else fd
+        if fd is None:
+            with self.lock:
+                self._local_node_died(f"its node daemon (pid {self._daemon_pid}) is gone")
+        else:
+            self.transport.watch_fd(fd, "local-daemon")
+
+    def _local_node_died(self, reason: str) -> None:
+        """Our daemon died: every waiter fails (`fail_waiters`), requests to the daemon fail at
+        once from now on. I/O thread, lock held."""
+        if self._daemon_pidfd is not None and self._daemon_pidfd >= 0:
+            self.transport.unwatch_fd(self._daemon_pidfd)  # readable for good: poll it no more
+        if self.failed_with is not None:
+            return  # shutting down already (the embedded cluster's stop kills our daemon)
+        message = (f"the node daemon of this process's node {self.node_id} died ({reason}): "
+                   f"this driver is cut off from the cluster")
+        log.error(message)
+        self.requests.peer_died(self.daemon_address, ["LocalNodeDiedError", message])
+        self._fail_waiters(errors.LocalNodeDiedError(message))
+
+    def fail_waiters(self, exc: errors.EngineError) -> None:
+        """Ends every wait with `exc`: pending requests, tasks and objects without a value (so
+        a `get` blocked in any thread raises it); later `submit_task`/`put`/`get`/`wait` raise
+        it at once. For shutdown (any thread) and the death of our node."""
+        with self.lock:
+            self._fail_waiters(exc)
+
+    def _fail_waiters(self, exc: errors.EngineError) -> None:
+        if self.failed_with is not None:
+            return
+        self.failed_with = exc
+        self.requests.fail_pending([type(exc).__name__, str(exc)])
+        value = error_of(exc)
+        for entry in list(self.tm.tasks.values()):
+            self.tm.fail(entry, value)
+        for oid, ref in list(self.tm.refs.refs.items()):
+            if ref.value is None:
+                self.tm.store(oid, value, None, None)
+        self._node_death.set()
+        self.apply()
+
+    def check_local_node(self) -> None:
+        """Raises the error every call fails with once our node died or we shut down."""
+        failed = self.failed_with
+        if failed is not None:
+            raise type(failed)(str(failed))
 
     # ---- applying the task manager's instructions ---------------------------------------------
     def apply(self) -> None:
@@ -205,6 +282,7 @@ class CoreWorker:
     # ---- tasks ----------------------------------------------------------------------------------
     def submit_task(self, entry: TaskEntry) -> list[ObjectRef]:
         """Registers and queues a task; returns refs to its results."""
+        self.check_local_node()
         if self.tm.centralized:
             objects.task_meta_submit(self, entry)
         with self.lock:
@@ -289,6 +367,10 @@ class CoreWorker:
 
     def _on_node_died(self, h, frames) -> None:
         _, node_id, daemon, client_addrs, reason = h
+        if daemon == self.daemon_address and self.mode == "driver":
+            if self._daemon_pid is not None:
+                return  # our daemon's pidfd is the authority: the head may be wrong (a stall)
+            self._local_node_died(f"node {node_id} died: {reason}")
         if not self.tm.node_died(node_id, daemon, client_addrs, reason):
             return
         self._node_death.set()
@@ -307,24 +389,21 @@ class CoreWorker:
             actor.on_head_update(self, view)
 
     def _on_log_lines(self, h, frames) -> None:
-        import sys
-
+        """Worker output: queued for the printer thread (stderr may block; we must not)."""
         _, prefix, text = h
-        out = "".join(f"({prefix}) {line}\n" for line in text.splitlines())
-        try:
-            sys.stderr.write(out)
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
+        self.log_printer.add("".join(f"({prefix}) {line}\n" for line in text.splitlines()))
 
     # ---- objects (see objects.py) -----------------------------------------------------------------
     def put(self, value) -> ObjectRef:
+        self.check_local_node()
         return objects.put(self, value)
 
     def get(self, refs: list, timeout: float | None):
+        self.check_local_node()
         return objects.get(self, refs, timeout)
 
     def wait(self, refs: list, num_returns: int, timeout: float | None) -> tuple[list, list]:
+        self.check_local_node()
         return objects.wait(self, refs, num_returns, timeout)
 
     def on_ready(self, ref: ObjectRef, callback) -> None:
@@ -349,6 +428,10 @@ class CoreWorker:
         self.transport.wake()
         if threading.current_thread() is not self._io_thread:
             self._io_thread.join(timeout=5)
+        self.log_printer.flush()
+        if self._daemon_pidfd is not None and self._daemon_pidfd >= 0:
+            os.close(self._daemon_pidfd)
+            self._daemon_pidfd = -1
         self.arena.close()
         self.transport.close()
 
@@ -371,4 +454,5 @@ class CoreWorker:
             counters = self.tm.counters
             return {"refs": len(self.tm.refs.refs), "tasks": len(self.tm.tasks),
                     "leases": self.tm.submitter.num_leases(), "retries": counters["task_retries"],
-                    "reconstructions": counters["reconstructions"], "handler_errors": self.handler_errors}
+                    "reconstructions": counters["reconstructions"], "handler_errors": self.handler_errors,
+                    "malformed": self.inbox.malformed}

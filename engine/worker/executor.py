@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import inspect
+import logging
 import os
 import pickle
 import sys
@@ -35,6 +36,8 @@ from ..rpc import protocol as P
 from ..rpc.transport import pack
 from . import serialization
 from .context import task_context
+
+log = logging.getLogger("ownrun.worker")
 
 
 class _Exit(Exception):
@@ -102,6 +105,10 @@ class Executor:
         self.core.transport.send(self.core.daemon_address, [pack([P.REAP_ANSWER, self.core.worker_id, may_exit])])
 
     def on_exit(self, h, frames) -> None:
+        """Only this worker's own daemon may stop it (it does so for idle pooled workers)."""
+        if h[1] != self.core.daemon_address:
+            log.warning("EXIT_WORKER from %s ignored: not this worker's daemon", h[1][:80])
+            return
         with self.cv:
             self.exiting = True
             self.cv.notify()
@@ -118,7 +125,11 @@ class Executor:
             if h[4] == ACTOR_METHOD and (self.pool is not None or self.loop is not None):
                 self.on_push(h, frames)  # arrived before the constructor set up concurrency
                 continue
-            self.execute(h, frames)
+            try:
+                self.execute(h, frames)
+            except Exception:  # noqa: BLE001 - e.g. a reply that cannot be sent: keep serving
+                self.core.handler_errors += 1
+                log.exception("failed to run or answer task %r", h[3])
 
     # ---- one task -------------------------------------------------------------------------------
     def _function(self, h):

@@ -4,7 +4,8 @@ Owns the table of outstanding requests: `call` sends `[kind, call_id, my_address
 and blocks until the matching `REPLY` (or a timeout); `call_async` runs a callback on the
 I/O thread instead. Thread-safe: `itertools.count` and dict item operations are atomic;
 `on_reply` runs on the I/O thread. Fails with `NodeUnreachableError` on timeout, or the
-remote side's error type when it answers not-ok.
+remote side's error type when it answers not-ok; once a peer is known dead
+(`peer_died`), its pending calls and every later one fail at once with the given error.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from ..rpc.transport import pack
 
 
 class _Call:
-    __slots__ = ("event", "ok", "result", "callback")
+    __slots__ = ("event", "ok", "result", "callback", "address")
 
-    def __init__(self, callback=None):
+    def __init__(self, callback=None, address=None):
         self.event = None if callback else threading.Event()
         self.callback = callback
+        self.address = address
         self.ok = None
         self.result = None
 
@@ -33,12 +35,17 @@ class Requests:
         self._default_timeout = default_timeout
         self._calls: dict[int, _Call] = {}
         self._ids = itertools.count(1)
+        self._dead: dict[str, list] = {}  # peer address -> the error its calls fail with
 
     def call(self, address: str, kind: int, *fields, timeout: float | None = None):
         """Sends a request and waits for its REPLY. Not for the I/O thread."""
+        if address in self._dead:
+            raise remote_error(self._dead[address])
         call_id = next(self._ids)
-        slot = _Call()
+        slot = _Call(address=address)
         self._calls[call_id] = slot
+        if address in self._dead and self._calls.pop(call_id, None) is not None:
+            raise remote_error(self._dead[address])  # it died while we registered the call
         self._transport.send(address, [pack([kind, call_id, self._address, *fields])])
         limit = self._default_timeout if timeout is None else timeout
         if not slot.event.wait(limit):
@@ -53,19 +60,38 @@ class Requests:
         """Sends a request; `callback(ok, result)` runs on the I/O thread (with the core
         worker's lock held)."""
         call_id = next(self._ids)
-        self._calls[call_id] = _Call(callback)
+        self._calls[call_id] = _Call(callback, address)
         self._transport.send(address, [pack([kind, call_id, self._address, *fields])])
+
+    def peer_died(self, address: str, error: list) -> None:
+        """`address` will never answer: its pending calls fail now with `error` ([type name,
+        message]), later ones at once. I/O thread."""
+        self._dead[address] = error
+        for call_id, slot in list(self._calls.items()):
+            if slot.address == address and self._calls.pop(call_id, None) is not None:
+                self._finish(slot, False, error)
+
+    def fail_pending(self, error: list) -> None:
+        """Every pending call fails now with `error` (shutdown; our node died). Later calls
+        are sent as usual."""
+        for call_id in list(self._calls):
+            slot = self._calls.pop(call_id, None)
+            if slot is not None:
+                self._finish(slot, False, error)
+
+    def _finish(self, slot: _Call, ok: bool, result) -> None:
+        slot.ok, slot.result = ok, result
+        if slot.callback is not None:
+            slot.callback(ok, result)
+        else:
+            slot.event.set()
 
     def on_reply(self, h, frames) -> None:
         _, call_id, ok, result = h
         slot = self._calls.pop(call_id, None)
         if slot is None:
             return
-        slot.ok, slot.result = ok, result
-        if slot.callback is not None:
-            slot.callback(ok, result)
-        else:
-            slot.event.set()
+        self._finish(slot, ok, result)
 
 
 def remote_error(result) -> Exception:

@@ -149,3 +149,11 @@ def test_kill_tree_kills_a_process_and_its_children():
     processes.kill_tree(parent.pid, wait=0)
     assert parent.wait(10) == -9
     wait_for(lambda: process_gone(child), message="the child is killed with its parent")
+
+
+def test_a_daemon_that_misses_its_deadline_raises_node_start_error_and_is_killed(tmp_path):
+    log = str(tmp_path / "slow.log")
+    proc = processes.spawn("timeit", ["-n1", "-r1", "import time; time.sleep(60)"], log)  # silent for 60 s
+    with pytest.raises(errors.NodeStartError, match="the slow daemon did not start .no READY line within") as info:
+        processes.wait_ready(proc, "the slow daemon", log, timeout=0.2)
+    assert isinstance(info.value, errors.EngineError) and proc.returncode is not None

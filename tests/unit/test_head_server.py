@@ -108,15 +108,86 @@ def test_heartbeat_registers_the_node_and_answers_with_the_cluster_view(head):
 
 def test_unknown_message_types_are_counted_and_ignored(head):
     send(head, 9999, 1, CLIENT)
-    assert head.transport.sent == [] and head.requests_by_type[9999] == 1
+    assert head.transport.sent == [] and head.inbox.malformed == 1 and head.inbox.by_kind[9999] == 1
 
 
 def test_handler_exceptions_are_counted_not_only_logged(head):
-    send(head, P.HEARTBEAT, "node-1")  # malformed: a bug in the sender, nobody to answer
+    send(head, P.HEARTBEAT, "node-1")  # malformed: a bug in the sender, dropped and counted
     send(head, P.KV_PUT, 1, CLIENT, "key", "not bytes", True)  # the caller's mistake: answered
     assert head.transport.replies()[1][0] is False
-    assert head.handler_errors == 1
+    assert head.handler_errors == 0 and head.inbox.malformed == 1
     assert head.failed_requests == 1
     send(head, P.HEAD_STATS, 2, CLIENT)
     ok, stats = head.transport.replies()[2]
-    assert ok and stats["handler_errors"] == 1 and stats["failed_requests"] == 1
+    assert ok and stats["handler_errors"] == 0 and stats["failed_requests"] == 1 and stats["malformed"] == 1
+
+
+def test_junk_heartbeats_are_dropped_and_the_head_keeps_serving(head):
+    """Two junk HEARTBEATs used to crash the head for good (issue 11 §2)."""
+    send(head, P.HEARTBEAT, None, None, None, None, None)
+    send(head, P.HEARTBEAT, [1], "tcp://127.0.0.1:7000", {}, {}, {})
+    send(head, P.HEARTBEAT)
+    head.handle([b"\xc1junk"])
+    head.check_liveness(1e12)
+    assert head.inbox.malformed == 4 and head.handler_errors == 0 and head.tables.nodes == {}
+    send(head, P.KV_PUT, 1, CLIENT, "k", b"v", True)
+    send(head, P.NODE_LIST, 2, CLIENT)
+    assert head.transport.replies()[1] == (True, True) and head.transport.replies()[2] == (True, {})
+
+
+def test_liveness_checks_the_other_nodes_when_one_fails(head, monkeypatch):
+    for node in ("n1", "n2"):
+        send(head, P.HEARTBEAT, node, f"tcp://127.0.0.1:70{node[1]}0", {"CPU": 1}, {"CPU": 1}, {})
+    real = head.tables.mark_node_dead
+    monkeypatch.setattr(head.tables, "mark_node_dead",
+                        lambda node_id: (_ for _ in ()).throw(RuntimeError("disk")) if node_id == "n1" else real(node_id))
+    head.check_liveness(1e12)  # never raises
+    assert head.handler_errors == 1 and head.tables.nodes["n2"]["alive"] is False
+
+
+def test_a_null_node_row_from_an_older_head_is_skipped_and_dead_marks_persist(head):
+    head.tables._db.execute("INSERT INTO nodes VALUES (NULL, 'tcp://127.0.0.1:1', ?, 1, 0)", (pack({}),))
+    send(head, P.HEARTBEAT, "n1", "tcp://127.0.0.1:7010", {"CPU": 1}, {"CPU": 1}, {})
+    head.check_liveness(1e12)
+    again = restarted(head)
+    assert list(again.tables.nodes) == ["n1"] and again.tables.nodes["n1"]["alive"] is False
+    again.tables.close()
+
+
+def test_a_dead_nodes_own_clients_are_told_it_died(head):
+    send(head, P.HEARTBEAT, "n1", "tcp://127.0.0.1:7010", {"CPU": 1}, {"CPU": 1}, {})
+    send(head, P.NODE_CLIENTS, "n1", [CLIENT], [])
+    head.check_liveness(1e12)
+    told = [(addr, h) for addr, h in head.transport.sent if h[0] == P.NODE_DIED]
+    assert [(addr, h[1], h[2]) for addr, h in told] == [(CLIENT, "n1", "tcp://127.0.0.1:7010")]
+
+
+def test_dead_actor_rows_and_their_subscribers_are_pruned(head, monkeypatch):
+    from ownrun.engine.head import tables as T
+
+    monkeypatch.setattr(T, "KEEP_DEAD_ACTORS", 2)
+    for i in range(3):
+        send(head, P.ACTOR_REGISTER, 10 + i, CLIENT, b"a%d" % i, f"svc{i}", INFO)
+        send(head, P.ACTOR_UPDATE, b"a%d" % i, "ALIVE", "tcp://127.0.0.1:6000", None, b"w%d" % i)
+        send(head, P.ACTOR_LOOKUP, 20 + i, CLIENT, f"svc{i}")
+    assert set(head.actor_subscribers) == {b"a0", b"a1", b"a2"}
+    send(head, P.WORKER_DIED_REMOTE, "n1", b"w9", CLIENT, "gone")  # the subscriber died
+    assert head.actor_subscribers == {}
+    send(head, P.ACTOR_LOOKUP, 30, "tcp://127.0.0.1:5002", "svc2")
+    for i in range(3):
+        send(head, P.ACTOR_UPDATE, b"a%d" % i, "DEAD", None, "killed", None)
+    assert head.actor_subscribers == {}  # told of the death, then forgotten
+    assert set(head.tables.actors) == {b"a1", b"a2"} and "svc0" not in head.tables.names
+    send(head, P.ACTOR_LOOKUP, 31, CLIENT, "svc2")
+    assert head.transport.replies()[31][1]["state"] == "DEAD" and head.actor_subscribers == {}
+    again = restarted(head)
+    assert set(again.tables.actors) == {b"a1", b"a2"}
+    again.tables.close()
+
+
+def test_a_malformed_request_is_answered_with_an_error_when_it_can_be(head):
+    send(head, P.KV_PUT, 1, CLIENT, "k")  # short: its sender would wait for its timeout
+    send(head, P.KV_GET, 2, "not an address", "k")  # nobody to answer
+    assert list(head.transport.replies()) == [1] and head.inbox.malformed == 2
+    ok, (name, message) = head.transport.replies()[1]
+    assert not ok and name == "EngineError" and "malformed request: 4 fields, expected 6" in message

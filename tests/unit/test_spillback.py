@@ -148,3 +148,18 @@ def test_dead_owner_infeasible_requests_are_dropped(make_policy):
     policy.request(request(GPU=1), now=1.0)
     policy.owner_died(OWNER)
     assert policy.tick(now=10.0).reject == []
+
+
+def test_by_default_an_infeasible_request_waits_for_good_and_its_shape_is_warned_about_once():
+    ids = (f"w{i}".encode() for i in itertools.count())
+    sched = LeaseScheduler({"CPU": 1.0}, lambda: next(ids), max_idle_workers=4)
+    policy = Checked(Spillback("here", sched))
+    policy.view_changed({"here": node("tcp://here", 1)}, now=0.0)
+    first, second, other = request(GPU=1), request(GPU=1), request(TPU=2)
+    ((warned, message),) = policy.request(first, now=1.0).warn
+    assert warned is first and "{'CPU': 1.0, 'GPU': 1}" in message and "waits" in message
+    assert policy.request(second, now=1.0).warn == []  # once per shape
+    assert [r for r, _ in policy.request(other, now=1.0).warn] == [other]
+    assert policy.tick(now=1e9).reject == [] and len(policy.infeasible) == 3
+    out = policy.view_changed(dict(policy.view, gpu=node("tcp://gpu", 1, GPU=1)), now=1e9)
+    assert [r for r, _ in out.spill] == [first, second]
