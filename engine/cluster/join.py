@@ -1,7 +1,8 @@
 """Joining a running cluster: `engine.init(address=...)` and the `ownrun` commands that talk to one.
 
 Owns finding a cluster (`resolve`: a user's address — "HOST:PORT", "tcp://HOST:PORT" or
-"auto", the one started from this machine — and key option -> the head's address and the
+"auto", the one started from this machine, or the `ipc://` address an embedded cluster's
+`engine.init()` returned — and key option -> the head's address and the
 key to use), picking the node daemon on this machine a driver joins (`plan_join`), and
 connecting the driver's core worker there (`connect_driver`).
 
@@ -46,6 +47,13 @@ def resolve(address: str | None, cluster_key: str | None = None) -> Target:
             raise ClusterError("no ownrun cluster started from this machine is running "
                                "(start one with `ownrun start --head`, or pass its address)")
         head = current["head_address"]
+    elif addresses.is_ipc(address):
+        # An embedded cluster of this user on this machine (`engine.init()` in another process):
+        # its unix sockets sit in a 0700 directory, which is its authentication; no key.
+        path = address[len(addresses.IPC):]
+        if not os.path.exists(path):
+            raise ClusterError(f"no cluster listens at {address} (its driver may have shut it down)")
+        return Target(address, None)
     else:
         try:
             head = addresses.tcp(*addresses.parse(address))
@@ -89,6 +97,12 @@ def plan_join(address: str, cluster_key: str | None, timeout: float = 5.0) -> Jo
     target = resolve(address, cluster_key)
     with oneshot.OneShotClient(target.head_address, target.curve) as client:
         view = call(client, P.NODE_LIST, timeout)
+    if addresses.is_ipc(target.head_address):
+        for _, node in sorted(view.items()):
+            if node["alive"] and addresses.is_ipc(node["address"]):
+                bind_dir = node["address"][:node["address"].rfind("/")]
+                return JoinPlan(target.head_address, node["address"], bind_dir, None)
+        raise ClusterError(f"no live node of the cluster at {target.head_address}")
     for _, node in sorted(view.items()):
         host, _ = addresses.parse(node["address"])
         if node["alive"] and addresses.is_local_ip(host):

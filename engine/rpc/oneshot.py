@@ -66,9 +66,13 @@ class OneShotClient:
     """Requests to one peer over a temporary transport bound where the peer can reach it."""
 
     def __init__(self, address: str, curve: CurveKeys | None, bind_host: str | None = None):
-        host, port = addresses.parse(address)
-        self.address = addresses.tcp(host, port)
         self.curve = curve
+        if addresses.is_ipc(address):  # a unix socket: bind ours in the same private directory
+            self.address = address
+            bind_host = bind_host or address[:address.rfind("/")]
+        else:
+            host, port = addresses.parse(address)
+            self.address = addresses.tcp(host, port)
         if bind_host is None:
             bind_host = addresses.source_ip_toward(host)
             if bind_host is None:
