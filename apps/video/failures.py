@@ -142,10 +142,19 @@ class Injector(threading.Thread):
         except Exception as exc:  # reported in the summary, never crashes the run
             self.event["error"] = f"{type(exc).__name__}: {exc}"
 
+    def _registered(self, key_of, what: str, timeout: float = 30.0) -> dict:
+        """The process announced for `what`, waiting for it (on a loaded machine a Decoder may
+        still be starting when the failure is due)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = read_process(self.prefix, key_of, self.video)
+            if info is not None:
+                return info
+            if time.monotonic() > deadline or self.cancelled.wait(0.02):
+                raise RuntimeError(f"no {what} process registered for {self.video}")
+
     def _kill_pid(self, key_of, what: str) -> None:
-        info = read_process(self.prefix, key_of, self.video)
-        if info is None:
-            raise RuntimeError(f"no {what} process registered for {self.video}")
+        info = self._registered(key_of, what)
         pid = int(info["pid"])
         os.kill(pid, signal.SIGKILL)
         killed = time.time()
@@ -165,10 +174,7 @@ class Injector(threading.Thread):
         self._kill_pid(pipeline.owner_key, "owner")
 
     def _kill_node(self) -> None:
-        info = read_process(self.prefix, pipeline.decoder_key, self.video)
-        if info is None:
-            raise RuntimeError(f"no decoder registered for {self.video}")
-        node_id = info["node_id"]
+        node_id = self._registered(pipeline.decoder_key, "decoder")["node_id"]
         driver_node = engine.get_runtime_context().node_id
         if node_id == driver_node:
             raise RuntimeError("the decoder runs on the driver's node; use --nodes 2 or more")
