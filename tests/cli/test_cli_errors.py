@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from ownrun.apps.bench import micro
+from ownrun.benchmarks import micro
 from ownrun.cli.main import app
 from typer.main import get_command
 from typer.testing import CliRunner
