@@ -42,10 +42,10 @@ def await_replacement(read: Callable[[], dict | None], pid: int, killed: float, 
     """Waits until `read()` announces a process other than `pid`; returns {replacement_pid,
     replaced_after_s} ({} on timeout or cancel)."""
     deadline = time.monotonic() + timeout
-    while not cancelled.wait(0.02):
-        info = read()
+    while True:
+        stop = cancelled.wait(0.02)
+        info = read()  # also once more when cancelled: the run may end right after the restart
         if info is not None and int(info["pid"]) != pid:
             return {"replacement_pid": int(info["pid"]), "replaced_after_s": round(float(info["ts"]) - killed, 3)}
-        if time.monotonic() > deadline:
+        if stop or time.monotonic() > deadline:
             return {}
-    return {}

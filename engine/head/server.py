@@ -218,6 +218,7 @@ class Head:
         view = self.cluster_view()
         for node_id, node in view.items():
             node["store"] = self.node_store.get(node_id, {})
+            node["clients"] = list(self.tables.nodes[node_id].get("clients", ()))  # drivers and workers
         self.reply(addr, req_id, view)
 
     def on_node_clients(self, h) -> None:

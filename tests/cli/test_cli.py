@@ -125,7 +125,7 @@ def test_bench_quick_runs_every_benchmark_without_errors(tmp_path):
 
 
 def test_status_shows_the_owners_of_each_node(monkeypatch):
-    from ownrun.engine import cluster_admin
+    from ownrun.engine.cluster import started
 
     def status(address, cluster_key):
         node = {"address": "tcp://127.0.0.1:7000", "alive": True, "total": {"CPU": 2.0},
@@ -134,7 +134,7 @@ def test_status_shows_the_owners_of_each_node(monkeypatch):
                 "nodes": [{**node, "node_id": "node-a", "clients": ["tcp://a", "tcp://b", "tcp://c"]},
                           {**node, "node_id": "node-b"}]}  # a head that does not report its clients
 
-    monkeypatch.setattr(cluster_admin, "status", status)
+    monkeypatch.setattr(started, "status", status)
     result = runner.invoke(app, ["status"], prog_name="ownrun", env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[1:-1]]
