@@ -8,14 +8,13 @@ are added with `conftest.add_node_ready`, which also waits until tasks can be pl
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 import numpy as np
 import psutil
 import pytest
 from conftest import add_node_ready as add_node
-from conftest import wait_for
+from conftest import returns_within, wait_for
 from ownrun import engine
 from ownrun.engine import cluster
 from ownrun.engine.api import _core
@@ -340,7 +339,7 @@ def ones_on_b(n: int):
 def test_get_of_an_object_on_a_hung_node_honours_its_timeout():
     assert not engine.is_initialized(), "this test starts its own cluster"
     # Node B is never declared dead during the test: a get that did not honour its own timeout
-    # would wait for the hung node for good (caught by the thread's join deadline below).
+    # would wait for the hung node for good (`returns_within` fails the test after 60 s).
     engine.init(num_cpus=1, node_death_timeout=600.0)
     try:
         node_b = add_node(num_cpus=1, resources={"b": 1})
@@ -350,25 +349,13 @@ def test_get_of_an_object_on_a_hung_node_honours_its_timeout():
         assert hung, "node B's processes"
         for proc in hung:
             proc.suspend()
-        outcome = []
-
-        def get_with_timeout():
-            try:
-                engine.get(ref, timeout=0.5)
-                outcome.append("value")
-            except BaseException as error:  # noqa: BLE001 - the test inspects it below
-                outcome.append(error)
-
         try:
-            getter = threading.Thread(target=get_with_timeout, daemon=True)
-            getter.start()
-            getter.join(timeout=60)
-            returned = not getter.is_alive()
+            with pytest.raises(engine.GetTimeoutError):
+                returns_within(lambda: engine.get(ref, timeout=0.5), timeout=60,
+                               message="get(timeout=0.5) of an object on a hung node")
         finally:
             for proc in hung:
                 proc.resume()
-        assert returned, "get(timeout=0.5) of an object on a hung node did not return"
-        assert len(outcome) == 1 and isinstance(outcome[0], engine.GetTimeoutError), outcome
     finally:
         engine.shutdown()
 
