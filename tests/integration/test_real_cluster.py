@@ -52,7 +52,7 @@ def test_a_driver_that_shuts_down_releases_its_leases_for_the_next(tmp_path, mon
         for attempt in range(2):
             engine.init(address=address)
             try:
-                assert engine.get(node_of.remote(attempt), timeout=5)[1] == attempt + 1
+                assert engine.get(node_of.remote(attempt), timeout=60)[1] == attempt + 1
             finally:
                 engine.shutdown()
 
