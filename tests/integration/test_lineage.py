@@ -54,7 +54,7 @@ def _big_from_small_then_kill(head_node, small):
     assert ready, "the task finished"
     add_node(num_cpus=1, resources={"w": 1})  # somewhere to rebuild on
     cluster.kill_node(first)
-    wait_for(lambda: _node_alive(first) is False, timeout=NODE_DEATH_TIMEOUT + 5,
+    wait_for(lambda: _node_alive(first) is False, timeout=60,
              message="the head declares the node dead")
     return big
 
@@ -94,7 +94,7 @@ def test_lost_result_with_a_copy_on_a_live_node_is_served_from_that_copy(head_no
     assert engine.get(total_on_b.remote(big), timeout=30) == 3.0 * (MIB // 8)  # node b pulls a copy
     reconstructions = _core().counters["reconstructions"]
     cluster.kill_node(node_a)
-    wait_for(lambda: _node_alive(node_a) is False, timeout=NODE_DEATH_TIMEOUT + 5,
+    wait_for(lambda: _node_alive(node_a) is False, timeout=60,
              message="the head declares the node dead")
     np.testing.assert_array_equal(engine.get(big, timeout=30), np.full(MIB // 8, 3.0))
     assert _core().counters["reconstructions"] == reconstructions

@@ -265,7 +265,7 @@ def test_ref_nested_in_the_argument_of_a_failing_task_is_freed():
     worker_pid = int(str(info.value).rsplit("pid=", 1)[1].split()[0])
     del result, info
     try:
-        wait_until_clean(timeout=3)
+        wait_until_clean(timeout=30)  # a leaked ref would stay for good: the deadline is generous
     finally:
         # If the worker leaked the ref (e.g. a traceback cycle holding the task's frame),
         # its death releases it, so the following tests start clean.

@@ -95,11 +95,63 @@ def touch_and_sleep(path, seconds):
 
 
 @engine.remote
-def touch_and_poll(path, seconds):
+def wait_for_file(path, seconds=60.0):
+    """Returns "go" once `path` exists, "timeout" if it did not appear within `seconds`: a
+    task the test finishes when it chooses, whatever the machine's speed."""
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        if time.monotonic() >= deadline:
+            return "timeout"
+        time.sleep(0.01)
+    return "go"
+
+
+@engine.remote
+def meet(tmp, me, other, seconds=60.0):
+    """A two-party barrier in files: announces `me`, then waits (up to `seconds`) for `other`.
+    True iff both ran at the same time."""
+    with open(os.path.join(tmp, me), "w"):
+        pass
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(os.path.join(tmp, other)):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@engine.remote
+def touch_sleep_mark(path, done, seconds):
+    """Announces itself at `path`, sleeps, then leaves `done`: the side effect of completing."""
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(seconds)
+    with open(done, "w"):
+        pass
+    return "finished"
+
+
+@engine.remote
+def touch_poll_mark(path, done, seconds):
+    """Like `touch_sleep_mark` but busy in Python code (so a non-forced cancel can interrupt it)."""
     with open(path, "w") as f:
         f.write(str(os.getpid()))
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        time.sleep(0.01)
+    with open(done, "w"):
+        pass
+    return "finished"
+
+
+@engine.remote
+def touch_then_wait_for_file(path, go, seconds=60.0):
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(go):
+        if time.monotonic() >= deadline:
+            return "timeout"
         time.sleep(0.01)
     return "finished"
 
@@ -181,29 +233,32 @@ def test_large_array_returned_by_a_task():
 
 
 # ---- get / wait -----------------------------------------------------------------------------
-def test_get_timeout_raises_within_about_the_timeout():
-    ref = sleep_then.remote(30)
+def test_get_timeout_raises_while_the_task_still_runs(tmp_path):
+    # The task cannot finish before the test creates `go`: a get that waited for the result
+    # instead of honouring its timeout would hang here (the module's pytest timeout fails it).
+    go = tmp_path / "go"
+    ref = wait_for_file.remote(str(go), 300)
     start = time.monotonic()
     with pytest.raises(engine.GetTimeoutError):
         engine.get(ref, timeout=0.5)
-    elapsed = time.monotonic() - start
-    assert 0.4 <= elapsed < 2.0
-    engine.cancel(ref, force=True)
-    with pytest.raises(engine.TaskCancelledError):
-        engine.get(ref, timeout=10)
+    assert time.monotonic() - start >= 0.4  # it waited for the timeout (load only lengthens this)
+    assert engine.wait([ref], num_returns=1, timeout=0) == ([], [ref])  # still running
+    go.touch()
+    assert engine.get(ref, timeout=60) == "go"
 
 
 def test_get_timeout_error_is_a_timeout_error():
     assert issubclass(engine.GetTimeoutError, TimeoutError)
 
 
-def test_wait_splits_ready_and_not_ready():
+def test_wait_splits_ready_and_not_ready(tmp_path):
     fast = [square.remote(i) for i in range(3)]
     engine.get(fast)
-    slow = [sleep_then.remote(1.5, i) for i in range(2)]
+    go = tmp_path / "go"
+    slow = [wait_for_file.remote(str(go), 300) for _ in range(2)]  # not ready until `go` exists
     refs = fast + slow
 
-    ready, not_ready = engine.wait(refs, num_returns=2, timeout=5)
+    ready, not_ready = engine.wait(refs, num_returns=2, timeout=30)
     assert ready == fast[:2]
     assert not_ready == [fast[2], *slow]
 
@@ -211,18 +266,21 @@ def test_wait_splits_ready_and_not_ready():
     assert ready == fast
     assert not_ready == slow
 
-    ready, not_ready = engine.wait(refs, num_returns=5, timeout=30)
+    go.touch()
+    ready, not_ready = engine.wait(refs, num_returns=5, timeout=60)
     assert ready == refs and not_ready == []
-    assert engine.get(slow) == [0, 1]
+    assert engine.get(slow) == ["go", "go"]
 
 
-def test_wait_with_zero_timeout_does_not_block():
-    ref = sleep_then.remote(1.0)
-    start = time.monotonic()
+def test_wait_with_zero_timeout_does_not_block(tmp_path):
+    # The task cannot finish before `go` exists (or its 120 s deadline passes): a zero-timeout
+    # wait that blocked until it finished would report it ready.
+    go = tmp_path / "go"
+    ref = wait_for_file.remote(str(go), 120)
     ready, not_ready = engine.wait([ref], num_returns=1, timeout=0)
-    assert time.monotonic() - start < 0.5
     assert ready == [] and not_ready == [ref]
-    engine.get(ref)
+    go.touch()
+    assert engine.get(ref, timeout=60) == "go"
 
 
 # ---- errors --------------------------------------------------------------------------------
@@ -293,40 +351,40 @@ def test_a_thousand_tasks_cause_no_head_requests():
 
 # ---- cancel -------------------------------------------------------------------------------
 def test_force_cancel_of_a_running_task_raises_task_cancelled(tmp_path):
-    marker = tmp_path / "started"
-    ref = touch_and_sleep.remote(str(marker), 30)
-    wait_for(marker.exists, timeout=20, message="the task started")
-    start = time.monotonic()
+    # The task would run 300 s: TaskCancelledError within the get's (generous) deadline shows the
+    # cancel interrupted it rather than waiting for it; `done` shows it never completed.
+    marker, done = tmp_path / "started", tmp_path / "done"
+    ref = touch_sleep_mark.remote(str(marker), str(done), 300)
+    wait_for(marker.exists, timeout=60, message="the task started")
     engine.cancel(ref, force=True)
     with pytest.raises(engine.TaskCancelledError):
-        engine.get(ref, timeout=10)
-    assert time.monotonic() - start < 5
-    assert engine.get(square.remote(5), timeout=30) == 25  # the node recovered a worker
+        engine.get(ref, timeout=60)
+    assert not done.exists()
+    assert engine.get(square.remote(5), timeout=60) == 25  # the node recovered a worker
 
 
 def test_cancel_without_force_interrupts_a_python_loop(tmp_path):
-    marker = tmp_path / "started"
-    ref = touch_and_poll.remote(str(marker), 30)
-    wait_for(marker.exists, timeout=20, message="the task started")
-    start = time.monotonic()
+    marker, done = tmp_path / "started", tmp_path / "done"
+    ref = touch_poll_mark.remote(str(marker), str(done), 300)
+    wait_for(marker.exists, timeout=60, message="the task started")
     engine.cancel(ref)
     with pytest.raises(engine.TaskCancelledError):
-        engine.get(ref, timeout=10)
-    assert time.monotonic() - start < 5
-    assert engine.get(square.remote(6), timeout=30) == 36  # the same pool still works
+        engine.get(ref, timeout=60)
+    assert not done.exists()
+    assert engine.get(square.remote(6), timeout=60) == 36  # the same pool still works
 
 
 def test_cancel_of_a_task_waiting_for_its_argument(tmp_path):
     marker = tmp_path / "started"
-    blocker = touch_and_sleep.remote(str(marker), 30)
+    blocker = touch_and_sleep.remote(str(marker), 300)
     waiting = inc.remote(blocker)
     engine.cancel(waiting)
     with pytest.raises(engine.TaskCancelledError):
-        engine.get(waiting, timeout=5)
-    wait_for(marker.exists, timeout=20, message="the blocker started")
+        engine.get(waiting, timeout=60)
+    wait_for(marker.exists, timeout=60, message="the blocker started")
     engine.cancel(blocker, force=True)
     with pytest.raises(engine.TaskCancelledError):
-        engine.get(blocker, timeout=10)
+        engine.get(blocker, timeout=60)
 
 
 def test_cancel_of_a_finished_task_keeps_its_value():
@@ -337,22 +395,25 @@ def test_cancel_of_a_finished_task_keeps_its_value():
 
 
 def test_force_cancel_of_a_task_queued_behind_another_spares_the_running_one(tmp_path):
-    marker = tmp_path / "started"
-    running = touch_and_sleep.options(max_retries=0).remote(str(marker), 2)
-    queued = sleep_then.remote(30)
-    wait_for(marker.exists, timeout=20, message="the first task started")
+    # The first task runs until the test creates `go` after the cancel: it is surely still
+    # running when the other is cancelled, however slow the machine.
+    marker, go = tmp_path / "started", tmp_path / "go"
+    running = touch_then_wait_for_file.options(max_retries=0).remote(str(marker), str(go), 300)
+    queued = sleep_then.remote(300)
+    wait_for(marker.exists, timeout=60, message="the first task started")
     engine.cancel(queued, force=True)
     with pytest.raises(engine.TaskCancelledError):
-        engine.get(queued, timeout=10)
-    assert engine.get(running, timeout=10) == "finished"
+        engine.get(queued, timeout=60)
+    go.touch()
+    assert engine.get(running, timeout=60) == "finished"
 
 
 # ---- parallelism ----------------------------------------------------------------------------
-def test_independent_tasks_run_in_parallel_on_two_cpus():
-    engine.get([sleep_then.remote(0) for _ in range(4)])  # workers warm
-    start = time.monotonic()
-    assert engine.get([sleep_then.remote(1.0, i) for i in range(2)], timeout=30) == [0, 1]
-    assert time.monotonic() - start < 1.8
+def test_independent_tasks_run_in_parallel_on_two_cpus(tmp_path):
+    # Each task waits (up to 60 s) for the other to start: serialized, the first would give up
+    # and return False.
+    refs = [meet.remote(str(tmp_path), "a", "b"), meet.remote(str(tmp_path), "b", "a")]
+    assert engine.get(refs, timeout=120) == [True, True]
 
 
 def test_failure_of_a_multi_return_task_fails_every_return():
