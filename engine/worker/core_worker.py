@@ -33,6 +33,7 @@ from ..ownership.task_manager import TaskEntry, TaskManager
 from ..rpc import protocol as P
 from ..rpc.transport import Transport, pack, unpack
 from ..store.arena_client import ArenaClient
+from ..store.pin_cache import PinCache
 from . import objects
 from .requests import Requests
 
@@ -65,6 +66,7 @@ class CoreWorker:
         self.actors: dict = {}  # actor id -> ActorState
         self.actor_by_creation = self.tm.actor_by_creation  # creation return id -> ActorState
         self.arena = ArenaClient()
+        self.pins = PinCache()  # pins this process holds on local objects (objects.py)
         self.requests = Requests(self.transport, self.address, self.config["rpc_timeout"])
         self.call, self.call_async = self.requests.call, self.requests.call_async
         self._ids = ids.IdGenerator()
@@ -159,6 +161,8 @@ class CoreWorker:
                         if submitter.recalled and now > self._recall_until:
                             submitter.recalled = False  # the daemon stopped asking
                         submitter.return_idle(now, self.config["lease_idle_timeout"])
+                        if len(self.pins):
+                            objects.unpin(self)
                     self.apply()
 
     # ---- applying the task manager's instructions ---------------------------------------------
