@@ -47,6 +47,10 @@ DEFAULT_CONFIG = {
 }
 
 
+# The I/O loop's sleep when no lease or recall needs the 100 ms housekeeping tick.
+IDLE_TICK_MS = 1000
+
+
 class CoreWorker:
     handler_errors_in_process = 0  # over every core worker this process ran (tests check it)
 
@@ -133,7 +137,7 @@ class CoreWorker:
         next_housekeeping = time.monotonic() + 0.1
         while not self.stopping:
             try:
-                messages, _ = self.transport.poll(100)
+                messages, _ = self.transport.poll(self._poll_timeout_ms(next_housekeeping))
             except Exception:  # noqa: BLE001 - transport closed during shutdown
                 if self.stopping:
                     return
@@ -164,6 +168,18 @@ class CoreWorker:
                         if len(self.pins):
                             objects.unpin(self)
                     self.apply()
+
+    def _poll_timeout_ms(self, next_housekeeping: float) -> int:
+        """How long the I/O loop may sleep. Leases (to return when idle) and a recall need the
+        100 ms housekeeping tick; a process holding none (an idle worker, an owner between
+        frames) sleeps up to `IDLE_TICK_S`, so hundreds of idle processes do not wake the
+        machine ten times a second each. Dropped refs (`ref_ops`, which never wake the loop)
+        are applied on that slower tick at the latest. Read without the lock: a stale answer
+        only delays one tick."""
+        submitter = self.tm.submitter
+        if submitter.leases_by_worker or submitter.request_shapes or submitter.recalled or len(self.pins):
+            return max(1, min(100, int((next_housekeeping - time.monotonic()) * 1000) + 1))
+        return IDLE_TICK_MS
 
     # ---- applying the task manager's instructions ---------------------------------------------
     def apply(self) -> None:
@@ -280,7 +296,7 @@ class CoreWorker:
         submitter = self.tm.submitter
         submitter.recalled = True
         self._recall_until = time.monotonic() + 0.5
-        submitter.return_idle(time.monotonic(), 0.0)
+        submitter.return_idle(time.monotonic(), 0.0, recall=True)
 
     def _on_worker_died(self, h, frames) -> None:
         _, worker_id, address, reason = h
