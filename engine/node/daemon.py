@@ -354,11 +354,16 @@ class NodeDaemon:
         self.reply(addr, req_id, list(placement))
 
     def on_obj_seal(self, h) -> None:
-        _, worker_id, oid = h
+        """[OBJ_SEAL, worker_id, oid, keep]: `keep` (a `put`) turns the creator's pin into a
+        read pin the client caches (it releases it with OBJ_RELEASE like any other)."""
+        _, worker_id, oid, keep = h
         try:
             self.store.seal(oid, worker_id)
         except (KeyError, ValueError) as exc:
             log.warning("seal of %s by %s ignored: %s", oid.hex(), worker_id.hex(), exc)
+            return
+        if keep:
+            self.store.get(oid, worker_id)
 
     def on_obj_get(self, h) -> None:
         _, req_id, addr, oid, worker_id, source = h
@@ -425,8 +430,9 @@ class NodeDaemon:
         return 2 * peers * self.transfers.per_peer * self.transfers.chunk_size
 
     def on_obj_release(self, h) -> None:
-        _, worker_id, oid = h
-        self.store.release(oid, worker_id)
+        _, worker_id, oids = h  # a batch: a client's cached pins that no view needs any more
+        for oid in oids:
+            self.store.release(oid, worker_id)
 
     def on_obj_pin(self, h) -> None:
         """The owner lost the primary copy and pins our secondary one: it becomes the primary

@@ -60,6 +60,13 @@ class Decisions:
     reap_query: list = field(default_factory=list)  # idle worker ids to ask "may you exit?"
 
 
+def _holds_any(resources: dict, names: set) -> bool:
+    for name in names:
+        if resources.get(name, 0) > 0:
+            return True
+    return False
+
+
 class LeaseScheduler:
     def __init__(self, total: dict, new_worker_id, max_idle_workers: int,
                  recheck_period: float = 5.0, query_timeout: float = 10.0):
@@ -267,8 +274,12 @@ class LeaseScheduler:
                 out.start.append(worker_id)
         self.pending = kept
         if kept:
+            # Ask back only leases holding what the waiting requests need: a lease of no CPU
+            # (or of other resources) frees nothing for them, and recalling every owner at
+            # each queued request woke all of them in a herd (issue 8 §3).
+            needed = {name for r in kept for name, amount in r.resources.items() if amount > 0}
             for w in self.workers.values():
-                if w.state == LEASED and not w.dedicated:
+                if w.state == LEASED and not w.dedicated and _holds_any(w.lease.resources, needed):
                     out.recall.add(w.lease.owner_addr)
 
     def take_waiting(self, older_than: float) -> list[LeaseRequest]:

@@ -4,7 +4,7 @@ Owns, per resource shape, the queue of tasks whose arguments are resolved, the l
 granted to this owner by node daemons and how many tasks are in flight on each. Tasks are
 pushed directly to leased workers, up to `max_in_flight` per worker; more leases are
 requested while the queue outgrows the leased capacity; idle leases are kept briefly for
-reuse and returned when recalled or after `idle_timeout`.
+reuse and returned when recalled (those holding resources) or after `idle_timeout`.
 
 Does no I/O itself: pushing, requesting and returning leases are callables given by the
 core worker. Not thread-safe: called with the core worker's state lock held.
@@ -35,6 +35,10 @@ class ShapeQueue:
     ready: deque = field(default_factory=deque)
     leases: list = field(default_factory=list)
     lease_requests: set = field(default_factory=set)  # outstanding lease request ids
+
+
+def _holds_resources(queue: ShapeQueue) -> bool:
+    return any(amount > 0 for amount in queue.resources.values())
 
 
 class Submitter:
@@ -117,7 +121,7 @@ class Submitter:
             self.dispatch(queue)
         if not lease.in_flight:
             lease.idle_since = now
-            if self.recalled and not queue.ready:
+            if self.recalled and not queue.ready and _holds_resources(queue):
                 queue.leases.remove(lease)
                 del self.leases_by_worker[lease.worker_id]
                 self._return_lease(lease.worker_id, lease.daemon)
@@ -132,10 +136,12 @@ class Submitter:
         queue.leases.remove(lease)
         return list(lease.in_flight.values())
 
-    def return_idle(self, now: float, idle_timeout: float) -> None:
-        """Returns leases idle for longer than `idle_timeout` (0 returns every idle lease)."""
+    def return_idle(self, now: float, idle_timeout: float, recall: bool = False) -> None:
+        """Returns leases idle for longer than `idle_timeout` (0 returns every idle lease).
+        `recall` (the daemon asks for leases back): only leases holding resources, since a
+        lease of none never makes a waiting request wait."""
         for queue in self.queues.values():
-            if queue.ready:
+            if queue.ready or (recall and not _holds_resources(queue)):
                 continue
             for lease in list(queue.leases):
                 if lease.idle_since is not None and now - lease.idle_since >= idle_timeout:

@@ -144,20 +144,18 @@ class TaskManager:
 
     # ---- reference counts -----------------------------------------------------------------
     def apply_ref_ops(self, ops: collections.deque) -> None:
-        """Applies queued count changes of ObjectRefs and shared-memory views."""
+        """Applies queued count changes of ObjectRefs (shared-memory views are counted by the
+        shell's pin cache, not here)."""
         if not ops:
             return
         out = Release()
         refs = self.refs
-        send = self.out.append
         while ops:
             oid, owner, delta = ops.popleft()
             if delta == 1:
                 refs.add_local(oid, owner)
-            elif delta == -1:
+            else:
                 refs.remove_local(oid, out)
-            else:  # a shared-memory view was released
-                send((SEND, self.daemon_address, [P.OBJ_RELEASE, self.worker_id, oid], ()))
         if out:
             self.release(out)
 

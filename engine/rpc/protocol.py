@@ -34,9 +34,9 @@ LEASE_CANCEL = 34  # [LEASE_CANCEL, owner_addr, lease_req_id]
 WORKER_BLOCKED = 35  # [WORKER_BLOCKED, worker_id]
 WORKER_UNBLOCKED = 36  # [WORKER_UNBLOCKED, worker_id]
 OBJ_CREATE = 37  # request: [.., req_id, addr, oid, size, owner_addr, writer_id]
-OBJ_SEAL = 38  # [OBJ_SEAL, worker_id, oid]
+OBJ_SEAL = 38  # [OBJ_SEAL, worker_id, oid, keep_pin]
 OBJ_GET = 39  # request: [.., req_id, addr, oid, worker_id, source_daemon_addr]
-OBJ_RELEASE = 40  # [OBJ_RELEASE, worker_id, oid]
+OBJ_RELEASE = 40  # [OBJ_RELEASE, worker_id, [oid, ...]]
 OBJ_FREE = 41  # [OBJ_FREE, [oid, ...]]
 KILL_WORKER = 42  # [KILL_WORKER, worker_id, reason, sender_addr]  (obeyed for an actor's worker or the
 #                   sender's own lease)

@@ -40,6 +40,7 @@ from ..rpc import protocol as P
 from ..rpc.schema import Inbox
 from ..rpc.transport import Transport, pack
 from ..store.arena_client import ArenaClient
+from ..store.pin_cache import PinCache
 from . import objects
 from .log_printer import LogPrinter
 from .requests import Requests
@@ -52,6 +53,10 @@ DEFAULT_CONFIG = {
     "lease_idle_timeout": 1.0,
     "rpc_timeout": 30.0,
 }
+
+
+# The I/O loop's sleep when no lease or recall needs the 100 ms housekeeping tick.
+IDLE_TICK_MS = 1000
 
 
 class CoreWorker:
@@ -74,6 +79,7 @@ class CoreWorker:
         self.actors: dict = {}  # actor id -> ActorState
         self.actor_by_creation = self.tm.actor_by_creation  # creation return id -> ActorState
         self.arena = ArenaClient()
+        self.pins = PinCache()  # pins this process holds on local objects (objects.py)
         self.requests = Requests(self.transport, self.address, self.config["rpc_timeout"])
         self.call, self.call_async = self.requests.call, self.requests.call_async
         self._ids = ids.IdGenerator()
@@ -150,7 +156,7 @@ class CoreWorker:
             if self._daemon_pid is not None and self._daemon_pidfd is None:
                 self._watch_daemon()
             try:
-                messages, tokens = self.transport.poll(100)
+                messages, tokens = self.transport.poll(self._poll_timeout_ms(next_housekeeping))
             except Exception:  # noqa: BLE001 - transport closed during shutdown
                 if self.stopping:
                     return
@@ -183,6 +189,8 @@ class CoreWorker:
                         if submitter.recalled and now > self._recall_until:
                             submitter.recalled = False  # the daemon stopped asking
                         submitter.return_idle(now, self.config["lease_idle_timeout"])
+                        if len(self.pins):
+                            objects.unpin(self)
                     self.apply()
 
     # ---- the death of this driver's own node ------------------------------------------------------
@@ -237,6 +245,18 @@ class CoreWorker:
         failed = self.failed_with
         if failed is not None:
             raise type(failed)(str(failed))
+
+    def _poll_timeout_ms(self, next_housekeeping: float) -> int:
+        """How long the I/O loop may sleep. Leases (to return when idle) and a recall need the
+        100 ms housekeeping tick; a process holding none (an idle worker, an owner between
+        frames) sleeps up to `IDLE_TICK_S`, so hundreds of idle processes do not wake the
+        machine ten times a second each. Dropped refs (`ref_ops`, which never wake the loop)
+        are applied on that slower tick at the latest. Read without the lock: a stale answer
+        only delays one tick."""
+        submitter = self.tm.submitter
+        if submitter.leases_by_worker or submitter.request_shapes or submitter.recalled or len(self.pins):
+            return max(1, min(100, int((next_housekeeping - time.monotonic()) * 1000) + 1))
+        return IDLE_TICK_MS
 
     # ---- applying the task manager's instructions ---------------------------------------------
     def apply(self) -> None:
@@ -354,7 +374,7 @@ class CoreWorker:
         submitter = self.tm.submitter
         submitter.recalled = True
         self._recall_until = time.monotonic() + 0.5
-        submitter.return_idle(time.monotonic(), 0.0)
+        submitter.return_idle(time.monotonic(), 0.0, recall=True)
 
     def _on_worker_died(self, h, frames) -> None:
         _, worker_id, address, reason = h

@@ -3,7 +3,9 @@
 Owns what a user thread does to store or read objects: serializing a value inline or into
 the node's shared-memory store, blocking on a `Waiter` until values arrive (the task
 manager records waiters and tells the shell whom to wake), reading shared-memory values
-(fetched by the node daemon from another node if needed), reporting the secondary copy
+(fetched by the node daemon from another node if needed; mapped again without a round
+trip while this process holds a pin on it, `store/pin_cache.py`, which a `put` keeps and
+unused pins leave in batches), reporting the secondary copy
 that made to the object's owner, and waiting for a lost object to be rebuilt.
 
 Functions of a `CoreWorker` (`core`), called from user threads without its lock; each
@@ -53,7 +55,7 @@ def put(core, value):
     if size < core.inline_threshold:
         stored = inline_value([bytes(f) if not isinstance(f, bytes) else f for f in frames], size)
     else:
-        write_shm(core, oid, frames, core.address)
+        write_shm(core, oid, frames, core.address, keep_pin=True)
         stored = shm_value(core.node_id, size, core.daemon_address)
     with core.lock:
         core._apply_ref_ops()
@@ -62,14 +64,25 @@ def put(core, value):
         return core.new_ref(oid)
 
 
-def write_shm(core, oid: bytes, frames: list, owner_address: str) -> int:
+def write_shm(core, oid: bytes, frames: list, owner_address: str, keep_pin: bool = False) -> int:
+    """Writes an object into the node's store. `keep_pin` (a `put`): the creating pin becomes
+    a read pin cached in the process, so reading our own put needs no round trip."""
     total, chunks = serialization.shm_layout(frames)
+    unpin(core, everything=True)  # room held only by our cached pins can be reused first
     result = core.call(core.daemon_address, P.OBJ_CREATE, oid, total, owner_address, core.worker_id)
     placement = _placement(result)
     if not placement.exists:  # a re-executed task may recreate a sealed object
         core.arena.write(placement, chunks)
-    core.transport.send(core.daemon_address, [pack([P.OBJ_SEAL, core.worker_id, oid])])
+    keep = keep_pin and core.pins.add(oid, placement, 0, time.monotonic())
+    core.transport.send(core.daemon_address, [pack([P.OBJ_SEAL, core.worker_id, oid, keep])])
     return total
+
+
+def unpin(core, everything: bool = False) -> None:
+    """Drops, in one message, the cached pins no view needs any more (any thread)."""
+    oids = core.pins.take_unpins(time.monotonic(), everything)
+    if oids:
+        core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, oids])])
 
 
 def materialize(core, oid: bytes, value, deadline: float | None = None, owner: str | None = None):
@@ -80,6 +93,10 @@ def materialize(core, oid: bytes, value, deadline: float | None = None, owner: s
         return serialization.deserialize(value.frames, [])
     if kind == ERROR:
         raise _as_raisable(serialization.deserialize(value.frames))
+    pins = core.pins
+    cached = pins.acquire(oid)
+    if cached is not None:  # pinned by this process already: map it again, no round trip
+        return _view(core, oid, cached)
     if deadline is None:
         placement = core.call(core.daemon_address, P.OBJ_GET, oid, core.worker_id, value.daemon)
     else:  # a fetch from another node must not outlast get()'s timeout
@@ -94,13 +111,20 @@ def materialize(core, oid: bytes, value, deadline: float | None = None, owner: s
                                      f"{value.node_id} (it was freed or its node failed)")
     if value.daemon != core.daemon_address and owner is not None:
         _report_copy(core, oid, owner)
-    ops, wake = core.ref_ops, core.transport.wake
+    placement = _placement(placement)
+    if not pins.add(oid, placement, 1, time.monotonic()):  # another thread pinned it meanwhile
+        core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [oid]])])
+    return _view(core, oid, placement)
 
-    def release():
-        ops.append((oid, None, 0))
-        wake()
 
-    view = core.arena.view_with_release(_placement(placement), release)
+def _view(core, oid: bytes, placement):
+    """The value over a new view of a pinned object; the view's death is counted in `pins`."""
+    released = core.pins.view_released
+    try:
+        view = core.arena.view_with_release(placement, lambda: released(oid))
+    except BaseException:
+        released(oid)
+        raise
     return serialization.deserialize(serialization.frames_from_shm(view), [])
 
 

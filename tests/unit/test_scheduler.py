@@ -371,6 +371,18 @@ def test_lease_returned_while_blocked_gives_back_custom_resources(make_scheduler
     assert sched.available == {"CPU": 1.0, "disk": 1.0}
 
 
+def test_a_queued_request_recalls_only_leases_holding_what_it_needs(make_scheduler):
+    """Many owners holding zero-CPU leases are not woken each time a CPU request queues."""
+    sched = make_scheduler(cpus=1)
+    start_idle(sched, 3)
+    lease(sched, request(OWNER_A))
+    for k in range(2):
+        lease(sched, request(f"tcp://light-{k}", cpus=0))
+    out = sched.request(request(OWNER_B))
+    assert out.recall == {OWNER_A}
+    sched.validate_state()
+
+
 # ---- random event sequences: the invariants hold after every step ------------------------------
 OWNERS = [OWNER_A, OWNER_B]
 

@@ -203,3 +203,20 @@ def test_tasks_pushed_in_submission_order_on_one_lease(fakes):
     for i in range(20):
         sub.task_finished(b"w1", f"t{i}".encode(), now=float(i))
     assert [t for t, _ in fakes.pushed] == [f"t{i}".encode() for i in range(20)]
+
+
+def test_recall_keeps_idle_leases_of_no_resources(submitter, fakes):
+    """A lease of no CPU never makes a waiting request wait: recalling it only churns."""
+    enqueue(submitter, 1)
+    enqueue(submitter, 2, shape=())
+    grant(submitter, fakes, 0, b"cpu")
+    grant(submitter, fakes, 1, b"zero")
+    submitter.recalled = True
+    submitter.task_finished(b"zero", b"t2", now=1.0)
+    assert fakes.returned == []  # finished while recalled, but holds nothing
+    submitter.task_finished(b"cpu", b"t1", now=1.0)
+    assert fakes.returned == [b"cpu"]
+    submitter.return_idle(now=2.0, idle_timeout=0.0, recall=True)
+    assert fakes.returned == [b"cpu"] and submitter.num_leases() == 1
+    submitter.return_idle(now=2.0, idle_timeout=0.0)  # the idle timeout still returns it
+    assert fakes.returned == [b"cpu", b"zero"]
