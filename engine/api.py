@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import os
 import threading
 
@@ -24,12 +25,51 @@ from .worker import serialization
 from .worker.actor_state import ActorState
 from .worker.context import RuntimeContext, task_context
 
+log = logging.getLogger("ownrun.engine")
 _init_lock = threading.Lock()
+_init_info: dict | None = None  # what the current init() returned
 
 TASK_OPTIONS = {"num_returns", "num_cpus", "resources", "max_retries", "retry_exceptions", "name",
                 "memory", "num_gpus", "scheduling_strategy"}
 ACTOR_OPTIONS = {"num_cpus", "resources", "name", "max_restarts", "max_task_retries",
-                 "max_concurrency", "lifetime", "namespace", "get_if_exists", "memory", "num_gpus"}
+                 "max_concurrency", "lifetime", "namespace", "get_if_exists", "memory", "num_gpus",
+                 "scheduling_strategy"}
+METHOD_OPTIONS = {"num_returns"}
+# Ray options ownrun does not implement, each with the values that mean "off" in Ray (accepted
+# and ignored, so `ray.init(include_dashboard=False)` runs); any other value is rejected.
+UNSUPPORTED_OPTIONS = {
+    "runtime_env": (None, {}), "placement_group": (None, "default"),
+    "placement_group_bundle_index": (None, -1), "placement_group_capture_child_tasks": (None, False),
+    "max_calls": (None, 0), "accelerator_type": (None,), "concurrency_groups": (None,),
+    "concurrency_group": (None,), "max_pending_calls": (None, -1), "_metadata": (None,),
+    "label_selector": (None, {}), "enable_task_events": (None, True), "memory": (None, 0),
+    "lifetime": (None, "non_detached"), "namespace": (None,), "scheduling_strategy": (None, "DEFAULT"),
+    "_generator_backpressure_num_objects": (None,), "retry_exceptions_allowlist": (None,),
+}
+UNSUPPORTED_INIT = {
+    "local_mode": (False,), "runtime_env": (None, {}), "_system_config": (None, {}),
+    "namespace": (None,), "job_config": (None,), "include_dashboard": (None, False),
+    "dashboard_host": (None,), "dashboard_port": (None,), "storage": (None,), "_temp_dir": (None,),
+    "labels": (None, {}), "log_to_driver": (True,), "configure_logging": (True, False),
+    "logging_level": (None,), "logging_format": (None,), "logging_config": (None,),
+    "_node_ip_address": (None,), "_redis_password": (None,), "_plasma_directory": (None,),
+    "_enable_object_reconstruction": (None, True), "_metrics_export_port": (None,),
+    "_tracing_startup_hook": (None,), "_node_name": (None,),
+}
+# Engine settings init() passes on to the processes it starts (DEFAULT_CONFIG of the core
+# worker, the node daemon's and the head's settings).
+ENGINE_CONFIG = {"metadata", "node_death_timeout", "cluster_key", "lease_idle_timeout",
+                 "heartbeat_period", "infeasible_timeout", "max_idle_workers", "reap_recheck_period",
+                 "max_in_flight_per_worker", "rpc_timeout"}
+
+
+def _reject_unsupported(options: dict, unsupported: dict, what: str) -> None:
+    """Raises for a Ray option ownrun does not implement, unless it has its "off" value."""
+    for key, value in options.items():
+        noop = unsupported.get(key)
+        if noop is not None and not any(value is v or (type(value) is type(v) and value == v)
+                                        for v in noop):
+            raise ValueError(f"{what}: option {key}={value!r} is not supported by ownrun")
 
 
 def _core():
@@ -46,44 +86,71 @@ def is_initialized() -> bool:
 
 def init(address: str | None = None, num_cpus: float | None = None, resources: dict | None = None,
          object_store_memory: int | None = None, num_nodes: int = 1, inline_threshold: int | None = None,
-         prestart_workers: bool = True, **config):
-    """Starts an embedded cluster (or joins one at `address`) and makes this process its driver."""
-    with _init_lock:
-        if is_initialized():
-            raise errors.EngineError("engine.init() was already called in this process; "
-                                     "call engine.shutdown() first")
-        if address is not None:  # join a cluster started by `ownrun start`; shutdown() leaves it running
-            from .cluster.join import connect_driver
+         prestart_workers: bool = True, num_gpus: float | None = None, ignore_reinit_error: bool = False,
+         **config):
+    """Starts an embedded cluster (or joins one at `address`) and makes this process its driver.
 
-            if num_cpus is not None or resources or object_store_memory is not None or num_nodes != 1:
-                raise ValueError("num_cpus, resources, object_store_memory and num_nodes describe a new "
-                                 "cluster: they cannot be given with address=")
-            if inline_threshold is not None:
-                config["inline_threshold"] = int(min(inline_threshold, 2**62))
-            core = connect_driver(address, config.pop("cluster_key", None), config)
-            object_ref.set_worker(core)
-            return {"session_dir": core.node_info.get("session_dir"), "node_id": core.node_id,
-                    "address": core.head_address}
-        metadata = config.get("metadata", "ownership")
-        if metadata not in ("ownership", "centralized"):
-            raise ValueError(f"metadata must be 'ownership' or 'centralized', got {metadata!r}")
-        cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
-        if cpus < 0:
-            raise ValueError(f"num_cpus must be >= 0, got {num_cpus}")
-        store = int(object_store_memory or processes.default_object_store_memory())
+    Unknown keyword arguments raise TypeError; Ray's options ownrun does not implement raise
+    ValueError naming the option (unless given the value that means "off"). A second call
+    raises RuntimeError, or returns the first call's answer with `ignore_reinit_error=True`."""
+    unknown = sorted(set(config) - ENGINE_CONFIG - set(UNSUPPORTED_INIT))
+    if unknown:
+        raise TypeError(f"init() got an unexpected keyword argument {unknown[0]!r}")
+    _reject_unsupported(config, UNSUPPORTED_INIT, "init()")
+    config = {k: v for k, v in config.items() if k in ENGINE_CONFIG}
+    if num_gpus:
+        if num_gpus < 0:
+            raise ValueError(f"num_gpus must be >= 0, got {num_gpus}")
+        resources = {**(resources or {}), "GPU": float(num_gpus)}
+    with _init_lock:
+        global _init_info
+        if is_initialized():
+            if ignore_reinit_error:
+                log.info("engine.init() was already called: ignoring this call (ignore_reinit_error=True)")
+                return _init_info
+            raise errors.AlreadyInitializedError("engine.init() was already called in this process (call engine.shutdown() "
+                               "first, or pass ignore_reinit_error=True)")
+        _init_info = _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_threshold,
+                           prestart_workers, config)
+        return _init_info
+
+
+def _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_threshold, prestart_workers,
+          config) -> dict:
+    if address == "local":  # Ray's name for "start a new cluster"
+        address = None
+    if address is not None:  # join a cluster started by `ownrun start`; shutdown() leaves it running
+        from .cluster.join import connect_driver
+
+        if num_cpus is not None or resources or object_store_memory is not None or num_nodes != 1:
+            raise ValueError("num_cpus, resources, object_store_memory and num_nodes describe a new "
+                             "cluster: they cannot be given with address=")
         if inline_threshold is not None:
             config["inline_threshold"] = int(min(inline_threshold, 2**62))
-        config.setdefault("prestart_workers", int(cpus) if prestart_workers else 0)
-        cluster = embedded.LocalCluster(cpus, dict(resources or {}), store, config, num_nodes=num_nodes)
-        cluster.start()
-        try:
-            core = cluster.connect_driver(config)
-        except BaseException:
-            cluster.stop(None)
-            raise
-        embedded.set_current(cluster)
+        core = connect_driver(address, config.pop("cluster_key", None), config)
         object_ref.set_worker(core)
-        return {"session_dir": cluster.session_dir, "node_id": core.node_id, "address": cluster.head_address}
+        return {"session_dir": core.node_info.get("session_dir"), "node_id": core.node_id,
+                "address": core.head_address}
+    metadata = config.get("metadata", "ownership")
+    if metadata not in ("ownership", "centralized"):
+        raise ValueError(f"metadata must be 'ownership' or 'centralized', got {metadata!r}")
+    cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
+    if cpus < 0:
+        raise ValueError(f"num_cpus must be >= 0, got {num_cpus}")
+    store = int(object_store_memory or processes.default_object_store_memory())
+    if inline_threshold is not None:
+        config["inline_threshold"] = int(min(inline_threshold, 2**62))
+    config.setdefault("prestart_workers", int(cpus) if prestart_workers else 0)
+    cluster = embedded.LocalCluster(cpus, dict(resources or {}), store, config, num_nodes=num_nodes)
+    cluster.start()
+    try:
+        core = cluster.connect_driver(config)
+    except BaseException:
+        cluster.stop(None)
+        raise
+    embedded.set_current(cluster)
+    object_ref.set_worker(core)
+    return {"session_dir": cluster.session_dir, "node_id": core.node_id, "address": cluster.head_address}
 
 
 def shutdown() -> None:
@@ -118,15 +185,31 @@ def _resources(options: dict, default_cpus: float) -> tuple[tuple, dict]:
     resources["CPU"] = float(default_cpus if cpus is None else cpus)
     if resources["CPU"] < 0:
         raise ValueError(f"num_cpus must be >= 0, got {cpus}")
+    gpus = options.get("num_gpus")
+    if gpus:  # a resource like any other: init(num_gpus=) gives the node some
+        if not isinstance(gpus, (int, float)) or gpus < 0:
+            raise ValueError(f"num_gpus must be a non-negative number, got {gpus!r}")
+        resources["GPU"] = float(gpus)
     resources = {k: float(v) for k, v in resources.items() if v}
     return tuple(sorted(resources.items())), resources
 
 
 def _check_options(options: dict, allowed: set, what: str) -> None:
-    unknown = set(options) - allowed
+    unknown = set(options) - allowed - set(UNSUPPORTED_OPTIONS)
     if unknown:
         raise ValueError(f"unknown option(s) for {what}: {', '.join(sorted(unknown))}; "
                          f"allowed: {', '.join(sorted(allowed))}")
+    _reject_unsupported(options, UNSUPPORTED_OPTIONS, what)
+    for key in set(options) - allowed:  # a Ray option this kind of call does not take
+        if options[key] is not None:
+            raise ValueError(f"{what}: option {key}={options[key]!r} is not supported by ownrun")
+    num_returns = options.get("num_returns", 1)
+    if not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0:
+        raise ValueError(f"{what}: option num_returns={num_returns!r} is not supported by ownrun "
+                         "(a non-negative int is)")
+    if "retry_exceptions" in options and not isinstance(options["retry_exceptions"], bool):
+        raise ValueError(f"{what}: option retry_exceptions={options['retry_exceptions']!r} is not "
+                         "supported by ownrun (True or False is)")
 
 
 def _prepare_args(args: tuple, kwargs: dict, fn_name: str):
@@ -278,6 +361,8 @@ def _method_options(method) -> dict:
 
 def method(**options):
     """Decorator for actor methods: `@engine.method(num_returns=2)`."""
+    _check_options(options, METHOD_OPTIONS, "@method")
+
     def wrap(fn):
         fn.__ownrun_method_options__ = options
         return fn
@@ -286,6 +371,8 @@ def method(**options):
 
 class ActorMethod:
     def __init__(self, handle: ActorHandle, name: str, options: dict):
+        if options:  # the decorator's were checked when it ran; .options() brings new ones
+            _check_options(options, METHOD_OPTIONS, f"actor method {handle._class_name}.{name}")
         self._handle = handle
         self._name = name
         self._options = options

@@ -101,6 +101,10 @@ class RuntimeNotInitializedError(EngineError):
     """An engine call was made before `engine.init()` or after `engine.shutdown()`."""
 
 
+class AlreadyInitializedError(EngineError, RuntimeError):
+    """`engine.init()` was called again without `ignore_reinit_error=True` (Ray raises RuntimeError)."""
+
+
 class SerializationError(EngineError, TypeError):
     """A value could not be serialized (pickled) to be sent to another process."""
 

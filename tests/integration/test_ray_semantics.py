@@ -1,0 +1,70 @@
+"""Ray Core semantics (issue 12): a Ray program runs unchanged after swapping its import, and
+what ownrun does not implement fails loudly, naming the option."""
+
+from __future__ import annotations
+
+import pytest
+from ownrun import engine
+
+
+@engine.remote
+def add(a, b=0):
+    return a + b
+
+
+@engine.remote
+class Counter:
+    def __init__(self, start):
+        self.value = start
+
+    def incr(self, by=1):
+        self.value += by
+        return self.value
+
+
+# ---- strictness -------------------------------------------------------------------------------
+def test_init_rejects_an_unknown_keyword_argument_naming_it():
+    with pytest.raises(TypeError, match="num_cpu"):
+        engine.init(num_cpu=2)
+    assert not engine.is_initialized()
+
+
+@pytest.mark.parametrize("option", [{"runtime_env": {"pip": ["x"]}}, {"local_mode": True},
+                                    {"_system_config": {"a": 1}}, {"namespace": "ns"}])
+def test_init_rejects_an_unsupported_ray_option_naming_it(option):
+    with pytest.raises(ValueError, match=next(iter(option))):
+        engine.init(num_cpus=1, **option)
+    assert not engine.is_initialized()
+
+
+@pytest.mark.parametrize("option", [{"runtime_env": {"env_vars": {"A": "1"}}}, {"max_calls": 1},
+                                    {"scheduling_strategy": "SPREAD"}, {"memory": 10**9},
+                                    {"num_returns": "streaming"}, {"placement_group": object()}])
+def test_remote_and_options_reject_an_unsupported_option_naming_it(option):
+    name = next(iter(option))
+    with pytest.raises(ValueError, match=name):
+        engine.remote(**option)(lambda: 1)
+    with pytest.raises(ValueError, match=name):
+        add.options(**option)
+    if name not in ("num_returns", "max_calls"):
+        with pytest.raises(ValueError, match=name):
+            Counter.options(**option)
+
+
+def test_actor_lifetime_detached_and_namespace_are_rejected_not_ignored():
+    with pytest.raises(ValueError, match="lifetime"):
+        Counter.options(lifetime="detached")
+    with pytest.raises(ValueError, match="namespace"):
+        Counter.options(namespace="other")
+
+
+def test_second_init_raises_unless_ignore_reinit_error(cluster):
+    with pytest.raises(RuntimeError, match="ignore_reinit_error"):
+        engine.init(num_cpus=1)
+    assert engine.init(ignore_reinit_error=True) == cluster
+    assert engine.get(add.remote(1, 2)) == 3
+
+
+def test_default_off_values_of_ray_options_are_accepted(cluster):
+    f = engine.remote(runtime_env=None, scheduling_strategy="DEFAULT", memory=None)(lambda: 7)
+    assert engine.get(f.remote()) == 7
