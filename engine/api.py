@@ -21,6 +21,7 @@ from .cluster import embedded, processes
 from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
 from .rpc import protocol as P
+from .util import signature
 from .worker import serialization
 from .worker.actor_state import ActorState
 from .worker.context import RuntimeContext, task_context
@@ -254,6 +255,7 @@ class _Exported:
         self.obj = obj
         self._blob = None
         self._id = None
+        self.signature = signature.from_spec(signature.spec(obj))  # of a class: its constructor's
 
     def get(self) -> tuple[str, bytes]:
         if self._blob is None:
@@ -283,6 +285,7 @@ class RemoteFunction:
         return RemoteFunction(self._fn, {**self._options, **options}, self._exported)
 
     def remote(self, *args, **kwargs):
+        signature.check(self._exported.signature, args, kwargs, self._name)
         core = _core()
         fn_id, blob = self._exported.get()
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, self._name)
@@ -308,6 +311,7 @@ class ActorClass:
         self._exported = exported or _Exported(cls)
         self._methods = {name: _method_options(m) for name, m in inspect.getmembers(cls, callable)
                          if not name.startswith("__") or name == "__call__"}
+        self._specs = {name: signature.method_spec(cls, name) for name in self._methods}
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"actor class {self._cls.__name__} cannot be instantiated directly; "
@@ -317,17 +321,19 @@ class ActorClass:
         return ActorClass(self._cls, {**self._options, **options}, self._exported)
 
     def remote(self, *args, **kwargs) -> ActorHandle:
+        cls_name = self._cls.__name__
+        signature.check(self._exported.signature, args, kwargs, cls_name)
         core = _core()
         options = self._options
         name = options.get("name")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"actor name must be a string, got {type(name).__name__}")
-        cls_name = self._cls.__name__
         fn_id, blob = self._exported.get()
         shape, resources = _resources(options, 0)
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, f"{cls_name}.__init__")
         actor_id = ids.new_actor_id()
-        info = {"class_name": cls_name, "methods": self._methods, "owner": core.address}
+        info = {"class_name": cls_name, "methods": self._methods, "owner": core.address,
+                "signatures": self._specs}
         if options.get("get_if_exists") and name:
             try:
                 return get_actor(name)
@@ -352,7 +358,7 @@ class ActorClass:
             if name is None:
                 core.actor_by_creation[entry.return_ids[0]] = state
         creation_ref = core.submit_task(entry)[0]
-        return ActorHandle(actor_id, cls_name, self._methods, creation_ref, name, restarts)
+        return ActorHandle(actor_id, cls_name, self._methods, creation_ref, name, restarts, self._specs)
 
 
 def _method_options(method) -> dict:
@@ -389,8 +395,10 @@ class ActorMethod:
 
 class ActorHandle:
     def __init__(self, actor_id: bytes, class_name: str, methods: dict, creation_ref: ObjectRef | None,
-                 name: str | None, restarts: tuple = (0, 0)):
+                 name: str | None, restarts: tuple = (0, 0), specs: dict | None = None):
         self._restarts = tuple(restarts)  # (max_restarts, max_task_retries)
+        self._specs = specs or {}  # method name -> compact signature (util.signature)
+        self._signatures: dict = {}  # method name -> inspect.Signature, built on first call
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
@@ -412,7 +420,7 @@ class ActorHandle:
         address = state.address if state is not None else None
         worker_id = state.worker_id if state is not None else None
         return (_rebuild_handle, (self._actor_id, self._class_name, self._methods, self._creation_ref,
-                                  self._name, address, worker_id, self._restarts))
+                                  self._name, address, worker_id, self._restarts, self._specs))
 
     def _call(self, method_name: str, args: tuple, kwargs: dict, options: dict):
         core = _core()
@@ -422,6 +430,10 @@ class ActorHandle:
                 self._actor_id, self._name, self._class_name, owned=False,
                 max_restarts=self._restarts[0], max_task_retries=self._restarts[1]))
         qualname = f"{self._class_name}.{method_name}"
+        sig = self._signatures.get(method_name, _UNSET)
+        if sig is _UNSET:
+            sig = self._signatures[method_name] = signature.from_spec(self._specs.get(method_name))
+        signature.check(sig, args, kwargs, qualname)
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, qualname)
         creation = self._creation_ref
         if creation is not None and creation.owner != core.address:
@@ -438,8 +450,11 @@ class ActorHandle:
         return refs[0] if n == 1 else refs
 
 
+_UNSET = object()
+
+
 def _rebuild_handle(actor_id, class_name, methods, creation_ref, name, address, worker_id,
-                    restarts=(0, 0)) -> ActorHandle:
+                    restarts=(0, 0), specs=None) -> ActorHandle:
     core = object_ref.current_worker()
     if core is not None and actor_id not in core.actors:
         state = ActorState(actor_id, name, class_name, owned=False, address=address, worker_id=worker_id,
@@ -447,7 +462,7 @@ def _rebuild_handle(actor_id, class_name, methods, creation_ref, name, address, 
         if core.actors.setdefault(actor_id, state) is state and address is not None:
             with core.lock:  # the address we were given may be stale: hear from the head too
                 state.subscribe(core)
-    return ActorHandle(actor_id, class_name, methods, creation_ref, name, restarts)
+    return ActorHandle(actor_id, class_name, methods, creation_ref, name, restarts, specs)
 
 
 def remote(*args, **options):
@@ -529,7 +544,8 @@ def get_actor(name: str) -> ActorHandle:
         core.actors.setdefault(actor_id, ActorState(actor_id, name, info.get("class_name", "Actor"),
                                                     owned=False, address=view["address"],
                                                     worker_id=view["worker_id"]))
-    return ActorHandle(actor_id, info.get("class_name", "Actor"), info.get("methods", {}), None, name)
+    return ActorHandle(actor_id, info.get("class_name", "Actor"), info.get("methods", {}), None, name,
+                       specs=info.get("signatures"))
 
 
 def get_runtime_context() -> RuntimeContext:

@@ -68,3 +68,37 @@ def test_second_init_raises_unless_ignore_reinit_error(cluster):
 def test_default_off_values_of_ray_options_are_accepted(cluster):
     f = engine.remote(runtime_env=None, scheduling_strategy="DEFAULT", memory=None)(lambda: 7)
     assert engine.get(f.remote()) == 7
+
+
+# ---- item 10: wrong arguments fail at .remote() -------------------------------------------------
+def test_task_with_wrong_arguments_is_rejected_at_remote_naming_the_function(cluster):
+    for args, kwargs in [((), {}), ((1, 2, 3), {}), ((1,), {"c": 3})]:
+        with pytest.raises(TypeError, match="add"):
+            add.remote(*args, **kwargs)
+    assert engine.get(add.remote(1, b=2)) == 3
+
+
+def test_actor_constructor_with_wrong_arguments_is_rejected_at_remote(cluster):
+    with pytest.raises(TypeError, match="Counter"):
+        Counter.remote()
+    with pytest.raises(TypeError, match="Counter"):
+        Counter.remote(1, 2)
+
+
+def test_actor_method_with_wrong_arguments_is_rejected_at_remote_also_through_a_passed_handle(cluster):
+    counter = Counter.remote(0)
+    with pytest.raises(TypeError, match="Counter.incr"):
+        counter.incr.remote(1, 2)
+    with pytest.raises(TypeError, match="Counter.incr"):
+        counter.incr.remote(step=1)
+
+    @engine.remote
+    def misuse(handle):
+        try:
+            handle.incr.remote(1, 2)
+        except TypeError as exc:
+            return str(exc)
+        return "accepted"
+
+    assert "Counter.incr" in engine.get(misuse.remote(counter))
+    assert engine.get(counter.incr.remote(by=5)) == 5
