@@ -22,7 +22,7 @@ from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
 from .rpc import protocol as P
 from .util import signature
-from .worker import serialization
+from .worker import objects, serialization
 from .worker.actor_state import ActorState
 from .worker.context import RuntimeContext, task_context
 
@@ -506,13 +506,25 @@ def get(refs, *, timeout: float | None = None):
 
 
 def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
+    """`(ready, not_ready)`: the first `num_returns` refs with values, in the order given. With
+    `fetch_local` a ready object held on another node is copied to this node before it is
+    returned (the copy may take longer than `timeout`)."""
     if isinstance(refs, ObjectRef) or not isinstance(refs, (list, tuple)):
-        raise TypeError("wait() takes a list of ObjectRefs")
+        raise TypeError(f"wait() takes a list of ObjectRefs, not {type(refs).__name__}")
+    for r in refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(f"wait() takes a list of ObjectRefs; the list holds a {type(r).__name__}")
+    if not refs:
+        return [], []
     if len(set(refs)) != len(refs):
         raise ValueError("wait() got duplicate ObjectRefs")
     if not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
-    return _core().wait(list(refs), num_returns, timeout)
+    core = _core()
+    ready, not_ready = core.wait(list(refs), num_returns, timeout)
+    if fetch_local and ready:
+        objects.fetch_local(core, ready)
+    return ready, not_ready
 
 
 def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
