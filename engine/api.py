@@ -414,6 +414,12 @@ class ActorHandle:
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id.hex()[:12]})"
 
+    def __eq__(self, other) -> bool:  # handles to one actor are equal, as in Ray
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __hash__(self) -> int:
+        return hash(self._actor_id)
+
     def __reduce__(self):
         core = object_ref.current_worker()
         state = core.actors.get(self._actor_id) if core is not None else None

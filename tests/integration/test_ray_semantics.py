@@ -140,3 +140,37 @@ def test_wait_fetch_local_copies_a_ready_remote_object_to_this_node_before_retur
     assert _copies_here(fetched)
     assert not _copies_here(not_fetched)
     assert engine.get(fetched).sum() == 400_000
+
+
+# ---- items 14 and 16: actor handles and methods -----------------------------------------------
+def test_two_handles_to_the_same_actor_are_equal_and_hash_equally(cluster):
+    first = Counter.options(name="semantics-eq").remote(0)
+    again = engine.get_actor("semantics-eq")
+    other = Counter.remote(0)
+    assert first == again and hash(first) == hash(again)
+    assert first != other
+    assert len({first, again, other}) == 2
+
+    @engine.remote
+    def echo(handles):
+        return handles[0]
+
+    assert engine.get(echo.remote([first])) == first
+
+
+@engine.remote
+class Shadowed:
+    def __init__(self):
+        self.value = 41  # an instance attribute named like the method below
+
+    def value(self):
+        return "method"
+
+    def read(self):
+        return self.__dict__["value"]
+
+
+def test_a_method_named_like_an_instance_attribute_can_be_called(cluster):
+    actor = Shadowed.remote()
+    assert engine.get(actor.value.remote()) == "method"
+    assert engine.get(actor.read.remote()) == 41
