@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import add_node_ready
+from conftest import add_node_ready, wait_for
 from ownrun import engine
 from ownrun.engine import object_ref
 
@@ -174,3 +174,34 @@ def test_a_method_named_like_an_instance_attribute_can_be_called(cluster):
     actor = Shadowed.remote()
     assert engine.get(actor.value.remote()) == "method"
     assert engine.get(actor.read.remote()) == 41
+
+
+# ---- item 6: get raises at the first error ------------------------------------------------------
+@engine.remote
+def fail_now():
+    raise ValueError("failed at once")
+
+
+@engine.remote
+def sleep_long(path):
+    import os
+    import time
+
+    open(path, "w").close()
+    while os.path.exists(path):  # until the test removes the marker
+        time.sleep(0.05)
+    return "done"
+
+
+def test_get_of_a_failed_and_a_running_object_raises_without_waiting_for_the_running_one(cluster, tmp_path):
+    import os
+
+    marker = str(tmp_path / "running")
+    running = sleep_long.remote(marker)
+    failed = fail_now.remote()
+    with pytest.raises(ValueError, match="failed at once"):
+        engine.get([running, failed], timeout=120)  # before the fix: GetTimeoutError
+    assert not engine.wait([running], timeout=0)[0]
+    wait_for(lambda: os.path.exists(marker), timeout=60)
+    os.remove(marker)
+    assert engine.get(running, timeout=60) == "done"
