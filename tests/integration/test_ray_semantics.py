@@ -205,3 +205,27 @@ def test_get_of_a_failed_and_a_running_object_raises_without_waiting_for_the_run
     wait_for(lambda: os.path.exists(marker), timeout=60)
     os.remove(marker)
     assert engine.get(running, timeout=60) == "done"
+
+
+# ---- item 9: the cause's type survives nested task errors ----------------------------------------
+@engine.remote
+def divide_by_zero():
+    return 1 / 0
+
+
+@engine.remote
+def get_inner():
+    return engine.get(divide_by_zero.remote())
+
+
+@engine.remote
+def get_inner_inner():
+    return engine.get(get_inner.remote())
+
+
+def test_task_failing_on_an_inner_get_keeps_the_cause_type_through_nested_task_errors(cluster):
+    for outer in (get_inner, get_inner_inner):
+        with pytest.raises(ZeroDivisionError) as info:
+            engine.get(outer.remote())
+        assert isinstance(info.value, engine.TaskError)
+        assert "ZeroDivisionError" in str(info.value)
