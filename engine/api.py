@@ -80,6 +80,18 @@ def _core():
     return core
 
 
+def _core_or_init():
+    """The core worker; on first use without `init()` in a driver, starts a local cluster as
+    Ray does (`.remote()`, `put`, `get`, `wait`)."""
+    core = object_ref.current_worker()
+    if core is None:
+        log.warning("engine.init() was not called: starting a local cluster with default settings "
+                    "(call engine.init() first to choose them)")
+        init(ignore_reinit_error=True)
+        core = _core()
+    return core
+
+
 # ---- init / shutdown ------------------------------------------------------------------------
 def is_initialized() -> bool:
     return object_ref.current_worker() is not None
@@ -286,7 +298,7 @@ class RemoteFunction:
 
     def remote(self, *args, **kwargs):
         signature.check(self._exported.signature, args, kwargs, self._name)
-        core = _core()
+        core = _core_or_init()
         fn_id, blob = self._exported.get()
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, self._name)
         task_id = core.next_id()
@@ -323,7 +335,7 @@ class ActorClass:
     def remote(self, *args, **kwargs) -> ActorHandle:
         cls_name = self._cls.__name__
         signature.check(self._exported.signature, args, kwargs, cls_name)
-        core = _core()
+        core = _core_or_init()
         options = self._options
         name = options.get("name")
         if name is not None and not isinstance(name, str):
@@ -496,11 +508,11 @@ def _make_remote(obj, options: dict):
 def put(value) -> ObjectRef:
     if isinstance(value, ObjectRef):
         raise TypeError("put() of an ObjectRef is not allowed; pass the ref itself")
-    return _core().put(value)
+    return _core_or_init().put(value)
 
 
 def get(refs, *, timeout: float | None = None):
-    core = _core()
+    core = _core_or_init()
     if isinstance(refs, ObjectRef):
         return core.get([refs], timeout)[0]
     if isinstance(refs, (list, tuple)):
@@ -526,7 +538,7 @@ def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_loca
         raise ValueError("wait() got duplicate ObjectRefs")
     if not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
-    core = _core()
+    core = _core_or_init()
     ready, not_ready = core.wait(list(refs), num_returns, timeout)
     if fetch_local and ready:
         objects.fetch_local(core, ready)
@@ -574,3 +586,72 @@ def get_runtime_context() -> RuntimeContext:
                           task_id=task_id.hex() if task_id else None,
                           actor_id=actor_id.hex() if actor_id else None,
                           job_mode="driver" if core.mode == "driver" else "worker")
+
+
+# ---- the cluster, from a task or the driver ----------------------------------------------------------
+def _node_view() -> dict:
+    core = _core()
+    return core.call(core.head_address, P.NODE_LIST)
+
+
+def _sum_resources(field: str) -> dict:
+    total: dict = {}
+    for node in _node_view().values():
+        if node.get("alive", True):
+            for key, value in (node.get(field) or {}).items():
+                total[key] = total.get(key, 0.0) + float(value)
+    return total
+
+
+def cluster_resources() -> dict:
+    """The resources of the live nodes, summed: `{"CPU": 4.0, "GPU": 1.0, "custom": 2.0}`."""
+    return _sum_resources("total")
+
+
+def available_resources() -> dict:
+    """The resources of the live nodes not held by tasks or actors now, summed (as last
+    reported by each node's heartbeat); a resource all in use is left out, as in Ray."""
+    return {k: v for k, v in _sum_resources("available").items() if v > 0}
+
+
+def get_gpu_ids() -> list:
+    """The GPUs assigned to this worker. ownrun schedules `num_gpus` as a counted resource but
+    does not assign device ids (nor set CUDA_VISIBLE_DEVICES): always `[]`."""
+    _core()
+    return []
+
+
+def get_node_ip_address() -> str:
+    """The IP address of this process's node (127.0.0.1 for a cluster on ipc:// sockets)."""
+    from .rpc import addresses
+
+    core = _core()
+    address = core.daemon_address
+    if addresses.is_ipc(address):
+        return "127.0.0.1"
+    return addresses.host(address)
+
+
+def exit_actor() -> None:
+    """Ends the actor this method runs in, as Ray's `exit_actor`: the process exits, the call
+    in progress and later calls fail with ActorDiedError. Outside an actor: TypeError."""
+    core = object_ref.current_worker()
+    if core is None or core.mode != "worker" or task_context.actor_id is None:
+        raise TypeError("exit_actor() can only be called inside an actor method")
+    import sys
+
+    log.info("actor %s exits (exit_actor)", task_context.actor_id.hex())
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - exiting anyway
+            pass
+    os._exit(0)
+
+
+def list_named_actors(all_namespaces: bool = False) -> list:
+    """The names of the live named actors (one namespace in ownrun: `all_namespaces=True` gives
+    `[{"name": ..., "namespace": ""}]` as Ray does)."""
+    core = _core()
+    names = core.call(core.head_address, P.ACTOR_NAMES)
+    return [{"name": n, "namespace": ""} for n in names] if all_namespaces else list(names)

@@ -229,3 +229,92 @@ def test_task_failing_on_an_inner_get_keeps_the_cause_type_through_nested_task_e
             engine.get(outer.remote())
         assert isinstance(info.value, engine.TaskError)
         assert "ZeroDivisionError" in str(info.value)
+
+
+# ---- missing public API ----------------------------------------------------------------------------
+def test_object_ref_binary_hex_and_construction_from_bytes(cluster):
+    ref = engine.put(1)
+    assert isinstance(ref.binary(), bytes) and ref.binary().hex() == ref.hex()
+    again = engine.ObjectRef(ref.binary())
+    assert again == ref and hash(again) == hash(ref)
+    assert engine.ObjectID is engine.ObjectRef
+    with pytest.raises(TypeError):
+        engine.ObjectRef("not bytes")
+
+
+def test_object_ref_future_completes_with_the_value_or_the_error(cluster):
+    assert add.remote(2, 3).future().result(timeout=60) == 5
+    with pytest.raises(ValueError, match="failed at once"):
+        fail_now.remote().future().result(timeout=60)
+
+
+def test_object_ref_as_future_is_awaitable_in_asyncio(cluster):
+    import asyncio
+
+    async def main():
+        return await add.remote(4, 5).as_future()
+
+    assert asyncio.run(main()) == 9
+
+
+def test_cluster_and_available_resources_and_node_queries(cluster):
+    total = engine.cluster_resources()
+    assert total["CPU"] >= 2
+    available = engine.available_resources()
+    assert set(available) <= set(total) and available.get("CPU", 0) <= total["CPU"]
+    assert engine.get_gpu_ids() == []
+
+    @engine.remote
+    def where():
+        return engine.get_node_ip_address(), engine.get_gpu_ids()
+
+    ip, gpus = engine.get(where.remote())
+    assert gpus == [] and ip == engine.get_node_ip_address() and ip.count(".") == 3
+
+
+def test_list_named_actors_lists_the_live_named_ones(cluster):
+    named = Counter.options(name="semantics-listed").remote(0)
+    engine.get(named.incr.remote())
+    assert "semantics-listed" in engine.util.list_named_actors()
+    assert {"name": "semantics-listed", "namespace": ""} in engine.util.list_named_actors(True)
+    engine.kill(named)
+    wait_for(lambda: "semantics-listed" not in engine.util.list_named_actors(),
+             message="a killed actor leaves the list")
+
+
+@engine.remote
+class Quitter:
+    def ping(self):
+        return "pong"
+
+    def quit(self):
+        engine.exit_actor()
+
+
+def test_exit_actor_ends_the_actor_and_later_calls_fail_with_actor_died(cluster):
+    actor = Quitter.remote()
+    assert engine.get(actor.ping.remote()) == "pong"
+    with pytest.raises(engine.ActorDiedError):
+        engine.get(actor.quit.remote(), timeout=60)
+    with pytest.raises(engine.ActorDiedError):
+        engine.get(actor.ping.remote(), timeout=60)
+    with pytest.raises(TypeError, match="actor"):
+        engine.exit_actor()
+    assert engine.actor.exit_actor is engine.exit_actor
+
+
+def test_first_use_without_init_starts_a_local_cluster_and_says_so(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "auto_init.py"
+    script.write_text(
+        "from ownrun import engine\n"
+        "f = engine.remote(lambda x: x + 1)\n"
+        "print('result', engine.get(f.remote(engine.put(1))))\n"
+        "assert engine.is_initialized()\n"
+        "engine.shutdown()\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "result 2" in done.stdout
+    assert "engine.init() was not called" in done.stderr
