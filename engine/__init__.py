@@ -13,14 +13,19 @@
 The API keeps Ray Core's names and semantics (DESIGN.md §8).
 """
 
-from . import cluster, kv
+from . import actor, cluster, kv, util  # noqa: E402 - Ray's ray.actor / ray.util (they import the API)
 from .api import (
     ActorClass,
     ActorHandle,
     RemoteFunction,
+    available_resources,
     cancel,
+    cluster_resources,
+    exit_actor,
     get,
     get_actor,
+    get_gpu_ids,
+    get_node_ip_address,
     get_runtime_context,
     init,
     is_initialized,
@@ -50,10 +55,13 @@ from .errors import (
 )
 from .object_ref import ObjectRef
 
+ObjectID = ObjectRef  # Ray's older name
 nodes = cluster.nodes
 
 __all__ = [
-    "ActorClass", "ActorHandle", "RemoteFunction", "ObjectRef",
+    "ActorClass", "ActorHandle", "RemoteFunction", "ObjectRef", "ObjectID",
+    "available_resources", "cluster_resources", "get_gpu_ids", "get_node_ip_address", "exit_actor",
+    "actor", "util",
     "init", "shutdown", "is_initialized", "session_dir", "remote", "method", "get", "put", "wait",
     "cancel", "kill", "get_actor", "get_runtime_context",
     "EngineError", "TaskError", "WorkerCrashedError", "GetTimeoutError", "TaskCancelledError",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import os
 import threading
 
@@ -20,22 +21,74 @@ from .cluster import embedded, processes
 from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
 from .rpc import protocol as P
-from .worker import serialization
+from .util import signature
+from .worker import objects, serialization
 from .worker.actor_state import ActorState
 from .worker.context import RuntimeContext, task_context
 
+log = logging.getLogger("ownrun.engine")
 _init_lock = threading.Lock()
+_init_info: dict | None = None  # what the current init() returned
 
 TASK_OPTIONS = {"num_returns", "num_cpus", "resources", "max_retries", "retry_exceptions", "name",
                 "memory", "num_gpus", "scheduling_strategy"}
 ACTOR_OPTIONS = {"num_cpus", "resources", "name", "max_restarts", "max_task_retries",
-                 "max_concurrency", "lifetime", "namespace", "get_if_exists", "memory", "num_gpus"}
+                 "max_concurrency", "lifetime", "namespace", "get_if_exists", "memory", "num_gpus",
+                 "scheduling_strategy"}
+METHOD_OPTIONS = {"num_returns"}
+# Ray options ownrun does not implement, each with the values that mean "off" in Ray (accepted
+# and ignored, so `ray.init(include_dashboard=False)` runs); any other value is rejected.
+UNSUPPORTED_OPTIONS = {
+    "runtime_env": (None, {}), "placement_group": (None, "default"),
+    "placement_group_bundle_index": (None, -1), "placement_group_capture_child_tasks": (None, False),
+    "max_calls": (None, 0), "accelerator_type": (None,), "concurrency_groups": (None,),
+    "concurrency_group": (None,), "max_pending_calls": (None, -1), "_metadata": (None,),
+    "label_selector": (None, {}), "enable_task_events": (None, True), "memory": (None, 0),
+    "lifetime": (None, "non_detached"), "namespace": (None,), "scheduling_strategy": (None, "DEFAULT"),
+    "_generator_backpressure_num_objects": (None,), "retry_exceptions_allowlist": (None,),
+}
+UNSUPPORTED_INIT = {
+    "local_mode": (False,), "runtime_env": (None, {}), "_system_config": (None, {}),
+    "namespace": (None,), "job_config": (None,), "include_dashboard": (None, False),
+    "dashboard_host": (None,), "dashboard_port": (None,), "storage": (None,), "_temp_dir": (None,),
+    "labels": (None, {}), "log_to_driver": (True,), "configure_logging": (True, False),
+    "logging_level": (None,), "logging_format": (None,), "logging_config": (None,),
+    "_node_ip_address": (None,), "_redis_password": (None,), "_plasma_directory": (None,),
+    "_enable_object_reconstruction": (None, True), "_metrics_export_port": (None,),
+    "_tracing_startup_hook": (None,), "_node_name": (None,),
+}
+# Engine settings init() passes on to the processes it starts (DEFAULT_CONFIG of the core
+# worker, the node daemon's and the head's settings).
+ENGINE_CONFIG = {"metadata", "node_death_timeout", "cluster_key", "lease_idle_timeout",
+                 "heartbeat_period", "infeasible_timeout", "max_idle_workers", "reap_recheck_period",
+                 "max_in_flight_per_worker", "rpc_timeout"}
+
+
+def _reject_unsupported(options: dict, unsupported: dict, what: str) -> None:
+    """Raises for a Ray option ownrun does not implement, unless it has its "off" value."""
+    for key, value in options.items():
+        noop = unsupported.get(key)
+        if noop is not None and not any(value is v or (type(value) is type(v) and value == v)
+                                        for v in noop):
+            raise ValueError(f"{what}: option {key}={value!r} is not supported by ownrun")
 
 
 def _core():
     core = object_ref.current_worker()
     if core is None:
         raise errors.RuntimeNotInitializedError("ownrun is not initialized: call engine.init() first")
+    return core
+
+
+def _core_or_init():
+    """The core worker; on first use without `init()` in a driver, starts a local cluster as
+    Ray does (`.remote()`, `put`, `get`, `wait`)."""
+    core = object_ref.current_worker()
+    if core is None:
+        log.warning("engine.init() was not called: starting a local cluster with default settings "
+                    "(call engine.init() first to choose them)")
+        init(ignore_reinit_error=True)
+        core = _core()
     return core
 
 
@@ -46,44 +99,71 @@ def is_initialized() -> bool:
 
 def init(address: str | None = None, num_cpus: float | None = None, resources: dict | None = None,
          object_store_memory: int | None = None, num_nodes: int = 1, inline_threshold: int | None = None,
-         prestart_workers: bool = True, **config):
-    """Starts an embedded cluster (or joins one at `address`) and makes this process its driver."""
-    with _init_lock:
-        if is_initialized():
-            raise errors.EngineError("engine.init() was already called in this process; "
-                                     "call engine.shutdown() first")
-        if address is not None:  # join a cluster started by `ownrun start`; shutdown() leaves it running
-            from .cluster.join import connect_driver
+         prestart_workers: bool = True, num_gpus: float | None = None, ignore_reinit_error: bool = False,
+         **config):
+    """Starts an embedded cluster (or joins one at `address`) and makes this process its driver.
 
-            if num_cpus is not None or resources or object_store_memory is not None or num_nodes != 1:
-                raise ValueError("num_cpus, resources, object_store_memory and num_nodes describe a new "
-                                 "cluster: they cannot be given with address=")
-            if inline_threshold is not None:
-                config["inline_threshold"] = int(min(inline_threshold, 2**62))
-            core = connect_driver(address, config.pop("cluster_key", None), config)
-            object_ref.set_worker(core)
-            return {"session_dir": core.node_info.get("session_dir"), "node_id": core.node_id,
-                    "address": core.head_address}
-        metadata = config.get("metadata", "ownership")
-        if metadata not in ("ownership", "centralized"):
-            raise ValueError(f"metadata must be 'ownership' or 'centralized', got {metadata!r}")
-        cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
-        if cpus < 0:
-            raise ValueError(f"num_cpus must be >= 0, got {num_cpus}")
-        store = int(object_store_memory or processes.default_object_store_memory())
+    Unknown keyword arguments raise TypeError; Ray's options ownrun does not implement raise
+    ValueError naming the option (unless given the value that means "off"). A second call
+    raises RuntimeError, or returns the first call's answer with `ignore_reinit_error=True`."""
+    unknown = sorted(set(config) - ENGINE_CONFIG - set(UNSUPPORTED_INIT))
+    if unknown:
+        raise TypeError(f"init() got an unexpected keyword argument {unknown[0]!r}")
+    _reject_unsupported(config, UNSUPPORTED_INIT, "init()")
+    config = {k: v for k, v in config.items() if k in ENGINE_CONFIG}
+    if num_gpus:
+        if num_gpus < 0:
+            raise ValueError(f"num_gpus must be >= 0, got {num_gpus}")
+        resources = {**(resources or {}), "GPU": float(num_gpus)}
+    with _init_lock:
+        global _init_info
+        if is_initialized():
+            if ignore_reinit_error:
+                log.info("engine.init() was already called: ignoring this call (ignore_reinit_error=True)")
+                return _init_info
+            raise errors.AlreadyInitializedError("engine.init() was already called in this process (call engine.shutdown() "
+                               "first, or pass ignore_reinit_error=True)")
+        _init_info = _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_threshold,
+                           prestart_workers, config)
+        return _init_info
+
+
+def _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_threshold, prestart_workers,
+          config) -> dict:
+    if address == "local":  # Ray's name for "start a new cluster"
+        address = None
+    if address is not None:  # join a cluster started by `ownrun start`; shutdown() leaves it running
+        from .cluster.join import connect_driver
+
+        if num_cpus is not None or resources or object_store_memory is not None or num_nodes != 1:
+            raise ValueError("num_cpus, resources, object_store_memory and num_nodes describe a new "
+                             "cluster: they cannot be given with address=")
         if inline_threshold is not None:
             config["inline_threshold"] = int(min(inline_threshold, 2**62))
-        config.setdefault("prestart_workers", int(cpus) if prestart_workers else 0)
-        cluster = embedded.LocalCluster(cpus, dict(resources or {}), store, config, num_nodes=num_nodes)
-        cluster.start()
-        try:
-            core = cluster.connect_driver(config)
-        except BaseException:
-            cluster.stop(None)
-            raise
-        embedded.set_current(cluster)
+        core = connect_driver(address, config.pop("cluster_key", None), config)
         object_ref.set_worker(core)
-        return {"session_dir": cluster.session_dir, "node_id": core.node_id, "address": cluster.head_address}
+        return {"session_dir": core.node_info.get("session_dir"), "node_id": core.node_id,
+                "address": core.head_address}
+    metadata = config.get("metadata", "ownership")
+    if metadata not in ("ownership", "centralized"):
+        raise ValueError(f"metadata must be 'ownership' or 'centralized', got {metadata!r}")
+    cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
+    if cpus < 0:
+        raise ValueError(f"num_cpus must be >= 0, got {num_cpus}")
+    store = int(object_store_memory or processes.default_object_store_memory())
+    if inline_threshold is not None:
+        config["inline_threshold"] = int(min(inline_threshold, 2**62))
+    config.setdefault("prestart_workers", int(cpus) if prestart_workers else 0)
+    cluster = embedded.LocalCluster(cpus, dict(resources or {}), store, config, num_nodes=num_nodes)
+    cluster.start()
+    try:
+        core = cluster.connect_driver(config)
+    except BaseException:
+        cluster.stop(None)
+        raise
+    embedded.set_current(cluster)
+    object_ref.set_worker(core)
+    return {"session_dir": cluster.session_dir, "node_id": core.node_id, "address": cluster.head_address}
 
 
 def shutdown() -> None:
@@ -118,15 +198,31 @@ def _resources(options: dict, default_cpus: float) -> tuple[tuple, dict]:
     resources["CPU"] = float(default_cpus if cpus is None else cpus)
     if resources["CPU"] < 0:
         raise ValueError(f"num_cpus must be >= 0, got {cpus}")
+    gpus = options.get("num_gpus")
+    if gpus:  # a resource like any other: init(num_gpus=) gives the node some
+        if not isinstance(gpus, (int, float)) or gpus < 0:
+            raise ValueError(f"num_gpus must be a non-negative number, got {gpus!r}")
+        resources["GPU"] = float(gpus)
     resources = {k: float(v) for k, v in resources.items() if v}
     return tuple(sorted(resources.items())), resources
 
 
 def _check_options(options: dict, allowed: set, what: str) -> None:
-    unknown = set(options) - allowed
+    unknown = set(options) - allowed - set(UNSUPPORTED_OPTIONS)
     if unknown:
         raise ValueError(f"unknown option(s) for {what}: {', '.join(sorted(unknown))}; "
                          f"allowed: {', '.join(sorted(allowed))}")
+    _reject_unsupported(options, UNSUPPORTED_OPTIONS, what)
+    for key in set(options) - allowed:  # a Ray option this kind of call does not take
+        if options[key] is not None:
+            raise ValueError(f"{what}: option {key}={options[key]!r} is not supported by ownrun")
+    num_returns = options.get("num_returns", 1)
+    if not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0:
+        raise ValueError(f"{what}: option num_returns={num_returns!r} is not supported by ownrun "
+                         "(a non-negative int is)")
+    if "retry_exceptions" in options and not isinstance(options["retry_exceptions"], bool):
+        raise ValueError(f"{what}: option retry_exceptions={options['retry_exceptions']!r} is not "
+                         "supported by ownrun (True or False is)")
 
 
 def _prepare_args(args: tuple, kwargs: dict, fn_name: str):
@@ -171,6 +267,7 @@ class _Exported:
         self.obj = obj
         self._blob = None
         self._id = None
+        self.signature = signature.from_spec(signature.spec(obj))  # of a class: its constructor's
 
     def get(self) -> tuple[str, bytes]:
         if self._blob is None:
@@ -200,7 +297,8 @@ class RemoteFunction:
         return RemoteFunction(self._fn, {**self._options, **options}, self._exported)
 
     def remote(self, *args, **kwargs):
-        core = _core()
+        signature.check(self._exported.signature, args, kwargs, self._name)
+        core = _core_or_init()
         fn_id, blob = self._exported.get()
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, self._name)
         task_id = core.next_id()
@@ -225,6 +323,7 @@ class ActorClass:
         self._exported = exported or _Exported(cls)
         self._methods = {name: _method_options(m) for name, m in inspect.getmembers(cls, callable)
                          if not name.startswith("__") or name == "__call__"}
+        self._specs = {name: signature.method_spec(cls, name) for name in self._methods}
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"actor class {self._cls.__name__} cannot be instantiated directly; "
@@ -234,17 +333,19 @@ class ActorClass:
         return ActorClass(self._cls, {**self._options, **options}, self._exported)
 
     def remote(self, *args, **kwargs) -> ActorHandle:
-        core = _core()
+        cls_name = self._cls.__name__
+        signature.check(self._exported.signature, args, kwargs, cls_name)
+        core = _core_or_init()
         options = self._options
         name = options.get("name")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"actor name must be a string, got {type(name).__name__}")
-        cls_name = self._cls.__name__
         fn_id, blob = self._exported.get()
         shape, resources = _resources(options, 0)
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, f"{cls_name}.__init__")
         actor_id = ids.new_actor_id()
-        info = {"class_name": cls_name, "methods": self._methods, "owner": core.address}
+        info = {"class_name": cls_name, "methods": self._methods, "owner": core.address,
+                "signatures": self._specs}
         if options.get("get_if_exists") and name:
             try:
                 return get_actor(name)
@@ -269,7 +370,7 @@ class ActorClass:
             if name is None:
                 core.actor_by_creation[entry.return_ids[0]] = state
         creation_ref = core.submit_task(entry)[0]
-        return ActorHandle(actor_id, cls_name, self._methods, creation_ref, name, restarts)
+        return ActorHandle(actor_id, cls_name, self._methods, creation_ref, name, restarts, self._specs)
 
 
 def _method_options(method) -> dict:
@@ -278,6 +379,8 @@ def _method_options(method) -> dict:
 
 def method(**options):
     """Decorator for actor methods: `@engine.method(num_returns=2)`."""
+    _check_options(options, METHOD_OPTIONS, "@method")
+
     def wrap(fn):
         fn.__ownrun_method_options__ = options
         return fn
@@ -286,6 +389,8 @@ def method(**options):
 
 class ActorMethod:
     def __init__(self, handle: ActorHandle, name: str, options: dict):
+        if options:  # the decorator's were checked when it ran; .options() brings new ones
+            _check_options(options, METHOD_OPTIONS, f"actor method {handle._class_name}.{name}")
         self._handle = handle
         self._name = name
         self._options = options
@@ -302,8 +407,10 @@ class ActorMethod:
 
 class ActorHandle:
     def __init__(self, actor_id: bytes, class_name: str, methods: dict, creation_ref: ObjectRef | None,
-                 name: str | None, restarts: tuple = (0, 0)):
+                 name: str | None, restarts: tuple = (0, 0), specs: dict | None = None):
         self._restarts = tuple(restarts)  # (max_restarts, max_task_retries)
+        self._specs = specs or {}  # method name -> compact signature (util.signature)
+        self._signatures: dict = {}  # method name -> inspect.Signature, built on first call
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
@@ -319,13 +426,19 @@ class ActorHandle:
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id.hex()[:12]})"
 
+    def __eq__(self, other) -> bool:  # handles to one actor are equal, as in Ray
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __hash__(self) -> int:
+        return hash(self._actor_id)
+
     def __reduce__(self):
         core = object_ref.current_worker()
         state = core.actors.get(self._actor_id) if core is not None else None
         address = state.address if state is not None else None
         worker_id = state.worker_id if state is not None else None
         return (_rebuild_handle, (self._actor_id, self._class_name, self._methods, self._creation_ref,
-                                  self._name, address, worker_id, self._restarts))
+                                  self._name, address, worker_id, self._restarts, self._specs))
 
     def _call(self, method_name: str, args: tuple, kwargs: dict, options: dict):
         core = _core()
@@ -335,6 +448,10 @@ class ActorHandle:
                 self._actor_id, self._name, self._class_name, owned=False,
                 max_restarts=self._restarts[0], max_task_retries=self._restarts[1]))
         qualname = f"{self._class_name}.{method_name}"
+        sig = self._signatures.get(method_name, _UNSET)
+        if sig is _UNSET:
+            sig = self._signatures[method_name] = signature.from_spec(self._specs.get(method_name))
+        signature.check(sig, args, kwargs, qualname)
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, qualname)
         creation = self._creation_ref
         if creation is not None and creation.owner != core.address:
@@ -351,8 +468,11 @@ class ActorHandle:
         return refs[0] if n == 1 else refs
 
 
+_UNSET = object()
+
+
 def _rebuild_handle(actor_id, class_name, methods, creation_ref, name, address, worker_id,
-                    restarts=(0, 0)) -> ActorHandle:
+                    restarts=(0, 0), specs=None) -> ActorHandle:
     core = object_ref.current_worker()
     if core is not None and actor_id not in core.actors:
         state = ActorState(actor_id, name, class_name, owned=False, address=address, worker_id=worker_id,
@@ -360,7 +480,7 @@ def _rebuild_handle(actor_id, class_name, methods, creation_ref, name, address, 
         if core.actors.setdefault(actor_id, state) is state and address is not None:
             with core.lock:  # the address we were given may be stale: hear from the head too
                 state.subscribe(core)
-    return ActorHandle(actor_id, class_name, methods, creation_ref, name, restarts)
+    return ActorHandle(actor_id, class_name, methods, creation_ref, name, restarts, specs)
 
 
 def remote(*args, **options):
@@ -388,11 +508,11 @@ def _make_remote(obj, options: dict):
 def put(value) -> ObjectRef:
     if isinstance(value, ObjectRef):
         raise TypeError("put() of an ObjectRef is not allowed; pass the ref itself")
-    return _core().put(value)
+    return _core_or_init().put(value)
 
 
 def get(refs, *, timeout: float | None = None):
-    core = _core()
+    core = _core_or_init()
     if isinstance(refs, ObjectRef):
         return core.get([refs], timeout)[0]
     if isinstance(refs, (list, tuple)):
@@ -404,13 +524,25 @@ def get(refs, *, timeout: float | None = None):
 
 
 def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
+    """`(ready, not_ready)`: the first `num_returns` refs with values, in the order given. With
+    `fetch_local` a ready object held on another node is copied to this node before it is
+    returned (the copy may take longer than `timeout`)."""
     if isinstance(refs, ObjectRef) or not isinstance(refs, (list, tuple)):
-        raise TypeError("wait() takes a list of ObjectRefs")
+        raise TypeError(f"wait() takes a list of ObjectRefs, not {type(refs).__name__}")
+    for r in refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(f"wait() takes a list of ObjectRefs; the list holds a {type(r).__name__}")
+    if not refs:
+        return [], []
     if len(set(refs)) != len(refs):
         raise ValueError("wait() got duplicate ObjectRefs")
     if not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
-    return _core().wait(list(refs), num_returns, timeout)
+    core = _core_or_init()
+    ready, not_ready = core.wait(list(refs), num_returns, timeout)
+    if fetch_local and ready:
+        objects.fetch_local(core, ready)
+    return ready, not_ready
 
 
 def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
@@ -442,7 +574,8 @@ def get_actor(name: str) -> ActorHandle:
         core.actors.setdefault(actor_id, ActorState(actor_id, name, info.get("class_name", "Actor"),
                                                     owned=False, address=view["address"],
                                                     worker_id=view["worker_id"]))
-    return ActorHandle(actor_id, info.get("class_name", "Actor"), info.get("methods", {}), None, name)
+    return ActorHandle(actor_id, info.get("class_name", "Actor"), info.get("methods", {}), None, name,
+                       specs=info.get("signatures"))
 
 
 def get_runtime_context() -> RuntimeContext:
@@ -453,3 +586,72 @@ def get_runtime_context() -> RuntimeContext:
                           task_id=task_id.hex() if task_id else None,
                           actor_id=actor_id.hex() if actor_id else None,
                           job_mode="driver" if core.mode == "driver" else "worker")
+
+
+# ---- the cluster, from a task or the driver ----------------------------------------------------------
+def _node_view() -> dict:
+    core = _core()
+    return core.call(core.head_address, P.NODE_LIST)
+
+
+def _sum_resources(field: str) -> dict:
+    total: dict = {}
+    for node in _node_view().values():
+        if node.get("alive", True):
+            for key, value in (node.get(field) or {}).items():
+                total[key] = total.get(key, 0.0) + float(value)
+    return total
+
+
+def cluster_resources() -> dict:
+    """The resources of the live nodes, summed: `{"CPU": 4.0, "GPU": 1.0, "custom": 2.0}`."""
+    return _sum_resources("total")
+
+
+def available_resources() -> dict:
+    """The resources of the live nodes not held by tasks or actors now, summed (as last
+    reported by each node's heartbeat); a resource all in use is left out, as in Ray."""
+    return {k: v for k, v in _sum_resources("available").items() if v > 0}
+
+
+def get_gpu_ids() -> list:
+    """The GPUs assigned to this worker. ownrun schedules `num_gpus` as a counted resource but
+    does not assign device ids (nor set CUDA_VISIBLE_DEVICES): always `[]`."""
+    _core()
+    return []
+
+
+def get_node_ip_address() -> str:
+    """The IP address of this process's node (127.0.0.1 for a cluster on ipc:// sockets)."""
+    from .rpc import addresses
+
+    core = _core()
+    address = core.daemon_address
+    if addresses.is_ipc(address):
+        return "127.0.0.1"
+    return addresses.host(address)
+
+
+def exit_actor() -> None:
+    """Ends the actor this method runs in, as Ray's `exit_actor`: the process exits, the call
+    in progress and later calls fail with ActorDiedError. Outside an actor: TypeError."""
+    core = object_ref.current_worker()
+    if core is None or core.mode != "worker" or task_context.actor_id is None:
+        raise TypeError("exit_actor() can only be called inside an actor method")
+    import sys
+
+    log.info("actor %s exits (exit_actor)", task_context.actor_id.hex())
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - exiting anyway
+            pass
+    os._exit(0)
+
+
+def list_named_actors(all_namespaces: bool = False) -> list:
+    """The names of the live named actors (one namespace in ownrun: `all_namespaces=True` gives
+    `[{"name": ..., "namespace": ""}]` as Ray does)."""
+    core = _core()
+    names = core.call(core.head_address, P.ACTOR_NAMES)
+    return [{"name": n, "namespace": ""} for n in names] if all_namespaces else list(names)

@@ -28,8 +28,12 @@ class TaskError(EngineError):
         return (_rebuild_task_error, (self.function_name, self.traceback_str, self.cause))
 
     def as_instanceof_cause(self) -> TaskError:
-        """A TaskError that is also an instance of the cause's class (so `except ValueError` works)."""
-        cause_cls = type(self.cause) if self.cause is not None else None
+        """A TaskError that is also an instance of the cause's class (so `except ValueError` works);
+        for a task that failed because a task it waited on did, of the innermost cause's class."""
+        root = self.cause
+        while isinstance(root, TaskError) and root.cause is not None:
+            root = root.cause
+        cause_cls = type(root) if root is not None else None
         if cause_cls is None or isinstance(self, cause_cls) or not _subclassable(cause_cls):
             return self
         try:
@@ -99,6 +103,10 @@ class ObjectFreedError(ObjectLostError):
 
 class RuntimeNotInitializedError(EngineError):
     """An engine call was made before `engine.init()` or after `engine.shutdown()`."""
+
+
+class AlreadyInitializedError(EngineError, RuntimeError):
+    """`engine.init()` was called again without `ignore_reinit_error=True` (Ray raises RuntimeError)."""
 
 
 class SerializationError(EngineError, TypeError):

@@ -33,13 +33,44 @@ class ObjectRef:
 
     __slots__ = ("id", "owner", "_counted", "__weakref__")
 
-    def __init__(self, oid: bytes, owner: str, _counted=None):
-        self.id = oid
-        self.owner = owner
+    def __init__(self, oid: bytes, owner: str | None = None, _counted=None):
         self._counted = _counted  # the deque that counted us, or None
+        if type(oid) is not bytes:
+            raise TypeError(f"ObjectRef() takes the object id as bytes, not {type(oid).__name__}")
+        self.id = oid
+        self.owner = owner  # None for `ObjectRef(id_bytes)`: an id only, nobody to ask for the value
 
     def hex(self) -> str:
         return self.id.hex()
+
+    def binary(self) -> bytes:
+        return self.id
+
+    @classmethod
+    def from_binary(cls, oid: bytes) -> ObjectRef:
+        return cls(oid)
+
+    def future(self):
+        """A `concurrent.futures.Future` that completes with the value (or its error)."""
+        from concurrent.futures import Future
+
+        if _worker is None:
+            raise RuntimeError("ownrun is not initialized: call engine.init() first")
+        fut = Future()
+        fut.set_running_or_notify_cancel()
+
+        def done(_ready):  # may run with the core worker's lock held: read the value elsewhere
+            threading.Thread(target=_set_future, args=(fut, self), daemon=True,
+                             name="ownrun-ref-future").start()
+
+        _worker.on_ready(self, done)
+        return fut
+
+    def as_future(self):
+        """An `asyncio.Future` of the value, for the running event loop (Ray's `as_future`)."""
+        import asyncio
+
+        return asyncio.wrap_future(self.future())
 
     def __repr__(self) -> str:
         return f"ObjectRef({self.id.hex()})"
@@ -85,6 +116,13 @@ def _set_result_from_get(fut, ref) -> None:
     try:
         fut.set_result(_worker.get([ref], timeout=None)[0])
     except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting coroutine
+        fut.set_exception(exc)
+
+
+def _set_future(fut, ref) -> None:
+    try:
+        fut.set_result(_worker.get([ref], timeout=None)[0])
+    except BaseException as exc:  # noqa: BLE001 - delivered to whoever waits on the future
         fut.set_exception(exc)
 
 

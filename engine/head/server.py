@@ -42,7 +42,7 @@ log = logging.getLogger("ownrun.head")
 
 # Requests whose header carries [kind, req_id, reply_addr, ...] (answered on failure too).
 _REQUESTS = frozenset({P.REGISTER_NODE, P.ACTOR_REGISTER, P.ACTOR_LOOKUP, P.KV_PUT, P.KV_GET,
-                       P.KV_DELETE, P.KV_LIST, P.HEAD_STATS, P.NODE_LIST,
+                       P.KV_DELETE, P.KV_LIST, P.HEAD_STATS, P.NODE_LIST, P.ACTOR_NAMES,
                         P.TASK_META_SUBMIT})
 
 
@@ -70,6 +70,7 @@ class Head:
             P.KV_DELETE: self.on_kv_delete,
             P.KV_LIST: self.on_kv_list,
             P.HEAD_STATS: self.on_stats,
+            P.ACTOR_NAMES: self.on_actor_names,
             P.HEARTBEAT: self.on_heartbeat,
             P.NODE_CLIENTS: self.on_node_clients,
             P.NODE_LIST: self.on_node_list,
@@ -287,6 +288,10 @@ class Head:
     def on_kv_list(self, h) -> None:
         _, req_id, addr, prefix = h
         self.reply(addr, req_id, self.tables.kv_list(prefix))
+
+    def on_actor_names(self, h) -> None:
+        _, req_id, addr = h
+        self.reply(addr, req_id, self.tables.live_actor_names())
 
     def on_stats(self, h) -> None:
         _, req_id, addr = h

@@ -238,6 +238,11 @@ class HeadTables:
                 del self.names[record.name]
             self._db.execute("DELETE FROM actors WHERE actor_id=?", (actor_id,))
 
+    def live_actor_names(self) -> list[str]:
+        """The names of the named actors that are not DEAD, sorted."""
+        return sorted(name for name, actor_id in self.names.items()
+                      if actor_id in self.actors and not self.actors[actor_id].dead())
+
     def find_actor(self, key: str | bytes) -> ActorRecord | None:
         """An actor by name (str) or id (bytes)."""
         actor_id = self.names.get(key) if isinstance(key, str) else key

@@ -19,7 +19,7 @@ instructions appended to `self.out` (a deque, drained by the shell in order):
 
     (SEND, address, header, payload)   send one message
     (PUSH, entry, address)             push a task to a worker (the shell adds the function blob once)
-    (WAKE, waiter)                     a get/wait caller may proceed
+    (WAKE, waiter, failed)             a get/wait caller may proceed (failed: the value is an error)
     (ACTOR_SUBMITTED, entry)           an actor task was submitted: it takes its place in the caller's order
     (ACTOR_ENQUEUE, entry)             an actor task's arguments are ready
     (ACTOR_TASK_DONE, entry)           an actor task replied
@@ -212,7 +212,7 @@ class TaskManager:
                 elif type(waiter) is BorrowerWait:
                     self._send_value(waiter.requester, oid, ref.value, ref.contains)
                 else:
-                    self.out.append((WAKE, waiter))
+                    self.out.append((WAKE, waiter, value.kind == ms.ERROR))
             out = Release()
             self.refs.check(oid, out)
             if out:

@@ -78,6 +78,7 @@ NODE_CLIENTS = 80  # [NODE_CLIENTS, node_id, added_addrs, removed_addrs]
 TASK_META_SUBMIT = 83  # request: [.., req_id, addr, task_id, spec_bytes, arg_ids]  (centralized mode)
 TASK_META_DONE = 84  # [TASK_META_DONE, task_id, arg_ids]  (centralized mode)
 NODE_LIST = 82  # request: [.., req_id, addr]  -> {node_id: {address, alive, total, available, store}}
+ACTOR_NAMES = 85  # request: [.., req_id, addr]  -> names of the live named actors
 WORKER_DIED_REMOTE = 81  # [WORKER_DIED_REMOTE, node_id, worker_id, worker_addr, reason] (daemon -> head)
 
 # ---- head -> node daemons -------------------------------------------------------------

@@ -131,6 +131,7 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.KV_DELETE: (_request(KEY), ()),
     P.KV_LIST: (_request(KEY), ()),
     P.HEAD_STATS: (_request(), ()),
+    P.ACTOR_NAMES: (_request(), ()),
     P.HEARTBEAT: ((STR, ADDR, DICT, DICT, DICT), ()),
     P.NODE_CLIENTS: ((STR, LIST, LIST), ()),
     P.TASK_META_SUBMIT: (_request(BYTES, BYTES, LIST), ()),

@@ -1,0 +1,11 @@
+"""Ray's `ray.util` subset: `list_named_actors` (more to come: ActorPool, Queue, placement groups)."""
+
+
+def list_named_actors(all_namespaces: bool = False) -> list:
+    """The names of the live named actors (see `engine.api.list_named_actors`)."""
+    from ..api import list_named_actors as names  # the API imports util: not at import time
+
+    return names(all_namespaces)
+
+
+__all__ = ["list_named_actors"]

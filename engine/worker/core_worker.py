@@ -271,7 +271,7 @@ class CoreWorker:
             elif kind == tm.PUSH:
                 self.push_to(ins[1], ins[2])
             elif kind == tm.WAKE:
-                ins[1].ready_one()
+                ins[1].ready_one(ins[2])
             elif kind == tm.ACTOR_SUBMITTED:
                 ins[1].actor.submitted(self, ins[1])
             elif kind == tm.ACTOR_ENQUEUE:

@@ -137,7 +137,7 @@ class Executor:
         if kind == ACTOR_METHOD:
             if self.actor is None:
                 raise errors.ActorDiedError(self.actor_error or "the actor was not created")
-            return getattr(self.actor, fn_id)
+            return _method(self.actor, fn_id)
         fn = self.functions.get(fn_id)
         if fn is None:
             if fn_blob is None:
@@ -366,3 +366,16 @@ def _split_returns(value, num_returns: int) -> list:
         raise ValueError(f"the task has num_returns={num_returns} but returned {len(values)} values")
     return values
 
+
+def _method(instance, name: str):
+    """Method `name` of `instance`, looked up on its class (as Ray does): an instance attribute
+    of the same name does not hide it."""
+    attrs = getattr(instance, "__dict__", None)
+    if attrs is None or name not in attrs:  # the common case, at getattr's cost
+        return getattr(instance, name)
+    try:
+        raw = inspect.getattr_static(type(instance), name)
+    except AttributeError:
+        return getattr(instance, name)  # e.g. provided by __getattr__
+    get = getattr(type(raw), "__get__", None)
+    return raw if get is None else get(raw, instance, type(instance))

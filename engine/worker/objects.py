@@ -27,18 +27,22 @@ from . import serialization
 
 
 class Waiter:
-    """Signals a `get`/`wait` caller once `needed` of its objects have values."""
+    """Signals a `get`/`wait` caller once `needed` of its objects have values (a `get`'s at
+    once when one of them is an error, as Ray raises without waiting for the rest)."""
 
-    __slots__ = ("needed", "event", "callback")
+    __slots__ = ("needed", "event", "callback", "stop_on_error")
 
-    def __init__(self, needed: int, callback=None):
+    def __init__(self, needed: int, callback=None, stop_on_error: bool = False):
         self.needed = needed
         self.event = threading.Event() if callback is None else None
         self.callback = callback
+        self.stop_on_error = stop_on_error
 
-    def ready_one(self) -> None:
+    def ready_one(self, failed: bool = False) -> None:
         self.needed -= 1
-        if self.needed == 0:
+        if failed and self.stop_on_error:
+            self.event.set()
+        elif self.needed == 0:
             if self.callback is not None:
                 self.callback(True)
             else:
@@ -141,13 +145,20 @@ def get(core, refs: list, timeout: float | None):
     deadline = None if timeout is None else time.monotonic() + timeout
     with core.lock:
         core._apply_ref_ops()
-        waiter, values = core.tm.wait_for_values(refs, lambda missing, ready: Waiter(missing))
+        waiter, values = core.tm.wait_for_values(refs, lambda missing, ready: Waiter(missing, None, True))
         core.apply()
     if waiter is not None:
         _block_on(core, waiter, deadline, refs)
         with core.lock:
             table = core.tm.refs.refs
             values = [table[r.id].value if r.id in table else None for r in refs]
+            early = waiter.needed > 0
+            if early:  # woken by an error: stop waiting for the others
+                core.tm.stop_waiting(refs, waiter)
+        if early:
+            for r, value in zip(refs, values, strict=True):
+                if value is not None and value.kind == ERROR:
+                    materialize(core, r.id, value, deadline, r.owner)  # raises it
     out = []
     for r, value in zip(refs, values, strict=True):
         if value is None:
@@ -262,3 +273,24 @@ def _as_raisable(exc) -> BaseException:
     if isinstance(exc, BaseException):
         return exc
     return errors.EngineError(repr(exc))
+
+
+def fetch_local(core, refs: list) -> None:
+    """Makes the shared-memory values of `refs` (ready ones) local: pulls each copy held on
+    another node into this node's store, as `get` would, without reading it (`wait(fetch_local=
+    True)`). A copy that cannot be fetched is left alone: `get` rebuilds or raises."""
+    with core.lock:
+        table = core.tm.refs.refs
+        values = [(r, table[r.id].value) for r in refs if r.id in table]
+    for r, value in values:
+        if value is None or value.kind != SHM or value.daemon == core.daemon_address:
+            continue
+        try:
+            placement = core.call(core.daemon_address, P.OBJ_GET, r.id, core.worker_id, value.daemon)
+        except errors.EngineError:
+            continue
+        if placement is None:
+            continue
+        _report_copy(core, r.id, r.owner)
+        core.ref_ops.append((r.id, None, 0))  # drop the read pin OBJ_GET took
+        core.transport.wake()
