@@ -1,0 +1,64 @@
+"""The state API against a known workload in an embedded cluster, asked from the driver."""
+
+import pytest
+from ownrun import engine
+from ownrun.engine.util import state
+
+pytestmark = pytest.mark.usefixtures("cluster")
+
+
+@engine.remote
+def square(x):
+    return x * x
+
+
+@engine.remote
+def fails():
+    raise ValueError("on purpose")
+
+
+@engine.remote
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def incr(self):
+        self.n += 1
+        return self.n
+
+
+def test_tasks_actors_objects_of_a_known_workload():
+    refs = [square.remote(i) for i in range(7)]
+    assert engine.get(refs) == [i * i for i in range(7)]
+    with pytest.raises(ValueError):
+        engine.get(fails.remote())
+    counter = Counter.remote()
+    assert engine.get([counter.incr.remote() for _ in range(3)]) == [1, 2, 3]
+    big = engine.put(b"x" * 300_000)
+
+    summary = state.summarize_tasks()
+    assert summary["square"] == {"done": 7, "total": 7}
+    assert summary["fails"] == {"failed": 1, "total": 1}
+    assert summary["Counter.incr"] == {"done": 3, "total": 3}
+    assert summary["Counter.__init__"]["done"] == 1
+
+    listing = state.list_tasks(filters=[("name", "=", "square")], limit=3)
+    assert len(listing) == 3 and listing.total == 7 and listing.header == "3 of 7 tasks"
+    assert all(row["state"] == "done" and row["node_id"] for row in listing)
+    failed = state.list_tasks(filters=[("state", "=", "failed"), ("name", "=", "fails")])
+    assert failed.total == 1 and failed[0]["type"] == "normal"
+
+    actors = state.list_actors(filters=[("class_name", "=", "Counter")])
+    assert actors.total == 1 and actors[0]["state"] == "ALIVE"
+
+    objects = state.list_objects(filters=[("object_id", "=", big.id.hex())], detail=True)
+    assert objects.total == 1
+    assert objects[0]["where"] == "shared_memory" and objects[0]["pinned"] and objects[0]["size"] >= 300_000
+    assert objects[0]["local_refs"] == 1 and objects[0]["callsite"] is None
+    assert any(group["bytes"] >= 300_000 for group in state.memory())
+
+    nodes = state.list_nodes()
+    assert nodes.total == len(engine.nodes()) and all(node["alive"] for node in nodes)
+    workers = state.list_workers(filters=[("kind", "=", "driver")])
+    assert workers.total >= 1 and not workers.unreachable
+    del counter, big
