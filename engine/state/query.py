@@ -52,16 +52,18 @@ def parse_filter(spec: str) -> tuple[str, str, str]:
 
 
 def select(rows: list[dict], kind: str, filters=(), limit: int | None = None, columns=None,
-           unreachable=None) -> Listing:
-    """The rows passing every filter, the first `limit` of them (columns: the keys kept)."""
-    known = set(columns or ())
-    for row in rows:
-        known.update(row)
+           unreachable=None, fields=None) -> Listing:
+    """The rows passing every filter, the first `limit` of them (columns: the keys kept;
+    fields: every key a filter may name, default: those of the rows)."""
+    known = set(fields or ())
+    if fields is None:
+        for row in rows:
+            known.update(row)
     checks = []
     for key, op, value in filters or ():
         if op not in OPS:
             raise ValueError(f"unknown filter operator {op!r}: use one of {', '.join(OPS)}")
-        if key not in known and rows:
+        if key not in known and (rows or fields is not None):
             raise ValueError(f"unknown {kind} field {key!r}; fields: {', '.join(sorted(known))}")
         checks.append((key, op == "=", text(value).lower()))
     passed = [row for row in rows

@@ -33,6 +33,15 @@ COLUMNS = {
     "workers": ("worker_id", "kind", "pid", "node_id", "address"),
 }
 KINDS = tuple(COLUMNS)
+_OWNER = ("owner", "owner_node", "owner_kind")
+FIELDS = {  # every field of a row (`detail=True`); filters may name any of them
+    "tasks": (*COLUMNS["tasks"], "owner_node", "owner_kind"),
+    "objects": ("object_id", "size", "where", "node_id", "pinned", "copies", "local_refs", "submitted_refs",
+                "contained_in", "borrowers", "callsite", *_OWNER),
+    "actors": (*COLUMNS["actors"], "address", "worker_id", "dead_reason", "owner_node", "owner_kind"),
+    "nodes": (*COLUMNS["nodes"], "store_objects"),
+    "workers": COLUMNS["workers"],
+}
 
 
 def _caller(address: str | None, cluster_key: str | None):
@@ -58,8 +67,8 @@ def list_state(kind: str, filters=None, limit: int | None = DEFAULT_LIMIT, detai
     if kind not in COLUMNS:
         raise ValueError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
     found = gather((kind,), address, cluster_key)
-    return query.select(getattr(found, kind), kind, filters, limit, None if detail else COLUMNS[kind],
-                        found.unreachable)
+    return query.select(getattr(found, kind), kind, filters, limit, FIELDS[kind] if detail else COLUMNS[kind],
+                        found.unreachable, FIELDS[kind])
 
 
 def list_tasks(filters=None, limit=DEFAULT_LIMIT, detail=False, address=None, cluster_key=None):

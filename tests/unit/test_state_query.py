@@ -60,3 +60,9 @@ def test_finished_tasks_are_bounded_and_a_retried_task_is_reported_once():
     rows = snapshot.tasks(tm, {"owner": "x"})
     assert rows == [{"task_id": "01" * 16, "name": "f", "state": "failed", "type": "normal",
                      "worker_id": "77" * 16, "node_id": None, "owner": "x"}]
+
+
+def test_a_filter_naming_an_unknown_field_is_refused_even_with_no_rows():
+    with pytest.raises(ValueError, match="unknown tasks field"):
+        query.select([], "tasks", [("nme", "=", "a")], fields=("name", "state"))
+    assert query.select([], "tasks", [("name", "=", "a")], fields=("name",)).header == "0 of 0 tasks"
