@@ -52,6 +52,13 @@ from .object_ref import ObjectRef
 
 nodes = cluster.nodes
 
+
+def timeline(path: str | None = None, address: str | None = None, cluster_key: str | None = None) -> dict:
+    """Writes a Chrome trace of the cluster's recent task spans to `path` (util/state.py)."""
+    from .util.state import timeline as _timeline
+
+    return _timeline(path, address, cluster_key)
+
 __all__ = [
     "ActorClass", "ActorHandle", "RemoteFunction", "ObjectRef",
     "init", "shutdown", "is_initialized", "session_dir", "remote", "method", "get", "put", "wait",
@@ -59,6 +66,6 @@ __all__ = [
     "EngineError", "TaskError", "WorkerCrashedError", "GetTimeoutError", "TaskCancelledError",
     "ActorDiedError", "ObjectStoreFullError", "ObjectLostError", "OwnerDiedError", "ObjectFreedError",
     "RuntimeNotInitializedError", "SerializationError", "NodeUnreachableError", "ObjectReconstructionFailedError",
-    "cluster", "nodes",
+    "cluster", "nodes", "timeline",
     "kv",
 ]

@@ -66,6 +66,7 @@ class Gathered:
     tasks: list = field(default_factory=list)
     objects: list = field(default_factory=list)
     actors: list = field(default_factory=list)
+    timeline: list = field(default_factory=list)  # one {"spans", "dropped", "pid", ...} per process
     unreachable: list = field(default_factory=list)  # [{"address", "error"}]
 
 
@@ -78,6 +79,7 @@ def gather(call, what: tuple[str, ...]) -> Gathered:
         raise ClusterError(f"the head at {addresses.plain(call.head_address)} did not answer: {exc}") from None
     worker_node: dict = {}
     processes = []
+    process_node: dict = {}
     for node_id, node in sorted(view.items()):
         store = node.get("store") or {}
         out.nodes.append({"node_id": node_id, "address": node["address"], "alive": node["alive"],
@@ -98,7 +100,8 @@ def gather(call, what: tuple[str, ...]) -> Gathered:
             out.workers.append({"worker_id": worker_hex, "kind": kind, "pid": pid, "address": address,
                                 "node_id": node_id})
             processes.append(address)
-    asked = [kind for kind in ("tasks", "objects", "actors") if kind in what]
+            process_node[address] = node_id
+    asked = [kind for kind in ("tasks", "objects", "actors", "timeline") if kind in what]
     if not asked:
         return out
     for address in processes:
@@ -108,7 +111,10 @@ def gather(call, what: tuple[str, ...]) -> Gathered:
             out.unreachable.append({"address": address, "error": str(exc)})
             continue
         for kind in asked:
-            getattr(out, kind).extend(answer.get(kind, ()))
+            if kind == "timeline":
+                out.timeline.append({**answer["timeline"], "node_id": process_node[address]})
+            else:
+                getattr(out, kind).extend(answer.get(kind, ()))
     for row in out.tasks:
         if row.get("node_id") is None and row.get("worker_id"):
             row["node_id"] = worker_node.get(row["worker_id"])

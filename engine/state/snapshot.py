@@ -6,7 +6,8 @@ Owns turning the core worker's records into plain rows (msgpack-able dicts, ids 
   finished ones (`TaskManager.finished`, bounded: `task_manager.FINISHED_TASKS`);
 * objects: the records of objects this process owns (borrowed ones are their owner's to
   report) with their size, where the value is, copies and reference counts;
-* actors: the actors this process created (their creator owns them).
+* actors: the actors this process created (their creator owns them);
+* timeline: the task spans this process ran (spans.py's ring buffer).
 
 The node of a task's worker is not known here (only its worker id); `gather` fills it in.
 Read-only. Runs on the core worker's I/O thread with its state lock held (the handler);
@@ -15,10 +16,12 @@ each row is built from fields read there, so the answer is a consistent snapshot
 
 from __future__ import annotations
 
+import os
+
 from ..ownership import memory_store as ms
 from ..ownership.task_manager import STATE_NAMES
 
-KINDS = ("tasks", "objects", "actors")
+KINDS = ("tasks", "objects", "actors", "timeline")
 TASK_TYPES = ("normal", "actor_creation", "actor_method")
 _WHERE = {ms.INLINE: "inline", ms.SHM: "shared_memory", ms.ERROR: "error"}
 
@@ -37,6 +40,11 @@ def snapshot(core, what: list) -> dict:
         answer["objects"] = objects(core.tm.refs.refs, owner)
     if "actors" in what:
         answer["actors"] = actors(core.actors, owner)
+    if "timeline" in what:
+        from .spans import SPANS  # this process's task spans (the executor's, in a worker)
+
+        answer["timeline"] = {**SPANS.snapshot(), "pid": os.getpid(), "worker_id": core.worker_id.hex(),
+                              **owner}
     return answer
 
 

@@ -114,3 +114,17 @@ def summarize_objects(address=None, cluster_key=None) -> dict:
 def memory(address=None, cluster_key=None) -> list[dict]:
     """Objects by owner and the node holding them, with counts and bytes, largest first."""
     return query.memory(gather(("objects",), address, cluster_key).objects)
+
+
+def timeline(path: str | None = None, address=None, cluster_key=None) -> dict:
+    """A Chrome trace (open it in Perfetto or chrome://tracing) of the task spans every worker
+    remembers (the latest OWNRUN_TIMELINE_EVENTS per process), written to `path` if given."""
+    import json
+
+    from ..state.trace import chrome_trace
+
+    trace = chrome_trace(gather(("timeline",), address, cluster_key).timeline)
+    if path is not None:
+        with open(path, "w") as f:
+            json.dump(trace, f)
+    return trace

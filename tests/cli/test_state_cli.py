@@ -4,6 +4,7 @@ while a driver (its own process) holds the tasks and objects it owns."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -73,6 +74,12 @@ def test_list_summary_memory_against_a_started_cluster(cli):
         assert any(group["where"] == "shared_memory" and group["bytes"] >= 200_000 for group in memory)
         workers = json.loads(cli.ok("list", "workers", "--filter", "kind=driver", "--format", "json"))
         assert workers["total"] == 1
+
+        trace_path = os.path.join(cli.root, "trace.json")
+        assert "wrote 7 task span(s)" in cli.ok("timeline", "-o", trace_path)
+        with open(trace_path) as f:
+            spans = [event for event in json.load(f)["traceEvents"] if event["ph"] == "X"]
+        assert sorted(span["name"] for span in spans) == ["fails"] + ["square"] * 6
 
         bad = cli.run("list", "tasks", "--filter", "nme=square")
         assert bad.returncode == 2 and "unknown tasks field 'nme'" in bad.stderr + bad.stdout
