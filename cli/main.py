@@ -6,7 +6,20 @@ in cli/errors.py.
 from typing import Annotated
 
 import typer
-from ownrun.cli import bench, kill_node, rl, run, start, status, stop, version, video
+from ownrun.cli import (
+    bench,
+    kill_node,
+    memory,
+    rl,
+    run,
+    start,
+    state,
+    status,
+    stop,
+    timeline,
+    version,
+    video,
+)
 from ownrun.cli.console import console
 from ownrun.cli.errors import RootGroup
 
@@ -32,7 +45,7 @@ def root(
             console.print(text)
 
 
-for module in (bench, run, start, stop, status, kill_node, version, video, rl):
+for module in (bench, run, start, stop, status, state, memory, timeline, kill_node, version, video, rl):
     module.register(app)
 
 if __name__ == "__main__":

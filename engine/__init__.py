@@ -58,6 +58,13 @@ from .object_ref import ObjectRef
 ObjectID = ObjectRef  # Ray's older name
 nodes = cluster.nodes
 
+
+def timeline(path: str | None = None, address: str | None = None, cluster_key: str | None = None) -> dict:
+    """Writes a Chrome trace of the cluster's recent task spans to `path` (util/state.py)."""
+    from .util.state import timeline as _timeline
+
+    return _timeline(path, address, cluster_key)
+
 __all__ = [
     "ActorClass", "ActorHandle", "RemoteFunction", "ObjectRef", "ObjectID",
     "available_resources", "cluster_resources", "get_gpu_ids", "get_node_ip_address", "exit_actor",
@@ -67,6 +74,6 @@ __all__ = [
     "EngineError", "TaskError", "WorkerCrashedError", "GetTimeoutError", "TaskCancelledError",
     "ActorDiedError", "ObjectStoreFullError", "ObjectLostError", "OwnerDiedError", "ObjectFreedError",
     "RuntimeNotInitializedError", "SerializationError", "NodeUnreachableError", "ObjectReconstructionFailedError",
-    "cluster", "nodes",
+    "cluster", "nodes", "timeline",
     "kv",
 ]

@@ -525,6 +525,8 @@ class NodeDaemon:
                                   "transfer": {"pulls": len(self.transfers.pulls),
                                                "max_bytes_per_loop": self.max_transfer_bytes_per_loop,
                                                "bound_per_loop": self.transfer_bound_per_loop()},
+                                  "processes": [[c.address, c.worker_id, c.pid, c.kind]
+                                                for c in self.clients.values()],
                                   "pids": [w.pid for w in self.scheduler.workers.values() if w.pid]
                                   + [self.zygote.pid]})
 

@@ -59,6 +59,7 @@ NORMAL, ACTOR_CREATION, ACTOR_METHOD = 0, 1, 2
 
 HISTORY_ENTRIES = 4096  # transitions kept, all ids together
 HISTORY_PER_ID = 32  # most recent entries `history(id)` returns
+FINISHED_TASKS = 10_000  # finished tasks remembered for the state API (engine/state/), newest last
 ACTOR_LEASE_IDS = 1_000_000_000  # actor lease request ids start here (normal ones below)
 
 
@@ -134,6 +135,8 @@ class TaskManager:
         self.waiting_for_node_death: list[TaskEntry] = []  # a fetch failed; the notice is coming
         self.log: collections.deque = collections.deque(maxlen=HISTORY_ENTRIES)
         self._log = self.log.append  # (id, event, state): one tuple per transition, no call layer
+        # (task_id, name, kind, "done"/"failed", worker_id) of finished tasks, for the state API
+        self.finished: collections.deque = collections.deque(maxlen=FINISHED_TASKS)
         self.actor_by_creation: dict = {}  # creation return id -> actor state (unnamed actors we created)
         self.centralized = False  # the centralized-metadata baseline: tell the head when tasks end
 
@@ -469,6 +472,7 @@ class TaskManager:
                 self._rerun_after_lost_argument(entry)
                 return
         self._log((task_id, "reply", "failed" if failed else "done"))
+        self.finished.append((task_id, entry.name, entry.kind, "failed" if failed else "done", entry.worker_id))
         pos = 1
         table = self.refs.refs
         for rid, meta in zip(entry.return_ids, returns, strict=True):
@@ -505,6 +509,7 @@ class TaskManager:
         """Stores an error under every return id of the task."""
         self.tasks.pop(entry.task_id, None)
         self._log((entry.task_id, "fail", "failed"))
+        self.finished.append((entry.task_id, entry.name, entry.kind, "failed", entry.worker_id))
         for rid in entry.return_ids:
             self.store(rid, value, None, None)
         self.task_done(entry)

@@ -23,6 +23,7 @@ GET_VALUE = 12  # [GET_VALUE, requester_addr, oid]  (long poll: answered when re
 VALUE_REPLY = 13  # [VALUE_REPLY, oid, meta, sender_addr] + value frames
 REF_REMOVED = 14  # [REF_REMOVED, from_addr, [[oid, count], ...]]
 CANCEL_TASK = 15  # [CANCEL_TASK, task_id, force]
+STATE_QUERY = 17  # request: [.., req_id, addr, [what, ...]]  (the state API asks an owner; engine/state/)
 OBJ_COPIED = 16  # [OBJ_COPIED, oid, daemon_addr, node_id]  (a reader's node pulled a copy: tell the owner)
 
 # ---- core worker -> node daemon ----------------------------------------------------

@@ -89,6 +89,7 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.REF_REMOVED: ((ADDR, LIST), ()),
     P.CANCEL_TASK: ((BYTES, BOOL), ()),
     P.OBJ_COPIED: ((BYTES, ADDR, STR), ()),
+    P.STATE_QUERY: (_request(LIST), ()),
     # ---- core worker -> node daemon
     P.REGISTER_CLIENT: (_request(BYTES, INT, STR), ()),
     P.WORKER_READY: ((BYTES, ADDR, INT), ()),

@@ -109,6 +109,7 @@ class CoreWorker:
             P.LOG_LINES: self._on_log_lines,
             P.NODE_DIED: self._on_node_died,
             P.ACTOR_STATE: self._on_actor_state,
+            P.STATE_QUERY: self._on_state_query,
         }
         self.inbox = Inbox(log, f"{mode} {self.address}", self._handlers)  # drops malformed messages
         self._io_thread = threading.Thread(target=self._io_loop, name="ownrun-io", daemon=True)
@@ -407,6 +408,13 @@ class CoreWorker:
         actor = self.actors.get(actor_id)
         if actor is not None:
             actor.on_head_update(self, view)
+
+    def _on_state_query(self, h, frames) -> None:
+        """The state API asks what we own (engine/state/snapshot.py)."""
+        from ..state.snapshot import snapshot
+
+        _, req_id, addr, what = h
+        self.transport.send(addr, [pack([P.REPLY, req_id, True, snapshot(self, what)])])
 
     def _on_log_lines(self, h, frames) -> None:
         """Worker output: queued for the printer thread (stderr may block; we must not)."""

@@ -34,6 +34,7 @@ from ..ownership.memory_store import shm_value
 from ..ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD
 from ..rpc import protocol as P
 from ..rpc.transport import pack
+from ..state.spans import SPANS
 from . import serialization
 from .context import task_context
 
@@ -171,6 +172,7 @@ class Executor:
         task_id, name, kind = h[2], h[3], h[4]
         received: list = []
         results = args = kwargs = value = None
+        failed = False
         started = time.perf_counter()
         self.running[task_id] = threading.get_ident()
         token = task_context.enter(task_id, name, self.actor_id)
@@ -187,7 +189,9 @@ class Executor:
                 results = _split_returns(value, h[7])
         except errors.TaskCancelledError:
             results = _CancelledMarker(name)
+            failed = True
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the owner
+            failed = True
             if kind == ACTOR_CREATION:
                 self.actor_error = f"the actor's constructor raised {type(exc).__name__}: {exc}"
             results = _failure(name, exc)
@@ -201,8 +205,10 @@ class Executor:
         results = None
         if len(sys.modules) != self._modules_seen:
             self._report_new_modules()
+        ended = time.perf_counter()
+        SPANS.append((task_id, name, h[1], started, ended, failed))  # the timeline's ring buffer
         try:
-            self._reply(h, box, received, time.perf_counter() - started)
+            self._reply(h, box, received, ended - started)
         except errors.TaskCancelledError:
             self._reply_error(h, errors.TaskCancelledError(f"task {name} was cancelled"), received)
         if task_id in self.cancelled:

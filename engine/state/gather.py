@@ -1,0 +1,121 @@
+"""Gathering the state API's answers from the owners: the head names the nodes, each node's
+daemon names its processes (drivers and workers), and each of those answers a STATE_QUERY
+from its own records (snapshot.py). Nothing is stored centrally; no task writes to the head.
+
+Owns the walk (head NODE_LIST -> daemons NODE_STATS -> core workers STATE_QUERY) and the
+two ways of sending its requests: from a driver's own core worker (`DriverCaller`: inside
+`engine.init()`, embedded or joined) or from a process outside the cluster
+(`OneShotCaller`: the CLI, with the cluster's key). A process that does not answer in
+time (it exited meanwhile, or is stuck) is listed in `unreachable`; the answer is what
+the others said. A head that does not answer raises `ClusterError`.
+
+Not thread-safe (one gather per caller at a time); each request has a deadline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ClusterError
+from ..rpc import addresses, oneshot
+from ..rpc import protocol as P
+
+TIMEOUT = 5.0  # seconds per request
+
+
+class DriverCaller:
+    """Requests sent by this process's core worker (a driver inside `engine.init()`)."""
+
+    def __init__(self, core):
+        self.core = core
+        self.head_address = core.head_address
+
+    def __call__(self, address: str, kind: int, *fields):
+        return self.core.call(address, kind, *fields, timeout=TIMEOUT)
+
+    def close(self) -> None:
+        pass
+
+
+class OneShotCaller:
+    """Requests from a process outside the cluster, one temporary client per peer."""
+
+    def __init__(self, head_address: str, curve):
+        self.head_address = head_address
+        self.curve = curve
+        self._clients: dict[str, oneshot.OneShotClient] = {}
+
+    def __call__(self, address: str, kind: int, *fields):
+        client = self._clients.get(address)
+        if client is None:
+            client = self._clients[address] = oneshot.OneShotClient(address, self.curve)
+        return client.call(kind, *fields, timeout=TIMEOUT)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+@dataclass
+class Gathered:
+    """Every row the cluster's processes reported, by kind, and who did not answer."""
+
+    nodes: list = field(default_factory=list)
+    workers: list = field(default_factory=list)
+    tasks: list = field(default_factory=list)
+    objects: list = field(default_factory=list)
+    actors: list = field(default_factory=list)
+    timeline: list = field(default_factory=list)  # one {"spans", "dropped", "pid", ...} per process
+    unreachable: list = field(default_factory=list)  # [{"address", "error"}]
+
+
+def gather(call, what: tuple[str, ...]) -> Gathered:
+    """Asks the head, the daemons and (for tasks, objects, actors in `what`) every core worker."""
+    out = Gathered()
+    try:
+        view = call(call.head_address, P.NODE_LIST)
+    except Exception as exc:  # noqa: BLE001 - the head's failure ends the query
+        raise ClusterError(f"the head at {addresses.plain(call.head_address)} did not answer: {exc}") from None
+    worker_node: dict = {}
+    processes = []
+    process_node: dict = {}
+    for node_id, node in sorted(view.items()):
+        store = node.get("store") or {}
+        out.nodes.append({"node_id": node_id, "address": node["address"], "alive": node["alive"],
+                          "cpu_total": node.get("total", {}).get("CPU"),
+                          "cpu_available": node.get("available", {}).get("CPU"),
+                          "store_used": store.get("used"), "store_capacity": store.get("capacity"),
+                          "store_objects": store.get("num_objects")})
+        if not node["alive"]:
+            continue
+        try:
+            stats = call(node["address"], P.NODE_STATS)
+        except Exception as exc:  # noqa: BLE001 - a node that died meanwhile
+            out.unreachable.append({"address": node["address"], "error": str(exc)})
+            continue
+        for address, worker_id, pid, kind in stats.get("processes", ()):
+            worker_hex = worker_id.hex() if isinstance(worker_id, bytes) else worker_id
+            worker_node[worker_hex] = node_id
+            out.workers.append({"worker_id": worker_hex, "kind": kind, "pid": pid, "address": address,
+                                "node_id": node_id})
+            processes.append(address)
+            process_node[address] = node_id
+    asked = [kind for kind in ("tasks", "objects", "actors", "timeline") if kind in what]
+    if not asked:
+        return out
+    for address in processes:
+        try:
+            answer = call(address, P.STATE_QUERY, asked)
+        except Exception as exc:  # noqa: BLE001 - exited meanwhile, or stuck
+            out.unreachable.append({"address": address, "error": str(exc)})
+            continue
+        for kind in asked:
+            if kind == "timeline":
+                out.timeline.append({**answer["timeline"], "node_id": process_node[address]})
+            else:
+                getattr(out, kind).extend(answer.get(kind, ()))
+    for row in out.tasks:
+        if row.get("node_id") is None and row.get("worker_id"):
+            row["node_id"] = worker_node.get(row["worker_id"])
+    return out
