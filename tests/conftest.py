@@ -96,7 +96,12 @@ def no_leftovers_at_session_end():
     leaked_shm = _wait_for_shm_cleanup(started)
     assert not children, f"child processes left running: {children}"
     assert not leaked_shm, f"/dev/shm files left behind: {leaked_shm}"
+    from ownrun.engine.cluster.embedded import LocalCluster
     from ownrun.engine.worker.core_worker import CoreWorker
+
+    assert LocalCluster.handler_errors_seen == 0, \
+        f"{LocalCluster.handler_errors_seen} message handler(s) raised in the processes of the " \
+        f"embedded clusters (head, daemons, workers): grep their logs for 'ownrun-handler-error:'"
 
     assert CoreWorker.handler_errors_in_process == 0, \
         f"{CoreWorker.handler_errors_in_process} message handler(s) raised in the driver's I/O loop (see the log)"

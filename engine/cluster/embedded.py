@@ -34,6 +34,7 @@ from ..rpc import addresses
 from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
 from ..rpc.transport import pack
+from ..util import handler_errors
 from . import join, paths, processes, state
 
 HEAD_RESTART_ATTEMPTS = 5  # consecutive failed restarts before the supervisor gives up
@@ -58,6 +59,8 @@ def set_current(cluster: LocalCluster | None) -> LocalCluster | None:
 
 class LocalCluster:
     """A head and `num_nodes` node daemons on this machine, owned by this driver."""
+
+    handler_errors_seen = 0  # logged by the processes of the clusters this process stopped (tests check it)
 
     def __init__(self, num_cpus: float, resources: dict, object_store_memory: int, config: dict,
                  num_nodes: int = 1):
@@ -237,3 +240,4 @@ class LocalCluster:
             self._head_supervisor.join(max(0.1, deadline - time.monotonic()))
         if self.session_dir is not None:
             processes.remove_store_files(self.session_dir)
+            LocalCluster.handler_errors_seen += handler_errors.count_in_logs(self.session_dir)

@@ -36,6 +36,7 @@ from ..rpc.cluster_key import CurveKeys
 from ..rpc.schema import Inbox
 from ..rpc.transport import Transport, pack
 from ..util import process_tools
+from ..util.handler_errors import log_handler_error
 from .tables import HeadTables
 
 log = logging.getLogger("ownrun.head")
@@ -97,7 +98,7 @@ class Head:
             self._handle(frames)
         except Exception:  # noqa: BLE001 - a bad message must not kill the head
             self.handler_errors += 1
-            log.exception("failed to handle a message")
+            log_handler_error(log, "failed to handle a message")
 
     def _handle(self, frames: list) -> None:
         header = self.inbox.header(frames)
@@ -114,10 +115,12 @@ class Head:
         except Exception as exc:
             if kind not in _REQUESTS or len(header) < 3:
                 raise
-            if not isinstance(exc, (TypeError, ValueError)):  # a bug, not the caller's mistake
-                self.handler_errors += 1
             self.failed_requests += 1
-            log.exception("request type %s failed", kind)
+            if isinstance(exc, (TypeError, ValueError)):  # the caller's mistake, answered
+                log.exception("request type %s failed", kind)
+            else:  # a bug
+                self.handler_errors += 1
+                log_handler_error(log, "request type %s failed", kind)
             self.reply(header[2], header[1], [type(exc).__name__, f"head: {exc}"], ok=False)
 
     def on_register_node(self, h) -> None:
@@ -152,7 +155,7 @@ class Head:
                 self._declare_dead(node_id, now - last)
             except Exception:  # noqa: BLE001 - the head must keep serving
                 self.handler_errors += 1
-                log.exception("failed to declare node %r dead", node_id)
+                log_handler_error(log, "failed to declare node %r dead", node_id)
 
     def _declare_dead(self, node_id: str, silent_for: float) -> None:
         if not self.tables.mark_node_dead(node_id):

@@ -34,6 +34,7 @@ from ..rpc.transport import Transport, pack
 from ..store.arena_client import ArenaClient
 from ..store.object_store import ObjectStore
 from ..util import process_tools
+from ..util.handler_errors import log_handler_error
 from .scheduler import LeaseRequest, LeaseScheduler
 from .spillback import Placement, Spillback
 from .transfer import Pulls, TransferActions, serve_chunk
@@ -576,7 +577,7 @@ class NodeDaemon:
                     self.handlers[header[0]](header)
                 except Exception:  # noqa: BLE001 - one bad message must not kill the node
                     self.handler_errors += 1
-                    log.exception("failed to handle a message")
+                    log_handler_error(log, "failed to handle a message")
             if self.transfer_bytes > self.max_transfer_bytes_per_loop:
                 self.max_transfer_bytes_per_loop = self.transfer_bytes
         self.stop()

@@ -41,6 +41,7 @@ from ..rpc.schema import Inbox
 from ..rpc.transport import Transport, pack
 from ..store.arena_client import ArenaClient
 from ..store.pin_cache import PinCache
+from ..util.handler_errors import log_handler_error
 from . import objects
 from .log_printer import LogPrinter
 from .requests import Requests
@@ -178,7 +179,7 @@ class CoreWorker:
                         except Exception:  # noqa: BLE001 - keep serving other messages
                             self.handler_errors += 1
                             CoreWorker.handler_errors_in_process += 1
-                            log.exception("failed to handle a message")
+                            log_handler_error(log, "failed to handle a message")
                         self.apply()
             if self.ref_ops or time.monotonic() >= next_housekeeping:
                 with self.lock:

@@ -35,6 +35,7 @@ from ..ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD
 from ..rpc import protocol as P
 from ..rpc.transport import pack
 from ..state.spans import SPANS
+from ..util.handler_errors import log_handler_error
 from . import serialization
 from .context import task_context
 
@@ -130,7 +131,7 @@ class Executor:
                 self.execute(h, frames)
             except Exception:  # noqa: BLE001 - e.g. a reply that cannot be sent: keep serving
                 self.core.handler_errors += 1
-                log.exception("failed to run or answer task %r", h[3])
+                log_handler_error(log, "failed to run or answer task %r", h[3])
 
     # ---- one task -------------------------------------------------------------------------------
     def _function(self, h):
