@@ -3,11 +3,9 @@ what ownrun does not implement fails loudly, naming the option."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from conftest import add_node_ready, wait_for
+from conftest import wait_for
 from ownrun import engine
-from ownrun.engine import object_ref
 
 
 @engine.remote
@@ -115,31 +113,6 @@ def test_wait_on_an_empty_list_returns_two_empty_lists(cluster):
 def test_wait_on_non_refs_raises_type_error_naming_the_problem(cluster):
     with pytest.raises(TypeError, match="ObjectRef.*int"):
         engine.wait([1, 2])
-
-
-@engine.remote
-def big_array():
-    return np.ones(400_000, dtype=np.uint8)
-
-
-def _copies_here(ref) -> bool:
-    core = object_ref.current_worker()
-    with core.lock:
-        entry = core.tm.refs.refs.get(ref.id)
-        return any(d == core.daemon_address for d, _ in (entry.copies or ()))
-
-
-def test_wait_fetch_local_copies_a_ready_remote_object_to_this_node_before_returning_it(cluster):
-    add_node_ready(num_cpus=1, resources={"far": 1})
-    far = big_array.options(resources={"far": 1})
-    not_fetched = far.remote()
-    engine.wait([not_fetched], fetch_local=False, timeout=60)
-    fetched = far.remote()
-    ready, _ = engine.wait([fetched], fetch_local=True, timeout=60)
-    assert ready == [fetched]
-    assert _copies_here(fetched)
-    assert not _copies_here(not_fetched)
-    assert engine.get(fetched).sum() == 400_000
 
 
 # ---- items 14 and 16: actor handles and methods -----------------------------------------------
