@@ -426,6 +426,9 @@ class ActorHandle:
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id.hex()[:12]})"
 
+    def __dir__(self) -> list:
+        return sorted({*super().__dir__(), *self._methods})
+
     def __eq__(self, other) -> bool:  # handles to one actor are equal, as in Ray
         return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
 

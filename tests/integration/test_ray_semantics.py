@@ -4,7 +4,7 @@ what ownrun does not implement fails loudly, naming the option."""
 from __future__ import annotations
 
 import pytest
-from conftest import wait_for
+from conftest import session_shm_files, wait_for
 from ownrun import engine
 
 
@@ -286,8 +286,17 @@ def test_first_use_without_init_starts_a_local_cluster_and_says_so(tmp_path):
         "f = engine.remote(lambda x: x + 1)\n"
         "print('result', engine.get(f.remote(engine.put(1))))\n"
         "assert engine.is_initialized()\n"
+        "print('session', engine.session_dir())\n"
         "engine.shutdown()\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "result 2" in done.stdout
     assert "engine.init() was not called" in done.stderr
+    session = done.stdout.split("session ", 1)[1].split()[0]
+    wait_for(lambda: not session_shm_files(session), timeout=60,
+             message="the auto-started cluster's store files are removed")
+
+
+def test_dir_of_an_actor_handle_lists_its_methods(cluster):
+    names = dir(Counter.remote(0))
+    assert "incr" in names and "__init__" not in [n for n in names if n == "incr__"]
