@@ -9,6 +9,7 @@ import typer
 from ownrun.cli import (
     bench,
     kill_node,
+    logs,
     memory,
     rl,
     run,
@@ -45,7 +46,7 @@ def root(
             console.print(text)
 
 
-for module in (bench, run, start, stop, status, state, memory, timeline, kill_node, version, video, rl):
+for module in (bench, run, start, stop, status, state, memory, timeline, logs, kill_node, version, video, rl):
     module.register(app)
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
 from .rpc import protocol as P
 from .util import signature
-from .worker import objects, serialization
+from .worker import serialization
 from .worker.actor_state import ActorState
 from .worker.context import RuntimeContext, task_context
 
@@ -426,6 +426,9 @@ class ActorHandle:
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id.hex()[:12]})"
 
+    def __dir__(self) -> list:
+        return sorted({*super().__dir__(), *self._methods})
+
     def __eq__(self, other) -> bool:  # handles to one actor are equal, as in Ray
         return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
 
@@ -524,9 +527,11 @@ def get(refs, *, timeout: float | None = None):
 
 
 def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
-    """`(ready, not_ready)`: the first `num_returns` refs with values, in the order given. With
-    `fetch_local` a ready object held on another node is copied to this node before it is
-    returned (the copy may take longer than `timeout`)."""
+    """`(ready, not_ready)`: the first `num_returns` refs with values, in the order given.
+
+    `fetch_local` is accepted but not honoured yet: a ready object may still be on another
+    node (`get` fetches it). Copying it here first changes what the owner's recovery sees
+    (a reported secondary copy that is not pinned), so it waits for engine work."""
     if isinstance(refs, ObjectRef) or not isinstance(refs, (list, tuple)):
         raise TypeError(f"wait() takes a list of ObjectRefs, not {type(refs).__name__}")
     for r in refs:
@@ -539,10 +544,7 @@ def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_loca
     if not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
     core = _core_or_init()
-    ready, not_ready = core.wait(list(refs), num_returns, timeout)
-    if fetch_local and ready:
-        objects.fetch_local(core, ready)
-    return ready, not_ready
+    return core.wait(list(refs), num_returns, timeout)
 
 
 def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:

@@ -32,7 +32,7 @@ def write_run(run_dir: Path, summary: dict, rows: list[dict]) -> None:
         out = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         out.writeheader()
         for row in rows:
-            out.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            out.writerow({k: (repr(round(v, 6)) if isinstance(v, float) else v) for k, v in row.items()})  # ts: epoch seconds
 
 
 def load_run(run_dir: Path) -> tuple[dict, list[dict]]:

@@ -273,24 +273,3 @@ def _as_raisable(exc) -> BaseException:
     if isinstance(exc, BaseException):
         return exc
     return errors.EngineError(repr(exc))
-
-
-def fetch_local(core, refs: list) -> None:
-    """Makes the shared-memory values of `refs` (ready ones) local: pulls each copy held on
-    another node into this node's store, as `get` would, without reading it (`wait(fetch_local=
-    True)`). A copy that cannot be fetched is left alone: `get` rebuilds or raises."""
-    with core.lock:
-        table = core.tm.refs.refs
-        values = [(r, table[r.id].value) for r in refs if r.id in table]
-    for r, value in values:
-        if value is None or value.kind != SHM or value.daemon == core.daemon_address:
-            continue
-        try:
-            placement = core.call(core.daemon_address, P.OBJ_GET, r.id, core.worker_id, value.daemon)
-        except errors.EngineError:
-            continue
-        if placement is None:
-            continue
-        _report_copy(core, r.id, r.owner)
-        core.ref_ops.append((r.id, None, 0))  # drop the read pin OBJ_GET took
-        core.transport.wake()

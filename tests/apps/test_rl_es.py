@@ -46,8 +46,9 @@ def test_es_reaches_a_target_with_a_fixed_seed_and_writes_the_run_directory(tmp_
 
 
 def test_a_killed_rollout_worker_is_restarted_and_its_iteration_keeps_exactly_the_planned_pairs(tmp_path):
-    # Killed as the first iteration starts: that iteration (or the next) runs on the restarted actor.
-    summary = runner.run_es(_config(tmp_path, fail="worker@0s", target=100, episodes_per_iter=32))
+    # Killed as the first iteration starts: that iteration (or, when its result was already on its
+    # way, the next) runs on the restarted actor; CartPole's 475 takes a few more.
+    summary = runner.run_es(_config(tmp_path, fail="worker@0s", episodes_per_iter=32))
     (failure,) = summary["failures"]
     assert "error" not in failure, failure
     assert failure["replacement_pid"] != failure["pid"]
@@ -56,9 +57,9 @@ def test_a_killed_rollout_worker_is_restarted_and_its_iteration_keeps_exactly_th
     restarted_in = [r for r in rows if str(failure["replacement_pid"]) in str(r["worker_pids"]).split()]
     assert restarted_in, "no iteration used the restarted worker"
     assert all(r["exact"] and r["pairs_received"] == r["pairs_unique"] == r["pairs_planned"] == 16 for r in rows)
-    assert len(killed_in) + len(restarted_in) == len(rows)
+    assert killed_in + restarted_in == rows  # the old process until the kill, its replacement after
     assert summary["reached"] and summary["owner_attempts"] == 1
-    assert failure["iteration"] == restarted_in[0]["iteration"]
+    assert restarted_in[0]["iteration"] in (failure["iteration"], failure["iteration"] + 1)
 
 
 def test_a_killed_owner_resumes_from_its_checkpoint_with_its_iteration_and_weights(tmp_path):

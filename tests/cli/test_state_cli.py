@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 from tests.cli.cluster_helpers import Cli, start_head
+from tests.conftest import wait_for
 
 DRIVER = """
     import sys
@@ -21,6 +22,7 @@ DRIVER = """
 
     @engine.remote
     def square(x):
+        print(f"squaring {x}", flush=True)
         return x * x
 
     @engine.remote
@@ -80,6 +82,12 @@ def test_list_summary_memory_against_a_started_cluster(cli):
         with open(trace_path) as f:
             spans = [event for event in json.load(f)["traceEvents"] if event["ph"] == "X"]
         assert sorted(span["name"] for span in spans) == ["fails"] + ["square"] * 6
+
+        task = next(row for row in listing["rows"] if row["name"] == "square")
+        wait_for(lambda: "squaring" in cli.ok("logs", "--task", task["task_id"]), 30,
+                 message="the task's print reaches its worker's log")
+        assert f"worker-{task['worker_id'][:12]}.log" in cli.ok("logs")
+        assert cli.ok("logs", "--head", "-n", "5").count("\n") <= 5
 
         bad = cli.run("list", "tasks", "--filter", "nme=square")
         assert bad.returncode == 2 and "unknown tasks field 'nme'" in bad.stderr + bad.stdout

@@ -3,11 +3,9 @@ what ownrun does not implement fails loudly, naming the option."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from conftest import add_node_ready, wait_for
+from conftest import session_shm_files, wait_for
 from ownrun import engine
-from ownrun.engine import object_ref
 
 
 @engine.remote
@@ -115,31 +113,6 @@ def test_wait_on_an_empty_list_returns_two_empty_lists(cluster):
 def test_wait_on_non_refs_raises_type_error_naming_the_problem(cluster):
     with pytest.raises(TypeError, match="ObjectRef.*int"):
         engine.wait([1, 2])
-
-
-@engine.remote
-def big_array():
-    return np.ones(400_000, dtype=np.uint8)
-
-
-def _copies_here(ref) -> bool:
-    core = object_ref.current_worker()
-    with core.lock:
-        entry = core.tm.refs.refs.get(ref.id)
-        return any(d == core.daemon_address for d, _ in (entry.copies or ()))
-
-
-def test_wait_fetch_local_copies_a_ready_remote_object_to_this_node_before_returning_it(cluster):
-    add_node_ready(num_cpus=1, resources={"far": 1})
-    far = big_array.options(resources={"far": 1})
-    not_fetched = far.remote()
-    engine.wait([not_fetched], fetch_local=False, timeout=60)
-    fetched = far.remote()
-    ready, _ = engine.wait([fetched], fetch_local=True, timeout=60)
-    assert ready == [fetched]
-    assert _copies_here(fetched)
-    assert not _copies_here(not_fetched)
-    assert engine.get(fetched).sum() == 400_000
 
 
 # ---- items 14 and 16: actor handles and methods -----------------------------------------------
@@ -313,8 +286,17 @@ def test_first_use_without_init_starts_a_local_cluster_and_says_so(tmp_path):
         "f = engine.remote(lambda x: x + 1)\n"
         "print('result', engine.get(f.remote(engine.put(1))))\n"
         "assert engine.is_initialized()\n"
+        "print('session', engine.session_dir())\n"
         "engine.shutdown()\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "result 2" in done.stdout
     assert "engine.init() was not called" in done.stderr
+    session = done.stdout.split("session ", 1)[1].split()[0]
+    wait_for(lambda: not session_shm_files(session), timeout=60,
+             message="the auto-started cluster's store files are removed")
+
+
+def test_dir_of_an_actor_handle_lists_its_methods(cluster):
+    names = dir(Counter.remote(0))
+    assert "incr" in names and "__init__" not in [n for n in names if n == "incr__"]
