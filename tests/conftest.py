@@ -102,6 +102,9 @@ def no_leftovers_at_session_end():
     assert LocalCluster.handler_errors_seen == 0, \
         f"{LocalCluster.handler_errors_seen} message handler(s) raised in the processes of the " \
         f"embedded clusters (head, daemons, workers): grep their logs for 'ownrun-handler-error:'"
+    assert LocalCluster.malformed_seen == 0, \
+        f"processes of the embedded clusters dropped malformed messages ({LocalCluster.malformed_seen} " \
+        f"log lines): a sender and rpc/schema.py disagree; grep the logs for 'ownrun-malformed-message:'"
 
     assert CoreWorker.handler_errors_in_process == 0, \
         f"{CoreWorker.handler_errors_in_process} message handler(s) raised in the driver's I/O loop (see the log)"

@@ -60,7 +60,9 @@ def set_current(cluster: LocalCluster | None) -> LocalCluster | None:
 class LocalCluster:
     """A head and `num_nodes` node daemons on this machine, owned by this driver."""
 
-    handler_errors_seen = 0  # logged by the processes of the clusters this process stopped (tests check it)
+    # Logged by the processes of the clusters this process stopped (tests check them).
+    handler_errors_seen = 0
+    malformed_seen = 0  # log lines about dropped malformed messages
 
     def __init__(self, num_cpus: float, resources: dict, object_store_memory: int, config: dict,
                  num_nodes: int = 1):
@@ -241,3 +243,5 @@ class LocalCluster:
         if self.session_dir is not None:
             processes.remove_store_files(self.session_dir)
             LocalCluster.handler_errors_seen += handler_errors.count_in_logs(self.session_dir)
+            LocalCluster.malformed_seen += handler_errors.count_in_logs(self.session_dir,
+                                                                        handler_errors.MALFORMED_MARK)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 
+from ..util.handler_errors import MALFORMED_MARK
 from . import protocol as P
 from .transport import unpack
 
@@ -99,9 +100,9 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.WORKER_BLOCKED: ((BYTES,), ()),
     P.WORKER_UNBLOCKED: ((BYTES,), ()),
     P.OBJ_CREATE: (_request(BYTES, INT, ADDR, BYTES), ()),
-    P.OBJ_SEAL: ((BYTES, BYTES), ()),
+    P.OBJ_SEAL: ((BYTES, BYTES, BOOL), ()),
     P.OBJ_GET: (_request(BYTES, BYTES, opt(ADDR)), ()),
-    P.OBJ_RELEASE: ((BYTES, BYTES), ()),
+    P.OBJ_RELEASE: ((BYTES, LIST), ()),
     P.OBJ_FREE: ((LIST,), ()),
     P.KILL_WORKER: ((BYTES, STR, ADDR), ()),
     P.LOG_LINES: ((STR, STR), ()),
@@ -279,5 +280,6 @@ class Inbox:
         if last is None or now - last[0] >= LOG_INTERVAL:
             since = self.by_kind[kind] - (last[1] if last else 0) - 1
             more = f" ({since} more of this type since the last line)" if since > 0 else ""
-            self.log.warning("%s dropped a malformed message of type %s: %s%s", self.service, kind, reason, more)
+            self.log.warning("%s %s dropped a malformed message of type %s: %s%s", MALFORMED_MARK, self.service,
+                             kind, reason, more)
             self._logged[kind] = (now, self.by_kind[kind])

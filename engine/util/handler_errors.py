@@ -17,6 +17,7 @@ import logging
 import os
 
 MARK = "ownrun-handler-error:"
+MALFORMED_MARK = "ownrun-malformed-message:"  # logged by rpc/schema.py when it drops a message
 
 
 def log_handler_error(log: logging.Logger, what: str, *args) -> None:
@@ -24,13 +25,15 @@ def log_handler_error(log: logging.Logger, what: str, *args) -> None:
     log.exception(f"{MARK} {what}", *args)
 
 
-def count_in_logs(session_dir: str) -> int:
-    """How many handler errors the processes of the session at `session_dir` logged."""
+def count_in_logs(session_dir: str, mark: str = MARK) -> int:
+    """How many lines with `mark` (default: handler errors) the processes of the session at
+    `session_dir` logged. Malformed messages are logged at most once per type every 10 s, so
+    for MALFORMED_MARK this counts log lines, not messages."""
     total = 0
     for path in glob.glob(os.path.join(session_dir, "logs", "*.log")):
         try:
             with open(path, errors="replace") as f:
-                total += sum(line.count(MARK) for line in f)
+                total += sum(line.count(mark) for line in f)
         except OSError:
             continue
     return total
