@@ -14,4 +14,13 @@ Importing this package is cheap; `micro`, `cluster`, `video` and `compare` impor
 from pathlib import Path
 
 DEFAULT_JSON = Path("bench-results/micro.json")  # where `ownrun bench` writes
-RESULTS_DIR = Path(__file__).resolve().parent / "results"  # the committed results
+
+
+def _results_dir() -> Path:
+    """The committed results: `benchmarks/results` of the checkout the command runs in (an
+    installed ownrun is not a checkout), else the folder beside this package."""
+    checkout = Path.cwd() / "benchmarks" / "results"
+    return checkout if checkout.is_dir() else Path(__file__).resolve().parent / "results"
+
+
+RESULTS_DIR = _results_dir()
