@@ -6,6 +6,7 @@ its is obeyed. The same checks on an `ownrun start` cluster: tests/cli/test_clus
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -141,8 +142,15 @@ def _attack(head: str, daemon: str, session: str, *prefix: str, env: dict, worke
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+@functools.cache
 def _can_drop_to_nobody() -> bool:
-    return os.geteuid() == 0 and shutil.which("setpriv") is not None
+    """Root, setpriv, and an interpreter with ownrun that `nobody` may run (a venv inside a
+    0700 directory is not: .ci/run makes its own readable)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return False
+    probe = subprocess.run([*NOBODY, sys.executable, "-c", "import ownrun.engine"],
+                           capture_output=True, timeout=120, env={"HOME": "/nonexistent"})
+    return probe.returncode == 0
 
 
 def _still_serving() -> None:
