@@ -46,3 +46,29 @@ def test_check_rejects_missing_extra_and_unknown_keyword_arguments_naming_the_fu
     with pytest.raises(TypeError, match="too many positional"):
         signature.check(ctor, (1, 2), {}, "Sample")
     signature.check(None, (1, 2, 3), {"anything": 1}, "unchecked")
+
+
+def test_positional_calls_decided_by_their_count_agree_with_a_full_bind():
+    def plain(a, b, c=3):
+        pass
+
+    def star(a, *rest):
+        pass
+
+    def keyword_only(a, *, k):
+        pass
+
+    for fn in (plain, star, keyword_only, Sample.method):
+        check = signature.from_spec(signature.spec(fn))
+        for n in range(6):
+            args = tuple(range(n))
+            try:
+                check.signature.bind(*args)
+                expected = None
+            except TypeError:
+                expected = TypeError
+            if expected is None:
+                signature.check(check, args, {}, fn.__name__)
+            else:
+                with pytest.raises(TypeError, match=rf"^{fn.__name__}\(\) "):
+                    signature.check(check, args, {}, fn.__name__)
