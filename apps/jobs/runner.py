@@ -160,7 +160,7 @@ class JobRunner:
         self._say(f"[bold]{run.name}[/]: running ({folder})")
         started = time.monotonic()
         with open(folder / "log.txt", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "ownrun.apps.jobs.driver", str(folder / "config.json")],
+            proc = subprocess.Popen([sys.executable, "-m", "ownrun.apps.jobs.driver", str((folder / "config.json").resolve())],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env,
                                     start_new_session=True)
             try:
