@@ -151,6 +151,22 @@ def wait_for_quiet(proc: psutil.Process, timeout: float = 10.0) -> list:
         time.sleep(0.05)
 
 
+NODE_DEATH_TIMEOUT = 2.0  # the default is 1 s; 2 s keeps a busy 2-core machine from losing live nodes
+
+
+@pytest.fixture
+def head_node():
+    """A fresh cluster: the driver's node (1 CPU, no custom resources). Shut down after the test."""
+    from ownrun import engine
+
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    info = engine.init(num_cpus=1, num_nodes=1, node_death_timeout=NODE_DEATH_TIMEOUT)
+    try:
+        yield info["node_id"]
+    finally:
+        engine.shutdown()
+
+
 @pytest.fixture(scope="module")
 def cluster():
     from ownrun import engine

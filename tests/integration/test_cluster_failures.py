@@ -13,25 +13,15 @@ import time
 import numpy as np
 import psutil
 import pytest
+from conftest import NODE_DEATH_TIMEOUT, returns_within, wait_for
 from conftest import add_node_ready as add_node
-from conftest import returns_within, wait_for
 from ownrun import engine
 from ownrun.engine import cluster
 from ownrun.engine.api import _core
 
 MIB = 1024 * 1024
-NODE_DEATH_TIMEOUT = 2.0  # the default is 1 s; 2 s keeps a busy 2-core machine from losing live nodes
 
 
-@pytest.fixture
-def head_node():
-    """A fresh cluster: the driver's node (1 CPU, no custom resources). Shut down after the test."""
-    assert not engine.is_initialized(), "this test starts its own cluster"
-    info = engine.init(num_cpus=1, num_nodes=1, node_death_timeout=NODE_DEATH_TIMEOUT)
-    try:
-        yield info["node_id"]
-    finally:
-        engine.shutdown()
 
 
 @engine.remote

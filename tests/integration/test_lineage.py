@@ -14,17 +14,6 @@ from ownrun import engine
 from ownrun.engine import cluster
 
 MIB = 1024 * 1024
-NODE_DEATH_TIMEOUT = 2.0
-
-
-@pytest.fixture
-def head_node():
-    assert not engine.is_initialized(), "this test starts its own cluster"
-    info = engine.init(num_cpus=1, num_nodes=1, node_death_timeout=NODE_DEATH_TIMEOUT)
-    try:
-        yield info["node_id"]
-    finally:
-        engine.shutdown()
 
 
 @engine.remote(resources={"w": 1}, num_cpus=0)
