@@ -21,7 +21,7 @@ from .cluster import embedded, processes
 from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
 from .rpc import protocol as P
-from .util import signature
+from .util import malloc_tuning, signature
 from .worker import serialization
 from .worker.actor_state import ActorState
 from .worker.context import RuntimeContext, task_context
@@ -132,6 +132,7 @@ def _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_t
           config) -> dict:
     if address == "local":  # Ray's name for "start a new cluster"
         address = None
+    malloc_tuning.apply()  # the driver's allocator as its cluster's processes have it
     if address is not None:  # join a cluster started by `ownrun start`; shutdown() leaves it running
         from .cluster.join import connect_driver
 

@@ -26,7 +26,7 @@ import sys
 import time
 
 from ..errors import NodeStartError
-from ..util import process_tools
+from ..util import malloc_tuning, process_tools
 from . import paths, state
 
 KEEP_OLD_SESSIONS = 5
@@ -44,6 +44,7 @@ def spawn(module: str, args: list[str], log_path: str, *, detached: bool = False
             [sys.executable, "-m", module, *args],
             stdin=subprocess.DEVNULL if detached else subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=fd, close_fds=True, start_new_session=detached, umask=DAEMON_UMASK,
+            env=malloc_tuning.child_env(),
         )
     finally:
         os.close(fd)
