@@ -3,7 +3,6 @@
 import platform
 
 import pytest
-
 from ownrun.engine.util import malloc_tuning
 
 
