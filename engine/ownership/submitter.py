@@ -154,6 +154,11 @@ class Submitter:
                     self._cancel_request(request_id)
                 queue.lease_requests.clear()
 
+    def next_idle_expiry(self, idle_timeout: float) -> float | None:
+        """When the first idle lease is due back under `idle_timeout` (None: none is idle)."""
+        idle = [lease.idle_since for lease in self.leases_by_worker.values() if lease.idle_since is not None]
+        return min(idle) + idle_timeout if idle else None
+
     def remove_queued(self, task_id: bytes):
         for queue in self.queues.values():
             for entry in queue.ready:

@@ -249,15 +249,23 @@ class CoreWorker:
             raise type(failed)(str(failed))
 
     def _poll_timeout_ms(self, next_housekeeping: float) -> int:
-        """How long the I/O loop may sleep. Leases (to return when idle) and a recall need the
-        100 ms housekeeping tick; a process holding none (an idle worker, an owner between
-        frames) sleeps up to `IDLE_TICK_S`, so hundreds of idle processes do not wake the
+        """How long the I/O loop may sleep. Outstanding lease requests, a recall and pins to
+        release need the 100 ms housekeeping tick; leases only the moment the first idle one
+        is due back (`lease_idle_timeout` after it went idle: an owner using its lease every
+        frame never wakes for it); a process holding nothing (an idle worker, an owner between
+        frames) sleeps up to `IDLE_TICK_MS`, so hundreds of idle processes do not wake the
         machine ten times a second each. Dropped refs (`ref_ops`, which never wake the loop)
-        are applied on that slower tick at the latest. Read without the lock: a stale answer
-        only delays one tick."""
+        are applied on that slower tick at the latest. Flags are read without the lock (a
+        stale answer only delays one tick)."""
         submitter = self.tm.submitter
-        if submitter.leases_by_worker or submitter.request_shapes or submitter.recalled or len(self.pins):
+        if submitter.request_shapes or submitter.recalled or len(self.pins):
             return max(1, min(100, int((next_housekeeping - time.monotonic()) * 1000) + 1))
+        if submitter.leases_by_worker:
+            with self.lock:
+                due = submitter.next_idle_expiry(self.config["lease_idle_timeout"])
+            if due is not None:
+                due = max(due, next_housekeeping)  # housekeeping returns it, not before its tick
+                return max(1, min(IDLE_TICK_MS, int((due - time.monotonic()) * 1000) + 1))
         return IDLE_TICK_MS
 
     # ---- applying the task manager's instructions ---------------------------------------------

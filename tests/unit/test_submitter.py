@@ -220,3 +220,16 @@ def test_recall_keeps_idle_leases_of_no_resources(submitter, fakes):
     assert fakes.returned == [b"cpu"] and submitter.num_leases() == 1
     submitter.return_idle(now=2.0, idle_timeout=0.0)  # the idle timeout still returns it
     assert fakes.returned == [b"cpu", b"zero"]
+
+
+def test_next_idle_expiry_is_when_the_first_idle_lease_is_due_back(submitter, fakes):
+    assert submitter.next_idle_expiry(1.0) is None  # no lease
+    enqueue(submitter, 1)
+    grant(submitter, fakes, 0, b"w1", now=0.0)
+    assert submitter.next_idle_expiry(1.0) is None  # busy: nothing is due
+    submitter.task_finished(b"w1", b"t1", now=5.0)
+    assert submitter.next_idle_expiry(1.0) == 6.0
+    enqueue(submitter, 2)  # reused: busy again, nothing due
+    assert submitter.next_idle_expiry(1.0) is None
+    submitter.task_finished(b"w1", b"t2", now=7.5)
+    assert submitter.next_idle_expiry(1.0) == 8.5
