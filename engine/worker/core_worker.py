@@ -180,7 +180,7 @@ class CoreWorker:
                             self.handler_errors += 1
                             CoreWorker.handler_errors_in_process += 1
                             log_handler_error(log, "failed to handle a message")
-                        self.apply()
+                    self.apply()  # once per batch: the instructions keep their order
             if self.ref_ops or time.monotonic() >= next_housekeeping:
                 with self.lock:
                     self.tm.apply_ref_ops(self.ref_ops)
