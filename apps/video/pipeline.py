@@ -119,7 +119,7 @@ class Decoder:
         cv2 = stabilize.cv2_module()
 
         if self.capture is None:
-            self.capture = cv2.VideoCapture(self.path)
+            self.capture = stabilize.open_capture(self.path)
             if not self.capture.isOpened():
                 raise VideoError(f"{self.path}: cannot open video")
         if index != self.next_index:

@@ -75,6 +75,20 @@ def cv2_module():
     return cv2
 
 
+def open_capture(path: str):
+    """A `cv2.VideoCapture` of `path` decoding on one thread (check `isOpened()`).
+
+    FFmpeg's default frame threading wakes two decoder threads per frame; a pipeline runs a
+    decoder per video, and for one 320x240 frame at a time the hand-offs cost more than they
+    save (measured: 0.33 -> 0.19–0.24 ms of CPU per frame). Falls back to OpenCV's default
+    backend choice when FFmpeg cannot open the file."""
+    cv2 = cv2_module()
+    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    if not capture.isOpened():
+        capture = cv2.VideoCapture(path)
+    return capture
+
+
 def detect_features(gray: np.ndarray) -> np.ndarray | None:
     cv2 = cv2_module()
     return cv2.goodFeaturesToTrack(gray, maxCorners=MAX_CORNERS, qualityLevel=QUALITY,

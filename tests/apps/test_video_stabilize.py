@@ -182,3 +182,19 @@ def test_plot_of_a_directory_that_is_not_a_run_fails_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["video", "plot", str(tmp_path)], prog_name="ownrun")
     assert result.exit_code == 5
     assert result.output.strip().splitlines() == [f"error: file not found: {tmp_path}"]
+
+
+def test_open_capture_decodes_on_one_thread_the_same_frames(tmp_path):
+    spec = synthetic.SyntheticSpec(width=64, height=48, fps=5, frames=6, seed=3)
+    clip = synthetic.ensure_video(spec, tmp_path)
+    single, default = stabilize.open_capture(str(clip.path)), cv2.VideoCapture(str(clip.path))
+    assert single.isOpened()
+    assert single.get(cv2.CAP_PROP_N_THREADS) == 1
+    for index in range(spec.frames):
+        (ok1, a), (ok2, b) = single.read(), default.read()
+        assert ok1 and ok2, f"frame {index} unreadable"
+        assert np.array_equal(a, b)
+
+
+def test_open_capture_of_a_missing_file_is_not_opened(tmp_path):
+    assert not stabilize.open_capture(str(tmp_path / "missing.mp4")).isOpened()
