@@ -18,6 +18,7 @@ import threading
 
 from . import errors, ids, object_ref
 from .cluster import embedded, processes
+from .generator import ObjectRefGenerator
 from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
 from .rpc import protocol as P
@@ -218,9 +219,13 @@ def _check_options(options: dict, allowed: set, what: str) -> None:
         if options[key] is not None:
             raise ValueError(f"{what}: option {key}={options[key]!r} is not supported by ownrun")
     num_returns = options.get("num_returns", 1)
-    if not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0:
+    if num_returns == "streaming" and allowed is TASK_OPTIONS:
+        if options.get("max_retries"):
+            raise ValueError(f"{what}: num_returns='streaming' tasks are not retried by ownrun "
+                             f"(max_retries={options['max_retries']!r} given; use 0)")
+    elif not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0:
         raise ValueError(f"{what}: option num_returns={num_returns!r} is not supported by ownrun "
-                         "(a non-negative int is)")
+                         "(a non-negative int is, or 'streaming' for a remote function)")
     if "retry_exceptions" in options and not isinstance(options["retry_exceptions"], bool):
         raise ValueError(f"{what}: option retry_exceptions={options['retry_exceptions']!r} is not "
                          "supported by ownrun (True or False is)")
@@ -284,7 +289,8 @@ class RemoteFunction:
         self._options = options
         self._exported = exported or _Exported(fn)
         self._name = getattr(fn, "__qualname__", fn.__name__)
-        self._num_returns = int(options.get("num_returns", 1))
+        self._streaming = options.get("num_returns") == "streaming"
+        self._num_returns = 0 if self._streaming else int(options.get("num_returns", 1))
         self._shape, self._resources = _resources(options, 1)
         self._max_retries = int(options.get("max_retries", 3))
         self._retry_exceptions = bool(options.get("retry_exceptions", False))
@@ -309,6 +315,11 @@ class RemoteFunction:
                           return_ids=ids.return_ids(task_id, n), retries_left=self._max_retries,
                           retry_exceptions=self._retry_exceptions, shape=self._shape,
                           resources=self._resources)
+        if self._streaming:
+            entry.retries_left = 0
+            entry.extra = {"streaming": True}
+            core.submit_task(entry)
+            return ObjectRefGenerator(core, task_id)
         refs = core.submit_task(entry)
         if n == 1:
             return refs[0]

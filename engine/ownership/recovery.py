@@ -22,13 +22,14 @@ Pure: no sockets, threads or clocks. Not thread-safe: used with the core worker'
 from __future__ import annotations
 
 from .. import errors
-from .reference_counter import ACTOR_TASK, OVER_BUDGET, PUT
+from .reference_counter import ACTOR_TASK, OVER_BUDGET, PUT, STREAMED
 
 PIN, RESUBMIT, LOST = 0, 1, 2
 
 _NO_LINEAGE = {
     PUT: "it was created by put(), which has no lineage to rebuild it from",
     ACTOR_TASK: "it was returned by an actor task, and actor tasks are not re-run to rebuild objects",
+    STREAMED: "it was yielded by a streaming generator task, which is not re-run to rebuild one item",
     OVER_BUDGET: "its lineage was not kept: the owner's lineage budget (max_lineage_bytes) was used up",
 }
 

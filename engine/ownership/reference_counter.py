@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Why an owned object has no lineage (Reference.no_lineage).
-PUT, ACTOR_TASK, OVER_BUDGET = "put", "actor task", "lineage budget"
+PUT, ACTOR_TASK, OVER_BUDGET, STREAMED = "put", "actor task", "lineage budget", "streamed"
 MAX_LINEAGE_BYTES = 1 << 30  # argument bytes of retained task specs, like Ray's max_lineage_bytes
 
 

@@ -28,6 +28,12 @@ instructions appended to `self.out` (a deque, drained by the shell in order):
     (KILL_ACTOR, creation_oid)         the last handle of an unnamed actor went out of scope
     (META_DONE, entry)                 centralized-metadata baseline: tell the head the task is done
 
+A streaming generator task (`num_returns="streaming"`) has no fixed return ids: each item it
+yields arrives on its own (`generator_item`) as return 1, 2, ...; the stream (`streams`) holds
+one count on every item until the caller's generator hands it out as an ObjectRef (or is
+dropped: `release_stream`); a failure becomes the item after the last one; the end wakes the
+generator. Items have no lineage (the task is not re-run to rebuild one item).
+
 Failures are stored as error values under the task's return ids, so `get` raises them.
 `history(id)` answers "what happened to this task/object?" from a bounded transition log.
 
@@ -45,7 +51,7 @@ from . import memory_store as ms
 from .lease_policy import LeasePolicy
 from .memory_store import SHM, BorrowerWait, Value, error_of, error_value, inline_value, shm_value
 from .recovery import LOST, PIN, RESUBMIT, RecoveryPlanner, is_lost
-from .reference_counter import ACTOR_TASK, PUT, ReferenceCounter, Release
+from .reference_counter import ACTOR_TASK, PUT, STREAMED, ReferenceCounter, Release
 from .submitter import Submitter
 
 __all__ = ["TaskEntry", "TaskManager", "error_value", "inline_value", "shm_value", "Value"]
@@ -61,6 +67,18 @@ HISTORY_ENTRIES = 4096  # transitions kept, all ids together
 HISTORY_PER_ID = 32  # most recent entries `history(id)` returns
 FINISHED_TASKS = 10_000  # finished tasks remembered for the state API (engine/state/), newest last
 ACTOR_LEASE_IDS = 1_000_000_000  # actor lease request ids start here (normal ones below)
+
+
+class Stream:
+    """What a streaming generator task has yielded so far (items 1..count)."""
+
+    __slots__ = ("count", "done", "released", "waiters")
+
+    def __init__(self):
+        self.count = 0  # items stored (a failure counts as the last item)
+        self.done = False  # the task ended: no more items
+        self.released = False  # the caller's generator is gone: items are freed as they come
+        self.waiters: list = []  # woken (WAKE) by the next item or the end
 
 
 class TaskEntry:
@@ -138,6 +156,7 @@ class TaskManager:
         # (task_id, name, kind, "done"/"failed", worker_id) of finished tasks, for the state API
         self.finished: collections.deque = collections.deque(maxlen=FINISHED_TASKS)
         self.actor_by_creation: dict = {}  # creation return id -> actor state (unnamed actors we created)
+        self.streams: dict[bytes, Stream] = {}  # streaming generator task id -> its items so far
         self.centralized = False  # the centralized-metadata baseline: tell the head when tasks end
 
     # ---- the transition log ---------------------------------------------------------------
@@ -325,6 +344,8 @@ class TaskManager:
         if submitted:
             refs.add_submitted(submitted)
         self.tasks[entry.task_id] = entry
+        if entry.extra is not None and entry.kind == NORMAL and entry.extra.get("streaming"):
+            self.streams[entry.task_id] = Stream()
         self._log((entry.task_id, "submit", WAITING_DEPS))
         if entry.actor is not None:
             self.out.append((ACTOR_SUBMITTED, entry))
@@ -473,6 +494,11 @@ class TaskManager:
                 return
         self._log((task_id, "reply", "failed" if failed else "done"))
         self.finished.append((task_id, entry.name, entry.kind, "failed" if failed else "done", entry.worker_id))
+        if normal and task_id in self.streams:
+            error = ms.value_from_meta(returns[0], frames, 1)[0] if failed else None
+            self._end_stream(task_id, error)
+            self.task_done(entry)
+            return
         pos = 1
         table = self.refs.refs
         for rid, meta in zip(entry.return_ids, returns, strict=True):
@@ -512,9 +538,61 @@ class TaskManager:
         self.finished.append((entry.task_id, entry.name, entry.kind, "failed", entry.worker_id))
         for rid in entry.return_ids:
             self.store(rid, value, None, None)
+        if entry.task_id in self.streams:
+            self._end_stream(entry.task_id, value)
         self.task_done(entry)
         if entry.actor is not None:
             self.out.append((ACTOR_TASK_FAILED, entry, value))
+
+    # ---- streaming generators ------------------------------------------------------------------------
+    def generator_item(self, worker_addr: str, task_id: bytes, index: int, meta: list, frames: list) -> None:
+        """Item `index` of a streaming task arrived (items come in order; a repeat is dropped)."""
+        stream = self.streams.get(task_id)
+        if stream is None or stream.done or index != stream.count + 1:
+            return
+        value, contains = ms.value_from_meta(meta, frames, 1)
+        self._add_item(task_id, stream, value, contains, worker_addr if contains else None)
+
+    def _add_item(self, task_id: bytes, stream: Stream, value: Value, contains, registered_by) -> None:
+        stream.count += 1
+        rid = task_id + stream.count.to_bytes(4, "little")  # ids.return_id
+        if not stream.released:  # held for the generator until it hands the item out
+            self.refs.add_owned(rid).no_lineage = STREAMED
+        self._log((rid, "streamed", None))
+        self.store(rid, value, contains, registered_by)  # a released stream's item is freed here
+        self._wake_stream(stream)
+
+    def _end_stream(self, task_id: bytes, error: Value | None) -> None:
+        """The task ended (`error`: how it failed, stored as the item after the last)."""
+        stream = self.streams.get(task_id)
+        if stream is None or stream.done:
+            return
+        if error is not None:
+            self._add_item(task_id, stream, error, None, None)
+        stream.done = True
+        self._wake_stream(stream)
+        if stream.released:
+            del self.streams[task_id]
+
+    def _wake_stream(self, stream: Stream) -> None:
+        for waiter in stream.waiters:
+            self.out.append((WAKE, waiter, False))
+        stream.waiters.clear()
+
+    def release_stream(self, task_id: bytes, handed_out: int) -> None:
+        """The caller's generator is gone after handing out items 1..`handed_out`: drop the
+        stream's counts on the rest; later items are freed as they arrive."""
+        stream = self.streams.get(task_id)
+        if stream is None or stream.released:
+            return
+        stream.released = True
+        out = Release()
+        for index in range(handed_out + 1, stream.count + 1):
+            self.refs.remove_local(task_id + index.to_bytes(4, "little"), out)
+        if stream.done:
+            del self.streams[task_id]
+        if out:
+            self.release(out)
 
     # ---- failures -----------------------------------------------------------------------------------
     def worker_died(self, worker_id: bytes, address: str, reason: str) -> None:
@@ -743,3 +821,11 @@ class TaskManager:
             assert task_id in self.tasks, "a lease carries a task that is not pending"
         for task_id in queued:
             assert task_id in self.tasks, "a queue holds a task that is not pending"
+        for task_id, stream in self.streams.items():
+            assert not (stream.done and stream.released), "a finished, released stream is kept"
+            assert stream.done or task_id in self.tasks, "an unfinished stream has no pending task"
+            assert not (stream.done and stream.waiters), "a finished stream has waiters"
+            if not stream.released:
+                for index in range(1, stream.count + 1):
+                    ref = self.refs.refs.get(task_id + index.to_bytes(4, "little"))
+                    assert ref is None or ref.owned, "a streamed item is not owned"

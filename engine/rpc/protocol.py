@@ -24,6 +24,7 @@ VALUE_REPLY = 13  # [VALUE_REPLY, oid, meta, sender_addr] + value frames
 REF_REMOVED = 14  # [REF_REMOVED, from_addr, [[oid, count], ...]]
 CANCEL_TASK = 15  # [CANCEL_TASK, task_id, force]
 STATE_QUERY = 17  # request: [.., req_id, addr, [what, ...]]  (the state API asks an owner; engine/state/)
+GENERATOR_ITEM = 18  # [GENERATOR_ITEM, worker_addr, task_id, index, meta] + frames  (num_returns="streaming")
 OBJ_COPIED = 16  # [OBJ_COPIED, oid, daemon_addr, node_id]  (a reader's node pulled a copy: tell the owner)
 
 # ---- core worker -> node daemon ----------------------------------------------------

@@ -85,6 +85,7 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.PUSH_TASK: ((ADDR, BYTES, STR, INT, STR, opt(BYTES), INT, INT, opt(LIST), opt(LIST), opt(BYTES),
                    opt(DICT)), ()),
     P.TASK_REPLY: ((ADDR, BYTES, LIST, opt(LIST), BYTES, opt(NUM)), ()),
+    P.GENERATOR_ITEM: ((ADDR, BYTES, INT, LIST), ()),
     P.GET_VALUE: ((ADDR, BYTES), ()),
     P.VALUE_REPLY: ((BYTES, LIST, ADDR), ()),
     P.REF_REMOVED: ((ADDR, LIST), ()),
@@ -148,6 +149,7 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
 RANGES = {
     P.PUSH_TASK: "0 <= h[7] <= 65536 and 0 <= h[8] <= 1000000",
     P.OBJ_CREATE: "h[4] >= 0",
+    P.GENERATOR_ITEM: "1 <= h[3] < 2**32",
     P.OBJ_PULL: "h[3] >= 0 and h[4] >= 0",
 }
 

@@ -74,6 +74,9 @@ class CoreWorker:
         self.daemon_address = daemon_address
         self.lock = threading.Lock()
         self.ref_ops: collections.deque = collections.deque()
+        # (task id, items handed out) of dropped streaming generators (appended from any
+        # thread, even from a finalizer: applied with the ref ops, under the lock)
+        self.released_streams: list = []
         self.tm = TaskManager(self.address, daemon_address, worker_id, self.config["max_in_flight_per_worker"])
         self.tm.centralized = self.config.get("metadata", "ownership") == "centralized"
         self.refs = self.tm.refs
@@ -100,6 +103,7 @@ class CoreWorker:
         self._handlers = {
             P.REPLY: self.requests.on_reply,
             P.TASK_REPLY: self._on_task_reply,
+            P.GENERATOR_ITEM: self._on_generator_item,
             P.GET_VALUE: self._on_get_value,
             P.VALUE_REPLY: self._on_value_reply,
             P.OBJ_COPIED: self._on_obj_copied,
@@ -181,9 +185,9 @@ class CoreWorker:
                             CoreWorker.handler_errors_in_process += 1
                             log_handler_error(log, "failed to handle a message")
                     self.apply()  # once per batch: the instructions keep their order
-            if self.ref_ops or time.monotonic() >= next_housekeeping:
+            if self.ref_ops or self.released_streams or time.monotonic() >= next_housekeeping:
                 with self.lock:
-                    self.tm.apply_ref_ops(self.ref_ops)
+                    self._apply_ref_ops()
                     now = time.monotonic()
                     if now >= next_housekeeping:
                         next_housekeeping = now + 0.1
@@ -304,9 +308,12 @@ class CoreWorker:
                 objects.task_meta_done(self, ins[1])
 
     def _apply_ref_ops(self) -> None:
-        """Applies queued count changes (lock held)."""
+        """Applies queued count changes and released generators (lock held)."""
         if self.ref_ops:
             self.tm.apply_ref_ops(self.ref_ops)
+            self.apply()
+        while self.released_streams:
+            self.tm.release_stream(*self.released_streams.pop())
             self.apply()
 
     # ---- tasks ----------------------------------------------------------------------------------
@@ -357,6 +364,10 @@ class CoreWorker:
     def _on_task_reply(self, h, frames) -> None:
         _, worker_addr, task_id, returns, borrowed, worker_id, runtime = h
         self.tm.task_reply(worker_addr, task_id, returns, borrowed, worker_id, runtime, frames, time.monotonic())
+
+    def _on_generator_item(self, h, frames) -> None:
+        _, worker_addr, task_id, index, meta = h
+        self.tm.generator_item(worker_addr, task_id, index, meta, frames)
 
     def _on_lease_granted(self, h, frames) -> None:
         _, request_id, worker_id, address_or_error, node_id, daemon, spill_to = h

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .. import errors
 from ..ids import return_id
 from ..ownership.memory_store import shm_value
-from ..ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD
+from ..ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL
 from ..rpc import protocol as P
 from ..rpc.transport import pack
 from ..state.spans import SPANS
@@ -174,6 +174,7 @@ class Executor:
         received: list = []
         results = args = kwargs = value = None
         failed = False
+        streaming = kind == NORMAL and bool(h[12]) and bool(h[12].get("streaming"))
         started = time.perf_counter()
         self.running[task_id] = threading.get_ident()
         token = task_context.enter(task_id, name, self.actor_id)
@@ -185,6 +186,11 @@ class Executor:
                 raise ArgumentLostError(str(exc)) from None
             if kind == ACTOR_CREATION:
                 results = [self._create_actor(fn, args, kwargs, h[12] or {})]
+            elif streaming:
+                value = fn(*args, **kwargs)
+                args = kwargs = None
+                self._stream(h, value, received)
+                results = []
             else:
                 value = fn(*args, **kwargs)
                 results = _split_returns(value, h[7])
@@ -209,7 +215,7 @@ class Executor:
         ended = time.perf_counter()
         SPANS.append((task_id, name, h[1], started, ended, failed))  # the timeline's ring buffer
         try:
-            self._reply(h, box, received, ended - started)
+            self._reply(h, box, received, ended - started, streaming)
         except errors.TaskCancelledError:
             self._reply_error(h, errors.TaskCancelledError(f"task {name} was cancelled"), received)
         if task_id in self.cancelled:
@@ -267,38 +273,59 @@ class Executor:
         return None
 
     # ---- replies --------------------------------------------------------------------------------
-    def _reply(self, h, box: list, received: list, runtime: float | None = None) -> None:
-        """Sends the task's results; `box` holds them so that we drop the last reference."""
+    def _stream(self, h, generator, received: list) -> None:
+        """Runs a streaming task's generator: each item goes to the caller as it is yielded
+        (GENERATOR_ITEM, in order). An exception propagates (the reply carries it)."""
+        if not hasattr(generator, "__next__"):
+            raise TypeError(f"{h[3]} has num_returns='streaming' but returned "
+                            f"{type(generator).__name__}, not a generator")
+        caller, task_id, core = h[1], h[2], self.core
+        for index, item in enumerate(generator, start=1):
+            meta, frames, contains = self._return_value(h, index, item)
+            item = None
+            with core.lock:
+                if contains:
+                    core.refs.register_borrower(contains, caller)
+                core.transport.send(caller, [pack([P.GENERATOR_ITEM, core.address, task_id, index, meta]),
+                                             *frames])
+
+    def _return_value(self, h, index: int, value) -> tuple[list, list, list | None]:
+        """(meta, frames, contained refs) of return `index` of task `h`: inline, or written to
+        this node's store; a value that cannot be serialized becomes its error."""
+        core = self.core
+        if isinstance(value, _Failure):
+            f = _serialize_error(value.error)
+            lost = "arg_lost" if isinstance(value.error, ArgumentLostError) else None
+            return [P.VALUE_ERROR, len(f), None, lost], f, None
+        try:
+            f, contains = serialization.serialize(value)
+            size = serialization.frames_size(f)
+            if size < core.inline_threshold:
+                return [P.VALUE_INLINE, len(f), contains], f, contains
+            core._write_shm(return_id(h[2], index), f, h[1])
+            return [P.VALUE_SHM, core.node_id, size, contains, core.daemon_address], [], contains
+        except BaseException as exc:  # noqa: BLE001
+            f = _serialize_error(_failure(h[3], exc)[0].error)
+            return [P.VALUE_ERROR, len(f), None], f, None
+
+    def _reply(self, h, box: list, received: list, runtime: float | None = None,
+               streaming: bool = False) -> None:
+        """Sends the task's results; `box` holds them so that we drop the last reference.
+        A streaming task's reply carries no value (its items went ahead), or its error."""
         results = box.pop()
         caller, task_id = h[1], h[2]
         core = self.core
         metas, frames, contains_all = [], [], []
         if isinstance(results, _CancelledMarker):
             results = _failure(results.name, errors.TaskCancelledError(f"task {results.name} was cancelled"))
-        if len(results) == 1 and isinstance(results[0], _Failure) and h[7] != 1:
+        if len(results) == 1 and isinstance(results[0], _Failure) and h[7] != 1 and not streaming:
             results = results * h[7]
         for index, value in enumerate(results, start=1):
-            if isinstance(value, _Failure):
-                f = _serialize_error(value.error)
-                lost = "arg_lost" if isinstance(value.error, ArgumentLostError) else None
-                metas.append([P.VALUE_ERROR, len(f), None, lost])
-                frames.extend(f)
-                continue
-            try:
-                f, contains = serialization.serialize(value)
-                size = serialization.frames_size(f)
-                if size < core.inline_threshold:
-                    metas.append([P.VALUE_INLINE, len(f), contains])
-                    frames.extend(f)
-                else:
-                    core._write_shm(return_id(task_id, index), f, caller)
-                    metas.append([P.VALUE_SHM, core.node_id, size, contains, core.daemon_address])
-                if contains:
-                    contains_all.extend(contains)
-            except BaseException as exc:  # noqa: BLE001
-                f = _serialize_error(_failure(h[3], exc)[0].error)
-                metas.append([P.VALUE_ERROR, len(f), None])
-                frames.extend(f)
+            meta, f, contains = self._return_value(h, index, value)
+            metas.append(meta)
+            frames.extend(f)
+            if contains:
+                contains_all.extend(contains)
         del results
         with core.lock:
             core._apply_ref_ops()
