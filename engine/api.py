@@ -32,7 +32,7 @@ _init_lock = threading.Lock()
 _init_info: dict | None = None  # what the current init() returned
 
 TASK_OPTIONS = {"num_returns", "num_cpus", "resources", "max_retries", "retry_exceptions", "name",
-                "memory", "num_gpus", "scheduling_strategy"}
+                "memory", "num_gpus", "scheduling_strategy", "max_calls"}
 ACTOR_OPTIONS = {"num_cpus", "resources", "name", "max_restarts", "max_task_retries",
                  "max_concurrency", "lifetime", "namespace", "get_if_exists", "memory", "num_gpus",
                  "scheduling_strategy"}
@@ -42,7 +42,7 @@ METHOD_OPTIONS = {"num_returns"}
 UNSUPPORTED_OPTIONS = {
     "runtime_env": (None, {}), "placement_group": (None, "default"),
     "placement_group_bundle_index": (None, -1), "placement_group_capture_child_tasks": (None, False),
-    "max_calls": (None, 0), "accelerator_type": (None,), "concurrency_groups": (None,),
+    "accelerator_type": (None,), "concurrency_groups": (None,),
     "concurrency_group": (None,), "max_pending_calls": (None, -1), "_metadata": (None,),
     "label_selector": (None, {}), "enable_task_events": (None, True), "memory": (None, 0),
     "lifetime": (None, "non_detached"), "namespace": (None,), "scheduling_strategy": (None, "DEFAULT"),
@@ -226,6 +226,10 @@ def _check_options(options: dict, allowed: set, what: str) -> None:
     elif not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0:
         raise ValueError(f"{what}: option num_returns={num_returns!r} is not supported by ownrun "
                          "(a non-negative int is, or 'streaming' for a remote function)")
+    max_calls = options.get("max_calls")
+    if max_calls is not None and (not isinstance(max_calls, int) or isinstance(max_calls, bool) or max_calls < 0):
+        raise ValueError(f"{what}: option max_calls={max_calls!r} is not supported (a non-negative int is; "
+                         "0: no limit)")
     if "retry_exceptions" in options and not isinstance(options["retry_exceptions"], bool):
         raise ValueError(f"{what}: option retry_exceptions={options['retry_exceptions']!r} is not "
                          "supported by ownrun (True or False is)")
@@ -294,6 +298,9 @@ class RemoteFunction:
         self._shape, self._resources = _resources(options, 1)
         self._max_retries = int(options.get("max_retries", 3))
         self._retry_exceptions = bool(options.get("retry_exceptions", False))
+        # what the worker and the submitter need beyond the spec: streaming, max_calls
+        self._extra = {k: v for k, v in (("streaming", self._streaming), ("max_calls", options.get("max_calls")))
+                       if v} or None
         if options.get("name"):
             self._name = options["name"]
 
@@ -314,10 +321,9 @@ class RemoteFunction:
                           arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,
                           return_ids=ids.return_ids(task_id, n), retries_left=self._max_retries,
                           retry_exceptions=self._retry_exceptions, shape=self._shape,
-                          resources=self._resources)
+                          resources=self._resources, extra=self._extra)
         if self._streaming:
             entry.retries_left = 0
-            entry.extra = {"streaming": True}
             core.submit_task(entry)
             return ObjectRefGenerator(core, task_id)
         refs = core.submit_task(entry)

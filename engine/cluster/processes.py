@@ -151,8 +151,19 @@ def cleanup_stale_sessions() -> list[str]:
     return removed
 
 
+STARTING_GRACE_S = 120.0  # a session without its process list yet is starting, not stale
+
+
 def _session_alive(session_dir: str, with_driver: bool) -> bool:
+    """Any of the session's processes is alive — or it is still starting: its process list is
+    not written yet and it is younger than `STARTING_GRACE_S` (another process's clean-up must
+    not delete a session being created: that head failed at start with an empty log)."""
     info = state.read_session(session_dir)
+    if not info:
+        try:
+            return time.time() - os.path.getmtime(session_dir) < STARTING_GRACE_S
+        except OSError:
+            return False
     pids = list(info.get("pids", []))
     if with_driver and info.get("driver_pid"):
         pids.append(info["driver_pid"])

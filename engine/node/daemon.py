@@ -312,8 +312,8 @@ class NodeDaemon:
         self.apply(placement.local)
 
     def on_lease_return(self, h) -> None:
-        _, worker_id, _worker_alive = h
-        self.apply(self.scheduler.lease_returned(worker_id, time.monotonic()))
+        _, worker_id, reuse = h
+        self.apply(self.scheduler.lease_returned(worker_id, time.monotonic(), retire=not reuse))
 
     def on_reap_answer(self, h) -> None:
         _, worker_id, may_exit = h

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 STARTING, IDLE, LEASED, DEAD = "starting", "idle", "leased", "dead"
 REAP_QUERIED = "reap_queried"  # idle, asked whether it may exit (owns nothing): not leasable
+RETIRED = "retired"  # ran its function's max_calls but owns objects in use: never leased again
 
 
 @dataclass(slots=True, eq=False)
@@ -49,6 +50,7 @@ class WorkerState:
     dedicated: bool = False  # an actor's worker: never returns to the pool
     queried_at: float | None = None  # when it was asked whether it may exit (REAP_QUERIED)
     kept_at: float | None = None  # when it last answered that it owns objects or tasks
+    retired: bool = False  # it ran a function's max_calls: it exits once it may, never leased again
 
 
 @dataclass(slots=True)
@@ -131,7 +133,10 @@ class LeaseScheduler:
             self._schedule_into(out)
         return out
 
-    def lease_returned(self, worker_id: bytes, now: float = 0.0) -> Decisions:
+    def lease_returned(self, worker_id: bytes, now: float = 0.0, retire: bool = False) -> Decisions:
+        """The owner gave the worker back; `retire` (it ran its function's `max_calls`): not to be
+        leased again — asked at once whether it may exit (kept, and leasable, while it owns
+        objects others use: stopping it would lose them)."""
         out = Decisions()
         w = self.workers.get(worker_id)
         if w is None or w.state != LEASED or w.lease is None:  # (a repeated return of an actor's)
@@ -142,6 +147,12 @@ class LeaseScheduler:
             self._release({k: v for k, v in w.lease.resources.items() if k != "CPU"})
         w.lease, w.blocked = None, 0
         if w.dedicated:
+            return out
+        if retire:
+            w.retired = True
+            w.state, w.queried_at = REAP_QUERIED, now
+            out.reap_query.append(worker_id)
+            self._schedule_into(out)
             return out
         w.state = IDLE
         self.idle.append(worker_id)
@@ -174,11 +185,17 @@ class LeaseScheduler:
             if w.state == REAP_QUERIED and now - w.queried_at >= self.query_timeout:
                 w.queried_at = None
                 self._keep(w, now)
+            elif w.state == RETIRED and now - w.kept_at >= self.recheck_period:
+                w.state, w.queried_at = REAP_QUERIED, now
+                out.reap_query.append(w.worker_id)
         self._schedule_into(out)
         self._trim_pool(out, now)
         return out
 
     def _keep(self, w: WorkerState, now: float) -> None:
+        if w.retired:  # asked again after the recheck period (`tick`), never leased
+            w.state, w.kept_at = RETIRED, now
+            return
         w.state, w.kept_at = IDLE, now
         self.idle.append(w.worker_id)  # newest: leased first, as it stays anyway
 
@@ -318,8 +335,9 @@ class LeaseScheduler:
         for worker_id, w in self.workers.items():
             assert w.worker_id == worker_id
             assert w.state != DEAD or w.lease is None, "a stopped worker holds a lease"
-            if w.state in (IDLE, REAP_QUERIED):
+            if w.state in (IDLE, REAP_QUERIED, RETIRED):
                 assert w.lease is None and not w.blocked and not w.dedicated
+            assert w.state != RETIRED or w.retired, "a worker retired without max_calls"
             assert (w.state == REAP_QUERIED) == (w.queried_at is not None)
             if w.state == LEASED:  # an actor's worker keeps its state after its lease ends
                 assert w.address is not None and (w.lease is not None or w.dedicated)

@@ -4,7 +4,10 @@ Owns, per resource shape, the queue of tasks whose arguments are resolved, the l
 granted to this owner by node daemons and how many tasks are in flight on each. Tasks are
 pushed directly to leased workers, up to `max_in_flight` per worker; more leases are
 requested while the queue outgrows the leased capacity; idle leases are kept briefly for
-reuse and returned when recalled (those holding resources) or after `idle_timeout`.
+reuse and returned when recalled (those holding resources) or after `idle_timeout`. A task
+whose function has `max_calls` (in `entry.extra`) counts against its lease: once the lease
+has been given that many tasks of the function it takes no more, and goes back to the daemon
+as soon as they have replied, to be retired (Ray's `max_calls`: a fresh worker next time).
 
 Does no I/O itself: pushing, requesting and returning leases are callables given by the
 core worker. Not thread-safe: called with the core worker's state lock held.
@@ -25,6 +28,8 @@ class Lease:
     shape: tuple
     in_flight: dict = field(default_factory=dict)  # task_id -> TaskEntry
     idle_since: float | None = None
+    calls: dict | None = None  # fn_id -> tasks pushed, for functions with max_calls
+    spent: bool = False  # a function reached its max_calls here: no more pushes; retire when idle
 
 
 @dataclass(slots=True)
@@ -35,6 +40,15 @@ class ShapeQueue:
     ready: deque = field(default_factory=deque)
     leases: list = field(default_factory=list)
     lease_requests: set = field(default_factory=set)  # outstanding lease request ids
+
+
+def _count_call(lease: Lease, fn_id: str, max_calls: int) -> None:
+    calls = lease.calls
+    if calls is None:
+        calls = lease.calls = {}
+    calls[fn_id] = calls.get(fn_id, 0) + 1
+    if calls[fn_id] >= max_calls:
+        lease.spent = True
 
 
 def _holds_resources(queue: ShapeQueue) -> bool:
@@ -75,7 +89,7 @@ class Submitter:
             best = None
             for lease in queue.leases:
                 n = len(lease.in_flight)
-                if n < limit and (best is None or n < len(best.in_flight)):
+                if n < limit and not lease.spent and (best is None or n < len(best.in_flight)):
                     best = lease
                     if n == 0:
                         break
@@ -84,6 +98,8 @@ class Submitter:
             entry = ready.popleft()
             best.in_flight[entry.task_id] = entry
             best.idle_since = None
+            if entry.extra is not None and entry.extra.get("max_calls"):
+                _count_call(best, entry.fn_id, entry.extra["max_calls"])
             self._push(entry, best)
             if ready:
                 limit = self._depth(ready[0])
@@ -121,7 +137,13 @@ class Submitter:
             self.dispatch(queue)
         if not lease.in_flight:
             lease.idle_since = now
-            if self.recalled and not queue.ready and _holds_resources(queue):
+            if lease.spent:
+                queue.leases.remove(lease)
+                del self.leases_by_worker[lease.worker_id]
+                self._return_lease(lease.worker_id, lease.daemon, retire=True)
+                if queue.ready:
+                    self.dispatch(queue)  # a lease to replace it
+            elif self.recalled and not queue.ready and _holds_resources(queue):
                 queue.leases.remove(lease)
                 del self.leases_by_worker[lease.worker_id]
                 self._return_lease(lease.worker_id, lease.daemon)

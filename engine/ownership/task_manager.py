@@ -420,8 +420,8 @@ class TaskManager:
         self.out.append((SEND, daemon, [P.LEASE_REQUEST, self.address, self.worker_id, request_id,
                                         resources, for_actor, hops], ()))
 
-    def _return_lease(self, worker_id: bytes, daemon: str) -> None:
-        self.out.append((SEND, daemon, [P.LEASE_RETURN, worker_id, True], ()))
+    def _return_lease(self, worker_id: bytes, daemon: str, retire: bool = False) -> None:
+        self.out.append((SEND, daemon, [P.LEASE_RETURN, worker_id, not retire], ()))
 
     def _cancel_lease_request(self, request_id: int) -> None:
         daemon = self.lease_daemons.pop(request_id, self.daemon_address)

@@ -38,7 +38,7 @@ def test_init_rejects_an_unsupported_ray_option_naming_it(option):
     assert not engine.is_initialized()
 
 
-@pytest.mark.parametrize("option", [{"runtime_env": {"env_vars": {"A": "1"}}}, {"max_calls": 1},
+@pytest.mark.parametrize("option", [{"runtime_env": {"env_vars": {"A": "1"}}}, {"max_calls": -1},
                                     {"scheduling_strategy": "SPREAD"}, {"memory": 10**9},
                                     {"num_returns": "dynamic"}, {"placement_group": object()}])
 def test_remote_and_options_reject_an_unsupported_option_naming_it(option):
@@ -50,6 +50,9 @@ def test_remote_and_options_reject_an_unsupported_option_naming_it(option):
     if name not in ("num_returns", "max_calls"):
         with pytest.raises(ValueError, match=name):
             Counter.options(**option)
+    if name == "max_calls":  # an actor takes no max_calls (Ray: a task option)
+        with pytest.raises(ValueError, match=name):
+            Counter.options(max_calls=1)
 
 
 def test_actor_lifetime_detached_and_namespace_are_rejected_not_ignored():

@@ -421,3 +421,4 @@ def test_failure_of_a_multi_return_task_fails_every_return():
     for ref in (a, b):
         with pytest.raises(ValueError, match="both"):
             engine.get(ref)
+

@@ -7,6 +7,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 from ownrun.engine import errors
@@ -157,3 +158,20 @@ def test_a_daemon_that_misses_its_deadline_raises_node_start_error_and_is_killed
     with pytest.raises(errors.NodeStartError, match="the slow daemon did not start .no READY line within") as info:
         processes.wait_ready(proc, "the slow daemon", log, timeout=0.2)
     assert isinstance(info.value, errors.EngineError) and proc.returncode is not None
+
+
+def test_a_session_still_starting_is_not_cleaned_up_by_another_process(tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
+    starting = paths.new_session_dir()  # no process list yet: its head is starting
+    for _ in range(processes.KEEP_OLD_SESSIONS + 2):  # newer sessions push it past the kept ones
+        newer = paths.new_session_dir()
+        state.write_session(newer, [os.getpid()], None)
+    os.utime(starting, (1, 1))  # the oldest by modification time
+    processes.cleanup_stale_sessions()
+    assert os.path.isdir(starting) is False  # an hour-old dir without a process list is stale
+    young = paths.new_session_dir()
+    for _ in range(processes.KEEP_OLD_SESSIONS + 2):
+        state.write_session(paths.new_session_dir(), [os.getpid()], None)
+    os.utime(young, (time.time() - 5, time.time() - 5))
+    processes.cleanup_stale_sessions()
+    assert os.path.isdir(young)

@@ -433,3 +433,30 @@ def test_random_event_sequences_keep_the_invariants(seed):
                 sched.worker_unblocked(w.worker_id)
             else:
                 sched.worker_died(w.worker_id)
+
+
+def test_retired_worker_is_asked_to_exit_at_once_even_under_the_pool_limit(make_scheduler):
+    sched = make_scheduler(cpus=4, max_idle_workers=4)
+    start_idle(sched, 1)
+    w1 = lease(sched, request())
+    out = sched.lease_returned(w1, now=1.0, retire=True)  # it ran its function's max_calls
+    assert out.reap_query == [w1]
+    assert sched.workers[w1].state == REAP_QUERIED
+    assert sched.request(request()).grants == []  # not leased again while asked
+    assert sched.reap_answer(w1, may_exit=True, now=1.1).stop == [w1]
+    sched.validate_state()
+
+
+def test_retired_worker_that_owns_objects_is_never_leased_and_asked_again_later(make_scheduler):
+    sched = make_scheduler(cpus=4, max_idle_workers=4)
+    start_idle(sched, 1)
+    w1 = lease(sched, request())
+    sched.lease_returned(w1, now=1.0, retire=True)
+    out = sched.reap_answer(w1, may_exit=False, now=1.1)  # it owns objects in use
+    assert out.stop == [] and w1 not in sched.idle
+    sched.validate_state()
+    assert all(w is not sched.workers[w1] for _, w in sched.request(request()).grants)
+    assert sched.tick(now=5.0).reap_query == []
+    assert sched.tick(now=6.2).reap_query == [w1]  # recheck_period 5 s
+    assert sched.reap_answer(w1, may_exit=True, now=6.3).stop == [w1]
+    sched.validate_state()

@@ -20,6 +20,7 @@ class Fakes:
         self.returned: list[bytes] = []
         self.returned_to: list[str] = []  # the daemon each lease went back to
         self.cancelled: list[int] = []
+        self.retired: list[bool] = []  # per returned lease: its worker is to be retired (max_calls)
 
     def push(self, entry, lease) -> None:
         self.pushed.append((entry.task_id, lease.worker_id))
@@ -28,9 +29,10 @@ class Fakes:
         assert dict(shape) == resources
         self.requested.append((request_id, shape))
 
-    def return_lease(self, worker_id, daemon) -> None:
+    def return_lease(self, worker_id, daemon, retire=False) -> None:
         self.returned.append(worker_id)
         self.returned_to.append(daemon)
+        self.retired.append(retire)
 
     def cancel_request(self, request_id) -> None:
         self.cancelled.append(request_id)
@@ -48,7 +50,7 @@ def submitter(fakes):
 
 
 def task(i: int):
-    return SimpleNamespace(task_id=f"t{i}".encode())
+    return SimpleNamespace(task_id=f"t{i}".encode(), fn_id="f", extra=None)
 
 
 def enqueue(sub: Submitter, *indices: int, shape=CPU1):
@@ -233,3 +235,19 @@ def test_next_idle_expiry_is_when_the_first_idle_lease_is_due_back(submitter, fa
     assert submitter.next_idle_expiry(1.0) is None
     submitter.task_finished(b"w1", b"t2", now=7.5)
     assert submitter.next_idle_expiry(1.0) == 8.5
+
+
+def test_max_calls_spends_the_lease_and_retires_its_worker_when_the_tasks_replied(fakes):
+    sub = Submitter(fakes.push, fakes.request_lease, fakes.return_lease, fakes.cancel_request,
+                    max_in_flight=4, max_lease_requests=2)
+    entries = [SimpleNamespace(task_id=f"t{i}".encode(), fn_id="f", extra={"max_calls": 2}) for i in range(3)]
+    for entry in entries:
+        sub.enqueue(entry, CPU1, dict(CPU1))
+    grant(sub, fakes, 0, b"w1")
+    assert [p for p in fakes.pushed] == [(b"t0", b"w1"), (b"t1", b"w1")]  # 2 calls, then spent
+    sub.task_finished(b"w1", b"t0", now=1.0)
+    assert fakes.returned == []  # t1 still runs there
+    sub.task_finished(b"w1", b"t1", now=1.0)
+    assert fakes.returned == [b"w1"] and fakes.retired == [True]
+    grant(sub, fakes, 1, b"w2")  # the third call on a fresh worker
+    assert fakes.pushed[-1] == (b"t2", b"w2")
