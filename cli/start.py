@@ -48,7 +48,8 @@ def start(
     cluster_key: Annotated[str | None, typer.Option("--cluster-key", envvar="OWNRUN_CLUSTER_KEY",
                                                     callback=check_key, help=KEY_HELP)] = None,
     node_timeout: Annotated[float, typer.Option(
-        "--node-timeout", help="Seconds without a heartbeat before the head declares a node dead.")] = 1.0,
+        "--node-timeout", help="Seconds without a heartbeat before the head declares a node dead (one "
+                               "whose process exits is declared dead at once).")] = 10.0,
 ) -> None:
     """Start a cluster that outlives this command (stop it with `ownrun stop`)."""
     from ownrun.engine.cluster import started  # imports the engine: keep `ownrun --help` fast

@@ -30,6 +30,7 @@ import time
 import uuid
 
 from ..errors import ClusterError
+from ..head import liveness
 from ..rpc import addresses
 from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
@@ -167,7 +168,8 @@ class LocalCluster:
     def _spawn_head(self, extra: list[str]) -> subprocess.Popen:
         return processes.spawn("ownrun.engine.head.server", [
             "--session-dir", self.session_dir, "--parent-pid", str(os.getpid()),
-            "--node-timeout", str(self.config.get("node_death_timeout", 1.0)),
+            "--node-timeout", str(self.config.get("node_death_timeout", liveness.DEFAULT_DEAD_AFTER)),
+            "--suspect-timeout", str(self.config.get("node_suspect_timeout", liveness.DEFAULT_SUSPECT_AFTER)),
             *self._identity_args(), *extra], self._head_log())
 
     def _identity_args(self) -> list[str]:

@@ -29,6 +29,7 @@ import time
 import uuid
 
 from ..errors import ClusterError
+from ..head import liveness
 from ..rpc import addresses, oneshot
 from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
@@ -43,7 +44,7 @@ STOP_TIMEOUT = 10.0
 
 # ---- start ----------------------------------------------------------------------------------------
 def start_head(port: int, num_cpus: float | None, resources: dict, object_store_memory: int | None,
-               bind: str, node_timeout: float = 1.0) -> dict:
+               bind: str, node_timeout: float = liveness.DEFAULT_DEAD_AFTER) -> dict:
     """Starts a head and one node daemon here. Returns the state written."""
     with state.locked() as current:
         _refuse_if_running(current)

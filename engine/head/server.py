@@ -7,6 +7,13 @@ started on a session directory that already has that file is a restart: it resum
 the nodes, actors, KV pairs and jobs it had, and answers lookups of actors that were alive.
 Every write is committed before the reply, so an acknowledged KV put survives a SIGKILL.
 
+Node liveness (`liveness.NodeLiveness`, pure): a node silent for `--suspect-timeout` (1 s)
+is marked suspect in the cluster view (daemons place no new leases on it), one silent for
+`--node-timeout` (10 s) is declared dead, and one whose connection to the head drops (the
+transport's watch of each daemon's inbox: the process exited) is declared dead at once.
+NODE_DIED goes to every live daemon and the dead node's clients. A dead node that beats
+again is answered NODE_FENCED and stops.
+
 It is never on the task path: owners push tasks to workers directly; the head only hears
 about nodes, actors and KV operations, and counts every request it serves so tests can
 prove that (HEAD_STATS; the counts restart at zero with the process).
@@ -37,6 +44,7 @@ from ..rpc.schema import Inbox
 from ..rpc.transport import Transport, pack
 from ..util import process_tools
 from ..util.handler_errors import log_handler_error
+from . import liveness
 from .tables import HeadTables
 
 log = logging.getLogger("ownrun.head")
@@ -50,14 +58,20 @@ _REQUESTS = frozenset({P.REGISTER_NODE, P.ACTOR_REGISTER, P.ACTOR_LOOKUP, P.KV_P
 class Head:
     """Handles head requests against `tables`. Not thread-safe: the head's one thread."""
 
-    def __init__(self, transport: Transport, tables: HeadTables):
+    def __init__(self, transport: Transport, tables: HeadTables,
+                 suspect_after: float = liveness.DEFAULT_SUSPECT_AFTER,
+                 dead_after: float = liveness.DEFAULT_DEAD_AFTER):
         self.transport = transport
         self.tables = tables
         self.node_load: dict[str, dict] = {}  # node id -> last heartbeat's available resources
-        self.node_timeout = 1.0  # seconds without a heartbeat before a node is declared dead
-        # Loaded nodes get a full timeout of grace after a (re)start of the head.
+        # ALIVE -> SUSPECT -> DEAD (liveness.py). Loaded nodes get a full timeout of grace
+        # after a (re)start of the head; nodes it had declared dead stay dead (fenced).
+        self.liveness = liveness.NodeLiveness(suspect_after, dead_after)
         now = time.monotonic()
-        self.last_beat: dict[str, float] = {n: now for n, node in tables.nodes.items() if node["alive"]}
+        for node_id, node in tables.nodes.items():
+            self.liveness.known(node_id, node["alive"], now)
+        self.watched: set[str] = set()  # daemon addresses whose connection drop the transport reports
+        self.fenced = 0  # NODE_FENCED answers sent (heartbeats of nodes declared dead)
         self.lookups_waiting: dict[bytes, list] = {}  # actor id -> [(addr, req_id)]
         self.requests_served = 0
         self.requests_by_type: dict[int, int] = {}
@@ -125,43 +139,72 @@ class Head:
 
     def on_register_node(self, h) -> None:
         _, req_id, addr, node_id, info = h
+        if self.liveness.is_dead(node_id):
+            raise ValueError(f"node {node_id} was declared dead; a node rejoins under a new id")
         self.tables.register_node(node_id, addr, info)
+        self.liveness.beat(node_id, time.monotonic())
         self.reply(addr, req_id, True)
 
     def on_heartbeat(self, h) -> None:
         """A node's beat (re-)registers it (so nodes come back after a head restart); the
-        answer is the cluster view the daemons use to pick spillback targets."""
+        answer is the cluster view the daemons use to pick spillback targets. A node declared
+        dead is answered with NODE_FENCED instead: it must stop (liveness.py)."""
         _, node_id, addr, total, available, store_stats = h
-        if self.tables.node_heartbeat(node_id, addr, total):
-            self.node_load[node_id] = available
-            self.node_store[node_id] = store_stats
-            self.last_beat[node_id] = time.monotonic()
+        steps = self.liveness.beat(node_id, time.monotonic())
+        fenced = any(isinstance(step, liveness.Fence) for step in steps)
+        if fenced or not self.tables.node_heartbeat(node_id, addr, total):  # dead stays dead
+            self._fence(node_id, addr)
+            return
+        self.node_load[node_id] = available
+        self.node_store[node_id] = store_stats
+        if addr not in self.watched:  # its death the OS reports is seen at once
+            self.watched.add(addr)
+            self.transport.watch_peer(addr, ("node-connection", node_id, addr))
+        self.apply_liveness(steps)
         self.transport.send(addr, [pack([P.CLUSTER_VIEW, self.cluster_view()])])
 
-    def forgive_stall(self, now: float) -> None:
-        """After the head's own stall (a loaded machine), nodes get a fresh timeout: missing
-        heartbeats were ours to read, not theirs to send."""
-        for node_id in self.last_beat:
-            self.last_beat[node_id] = max(self.last_beat[node_id], now - self.node_timeout / 2)
+    def _fence(self, node_id: str, addr: str) -> None:
+        self.fenced += 1
+        reason = self.liveness.death_reason.get(node_id, "declared dead earlier")
+        log.warning("node %s at %s was declared dead (%s) and spoke again: told to stop", node_id, addr, reason)
+        self.transport.send(addr, [pack([P.NODE_FENCED, node_id, f"declared dead: {reason}"])])
+
+    def on_connection_lost(self, node_id: str, addr: str) -> None:
+        """The transport saw the connection to a daemon drop: its process is gone."""
+        self.watched.discard(addr)
+        node = self.tables.nodes.get(node_id)
+        if node is not None and node["address"] == addr:
+            self.apply_liveness(self.liveness.lost(node_id, "its daemon exited (connection closed)"))
+        self.transport.disconnect(addr)
+
+    def forgive_stall(self, now: float, stalled_for: float) -> None:
+        """After the head's own stall (a loaded machine), the nodes' silence during it does
+        not count: missing heartbeats were ours to read, not theirs to send."""
+        self.liveness.forgive_stall(now, stalled_for)
 
     def check_liveness(self, now: float) -> None:
-        """Declares nodes dead after `node_timeout` without a heartbeat and tells the others.
-        Never raises: a failure about one node is logged and counted, the others are checked."""
-        for node_id, last in list(self.last_beat.items()):
-            if now - last <= self.node_timeout:
-                continue
-            del self.last_beat[node_id]
+        """Suspects silent nodes, declares dead those silent for the death timeout and tells
+        the others. Never raises: a failure about one node is logged and counted."""
+        self.apply_liveness(self.liveness.tick(now))
+
+    def apply_liveness(self, steps: list) -> None:
+        for step in steps:
             try:
-                self._declare_dead(node_id, now - last)
+                if isinstance(step, liveness.Dead):
+                    self._declare_dead(step.node_id, step.reason)
+                elif isinstance(step, liveness.Suspect):
+                    log.warning("node %s suspected: no heartbeat for %.1fs; no new leases go to it",
+                                step.node_id, step.silent_for)
+                elif isinstance(step, liveness.Cleared):
+                    log.info("node %s beats again: no longer suspected", step.node_id)
             except Exception:  # noqa: BLE001 - the head must keep serving
                 self.handler_errors += 1
-                log_handler_error(log, "failed to declare node %r dead", node_id)
+                log_handler_error(log, "failed to declare node %r dead", step.node_id)
 
-    def _declare_dead(self, node_id: str, silent_for: float) -> None:
+    def _declare_dead(self, node_id: str, reason: str) -> None:
         if not self.tables.mark_node_dead(node_id):
             return
         node = self.tables.nodes[node_id]
-        reason = f"no heartbeat for {silent_for:.1f}s (timeout {self.node_timeout:g}s)"
         log.warning("node %s at %s is dead: %s", node_id, node["address"], reason)
         notice = [pack([P.NODE_DIED, node_id, node["address"], list(node.get("clients", ())), reason])]
         for other in self.tables.nodes.values():
@@ -233,7 +276,7 @@ class Head:
     def cluster_view(self) -> dict:
         return {node_id: {"address": node["address"], "total": node.get("resources", {}),
                           "available": self.node_load.get(node_id, node.get("resources", {})),
-                          "alive": node["alive"]}
+                          "alive": node["alive"], "suspect": self.liveness.is_suspect(node_id)}
                 for node_id, node in self.tables.nodes.items()}
 
     def on_actor_register(self, h) -> None:
@@ -305,6 +348,7 @@ class Head:
                                   "incarnation": self.tables.incarnation,
                                   "handler_errors": self.handler_errors,
                                   "malformed": self.inbox.malformed,
+                                  "fenced": self.fenced,
                                   "failed_requests": self.failed_requests})
 
 
@@ -314,7 +358,10 @@ def main(argv=None) -> None:
     parser.add_argument("--parent-pid", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--node-timeout", type=float, default=1.0)
+    parser.add_argument("--node-timeout", type=float, default=liveness.DEFAULT_DEAD_AFTER,
+                        help="seconds without a heartbeat before a node is declared dead")
+    parser.add_argument("--suspect-timeout", type=float, default=liveness.DEFAULT_SUSPECT_AFTER,
+                        help="seconds without a heartbeat before no new leases go to a node")
     parser.add_argument("--cluster-key", default=None,
                         help="the cluster key file: peers must hold it (clusters beyond loopback)")
     args = parser.parse_args(argv)
@@ -334,8 +381,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s head %(levelname)s %(message)s")
     log.info("head incarnation %d serving at %s (%d nodes, %d actors loaded)",
              tables.incarnation, transport.address, len(tables.nodes), len(tables.actors))
-    head = Head(transport, tables)
-    head.node_timeout = args.node_timeout
+    head = Head(transport, tables, suspect_after=args.suspect_timeout, dead_after=args.node_timeout)
     parent_fd = process_tools.watch_parent(transport, args.parent_pid)
     signal.signal(signal.SIGTERM, _stop_on_signal)
     try:
@@ -363,14 +409,17 @@ def serve(head: Head, parent_fd: int | None) -> None:
     last_loop = time.monotonic()
     while True:
         messages, tokens = head.transport.poll(100)
-        if tokens and parent_fd is not None:
-            log.info("parent exited; head stops")
-            return
         for frames in messages:  # heartbeats that arrived during a stall count before liveness
             head.handle(frames)
+        for token in tokens:
+            if token[0] == "node-connection":  # a daemon's process is gone (the OS says so)
+                head.on_connection_lost(token[1], token[2])
+            elif parent_fd is not None:
+                log.info("parent exited; head stops")
+                return
         now = time.monotonic()
-        if now - last_loop > head.node_timeout / 2:
-            head.forgive_stall(now)  # the head itself was stalled, not the nodes
+        if now - last_loop > head.liveness.suspect_after / 2:
+            head.forgive_stall(now, now - last_loop)  # the head itself was stalled, not the nodes
         last_loop = now
         if now >= next_check:
             next_check = now + 0.1

@@ -12,7 +12,8 @@ A handler that raises is logged and counted (`handler_errors` in NODE_STATS); th
 
 It is not on the task path: owners push tasks to leased workers directly.
 Runs as its own process, one thread. Exits (cleaning up its workers and /dev/shm files)
-on SHUTDOWN_NODE, SIGTERM, or when its parent driver (embedded cluster) dies.
+on SHUTDOWN_NODE, SIGTERM, when its parent driver (embedded cluster) dies, or when the head
+answers its heartbeat with NODE_FENCED (it was declared dead while paused: exit code 3).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from .transfer import Pulls, TransferActions, serve_chunk
 log = logging.getLogger("ownrun.node")
 
 # Requests ([kind, req_id, reply_addr, ...]): a malformed one is answered with an error.
+FENCED_EXIT_CODE = 3  # the head declared this node dead and it stopped
+
 _REQUESTS = frozenset({P.REGISTER_CLIENT, P.OBJ_CREATE, P.OBJ_GET, P.NODE_STATS, P.UNREGISTER_CLIENT})
 
 
@@ -92,6 +95,7 @@ class NodeDaemon:
         self.started_at = time.monotonic()
         self.handler_errors = 0  # exceptions raised by message handlers (each one a bug)
         self.running = True
+        self.fenced = False  # the head declared this node dead: it stops (on_fenced)
         self.zygote = self._start_zygote()
         self.zygote_buf = b""
         self.handlers = {
@@ -118,6 +122,7 @@ class NodeDaemon:
             P.OBJ_CHUNK: self.on_obj_chunk,
             P.CLUSTER_VIEW: self.on_cluster_view,
             P.NODE_DIED: self.on_node_died,
+            P.NODE_FENCED: self.on_fenced,
             P.WORKER_DIED: self.on_remote_worker_died,
             P.REAP_ANSWER: self.on_reap_answer,
         }
@@ -493,6 +498,18 @@ class NodeDaemon:
         for client in list(self.clients.values()):
             self.transport.send(client.address, notice)
 
+    def on_fenced(self, h) -> None:
+        """The head declared this node dead (it was paused or cut off for the death timeout):
+        the owners consider its workers and objects lost, so it stops (killing its workers,
+        unlinking its store) rather than serve them. A replacement joins under a new id."""
+        _, node_id, reason = h
+        if node_id != self.node_id:
+            log.warning("NODE_FENCED for node %r ignored (this is %s)", node_id[:80], self.node_id)
+            return
+        log.warning("node %s fenced by the head (%s): stopping with its workers", self.node_id, reason)
+        self.fenced = True
+        self.running = False
+
     def on_remote_worker_died(self, h) -> None:
         _, worker_id, addr, reason = h
         if addr in self.clients:
@@ -620,7 +637,7 @@ def main(argv=None) -> None:
                                  os.path.join(args.session_dir, "logs", f"node-{args.node_id}.log"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s node %(levelname)s %(message)s")
     daemon.run()
-    sys.exit(0)
+    sys.exit(FENCED_EXIT_CODE if daemon.fenced else 0)
 
 
 # ---- start-up (owned by the cluster start-up code, not the handlers above) --------------------

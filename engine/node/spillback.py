@@ -17,6 +17,9 @@ fits, and requests queued here longer than `spill_after` s go to nodes that have
 resources now (each spilled request counts against the target's free resources, so a
 burst is not sent to a single free CPU).
 
+A node the head suspects (silent for its suspect timeout; `suspect` in the view) is no
+target: no new leases go to it until it beats again, while its running work goes on.
+
 Does no I/O and reads no clock: methods take `now` and return a `Placement` (spills,
 rejections and the local scheduler's `Decisions`) for the daemon to carry out. Not
 thread-safe (daemon thread).
@@ -39,6 +42,11 @@ class Placement:
 
 def _fits(pool: dict, resources: dict) -> bool:
     return all(pool.get(k, 0) >= v - 1e-9 for k, v in resources.items() if v > 0)
+
+
+def _takes_leases(node: dict) -> bool:
+    """Alive and not suspected by the head (the cluster view says)."""
+    return node.get("alive", True) and not node.get("suspect", False)
 
 
 class Spillback:
@@ -109,10 +117,11 @@ class Spillback:
         self._merge(out, self.scheduler.request(req))
 
     def target(self, resources: dict, need_available: bool) -> str | None:
-        """Another live node whose resources (free ones, if asked) fit; most free CPUs first."""
+        """Another live, unsuspected node whose resources (free ones, if asked) fit; most free
+        CPUs first. A suspect node (silent for the head's suspect timeout) gets no new leases."""
         best, best_free = None, -1.0
         for node_id, node in self.view.items():
-            if node_id == self.node_id or not node.get("alive", True):
+            if node_id == self.node_id or not _takes_leases(node):
                 continue
             if _fits(node["available"] if need_available else node["total"], resources):
                 free = node["available"].get("CPU", 0)
@@ -142,7 +151,7 @@ class Spillback:
             return
         waiting = self.scheduler.take_waiting(now - self.spill_after)
         free = {n: dict(v["available"]) for n, v in self.view.items()
-                if n != self.node_id and v.get("alive", True)}
+                if n != self.node_id and _takes_leases(v)}
         keep = []
         for req in waiting:
             for node_id, avail in free.items():

@@ -84,7 +84,8 @@ ACTOR_NAMES = 85  # request: [.., req_id, addr]  -> names of the live named acto
 WORKER_DIED_REMOTE = 81  # [WORKER_DIED_REMOTE, node_id, worker_id, worker_addr, reason] (daemon -> head)
 
 # ---- head -> node daemons -------------------------------------------------------------
-CLUSTER_VIEW = 90  # [CLUSTER_VIEW, {node_id: {address, total, available, alive}}]
+CLUSTER_VIEW = 90  # [CLUSTER_VIEW, {node_id: {address, total, available, alive, suspect}}]
+NODE_FENCED = 91  # [NODE_FENCED, node_id, reason]  (the head declared this node dead: stop)
 
 # Return kinds in TASK_REPLY / VALUE_REPLY metadata.
 VALUE_INLINE = 0  # [VALUE_INLINE, nframes, contains]

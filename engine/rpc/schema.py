@@ -142,6 +142,7 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.NODE_LIST: (_request(), ()),
     P.WORKER_DIED_REMOTE: ((STR, BYTES, ADDR, STR), ()),
     P.CLUSTER_VIEW: ((DICT,), ()),
+    P.NODE_FENCED: ((STR, STR), ()),
 }
 
 

@@ -21,6 +21,7 @@ environment (`export_identity`), else loopback without a key.
 Thread-safety: `send` may be called from any thread; sends are serialized by an internal
 lock so messages from this process to one peer keep their order. `poll`/`recv_all` must be
 called by one thread only (the process's I/O thread), which also answers the ZAP checks.
+`watch_peer` (the head watching its daemons' connections drop) is for that thread too.
 
 Failures: a send to a peer whose queue is full (a dead or stuck peer) is dropped and
 reported by returning False, never blocking the caller. A malformed address raises
@@ -145,6 +146,7 @@ class Transport:
                 self._poller.register(sock, zmq.POLLIN)
         self._extra_fds: dict[int, object] = {}
         self._monitored: list[tuple[zmq.Socket, zmq.Socket]] = []  # (peer socket, its monitor)
+        self._watched: dict[zmq.Socket, object] = {}  # monitor in the poll set -> token (watch_peer)
         self.closed = False
 
     # ---- sending (any thread) -------------------------------------------------------
@@ -193,6 +195,23 @@ class Transport:
             self._monitored.append((sock, monitor))
             return monitor
 
+    def watch_peer(self, address: str, token: object) -> None:
+        """Makes `poll` report `token` once the connection to `address` drops after being up:
+        the peer's process exited or closed its inbox (a death the OS reports; a paused peer
+        keeps its connection). Connects now if not yet connected. I/O thread only."""
+        with self._send_lock:
+            if self.closed:
+                return
+            sock = self._peers.get(address)
+            if sock is None:
+                sock = self._connect(address)
+            if any(watched is sock for watched, _ in self._monitored):
+                return
+            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            self._monitored.append((sock, monitor))
+            self._watched[monitor] = token
+            self._poller.register(monitor, zmq.POLLIN)
+
     def disconnect(self, address: str) -> None:
         """Drops the connection to a peer known to be dead (its queued messages are lost)."""
         with self._send_lock:
@@ -202,6 +221,8 @@ class Transport:
         sock = self._peers.pop(address, None)
         if sock is not None:
             for watched, monitor in [m for m in self._monitored if m[0] is sock]:
+                if self._watched.pop(monitor, None) is not None:
+                    self._poller.unregister(monitor)
                 watched.disable_monitor()
                 monitor.close(0)
                 self._monitored.remove((watched, monitor))
@@ -237,6 +258,9 @@ class Transport:
                     os.eventfd_read(self._wake_fd)
                 except BlockingIOError:
                     pass
+            elif what in self._watched:
+                if self._peer_dropped(what):
+                    tokens.append(self._watched[what])
             else:
                 token = self._extra_fds.get(what)
                 if token is not None:
@@ -244,6 +268,17 @@ class Transport:
                 elif self._gate is not None:
                     self._gate.handle(what)
         return messages, tokens
+
+    @staticmethod
+    def _peer_dropped(monitor: zmq.Socket) -> bool:
+        dropped = False
+        while True:
+            try:
+                event = monitor.recv_multipart(_NOBLOCK)
+            except zmq.Again:
+                return dropped
+            if len(event) >= 1 and len(event[0]) >= 2:
+                dropped |= int.from_bytes(event[0][:2], "little") == zmq.EVENT_DISCONNECTED
 
     def _drain_inbox(self, messages: list[list], limit: int = 512) -> None:
         recv = self._inbox.recv_multipart

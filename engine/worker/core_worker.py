@@ -412,6 +412,10 @@ class CoreWorker:
             if self._daemon_pid is not None:
                 return  # our daemon's pidfd is the authority: the head may be wrong (a stall)
             self._local_node_died(f"node {node_id} died: {reason}")
+        elif daemon == self.daemon_address:  # a worker of a node declared dead (e.g. paused) goes
+            log.error("this worker's node %s was declared dead (%s): exiting, as its owners consider "
+                      "it gone", node_id, reason)  # with it: no owner logic runs on in a split brain
+            os._exit(1)
         if not self.tm.node_died(node_id, daemon, client_addrs, reason):
             return
         self._node_death.set()

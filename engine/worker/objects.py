@@ -20,6 +20,7 @@ import threading
 import time
 
 from .. import errors, ids
+from ..head.liveness import DEFAULT_DEAD_AFTER
 from ..ownership.memory_store import ERROR, INLINE, SHM, inline_value, shm_value
 from ..rpc import protocol as P
 from ..rpc.transport import pack
@@ -232,7 +233,7 @@ def _get_rebuilt(core, r, lost_value, deadline):
 
     An owner rebuilds from lineage (or pins a surviving copy) once it knows the copy's node
     died; a borrower asks the owner again (the owner answers when the object is rebuilt)."""
-    limit = time.monotonic() + float(core.config.get("node_death_timeout", 1.0)) + 5.0
+    limit = time.monotonic() + float(core.config.get("node_death_timeout", DEFAULT_DEAD_AFTER)) + 5.0
     lost_at = lost_value.daemon
     while True:
         with core.lock:

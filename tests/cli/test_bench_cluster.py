@@ -92,7 +92,10 @@ def test_cluster_suite_quick_measures_every_benchmark_and_reports_failures_as_ro
     assert all(r["notes"] and "\n" not in r["notes"] for r in errors), errors
     ok = [r for r in rows if r["status"] == "ok"]
     assert {r["group"] for r in ok} >= GROUPS | {"summary"}, result.output
-    assert all(math.isfinite(r["value"]) and r["value"] >= 0 for r in ok)
+    assert all(math.isfinite(r["value"]) for r in ok)
+    # A killed node is detected at once (its process exit), so a recovery's added time is a
+    # difference of two noisy runs: below zero on a loaded machine. Every other figure is not.
+    assert all(r["value"] >= 0 for r in ok if not r["bench"].endswith("added time"))
     for group in ("latency", "borrowing", "scaling"):  # no failure injected: no error allowed
         assert not [r for r in errors if r["group"] == group], result.output
     killed = [r["bench"] for r in ok if r["bench"].endswith("node killed")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from ownrun.engine.head.server import Head
 from ownrun.engine.head.tables import HeadTables
@@ -16,9 +18,18 @@ class RecordingTransport:
     def __init__(self):
         self.sent: list[tuple[str, list]] = []
 
+        self.watched: dict[str, object] = {}  # address -> token (watch_peer)
+        self.disconnected: list[str] = []
+
     def send(self, address, frames) -> bool:
         self.sent.append((address, unpack(frames[0])))
         return True
+
+    def watch_peer(self, address, token) -> None:
+        self.watched[address] = token
+
+    def disconnect(self, address) -> None:
+        self.disconnected.append(address)
 
     def replies(self) -> dict[int, tuple[bool, object]]:
         return {h[1]: (h[2], h[3]) for _, h in self.sent if h[0] == P.REPLY}
@@ -96,8 +107,10 @@ def test_heartbeat_registers_the_node_and_answers_with_the_cluster_view(head):
     address, view = head.transport.sent[-1]
     assert address == "tcp://127.0.0.1:7002" and view[0] == P.CLUSTER_VIEW
     assert view[1] == {
-        "n1": {"address": "tcp://127.0.0.1:7001", "total": {"CPU": 2.0}, "available": {"CPU": 1.0}, "alive": True},
-        "n2": {"address": "tcp://127.0.0.1:7002", "total": {"CPU": 4.0}, "available": {"CPU": 4.0}, "alive": True},
+        "n1": {"address": "tcp://127.0.0.1:7001", "total": {"CPU": 2.0}, "available": {"CPU": 1.0}, "alive": True,
+               "suspect": False},
+        "n2": {"address": "tcp://127.0.0.1:7002", "total": {"CPU": 4.0}, "available": {"CPU": 4.0}, "alive": True,
+               "suspect": False},
     }
     head = restarted(head)
     try:
@@ -191,3 +204,46 @@ def test_a_malformed_request_is_answered_with_an_error_when_it_can_be(head):
     assert list(head.transport.replies()) == [1] and head.inbox.malformed == 2
     ok, (name, message) = head.transport.replies()[1]
     assert not ok and name == "EngineError" and "malformed request: 4 fields, expected 6" in message
+
+
+# ---- liveness: suspect, dead, fenced (issue 11 §3) -------------------------------------------------
+def _beat(head: Head, node: str, port: int) -> str:
+    addr = f"tcp://127.0.0.1:{port}"
+    send(head, P.HEARTBEAT, node, addr, {"CPU": 1.0}, {"CPU": 1.0}, {})
+    return addr
+
+
+def test_a_silent_node_is_marked_suspect_in_the_cluster_view_not_dead(head):
+    _beat(head, "n1", 7001)
+    _beat(head, "n2", 7002)
+    head.check_liveness(time.monotonic() + 2.0)  # 2 s of silence: suspect (default 1 s), not dead (10 s)
+    _beat(head, "n2", 7002)
+    view = head.transport.sent[-1][1][1]
+    assert view["n1"]["alive"] is True and view["n1"]["suspect"] is True
+    assert view["n2"]["suspect"] is False
+    assert not [h for _, h in head.transport.sent if h[0] == P.NODE_DIED]
+
+
+def test_a_dead_node_that_beats_again_is_fenced(head):
+    addr = _beat(head, "n1", 7001)
+    send(head, P.NODE_CLIENTS, "n1", [CLIENT], [])
+    head.check_liveness(time.monotonic() + 11.0)
+    assert [a for a, h in head.transport.sent if h[0] == P.NODE_DIED] == [CLIENT]
+    head.transport.sent.clear()
+    _beat(head, "n1", 7001)
+    assert head.transport.sent == [(addr, [P.NODE_FENCED, "n1", "declared dead: no heartbeat for 11.0s (timeout 10s)"])]
+    assert head.tables.nodes["n1"]["alive"] is False
+    again = restarted(head)  # a restarted head fences it too
+    send(again, P.HEARTBEAT, "n1", addr, {"CPU": 1.0}, {"CPU": 1.0}, {})
+    assert [h[0] for _, h in again.transport.sent] == [P.NODE_FENCED]
+    again.tables.close()
+
+
+def test_a_dropped_daemon_connection_is_a_death_at_once(head):
+    addr = _beat(head, "n1", 7001)
+    _beat(head, "n2", 7002)
+    assert head.transport.watched[addr] == ("node-connection", "n1", addr)
+    head.on_connection_lost("n1", addr)
+    died = [(a, h[1]) for a, h in head.transport.sent if h[0] == P.NODE_DIED]
+    assert died == [("tcp://127.0.0.1:7002", "n1")]
+    assert head.tables.nodes["n1"]["alive"] is False and addr in head.transport.disconnected

@@ -120,6 +120,20 @@ def test_dead_node_is_not_a_target(make_policy):
     assert list(policy.scheduler.pending) == [req]
 
 
+def test_suspect_node_gets_no_new_leases_until_it_beats_again(make_policy):
+    suspect = dict(node("tcp://a", 4, free=4), suspect=True)
+    policy = make_policy(cpus=1, pooled=1, a=suspect, b=node("tcp://b", 4, free=1))
+    policy.request(request(), now=1.0)  # takes this node's only CPU
+    req = request()
+    assert policy.request(req, now=1.1).spill == [(req, "tcp://b")]  # not to the suspect with more CPUs
+    policy.view_changed(dict(policy.view, b=dict(node("tcp://b", 4, free=4), suspect=True)), now=1.2)
+    waiting = request()
+    assert policy.request(waiting, now=1.3).spill == []
+    assert policy.tick(now=2.0).spill == []  # queued here, not spilled to a suspect
+    policy.view_changed(dict(policy.view, a=node("tcp://a", 4, free=4)), now=2.1)  # a beats again
+    assert policy.tick(now=2.2).spill == [(waiting, "tcp://a")]
+
+
 def test_waiting_requests_spill_to_a_node_that_frees_up_without_overfilling_it(make_policy):
     policy = make_policy(cpus=1, pooled=1, a=node("tcp://a", 2, free=0))
     policy.request(request(), now=1.0)
