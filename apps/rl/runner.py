@@ -67,6 +67,9 @@ def _run_on_engine(algorithm, config, placement: cluster.Placement, t0: float, c
     if algorithm == "es":
         baseline = memory.shm_bytes()
         table_ref = _make_table(config, placement, prefix)
+        if not placement.workers:  # one node (see es.warm_up); not with --nodes N: that shifts the
+            # timing of node@ kills into a stale-location engine bug (see the RL notes in README)
+            engine.get(es.warm_up.remote(config.env))  # beside the table's task
         owner_ref = es.es_owner.options(max_retries=OWNER_RETRIES, **placement.owner).remote(
             config, settings, [table_ref], recorder)
     else:
