@@ -150,6 +150,14 @@ def rl_section(document: dict[str, Any] | None) -> list[str]:
                      f"engine start to target | {es['command_s']:.2f} s / {es['wall_s']:.2f} s "
                      f"({es['iterations']} iterations, {es['env_steps']:,} env steps) | "
                      f"≤ {es['target_s']:g} s {met} | {_rounds_load(rounds.get('es', []))} |")
+    phases = res.get("es_phases")
+    if phases:
+        lines.append(f"| … where that time went: the command's start and exit / engine start / "
+                     f"noise table, owner and workers until the first iteration (table drawn "
+                     f"after) / {es['iterations'] if es else '?'} iterations | "
+                     f"{phases['process_start_s']:.2f} / {phases['engine_start_s']:.2f} / "
+                     f"{phases['until_first_iteration_s']:.2f} ({phases['table_made_s']:.2f}) / "
+                     f"{phases['iterations_s']:.2f} s | | |")
     tiny = res.get("tiny_tasks")
     if tiny:
         ray_version = (document.get("config") or {}).get("ray")

@@ -85,6 +85,7 @@ def es_command(runs: str) -> dict:
     return {"command_s": command_s, "wall_s": summary["wall_s"], "train_s": summary["train_s"],
             "iterations": summary["iterations"], "env_steps": summary["env_steps"],
             "reached": summary["reached"], "noise_table": summary["noise_table"],
+            "phases": {**summary["phases"], "process_start_s": command_s - summary["wall_s"]},
             "loadavg": [before, loadavg()]}
 
 
@@ -101,6 +102,11 @@ def summarize(rounds: dict[str, list[dict]]) -> dict:
                               "train_s": median(es, "train_s"), "iterations": es[0]["iterations"],
                               "env_steps": es[0]["env_steps"], "reached": all(r["reached"] for r in es),
                               "target_s": 2.0}
+        phases = [r["phases"] for r in es]
+        # where the time went: the command's own start-up and shutdown (Python, imports, run
+        # directory), engine start, table + owner + workers until the first iteration, iterations
+        out["es_phases"] = {key: median(phases, key) for key in phases[0]}
+        out["es_phases"]["table_made_s"] = median([r["noise_table"] for r in es], "made_s")
         noise = [r["noise_table"] for r in es]
         out["noise_table"] = {"mib": noise[0]["mib"], "nodes": noise[0]["nodes"],
                               "shared_s": median(noise, "shared_s"),
@@ -197,6 +203,13 @@ def rows(results: dict, ray: str | None = None) -> list[tuple[str, str, str]]:
                     f"{t4['serial_steps_per_s']:,.0f} / {t4['barrier_steps_per_s']:,.0f} / "
                     f"{t4['gather_steps_per_s']:,.0f} steps/s ({t4['gather_vs_serial']:.2f}x serial, "
                     f"{t4['gather_vs_barrier']:.2f}x barrier)", ">= 1.6x serial, >= 1.2x barrier"))
+    phases = results.get("es_phases")
+    if phases:
+        out.append(("  where it went: command start+exit / engine start / until 1st iteration "
+                    "(table drawn at) / iterations",
+                    f"{phases['process_start_s']:.2f} / {phases['engine_start_s']:.2f} / "
+                    f"{phases['until_first_iteration_s']:.2f} ({phases['table_made_s']:.2f}) / "
+                    f"{phases['iterations_s']:.2f} s", ""))
     if noise:
         out.append(("100 MB noise table: with every worker / store growth / private per worker",
                     f"{noise['shared_s']:.2f} s / {noise['store_growth_mib']:.0f} MiB on {noise['nodes']} node(s) / "

@@ -5,8 +5,9 @@ One iteration of the owner (`es_owner`, one task per training run):
 2. plan the iteration from the run's RNG: one noise index and env seed per antithetic pair,
    seeds for the evaluation episodes, split into one `Chunk` per rollout worker;
 3. call `EsWorker.rollouts(bundle, chunk)` on every worker: it runs theta + sigma*eps and
-   theta - sigma*eps for each planned index and returns only indices, returns, lengths and
-   the statistics of the observations it saw;
+   theta - sigma*eps for each planned index (all of its chunk's episodes in lockstep: one
+   batched policy evaluation per step, `run_batch`) and returns only indices, returns, lengths
+   and the statistics of the observations it saw;
 4. gather (through `--aggregators K` actors when K > 0, the OSDI'18 aggregation tree: each
    borrows its workers' result refs and returns one summary; later each computes its slice of
    the gradient from the shared noise table);
@@ -19,7 +20,8 @@ restarted and its call re-run with the same chunk (one whose restart fails for g
 replaced by a new actor, when the owner aggregates), and rollouts are deterministic given
 (weights, filter, chunk), so the iteration is the one planned. A re-run owner resumes from the
 checkpoint in engine.kv (or starts over), so a fixed `--seed` reproduces a run.
-Pure numpy in workers; the owner runs in an engine worker. Failures: an env error in a worker
+On one node the driver first runs `warm_up`, so the owner and workers fork with this module
+and gymnasium already imported. Pure numpy in workers; the owner runs in an engine worker. Failures: an env error in a worker
 ends the owner task with that error; engine errors propagate to the driver.
 """
 

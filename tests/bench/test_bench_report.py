@@ -94,6 +94,8 @@ def rl_doc() -> dict:
             "results": {
                 "es_cartpole": {"command_s": 1.84, "wall_s": 1.2, "train_s": 0.6, "iterations": 16,
                                 "env_steps": 40569, "reached": True, "target_s": 2.0},
+                "es_phases": {"process_start_s": 0.6, "engine_start_s": 0.5, "until_first_iteration_s": 0.4,
+                              "table_made_s": 0.3, "iterations_s": 0.3},
                 "noise_table": {"mib": 95.37, "nodes": 1, "shared_s": 0.5, "store_growth_mib": 95.4,
                                 "worker_private_mib": 21.0},
                 "tiny_tasks": {"ownrun_episodes_per_s": 1200.0, "serial_episodes_per_s": 2000.0,
@@ -114,6 +116,7 @@ def test_rl_figures_come_from_rl_json_with_targets_met_or_not_and_the_load(resul
     assert "(gather 0.80× serial, 0.90× barrier) | ≥ 1.6× serial, ≥ 1.2× barrier ✗ | 10–11 |" in block
     assert "95 MiB on 1 node (1.00× the table) / 21 MiB | ≤ 1.2× the table per node ✓" in block
     assert "Medians of 3 interleaved rounds" in block
+    assert "16 iterations | 0.60 / 0.50 / 0.40 (0.30) / 0.30 s |" in block
 
 
 def test_rl_section_says_how_to_measure_when_rl_json_is_missing(results):
