@@ -2,7 +2,7 @@
 
     python benchmarks/report.py [--check] [--results DIR] [--readme PATH]
 
-Owns: turning the JSON of `micro`, `compare`, `cluster` and `video` into the markdown between
+Owns: turning the JSON of `micro`, `compare`, `cluster`, `video` and `rl` into the markdown between
 `BEGIN` and `END` in the README, each table followed by where and when it was measured (date,
 machine, load average, git revision: `meta.describe`) and the command that measures it again.
 The README's figures are never typed by hand: edit the JSON by rerunning a benchmark, then
@@ -131,11 +131,76 @@ def video_section(document: dict[str, Any] | None) -> list[str]:
     return lines + ["", _provenance(document, command), ""]
 
 
+def _rounds_load(rounds: list[dict]) -> str:
+    loads = [x for r in rounds for x in r.get("loadavg") or []]
+    return f"{min(loads):.0f}–{max(loads):.0f}" if loads else "?"
+
+
+def rl_section(document: dict[str, Any] | None) -> list[str]:
+    command = "python benchmarks/rl.py"
+    lines = ["### RL rollouts (`ownrun rl`)", ""]
+    if document is None or "results" not in document:
+        return lines + _missing("rl", command)
+    res, rounds = document["results"], document.get("rounds") or {}
+    lines += ["| benchmark | ownrun | target | load average during it |", "|---|---|---|---|"]
+    es, noise = res.get("es_cartpole"), res.get("noise_table")
+    if es:
+        met = "✓" if es["command_s"] <= es["target_s"] else "✗"
+        lines.append(f"| ES CartPole-v1 to 475 (100 MB noise table, seed 0): `ownrun rl es` command / "
+                     f"engine start to target | {es['command_s']:.2f} s / {es['wall_s']:.2f} s "
+                     f"({es['iterations']} iterations, {es['env_steps']:,} env steps) | "
+                     f"≤ {es['target_s']:g} s {met} | {_rounds_load(rounds.get('es', []))} |")
+    phases = res.get("es_phases")
+    if phases:
+        lines.append(f"| … where that time went: the command's start and exit / engine start / "
+                     f"noise table, owner and workers until the first iteration (table drawn "
+                     f"after) / {es['iterations'] if es else '?'} iterations | "
+                     f"{phases['process_start_s']:.2f} / {phases['engine_start_s']:.2f} / "
+                     f"{phases['until_first_iteration_s']:.2f} ({phases['table_made_s']:.2f}) / "
+                     f"{phases['iterations_s']:.2f} s | | |")
+    tiny = res.get("tiny_tasks")
+    if tiny:
+        ray_version = (document.get("config") or {}).get("ray")
+        if tiny.get("ownrun_vs_ray"):
+            vs = (f"Ray {ray_version}: {tiny['ray_episodes_per_s']:,.0f}/s, ownrun "
+                  f"{tiny['ownrun_vs_ray']:.1f}× Ray")
+            met = " ✓" if tiny["ownrun_vs_ray"] >= 3 else " ✗"
+        else:
+            vs, met = "Ray not importable in that run", ""
+        lines.append(f"| tiny tasks: one ~10-step CartPole episode each | "
+                     f"{tiny['ownrun_episodes_per_s']:,.0f} episodes/s ({vs}; "
+                     f"{tiny['serial_episodes_per_s']:,.0f}/s in one process) | ≥ 3× Ray{met} | "
+                     f"{_rounds_load(rounds.get('tiny_ownrun', []) + rounds.get('tiny_ray', []))} |")
+    t4 = res.get("table4")
+    if t4:
+        met = "✓" if t4["gather_vs_serial"] >= 1.6 and t4["gather_vs_barrier"] >= 1.2 else "✗"
+        lines.append(f"| Pendulum-v1 200-step rollouts: serial / barrier / gather-as-finished | "
+                     f"{t4['serial_steps_per_s']:,.0f} / {t4['barrier_steps_per_s']:,.0f} / "
+                     f"{t4['gather_steps_per_s']:,.0f} steps/s (gather {t4['gather_vs_serial']:.2f}× "
+                     f"serial, {t4['gather_vs_barrier']:.2f}× barrier) | ≥ 1.6× serial, ≥ 1.2× "
+                     f"barrier {met} | {_rounds_load(rounds.get('table4', []))} |")
+    if noise:
+        growth = noise["store_growth_mib"] / noise["mib"]
+        met = "✓" if growth <= 1.2 else "✗"
+        lines.append(f"| 100 MB noise table: with every worker / store growth / private memory "
+                     f"per worker | {noise['shared_s']:.2f} s / {noise['store_growth_mib']:.0f} MiB "
+                     f"on {noise['nodes']} node ({growth:.2f}× the table) / "
+                     f"{noise['worker_private_mib'] or 0:.0f} MiB | ≤ 1.2× the table per node {met} | |")
+    rounds_count = (document.get("config") or {}).get("rounds")
+    errors = document.get("errors") or []
+    return lines + ["", f"Medians of {rounds_count} interleaved rounds (each round runs every row; "
+                    "the load average is the range seen around them on a 2-core machine shared "
+                    "with other jobs)." + (f" {len(errors)} step(s) failed: see "
+                                           "benchmarks/results/rl.json." if errors else "")
+                    + " " + _provenance(document, command), ""]
+
+
 def render_block(results: Path = RESULTS_DIR) -> str:
     sections = [micro_section(_load(results, "micro")),
                 compare_section(_load(results, "compare")),
                 cluster_section(_load(results, "cluster")),
-                video_section(_load(results, "video"))]
+                video_section(_load(results, "video")),
+                rl_section(_load(results, "rl"))]
     body = [line for section in sections for line in section]
     while body and not body[-1]:
         body.pop()

@@ -1,160 +1,220 @@
-"""RL rollout benchmarks: the OSDI'18 Table 4 shape, ES to CartPole's threshold, tiny tasks, the noise table.
+"""RL rollout benchmarks: the OSDI'18 Table 4 shape, ES to CartPole's threshold, tiny tasks next to Ray, the noise table.
 
-    python benchmarks/rl.py [--quick] [--json bench-results/rl.json]
+    python benchmarks/rl.py [--rounds 3] [--quick] [--ray-python auto|none|PATH] [--json PATH]
 
-1. Pendulum-v1 200-step rollouts (each task runs 1-4 of them, drawn at random, so tasks differ
-   in length as simulations do): serial in one process vs barrier rounds of one task per CPU
-   vs gather-as-finished (`engine.wait(num_returns=1)`, a new task submitted as each ends).
-   Targets on 2 cores: gather >= 1.6x serial steps/s and >= 1.2x barrier.
-2. `ownrun rl es` on CartPole-v1 to 475 with the default 100 MB noise table: wall time
-   including cluster start (target <= 2 s).
-3. Tiny tasks: one short CartPole episode (always push left) per task, episodes/s (vs the same loop
-   in one process).
-4. The 100 MB noise table: time until every worker had it, store growth, private memory per
-   worker (from run 2).
-Prints a table with the load average next to every figure and writes JSON.
+1. `ownrun rl es` on CartPole-v1 to 475 with the default 100 MB noise table and seed 0, as a
+   command: the process's wall time (Python start, imports, cluster start, training, shutdown)
+   and the run's own `wall_s` (engine start to target). Target <= 2 s.
+2. Tiny tasks: one short CartPole episode per task, episodes/s, through ownrun and through Ray
+   running the same code (benchmarks/rl_bodies.py), each in a child process of its own.
+   Target >= 3x Ray 2.60. Ray is used when `--ray-python` (default: this interpreter) can
+   import it; ownrun never depends on it.
+3. Pendulum-v1 200-step rollouts (1-4 per task): serial in one process vs barrier rounds vs
+   gather-as-finished. Targets on 2 cores: gather >= 1.6x serial steps/s and >= 1.2x barrier.
+4. The 100 MB noise table (from run 1): time until every worker had it, store growth (one
+   copy per node), private memory per worker.
+Each round runs 1, 2 (ownrun, then Ray) and 3, so a slow phase of a shared machine hits every
+figure alike; the JSON keeps every round with the load average around it, and the medians.
+Writes benchmarks/results/rl.json (`meta` layout); `python benchmarks/report.py` puts the
+figures into the README. How it fails: a child that fails leaves its cell empty and its error
+in the JSON (`errors`), and the exit code is 1.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from ownrun import engine
-from ownrun.apps.rl import config, envs, runner
+from ownrun.benchmarks import RESULTS_DIR, meta
 from rich.console import Console
 from rich.table import Table
+
+BODIES = Path(__file__).resolve().parent / "rl_bodies.py"
+TIMEOUT_S = 600
 
 
 def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def pendulum_rollouts(count: int, seed: int) -> int:
-    """`count` 200-step Pendulum-v1 rollouts of a fixed linear policy; returns env steps."""
-    env = envs.make("Pendulum-v1")
-    w = np.array([[-1.0, 0.5, -0.2]])
-    steps = 0
-    for k in range(count):
-        obs, _ = env.reset(seed=seed + k)
-        done = False
-        while not done:
-            obs, _, terminated, truncated, _ = env.step(np.clip(w @ obs, -2, 2))
-            steps += 1
-            done = terminated or truncated
-    return steps
+def ray_python(choice: str) -> str | None:
+    """The interpreter that runs the Ray child: `auto` is this one if it can import ray."""
+    if choice == "none":
+        return None
+    python = sys.executable if choice == "auto" else choice
+    probe = subprocess.run([python, "-c", "import ray, gymnasium; print(ray.__version__)"],
+                           capture_output=True, text=True)
+    return python if probe.returncode == 0 else None
 
 
-def cartpole_episode(seed: int) -> int:
-    """One CartPole-v1 episode pushing left every step (about 10 steps, a fraction of a ms)."""
-    env = envs.make("CartPole-v1")
-    obs, _ = env.reset(seed=seed)
-    steps, done = 0, False
-    while not done:
-        obs, _, terminated, truncated, _ = env.step(0)
-        steps += 1
-        done = terminated or truncated
-    return steps
+def ray_version(python: str | None) -> str | None:
+    if python is None:
+        return None
+    probe = subprocess.run([python, "-c", "import ray; print(ray.__version__)"], capture_output=True, text=True)
+    return probe.stdout.strip() or None
 
 
-def table4(tasks: int, cpus: int) -> dict:
-    counts = np.random.default_rng(0).integers(1, 5, size=tasks)
-    rollout = engine.remote(pendulum_rollouts)
-    t = time.perf_counter()
-    steps = sum(pendulum_rollouts(int(c), k) for k, c in enumerate(counts))
-    serial = steps / (time.perf_counter() - t)
-    engine.get([rollout.remote(1, 0) for _ in range(cpus)])  # warm workers and imports
-    t = time.perf_counter()
-    steps = 0
-    for start in range(0, tasks, cpus):
-        steps += sum(engine.get([rollout.remote(int(c), start + i) for i, c in enumerate(counts[start:start + cpus])]))
-    barrier = steps / (time.perf_counter() - t)
-    t = time.perf_counter()
-    pending = [rollout.remote(int(counts[k]), k) for k in range(cpus)]
-    submitted, steps = cpus, 0
-    while pending:
-        ready, pending = engine.wait(pending, num_returns=1)
-        steps += engine.get(ready[0])
-        if submitted < tasks:
-            pending.append(rollout.remote(int(counts[submitted]), submitted))
-            submitted += 1
-    gather = steps / (time.perf_counter() - t)
-    return {"serial_steps_per_s": serial, "barrier_steps_per_s": barrier, "gather_steps_per_s": gather,
-            "gather_vs_serial": gather / serial, "gather_vs_barrier": gather / barrier, "loadavg": loadavg()}
-
-
-def tiny_tasks(episodes: int) -> dict:
-    t = time.perf_counter()
-    for k in range(episodes):
-        cartpole_episode(k)
-    serial = episodes / (time.perf_counter() - t)
-    episode = engine.remote(cartpole_episode)
-    engine.get([episode.remote(k) for k in range(100)])
-    t = time.perf_counter()
-    engine.get([episode.remote(k) for k in range(episodes)])
-    rate = episodes / (time.perf_counter() - t)
-    return {"episodes_per_s": rate, "serial_episodes_per_s": serial,
-            "episode_ms": 1e3 / serial, "loadavg": loadavg()}
-
-
-def es_cartpole(runs: str) -> dict:
+def child(python: str, bench: str, system: str, count: int) -> dict:
+    """One body in a child process (rl_bodies.py), with the load average around it."""
     before = loadavg()
-    summary = runner.run_es(config.EsConfig(runs=runs, live=False))
-    return {"wall_s": summary["wall_s"], "train_s": summary["train_s"], "iterations": summary["iterations"],
-            "env_steps": summary["env_steps"], "reached": summary["reached"], "noise_table": summary["noise_table"],
-            "loadavg": max(before, loadavg())}
+    out = subprocess.run([python, str(BODIES), "--system", system, "--bench", bench, "--count", str(count)],
+                         capture_output=True, text=True, timeout=TIMEOUT_S)
+    if out.returncode != 0:
+        raise RuntimeError(f"{system} {bench} child failed: {out.stderr.strip().splitlines()[-1:]}")
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "loadavg": [before, loadavg()]}
+
+
+def es_command(runs: str) -> dict:
+    """`ownrun rl es` (CartPole-v1, defaults, seed 0) as a command; its wall time and summary."""
+    ownrun = str(Path(sys.executable).with_name("ownrun"))
+    before = loadavg()
+    t = time.perf_counter()
+    out = subprocess.run([ownrun, "rl", "es", "--env", "CartPole-v1", "--seed", "0", "--runs", runs],
+                         capture_output=True, text=True, timeout=TIMEOUT_S)
+    command_s = time.perf_counter() - t
+    if out.returncode != 0:
+        raise RuntimeError(f"ownrun rl es failed ({out.returncode}): {out.stderr.strip()[-300:]}")
+    run_dir = next(line.split(":", 1)[1].strip() for line in out.stdout.splitlines()
+                   if line.startswith("run directory:"))
+    summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    return {"command_s": command_s, "wall_s": summary["wall_s"], "train_s": summary["train_s"],
+            "iterations": summary["iterations"], "env_steps": summary["env_steps"],
+            "reached": summary["reached"], "noise_table": summary["noise_table"],
+            "phases": {**summary["phases"], "process_start_s": command_s - summary["wall_s"]},
+            "loadavg": [before, loadavg()]}
+
+
+def median(rounds: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rounds if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(rounds: dict[str, list[dict]]) -> dict:
+    es, mine, ray, t4 = rounds["es"], rounds["tiny_ownrun"], rounds["tiny_ray"], rounds["table4"]
+    out: dict = {}
+    if es:
+        out["es_cartpole"] = {"command_s": median(es, "command_s"), "wall_s": median(es, "wall_s"),
+                              "train_s": median(es, "train_s"), "iterations": es[0]["iterations"],
+                              "env_steps": es[0]["env_steps"], "reached": all(r["reached"] for r in es),
+                              "target_s": 2.0}
+        phases = [r["phases"] for r in es]
+        # where the time went: the command's own start-up and shutdown (Python, imports, run
+        # directory), engine start, table + owner + workers until the first iteration, iterations
+        out["es_phases"] = {key: median(phases, key) for key in phases[0]}
+        out["es_phases"]["table_made_s"] = median([r["noise_table"] for r in es], "made_s")
+        noise = [r["noise_table"] for r in es]
+        out["noise_table"] = {"mib": noise[0]["mib"], "nodes": noise[0]["nodes"],
+                              "shared_s": median(noise, "shared_s"),
+                              "store_growth_mib": median(noise, "store_growth_mib"),
+                              "worker_private_mib": median(noise, "worker_private_mib")}
+    if mine:
+        out["tiny_tasks"] = {"ownrun_episodes_per_s": median(mine, "episodes_per_s"),
+                             "serial_episodes_per_s": median(mine, "serial_episodes_per_s"),
+                             "episode_ms": median(mine, "episode_ms"),
+                             "ray_episodes_per_s": median(ray, "episodes_per_s") if ray else None}
+        tiny = out["tiny_tasks"]
+        tiny["ownrun_vs_ray"] = (tiny["ownrun_episodes_per_s"] / tiny["ray_episodes_per_s"]
+                                 if tiny["ray_episodes_per_s"] else None)
+    if t4:
+        # each round's ratios (its three figures measured back to back), then their medians
+        ratios = [{"vs_serial": r["gather_steps_per_s"] / r["serial_steps_per_s"],
+                   "vs_barrier": r["gather_steps_per_s"] / r["barrier_steps_per_s"]} for r in t4]
+        out["table4"] = {key: median(t4, key) for key in
+                         ("serial_steps_per_s", "barrier_steps_per_s", "gather_steps_per_s")}
+        out["table4"].update(gather_vs_serial=median(ratios, "vs_serial"),
+                             gather_vs_barrier=median(ratios, "vs_barrier"))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer tasks and episodes")
-    parser.add_argument("--json", default="bench-results/rl.json")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one round, fewer tasks and episodes")
+    parser.add_argument("--ray-python", default="auto",
+                        help="interpreter for the Ray child: auto (this one, if it imports ray), none, or a path")
+    parser.add_argument("--json", default=str(RESULTS_DIR / "rl.json"))
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds = 1
+    episodes, tasks = (500, 40) if args.quick else (3000, 120)
     console = Console(highlight=False)
-    cpus = os.cpu_count() or 1
-    results: dict = {"cpus": cpus}
+    run = meta.Run("rl")
+    python_ray = ray_python(args.ray_python)
+    if python_ray is None:
+        console.print(f"Ray is not importable (--ray-python {args.ray_python}): the Ray column stays empty")
+    rounds: dict[str, list[dict]] = {"es": [], "tiny_ownrun": [], "tiny_ray": [], "table4": []}
+    errors: list[str] = []
+    steps = [("es", lambda runs: es_command(runs)),
+             ("tiny_ownrun", lambda _: child(sys.executable, "tiny", "ownrun", episodes)),
+             ("tiny_ray", (lambda _: child(python_ray, "tiny", "ray", episodes)) if python_ray else None),
+             ("table4", lambda _: child(sys.executable, "table4", "ownrun", tasks))]
     with tempfile.TemporaryDirectory() as runs:
-        console.print("ES on CartPole-v1 to 475 (100 MB noise table) ...")
-        results["es_cartpole"] = es_cartpole(runs)
-    engine.init(num_cpus=cpus)
-    try:
-        console.print("Pendulum rollouts: serial / barrier / gather-as-finished ...")
-        results["table4"] = table4(40 if args.quick else 120, cpus)
-        console.print("tiny tasks: one CartPole episode each ...")
-        results["tiny_tasks"] = tiny_tasks(1000 if args.quick else 5000)
-    finally:
-        engine.shutdown()
-    t4, tiny, es = results["table4"], results["tiny_tasks"], results["es_cartpole"]
-    noise = es["noise_table"]
-    table = Table(title="ownrun rl benchmarks", show_header=True, header_style="bold")
-    for column in ("benchmark", "ownrun", "target", "load avg"):
-        table.add_column(column, justify="right")
-    table.add_row("Pendulum rollouts, serial", f"{t4['serial_steps_per_s']:,.0f} steps/s", "", "")
-    table.add_row("  barrier rounds", f"{t4['barrier_steps_per_s']:,.0f} steps/s", "", "")
-    table.add_row("  gather as finished", f"{t4['gather_steps_per_s']:,.0f} steps/s "
-                  f"({t4['gather_vs_serial']:.2f}x serial, {t4['gather_vs_barrier']:.2f}x barrier)",
-                  ">= 1.6x serial, >= 1.2x barrier", f"{t4['loadavg']:.1f}")
-    table.add_row("ES CartPole-v1 to 475, incl. cluster start",
-                  f"{es['wall_s']:.2f} s ({es['iterations']} iterations, reached: {es['reached']})",
-                  "<= 2 s", f"{es['loadavg']:.1f}")
-    table.add_row("tiny tasks: one CartPole episode each", f"{tiny['episodes_per_s']:,.0f} episodes/s "
-                  f"(serial {tiny['serial_episodes_per_s']:,.0f}, {tiny['episode_ms']:.2f} ms each)",
-                  ">= 3x Ray 2.60", f"{tiny['loadavg']:.1f}")
-    table.add_row("100 MB noise table: with every worker", f"{noise['shared_s']:.2f} s after submit", "", "")
-    table.add_row("  store growth / private per worker",
-                  f"{noise['store_growth_mib']:.0f} MiB on {noise['nodes']} node(s) / "
-                  f"{noise['worker_private_mib'] or 0:.0f} MiB", "<= 1.2x table per node", "")
-    console.print(table)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+        for k in range(args.rounds):
+            for name, step in steps:
+                if step is None:
+                    continue
+                console.print(f"round {k + 1}/{args.rounds}: {name} (load {loadavg():.1f}) ...")
+                try:
+                    rounds[name].append(step(runs))
+                except Exception as exc:  # noqa: BLE001 - recorded, the other figures still run
+                    errors.append(f"round {k + 1} {name}: {type(exc).__name__}: {exc}")
+                    console.print(f"  [red]{errors[-1]}[/]")
+    results = summarize(rounds)
+    print_table(console, results, ray_version(python_ray))
+    config = {"rounds": args.rounds, "quick": args.quick, "episodes": episodes, "tasks": tasks,
+              "ray": ray_version(python_ray)}
+    out = meta.write(run.document(config, results, rounds=rounds, errors=errors), Path(args.json))
+    console.print(f"measured: {meta.describe(json.loads(out.read_text()))}")
     console.print(f"wrote {out}")
-    return 0
+    return 1 if errors else 0
+
+
+def print_table(console: Console, results: dict, ray: str | None) -> None:
+    table = Table(title="ownrun rl benchmarks (medians over rounds)", show_header=True, header_style="bold")
+    for column in ("benchmark", "ownrun", "target"):
+        table.add_column(column, justify="right")
+    for label, value, target in rows(results, ray):
+        table.add_row(label, value, target)
+    console.print(table)
+
+
+def rows(results: dict, ray: str | None = None) -> list[tuple[str, str, str]]:
+    """(benchmark, figure, target) for the console table; report.py renders the same results."""
+    out = []
+    es, noise = results.get("es_cartpole"), results.get("noise_table")
+    if es:
+        out.append(("ES CartPole-v1 to 475, 100 MB table: the command / engine start to target",
+                    f"{es['command_s']:.2f} s / {es['wall_s']:.2f} s ({es['iterations']} iterations, "
+                    f"{es['env_steps']:,} steps)", "<= 2 s"))
+    tiny = results.get("tiny_tasks")
+    if tiny:
+        vs = f", {tiny['ownrun_vs_ray']:.1f}x Ray {ray or ''}" if tiny.get("ownrun_vs_ray") else ""
+        out.append(("tiny tasks: one CartPole episode each",
+                    f"{tiny['ownrun_episodes_per_s']:,.0f} episodes/s (Ray "
+                    f"{(tiny['ray_episodes_per_s'] or 0):,.0f}{vs})", ">= 3x Ray"))
+    t4 = results.get("table4")
+    if t4:
+        out.append(("Pendulum rollouts: serial / barrier / gather",
+                    f"{t4['serial_steps_per_s']:,.0f} / {t4['barrier_steps_per_s']:,.0f} / "
+                    f"{t4['gather_steps_per_s']:,.0f} steps/s ({t4['gather_vs_serial']:.2f}x serial, "
+                    f"{t4['gather_vs_barrier']:.2f}x barrier)", ">= 1.6x serial, >= 1.2x barrier"))
+    phases = results.get("es_phases")
+    if phases:
+        out.append(("  where it went: command start+exit / engine start / until 1st iteration "
+                    "(table drawn at) / iterations",
+                    f"{phases['process_start_s']:.2f} / {phases['engine_start_s']:.2f} / "
+                    f"{phases['until_first_iteration_s']:.2f} ({phases['table_made_s']:.2f}) / "
+                    f"{phases['iterations_s']:.2f} s", ""))
+    if noise:
+        out.append(("100 MB noise table: with every worker / store growth / private per worker",
+                    f"{noise['shared_s']:.2f} s / {noise['store_growth_mib']:.0f} MiB on {noise['nodes']} node(s) / "
+                    f"{noise['worker_private_mib'] or 0:.0f} MiB", "<= 1.2x table per node"))
+    return out
 
 
 if __name__ == "__main__":

@@ -83,9 +83,12 @@ class EsConfig(RunConfig):
 
     noise_size: int = Field(25_000_000, ge=10_000, description="Float32 entries of the shared noise table "
                                                                "(25M = 100 MB).")
-    episodes_per_iter: int = Field(64, ge=2, description="Episodes per iteration, run as antithetic pairs "
+    # 16 episodes and sigma 0.2 (tuned on CartPole-v1 over seeds 0-4: 4-25 iterations, 6-73k env
+    # steps to 475, mean 29k; 64 and 0.1 took 210k steps for seed 0) keep small problems fast;
+    # larger problems want more episodes per iteration.
+    episodes_per_iter: int = Field(16, ge=2, description="Episodes per iteration, run as antithetic pairs "
                                                          "(rounded up to even).")
-    sigma: float = Field(0.1, gt=0, description="Noise standard deviation of the perturbations.")
+    sigma: float = Field(0.2, gt=0, description="Noise standard deviation of the perturbations.")
     step_size: float = Field(0.05, gt=0, description="Adam step size.")
     l2: float = Field(0.005, ge=0, description="L2 weight decay coefficient.")
     policy: Literal["linear", "mlp"] = Field("linear", description="Policy: linear, or an MLP with --hidden "

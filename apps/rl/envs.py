@@ -17,6 +17,7 @@ import importlib.util
 from dataclasses import dataclass
 
 MUJOCO_HINT = "pip install 'ownrun[mujoco]'"
+MUJOCO_MODULES = ("mujoco", "imageio")  # what gymnasium's MuJoCo envs import (the extra's packages)
 
 
 class EnvError(ValueError):
@@ -43,15 +44,20 @@ def check_env_id(env_id: str) -> str:
         hint = f"; closest: {', '.join(close)}" if close else "; e.g. CartPole-v1, Pendulum-v1, Acrobot-v1"
         raise EnvError(f"unknown env {env_id!r}{hint}")
     entry = str(gym.registry[env_id].entry_point)
-    if "mujoco" in entry and importlib.util.find_spec("mujoco") is None:
-        raise EnvError(f"{env_id} needs MuJoCo, which is not installed: {MUJOCO_HINT}")
+    if "mujoco" in entry:
+        missing = [name for name in MUJOCO_MODULES if importlib.util.find_spec(name) is None]
+        if missing:
+            raise EnvError(f"{env_id} needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                           f"not installed: {MUJOCO_HINT}")
     return env_id
 
 
 def make(env_id: str):
+    """The env with gymnasium's usual wrappers (time limit, order enforcing) but not its env
+    checker, which only validates the first reset and step yet costs every step a call."""
     import gymnasium as gym
 
-    return gym.make(env_id)
+    return gym.make(env_id, disable_env_checker=True)
 
 
 def make_vector(env_id: str, count: int):

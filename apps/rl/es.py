@@ -5,8 +5,9 @@ One iteration of the owner (`es_owner`, one task per training run):
 2. plan the iteration from the run's RNG: one noise index and env seed per antithetic pair,
    seeds for the evaluation episodes, split into one `Chunk` per rollout worker;
 3. call `EsWorker.rollouts(bundle, chunk)` on every worker: it runs theta + sigma*eps and
-   theta - sigma*eps for each planned index and returns only indices, returns, lengths and
-   the statistics of the observations it saw;
+   theta - sigma*eps for each planned index (all of its chunk's episodes in lockstep: one
+   batched policy evaluation per step, `run_batch`) and returns only indices, returns, lengths
+   and the statistics of the observations it saw;
 4. gather (through `--aggregators K` actors when K > 0, the OSDI'18 aggregation tree: each
    borrows its workers' result refs and returns one summary; later each computes its slice of
    the gradient from the shared noise table);
@@ -19,7 +20,8 @@ restarted and its call re-run with the same chunk (one whose restart fails for g
 replaced by a new actor, when the owner aggregates), and rollouts are deterministic given
 (weights, filter, chunk), so the iteration is the one planned. A re-run owner resumes from the
 checkpoint in engine.kv (or starts over), so a fixed `--seed` reproduces a run.
-Pure numpy in workers; the owner runs in an engine worker. Failures: an env error in a worker
+On one node the driver first runs `warm_up`, so the owner and workers fork with this module
+and gymnasium already imported. Pure numpy in workers; the owner runs in an engine worker. Failures: an env error in a worker
 ends the owner task with that error; engine errors propagate to the driver.
 """
 
@@ -74,16 +76,30 @@ def gradient_weights(returns: np.ndarray) -> np.ndarray:
 
 
 # ---- actors ------------------------------------------------------------------------------
-def run_episode(env, policy: Policy, layers: list, mean, std, seed: int, seen: list) -> tuple[float, int]:
-    obs, _ = env.reset(seed=int(seed))
-    total, steps = 0.0, 0
-    while True:
-        seen.append(obs)
-        obs, reward, terminated, truncated, _ = env.step(policy.act(layers, normalize(obs, mean, std)))
-        total += float(reward)
-        steps += 1
-        if terminated or truncated:
-            return total, steps
+def run_batch(envs_: list, policy: Policy, thetas: np.ndarray, mean, std, seeds, observed: int) -> tuple:
+    """Runs one episode per row of `thetas` (env i reset with seeds[i]) in lockstep: one batched
+    policy evaluation per step for all episodes, then each unfinished env steps. Returns
+    (returns, lengths, the observations the first `observed` episodes saw). The same episodes as
+    running them one by one: each env only ever sees its own policy's actions."""
+    count = len(thetas)
+    layers = policy.batch_layers(thetas)
+    obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs_, seeds, strict=True)])
+    returns, lengths = np.zeros(count), np.zeros(count, np.int64)
+    running = list(range(count))
+    seen = []
+    while running:
+        if running[0] < observed:
+            seen.append(obs[[k for k in running if k < observed]])
+        actions = policy.act_batch(layers, normalize(obs, mean, std))
+        still = []
+        for k in running:
+            obs[k], reward, terminated, truncated, _ = envs_[k].step(actions[k])
+            returns[k] += reward
+            lengths[k] += 1
+            if not (terminated or truncated):
+                still.append(k)
+        running = still
+    return returns, lengths, (np.concatenate(seen) if seen else obs[:0])
 
 
 class EsWorker:
@@ -92,7 +108,8 @@ class EsWorker:
     def __init__(self, env_id: str, policy_kind: str, hidden: int, table: np.ndarray, sigma: float,
                  announce_key: str | None = None):
         info = envs.describe(env_id)
-        self.env = envs.make(env_id)
+        self.env_id = env_id
+        self.envs: list = []  # one per episode of a chunk, made as needed and kept
         self.policy = Policy(info, policy_kind, hidden)
         self.table = table
         self.sigma = sigma
@@ -100,22 +117,23 @@ class EsWorker:
             state.announce(announce_key)
 
     def rollouts(self, bundle: tuple, chunk: Chunk) -> dict:
+        """theta + sigma*eps and theta - sigma*eps for each planned index (both halves on the pair's
+        env seed), then the unperturbed theta on each evaluation seed, all in one lockstep batch."""
         theta, mean, std = bundle
         dim = self.policy.num_params
-        seen: list = []
-        returns = np.zeros((len(chunk.indices), 2))
-        lengths = np.zeros((len(chunk.indices), 2), np.int64)
-        for k, (index, seed) in enumerate(zip(chunk.indices, chunk.seeds, strict=True)):
-            eps = self.sigma * noise.perturbation(self.table, int(index), dim)
-            for side, sign in enumerate((1.0, -1.0)):
-                layers = self.policy.layers(theta + sign * eps)
-                returns[k, side], lengths[k, side] = run_episode(self.env, self.policy, layers, mean, std,
-                                                                 seed, seen)
-        layers = self.policy.layers(theta)
-        evals = [run_episode(self.env, self.policy, layers, mean, std, s, []) for s in chunk.eval_seeds]
-        stats = ObsFilter.of(np.asarray(seen)) if seen else ObsFilter(len(mean))
-        return {"indices": chunk.indices, "returns": returns, "lengths": lengths,
-                "eval_returns": np.array([r for r, _ in evals]), "eval_lengths": np.array([n for _, n in evals]),
+        pairs = len(chunk.indices)
+        eps = np.array([self.sigma * noise.perturbation(self.table, int(i), dim) for i in chunk.indices],
+                       theta.dtype).reshape(pairs, dim)
+        thetas = np.concatenate([np.stack([theta + eps, theta - eps], axis=1).reshape(2 * pairs, dim),
+                                 np.repeat(theta[None, :], len(chunk.eval_seeds), axis=0)])
+        seeds = np.concatenate([np.repeat(chunk.seeds, 2), chunk.eval_seeds])
+        while len(self.envs) < len(thetas):
+            self.envs.append(envs.make(self.env_id))
+        returns, lengths, seen = run_batch(self.envs[:len(thetas)], self.policy, thetas, mean, std, seeds, 2 * pairs)
+        stats = ObsFilter.of(seen) if len(seen) else ObsFilter(len(mean))
+        return {"indices": chunk.indices, "returns": returns[:2 * pairs].reshape(pairs, 2),
+                "lengths": lengths[:2 * pairs].reshape(pairs, 2),
+                "eval_returns": returns[2 * pairs:], "eval_lengths": lengths[2 * pairs:],
                 "filter": stats.state(), "pids": [os.getpid()]}
 
     def ready(self) -> int:
@@ -144,6 +162,16 @@ def combine(results: list[dict]) -> dict:
     cat = {key: np.concatenate([r[key] for r in results])
            for key in ("indices", "returns", "lengths", "eval_returns", "eval_lengths")}
     return {**cat, "filter": stats.state(), "pids": [p for r in results for p in r["pids"]]}
+
+
+@engine.remote
+def warm_up(env_id: str) -> int:
+    """Imports what the owner and rollout workers run (this module, gymnasium, the env's module)
+    and makes the env once. When a task ends, its node's zygote imports the modules the task
+    needed, so the owner and workers forked after this one start with them loaded instead of
+    each importing them (on a fresh cluster, ~1 s of a loaded 2-core machine's time)."""
+    envs.describe(env_id)
+    return os.getpid()
 
 
 RemoteEsWorker = engine.remote(max_restarts=-1, max_task_retries=-1)(EsWorker)

@@ -11,6 +11,8 @@ node maps the node's one shared-memory copy read-only. Pure numpy apart from the
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from ownrun import engine
 
@@ -24,7 +26,10 @@ def make_noise(size: int, seed: int, announce_key: str | None = None) -> np.ndar
     """`size` float32 standard normals; the same for the same seed."""
     if announce_key:
         state.announce(announce_key)
-    return np.random.default_rng(seed).standard_normal(size, dtype=np.float32)
+    table = np.random.default_rng(seed).standard_normal(size, dtype=np.float32)
+    if announce_key:  # again, with when it was drawn (the driver's start-up profile)
+        state.announce(announce_key, made_ts=time.time())
+    return table
 
 
 def perturbation(table: np.ndarray, index: int, dim: int) -> np.ndarray:

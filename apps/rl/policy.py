@@ -68,6 +68,28 @@ class Policy:
             return int(np.argmax(x))
         return np.clip(x, self.info.act_low, self.info.act_high)
 
+    def batch_layers(self, thetas: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The layers of several parameter vectors (rows of `thetas`): (W (n, rows, cols), b (n, rows))."""
+        out, k = [], 0
+        n = len(thetas)
+        for rows, cols in self.shapes:
+            w = thetas[:, k:k + rows * cols].reshape(n, rows, cols)
+            k += rows * cols
+            out.append((w, thetas[:, k:k + rows]))
+            k += rows
+        return out
+
+    def act_batch(self, layers: list, obs: np.ndarray) -> np.ndarray:
+        """Row i: the action of policy i (layers from `batch_layers`) for observation row i."""
+        x = obs
+        for i, (w, b) in enumerate(layers):
+            x = np.matmul(w, x[:, :, None])[:, :, 0] + b
+            if i < len(layers) - 1:
+                x = np.tanh(x)
+        if self.info.discrete:
+            return np.argmax(x, axis=1)
+        return np.clip(x, self.info.act_low, self.info.act_high)
+
 
 @dataclass
 class ObsFilter:

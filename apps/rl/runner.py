@@ -67,6 +67,10 @@ def _run_on_engine(algorithm, config, placement: cluster.Placement, t0: float, c
     if algorithm == "es":
         baseline = memory.shm_bytes()
         table_ref = _make_table(config, placement, prefix)
+        if not placement.workers:  # one node only (es.warm_up), beside the table's task. With
+            # --nodes N it made the node@ test fail 2 runs in 3 (restarted and replacement workers'
+            # constructors kept getting ArgumentLostError for the dead node's table for 60 s)
+            engine.get(es.warm_up.remote(config.env))
         owner_ref = es.es_owner.options(max_retries=OWNER_RETRIES, **placement.owner).remote(
             config, settings, [table_ref], recorder)
     else:
@@ -78,7 +82,7 @@ def _run_on_engine(algorithm, config, placement: cluster.Placement, t0: float, c
     injector = Injector(plan, prefix) if plan is not None else None
     if injector is not None:
         injector.start()
-    attempts = 0
+    attempts, first_ts = 0, None
     try:
         result, rows = _follow(owner_ref, recorder, config, console, algorithm)
         if algorithm == "es":
@@ -89,9 +93,11 @@ def _run_on_engine(algorithm, config, placement: cluster.Placement, t0: float, c
             injector.join(timeout=5)
         with contextlib.suppress(engine.EngineError):
             attempts = int(engine.kv.get(f"{prefix}/attempts") or b"0")
+            first_ts = state.started_at(prefix)
             state.cleanup(prefix)
     summary = _summarize(algorithm, config, result, rows, workers, t0, start_ts, attempts,
                          [injector.event] if injector else [], noise_info)
+    summary["phases"] = _phases(t0, start_ts, first_ts, rows)
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config.runs)
     summary["run_dir"] = str(run_dir)
     report.write_run(run_dir, summary, rows)
@@ -112,8 +118,10 @@ def _noise_figures(config: EsConfig, prefix: str, start_ts: float, workers: int,
     ready = max((a["ts"] for a in announced), default=None)
     nodes = len({a["node_id"] for a in announced})
     private = result.get("worker_private_bytes")
+    made = table.get("made_ts") if table else None
     return {"entries": config.noise_size, "mib": config.noise_size * 4 / 2**20,
             "made_on": table["node_id"] if table else None, "nodes": nodes,
+            "made_s": (made - start_ts) if made else None,
             "shared_s": (ready - start_ts) if ready else None,
             "store_growth_mib": (memory.shm_bytes() - baseline) / 2**20,
             "worker_private_mib": private / 2**20 if private else None}
@@ -150,6 +158,15 @@ def _summarize(algorithm, config, result, rows, workers, t0, start_ts, attempts,
         "noise_table": noise_info,
         **({"autograd_in_workers": result["autograd_in_workers"]} if algorithm == "ppo" else {}),
     }
+
+
+def _phases(t0: float, start_ts: float, first_ts: float | None, rows: list[dict]) -> dict:
+    """Where a run's time went: engine start (and the Recorder), from then until the first
+    iteration started (noise table, owner and workers), and the iterations."""
+    last = rows[-1]["ts"] if rows else None
+    return {"engine_start_s": start_ts - t0,
+            "until_first_iteration_s": (first_ts - start_ts) if first_ts else None,
+            "iterations_s": (last - first_ts) if first_ts and last else None}
 
 
 class _View:

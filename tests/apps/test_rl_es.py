@@ -113,3 +113,15 @@ def test_centered_ranks_span_minus_half_to_half_and_follow_the_order():
     ranks = es.centered_ranks(x)
     assert ranks.min() == -0.5 and ranks.max() == 0.5
     assert list(np.argsort(ranks.ravel())) == list(np.argsort(x.ravel()))
+
+
+def test_an_aggregation_tree_gives_the_iterations_the_owner_alone_gives(tmp_path):
+    # The same seed with 2 aggregator actors between the workers and the owner (OSDI'18's tree):
+    # they combine the workers' results and compute slices of the gradient from the shared
+    # table; only the order of a float64 sum differs, so the iterations are the same.
+    alone = _rows(runner.run_es(_config(tmp_path, target=1e9, max_steps=1500)))
+    tree = _rows(runner.run_es(_config(tmp_path, target=1e9, max_steps=1500, aggregators=2)))
+    assert len(tree) == len(alone) >= 3
+    assert all(r["exact"] and r["pairs_received"] == r["pairs_unique"] == 8 for r in tree)
+    assert [r["env_steps"] for r in tree] == [r["env_steps"] for r in alone]
+    assert [r["mean_return"] for r in tree] == pytest.approx([r["mean_return"] for r in alone])

@@ -87,3 +87,37 @@ def test_describe_says_machine_load_and_revision():
     text = meta.describe({**META, "background_load": 2})
     assert "2 CPUs (Test CPU), 24 GiB" in text and "git 0123456789" in text
     assert "2 busy-loop processes" in text
+
+
+def rl_doc() -> dict:
+    return {**META, "benchmark": "rl", "config": {"rounds": 3, "quick": False, "ray": "2.60.0"},
+            "results": {
+                "es_cartpole": {"command_s": 1.84, "wall_s": 1.2, "train_s": 0.6, "iterations": 16,
+                                "env_steps": 40569, "reached": True, "target_s": 2.0},
+                "es_phases": {"process_start_s": 0.6, "engine_start_s": 0.5, "until_first_iteration_s": 0.4,
+                              "table_made_s": 0.3, "iterations_s": 0.3},
+                "noise_table": {"mib": 95.37, "nodes": 1, "shared_s": 0.5, "store_growth_mib": 95.4,
+                                "worker_private_mib": 21.0},
+                "tiny_tasks": {"ownrun_episodes_per_s": 1200.0, "serial_episodes_per_s": 2000.0,
+                               "episode_ms": 0.5, "ray_episodes_per_s": 300.0, "ownrun_vs_ray": 4.0},
+                "table4": {"serial_steps_per_s": 20000.0, "barrier_steps_per_s": 18000.0,
+                           "gather_steps_per_s": 16000.0, "gather_vs_serial": 0.8, "gather_vs_barrier": 0.9}},
+            "rounds": {"es": [{"loadavg": [9.0, 12.5]}], "tiny_ownrun": [{"loadavg": [8.0, 8.0]}],
+                       "tiny_ray": [], "table4": [{"loadavg": [10.0, 11.0]}]},
+            "errors": []}
+
+
+def test_rl_figures_come_from_rl_json_with_targets_met_or_not_and_the_load(results):
+    (results / "rl.json").write_text(json.dumps(rl_doc()))
+    block = report.render_block(results)
+    assert "### RL rollouts (`ownrun rl`)" in block
+    assert "| 1.84 s / 1.20 s (16 iterations, 40,569 env steps) | ≤ 2 s ✓ | 9–12 |" in block
+    assert "Ray 2.60.0: 300/s, ownrun 4.0× Ray" in block and "≥ 3× Ray ✓" in block
+    assert "(gather 0.80× serial, 0.90× barrier) | ≥ 1.6× serial, ≥ 1.2× barrier ✗ | 10–11 |" in block
+    assert "95 MiB on 1 node (1.00× the table) / 21 MiB | ≤ 1.2× the table per node ✓" in block
+    assert "Medians of 3 interleaved rounds" in block
+    assert "16 iterations | 0.60 / 0.50 / 0.40 (0.30) / 0.30 s |" in block
+
+
+def test_rl_section_says_how_to_measure_when_rl_json_is_missing(results):
+    assert "Not measured yet: run `python benchmarks/rl.py`" in report.render_block(results)
