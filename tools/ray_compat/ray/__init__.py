@@ -8,7 +8,6 @@ AttributeError, and that failure is what the measurement counts. Internal module
 used (ray/_internals.py), so a test file that imports them still collects.
 """
 
-import cloudpickle  # noqa: F401 - `ray.cloudpickle`, as Ray vendors it
 from ownrun import engine as _engine
 from ownrun.engine import (  # noqa: F401 - re-exported under Ray's names
     ObjectID,
@@ -36,7 +35,7 @@ from . import _internals
 
 _internals.install()
 
-from . import actor, exceptions, util  # noqa: E402,F401
+from . import actor, cloudpickle, exceptions, util  # noqa: E402,F401
 
 
 def init(address=None, *args, **kwargs):
