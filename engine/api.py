@@ -584,6 +584,8 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
 
 
 def get_actor(name: str) -> ActorHandle:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"get_actor() takes an actor's name, a non-empty string; got {name!r}")
     core = _core()
     view = core.call(core.head_address, P.ACTOR_LOOKUP, name)
     if view is None or view["state"] == "DEAD":

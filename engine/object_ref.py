@@ -40,6 +40,11 @@ class ObjectRef:
         self.id = oid
         self.owner = owner  # None for `ObjectRef(id_bytes)`: an id only, nobody to ask for the value
 
+    def __class_getitem__(cls, item):  # `ObjectRef[int]` in annotations, as Ray's is generic
+        import types
+
+        return types.GenericAlias(cls, item)
+
     def hex(self) -> str:
         return self.id.hex()
 

@@ -1,0 +1,3 @@
+"""`ray.types`: the ObjectRef type (renaming only)."""
+
+from ownrun.engine import ObjectRef  # noqa: F401
