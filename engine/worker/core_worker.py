@@ -184,7 +184,7 @@ class CoreWorker:
                             self.handler_errors += 1
                             CoreWorker.handler_errors_in_process += 1
                             log_handler_error(log, "failed to handle a message")
-                    self.apply()  # once per batch: the instructions keep their order
+                        self.apply()  # before the next message: its handler may act at once
             if self.ref_ops or self.released_streams or time.monotonic() >= next_housekeeping:
                 with self.lock:
                     self._apply_ref_ops()
