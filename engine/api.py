@@ -44,7 +44,7 @@ UNSUPPORTED_OPTIONS = {
     "max_calls": (None, 0), "accelerator_type": (None,), "concurrency_groups": (None,),
     "concurrency_group": (None,), "max_pending_calls": (None, -1), "_metadata": (None,),
     "label_selector": (None, {}), "enable_task_events": (None, True), "memory": (None, 0),
-    "lifetime": (None, "non_detached"), "namespace": (None,), "scheduling_strategy": (None, "DEFAULT"),
+    "namespace": (None,), "scheduling_strategy": (None, "DEFAULT"),
     "_generator_backpressure_num_objects": (None,), "retry_exceptions_allowlist": (None,),
 }
 UNSUPPORTED_INIT = {
@@ -318,6 +318,9 @@ class RemoteFunction:
 class ActorClass:
     def __init__(self, cls, options: dict, exported: _Exported | None = None):
         _check_options(options, ACTOR_OPTIONS, f"actor {cls.__name__}")
+        if options.get("lifetime") not in (None, "non_detached", "detached"):
+            raise ValueError(f"actor {cls.__name__}: lifetime must be 'detached' or 'non_detached' "
+                             f"(or None), got {options['lifetime']!r}")
         self._cls = cls
         self._options = options
         self._exported = exported or _Exported(cls)
@@ -340,24 +343,25 @@ class ActorClass:
         name = options.get("name")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"actor name must be a string, got {type(name).__name__}")
+        if name == "":
+            raise ValueError("actor name cannot be an empty string")
+        detached = options.get("lifetime") == "detached"
         fn_id, blob = self._exported.get()
         shape, resources = _resources(options, 0)
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, f"{cls_name}.__init__")
         actor_id = ids.new_actor_id()
-        info = {"class_name": cls_name, "methods": self._methods, "owner": core.address,
-                "signatures": self._specs}
-        if options.get("get_if_exists") and name:
-            try:
-                return get_actor(name)
-            except ValueError:
-                pass
-        try:
-            core.call(core.head_address, P.ACTOR_REGISTER, actor_id, name, info)
-        except errors.EngineError as exc:
-            raise ValueError(str(exc)) from None
         restarts = (int(options.get("max_restarts", 0)), int(options.get("max_task_retries", 0)))
+        info = {"class_name": cls_name, "methods": self._methods, "owner": core.address,
+                "signatures": self._specs, "max_restarts": restarts[0], "max_task_retries": restarts[1],
+                "detached": detached or None, "get_if_exists": bool(options.get("get_if_exists") and name)}
+        try:  # the head decides, also between concurrent creators of one name (get_if_exists)
+            existing = core.call(core.head_address, P.ACTOR_REGISTER, actor_id, name, info)
+        except errors.EngineError as exc:
+            raise ValueError(f"{exc}. Please use a different name, or get_if_exists=True") from None
+        if existing is not None:
+            return _handle_from_view(core, name, existing)
         state = ActorState(actor_id, name, cls_name, owned=True, max_restarts=restarts[0],
-                           max_task_retries=restarts[1])
+                           max_task_retries=restarts[1], detached=detached)
         task_id = core.next_id()
         entry = TaskEntry(task_id=task_id, name=f"{cls_name}.__init__", kind=ACTOR_CREATION, fn_id=fn_id,
                           fn_blob=blob, arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,
@@ -367,9 +371,11 @@ class ActorClass:
                                  "max_concurrency": options.get("max_concurrency")})
         with core.lock:
             core.actors[actor_id] = state
-            if name is None:
+            if not detached:  # killed once every handle is gone, named or not (as in Ray)
                 core.actor_by_creation[entry.return_ids[0]] = state
         creation_ref = core.submit_task(entry)[0]
+        if detached:  # no handle keeps it alive: it lives until engine.kill() or the cluster stops
+            creation_ref = None
         return ActorHandle(actor_id, cls_name, self._methods, creation_ref, name, restarts, self._specs)
 
 
@@ -566,18 +572,30 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
 
 
 def get_actor(name: str) -> ActorHandle:
+    """A handle to the live actor named `name` (ValueError if there is none). As in Ray, it
+    does not keep the actor alive: a non-detached actor still dies with its creator's handles."""
     core = _core()
     view = core.call(core.head_address, P.ACTOR_LOOKUP, name)
     if view is None or view["state"] == "DEAD":
         raise ValueError(f"no live actor named {name!r}")
+    return _handle_from_view(core, name, view)
+
+
+def _handle_from_view(core, name: str | None, view: dict) -> ActorHandle:
+    """A handle to the actor the head describes (`ACTOR_LOOKUP`'s answer), with the options
+    its creator gave it."""
     info = view.get("info") or {}
     actor_id = view["actor_id"]
+    class_name = info.get("class_name", "Actor")
+    restarts = (int(info.get("max_restarts") or 0), int(info.get("max_task_retries") or 0))
     if actor_id not in core.actors:
-        core.actors.setdefault(actor_id, ActorState(actor_id, name, info.get("class_name", "Actor"),
-                                                    owned=False, address=view["address"],
-                                                    worker_id=view["worker_id"]))
-    return ActorHandle(actor_id, info.get("class_name", "Actor"), info.get("methods", {}), None, name,
-                       specs=info.get("signatures"))
+        alive = view["state"] == "ALIVE"
+        core.actors.setdefault(actor_id, ActorState(
+            actor_id, name, class_name, owned=False, address=view["address"] if alive else None,
+            worker_id=view["worker_id"] if alive else None, max_restarts=restarts[0],
+            max_task_retries=restarts[1]))
+    return ActorHandle(actor_id, class_name, info.get("methods", {}), None, name, restarts,
+                       info.get("signatures"))
 
 
 def get_runtime_context() -> RuntimeContext:
@@ -635,20 +653,16 @@ def get_node_ip_address() -> str:
 
 
 def exit_actor() -> None:
-    """Ends the actor this method runs in, as Ray's `exit_actor`: the process exits, the call
-    in progress and later calls fail with ActorDiedError. Outside an actor: TypeError."""
+    """Ends the actor this method runs in, as Ray's `exit_actor`: it raises SystemExit, which
+    the executor turns into an intended exit (never restarted); the call in progress and later
+    calls fail with ActorDiedError saying the actor exited. Outside an actor: TypeError."""
     core = object_ref.current_worker()
     if core is None or core.mode != "worker" or task_context.actor_id is None:
         raise TypeError("exit_actor() can only be called inside an actor method")
-    import sys
-
     log.info("actor %s exits (exit_actor)", task_context.actor_id.hex())
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001 - exiting anyway
-            pass
-    os._exit(0)
+    exc = SystemExit(0)
+    exc.ownrun_exit_reason = f"exit_actor() was called in {task_context.task_name or 'a method'}"
+    raise exc
 
 
 def list_named_actors(all_namespaces: bool = False) -> list:

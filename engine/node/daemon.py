@@ -295,8 +295,9 @@ class NodeDaemon:
 
     # ---- leases ----------------------------------------------------------------------------
     def on_lease_request(self, h) -> None:
-        _, owner_addr, owner_id, request_id, resources, for_actor, hops = h
-        req = LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor, hops)
+        _, owner_addr, owner_id, request_id, resources, for_actor, hops = h[:7]
+        req = LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor, hops,
+                           detached=len(h) > 7 and h[7])
         self.apply_placement(self.spillback.request(req, time.monotonic()))
 
     def apply_placement(self, placement: Placement) -> None:

@@ -30,8 +30,9 @@ class ActorState:
 
     def __init__(self, actor_id: bytes, name: str | None, class_name: str, owned: bool,
                  address: str | None = None, worker_id: bytes | None = None,
-                 max_restarts: int = 0, max_task_retries: int = 0):
+                 max_restarts: int = 0, max_task_retries: int = 0, detached: bool = False):
         self.actor_id = actor_id
+        self.detached = detached  # lifetime="detached": its worker outlives its creator
         self.name = name
         self.class_name = class_name
         self.owned = owned

@@ -65,6 +65,10 @@ class TaskContextManager:
     def task_id(self) -> bytes | None:
         return self._local.task_id
 
+    @property
+    def task_name(self) -> str | None:
+        return self._local.name
+
     def output_prefix(self, pid: int) -> str:
         if self.actor_name:
             return f"{self.actor_name} pid={pid}"

@@ -52,9 +52,9 @@ def test_remote_and_options_reject_an_unsupported_option_naming_it(option):
             Counter.options(**option)
 
 
-def test_actor_lifetime_detached_and_namespace_are_rejected_not_ignored():
+def test_unknown_actor_lifetime_and_namespace_are_rejected_not_ignored():
     with pytest.raises(ValueError, match="lifetime"):
-        Counter.options(lifetime="detached")
+        Counter.options(lifetime="forever")
     with pytest.raises(ValueError, match="namespace"):
         Counter.options(namespace="other")
 
