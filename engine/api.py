@@ -360,8 +360,10 @@ class ActorClass:
             raise ValueError(f"{exc}. Please use a different name, or get_if_exists=True") from None
         if existing is not None:
             return _handle_from_view(core, name, existing)
+        default = all(options.get(k) in (None, {}) for k in ("num_cpus", "num_gpus", "resources"))
         state = ActorState(actor_id, name, cls_name, owned=True, max_restarts=restarts[0],
-                           max_task_retries=restarts[1], detached=detached)
+                           max_task_retries=restarts[1], detached=detached,
+                           placement={"CPU": 1.0} if default else None)  # 1 CPU to place, 0 to run (Ray)
         task_id = core.next_id()
         entry = TaskEntry(task_id=task_id, name=f"{cls_name}.__init__", kind=ACTOR_CREATION, fn_id=fn_id,
                           fn_blob=blob, arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,

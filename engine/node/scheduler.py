@@ -37,6 +37,17 @@ class LeaseRequest:
     hops: int = 0  # 1: spilled here by another node (never spilled again for being busy)
     queued_at: float = 0.0  # when it was queued here (set by `Spillback`)
     detached: bool = False  # a detached actor's: its worker outlives the owner
+    placement: dict = field(default_factory=dict)  # needed on a node to be placed there, not held
+
+    def to_place(self) -> dict:
+        """What a node must have to be chosen: the resources, or more where `placement` says
+        (a default actor: 1 CPU to place, 0 to run, as in Ray)."""
+        if not self.placement:
+            return self.resources
+        needed = dict(self.resources)
+        for name, amount in self.placement.items():
+            needed[name] = max(amount, needed.get(name, 0))
+        return needed
 
 
 @dataclass(slots=True, eq=False)

@@ -29,7 +29,8 @@ OBJ_COPIED = 16  # [OBJ_COPIED, oid, daemon_addr, node_id]  (a reader's node pul
 # ---- core worker -> node daemon ----------------------------------------------------
 REGISTER_CLIENT = 30  # request: [.., req_id, addr, worker_id, pid, kind]
 WORKER_READY = 31  # [WORKER_READY, worker_id, addr, pid]
-LEASE_REQUEST = 32  # [LEASE_REQUEST, owner_addr, owner_id, lease_req_id, resources, for_actor, hops, detached?]
+LEASE_REQUEST = 32  # [LEASE_REQUEST, owner_addr, owner_id, lease_req_id, resources, for_actor, hops,
+#                    actor_options?]  ({detached: bool, placement: {resource: amount}}, actors only)
 LEASE_RETURN = 33  # [LEASE_RETURN, worker_id, worker_alive]
 LEASE_CANCEL = 34  # [LEASE_CANCEL, owner_addr, lease_req_id]
 WORKER_BLOCKED = 35  # [WORKER_BLOCKED, worker_id]

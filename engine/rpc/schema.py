@@ -94,7 +94,7 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     # ---- core worker -> node daemon
     P.REGISTER_CLIENT: (_request(BYTES, INT, STR), ()),
     P.WORKER_READY: ((BYTES, ADDR, INT), ()),
-    P.LEASE_REQUEST: ((ADDR, BYTES, INT, DICT, BOOL, INT), (BOOL,)),
+    P.LEASE_REQUEST: ((ADDR, BYTES, INT, DICT, BOOL, INT), (DICT,)),
     P.LEASE_RETURN: ((BYTES, BOOL), ()),
     P.LEASE_CANCEL: ((ADDR, INT), ()),
     P.WORKER_BLOCKED: ((BYTES,), ()),

@@ -167,3 +167,4 @@ def test_handle_from_get_actor_retries_calls_as_the_creator_asked(slot_cluster, 
     fragile = Fragile.options(name="lifetimes-fragile").remote()
     assert engine.get(call_by_name.remote("lifetimes-fragile", str(tmp_path / "crashed")), timeout=90) == "survived"
     engine.kill(fragile)
+
