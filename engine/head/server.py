@@ -248,7 +248,7 @@ class Head:
         asked `get_if_exists`: then the answer is that actor's view (one decision, here, for
         concurrent creators)."""
         _, req_id, addr, actor_id, name, info = h
-        existing = self.tables.live_named(name) if name else None
+        existing = self.tables.live_named(name, info.get("namespace") or "") if name else None
         if existing is not None and info.get("get_if_exists"):
             self.actor_subscribers.setdefault(existing.actor_id, set()).add(addr)
             self.reply(addr, req_id, existing.view())
@@ -296,10 +296,11 @@ class Head:
 
     def on_actor_lookup(self, h) -> None:
         """Answers once the actor is ALIVE (on a worker other than `not_worker`, the one a
-        caller saw die) or DEAD."""
+        caller saw die) or DEAD. A name is looked up in the namespace given ("" if none)."""
         _, req_id, addr, key = h[:4]
         not_worker = h[4] if len(h) > 4 else None
-        record = self.tables.find_actor(key)
+        namespace = h[5] if len(h) > 5 and h[5] else ""
+        record = self.tables.find_actor(key, namespace)
         if record is not None and not record.dead():
             self.actor_subscribers.setdefault(record.actor_id, set()).add(addr)
         if record is None:
@@ -327,7 +328,7 @@ class Head:
 
     def on_actor_names(self, h) -> None:
         _, req_id, addr = h
-        self.reply(addr, req_id, self.tables.live_actor_names())
+        self.reply(addr, req_id, self.tables.live_actor_names(None))
 
     def on_stats(self, h) -> None:
         _, req_id, addr = h

@@ -127,7 +127,7 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.REGISTER_NODE: (_request(STR, DICT), ()),
     P.ACTOR_REGISTER: (_request(BYTES, opt(STR), DICT), ()),
     P.ACTOR_UPDATE: ((BYTES, STR, opt(ADDR), opt(STR), opt(BYTES)), ()),
-    P.ACTOR_LOOKUP: (_request(KEY), (opt(BYTES),)),
+    P.ACTOR_LOOKUP: (_request(KEY), (opt(BYTES), opt(STR))),
     P.KV_PUT: (_request(KEY, KEY, BOOL), ()),
     P.KV_GET: (_request(KEY), ()),
     P.KV_DELETE: (_request(KEY), ()),

@@ -177,7 +177,8 @@ class Executor:
         failed = False
         started = time.perf_counter()
         self.running[task_id] = threading.get_ident()
-        token = task_context.enter(task_id, name, self.actor_id)
+        extra = h[12]  # the job's namespace (normal tasks, if not the default), creation options
+        token = task_context.enter(task_id, name, self.actor_id, extra.get("namespace") if extra else None)
         try:
             fn = self._function(h)
             try:
@@ -281,7 +282,7 @@ class Executor:
     def _create_actor(self, cls, args, kwargs, options: dict):
         self.actor_id = options.get("actor_id")
         self.actor_name = options.get("name") or cls.__name__
-        task_context.set_actor(self.actor_id, self.actor_name)
+        task_context.set_actor(self.actor_id, self.actor_name, options.get("namespace"))
         instance = cls(*args, **kwargs)
         # The instance first, then the pool or loop: a call pushed meanwhile goes to the main
         # queue (and on to the pool once this task ends); one pushed after the pool exists
