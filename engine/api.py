@@ -45,12 +45,12 @@ UNSUPPORTED_OPTIONS = {
     "accelerator_type": (None,), "concurrency_groups": (None,),
     "concurrency_group": (None,), "max_pending_calls": (None, -1), "_metadata": (None,),
     "label_selector": (None, {}), "enable_task_events": (None, True), "memory": (None, 0),
-    "lifetime": (None, "non_detached"), "namespace": (None,), "scheduling_strategy": (None, "DEFAULT"),
+    "scheduling_strategy": (None, "DEFAULT"),
     "_generator_backpressure_num_objects": (None,), "retry_exceptions_allowlist": (None,),
 }
 UNSUPPORTED_INIT = {
     "local_mode": (False,), "runtime_env": (None, {}), "_system_config": (None, {}),
-    "namespace": (None,), "job_config": (None,), "include_dashboard": (None, False),
+    "job_config": (None,), "include_dashboard": (None, False),
     "dashboard_host": (None,), "dashboard_port": (None,), "storage": (None,), "_temp_dir": (None,),
     "labels": (None, {}), "log_to_driver": (True,), "configure_logging": (True, False),
     "logging_level": (None,), "logging_format": (None,), "logging_config": (None,),
@@ -72,6 +72,20 @@ def _reject_unsupported(options: dict, unsupported: dict, what: str) -> None:
         if noop is not None and not any(value is v or (type(value) is type(v) and value == v)
                                         for v in noop):
             raise ValueError(f"{what}: option {key}={value!r} is not supported by ownrun")
+
+
+def _check_namespace(namespace) -> None:
+    if namespace is None:
+        return
+    if not isinstance(namespace, str):
+        raise TypeError(f"namespace must be a string, got {type(namespace).__name__}")
+    if not namespace:
+        raise ValueError("namespace cannot be an empty string")
+
+
+def _namespace(core) -> str | None:
+    """The namespace of the job this code runs for (None: the default one)."""
+    return getattr(core, "namespace", None) if core.mode == "driver" else task_context.namespace
 
 
 def _core():
@@ -101,12 +115,17 @@ def is_initialized() -> bool:
 def init(address: str | None = None, num_cpus: float | None = None, resources: dict | None = None,
          object_store_memory: int | None = None, num_nodes: int = 1, inline_threshold: int | None = None,
          prestart_workers: bool = True, num_gpus: float | None = None, ignore_reinit_error: bool = False,
-         **config):
+         namespace: str | None = None, **config):
     """Starts an embedded cluster (or joins one at `address`) and makes this process its driver.
 
     Unknown keyword arguments raise TypeError; Ray's options ownrun does not implement raise
     ValueError naming the option (unless given the value that means "off"). A second call
-    raises RuntimeError, or returns the first call's answer with `ignore_reinit_error=True`."""
+    raises RuntimeError, or returns the first call's answer with `ignore_reinit_error=True`.
+
+    `namespace` is where this job's named actors are created and looked up (its tasks and
+    actors inherit it). Without one, ownrun uses one shared default namespace (Ray gives each
+    job an anonymous one)."""
+    _check_namespace(namespace)
     unknown = sorted(set(config) - ENGINE_CONFIG - set(UNSUPPORTED_INIT))
     if unknown:
         raise TypeError(f"init() got an unexpected keyword argument {unknown[0]!r}")
@@ -126,6 +145,7 @@ def init(address: str | None = None, num_cpus: float | None = None, resources: d
                                "first, or pass ignore_reinit_error=True)")
         _init_info = _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_threshold,
                            prestart_workers, config)
+        object_ref.current_worker().namespace = namespace
         return _init_info
 
 
@@ -317,11 +337,13 @@ class RemoteFunction:
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, self._name)
         task_id = core.next_id()
         n = self._num_returns
+        namespace = _namespace(core)
         entry = TaskEntry(task_id=task_id, name=self._name, kind=NORMAL, fn_id=fn_id, fn_blob=blob,
                           arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,
                           return_ids=ids.return_ids(task_id, n), retries_left=self._max_retries,
                           retry_exceptions=self._retry_exceptions, shape=self._shape,
-                          resources=self._resources, extra=self._extra)
+                          resources=self._resources,
+                          extra={**(self._extra or {}), "namespace": namespace} if namespace else self._extra)
         if self._streaming:
             entry.retries_left = 0
             core.submit_task(entry)
@@ -336,6 +358,10 @@ class RemoteFunction:
 class ActorClass:
     def __init__(self, cls, options: dict, exported: _Exported | None = None):
         _check_options(options, ACTOR_OPTIONS, f"actor {cls.__name__}")
+        _check_namespace(options.get("namespace"))
+        if options.get("lifetime") not in (None, "non_detached", "detached"):
+            raise ValueError(f"actor {cls.__name__}: lifetime must be 'detached' or 'non_detached' "
+                             f"(or None), got {options['lifetime']!r}")
         self._cls = cls
         self._options = options
         self._exported = exported or _Exported(cls)
@@ -358,36 +384,43 @@ class ActorClass:
         name = options.get("name")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"actor name must be a string, got {type(name).__name__}")
+        if name == "":
+            raise ValueError("actor name cannot be an empty string")
+        detached = options.get("lifetime") == "detached"
+        namespace = options.get("namespace") or _namespace(core)
         fn_id, blob = self._exported.get()
         shape, resources = _resources(options, 0)
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, f"{cls_name}.__init__")
         actor_id = ids.new_actor_id()
-        info = {"class_name": cls_name, "methods": self._methods, "owner": core.address,
-                "signatures": self._specs}
-        if options.get("get_if_exists") and name:
-            try:
-                return get_actor(name)
-            except ValueError:
-                pass
-        try:
-            core.call(core.head_address, P.ACTOR_REGISTER, actor_id, name, info)
-        except errors.EngineError as exc:
-            raise ValueError(str(exc)) from None
         restarts = (int(options.get("max_restarts", 0)), int(options.get("max_task_retries", 0)))
+        info = {"class_name": cls_name, "methods": self._methods, "owner": core.address,
+                "signatures": self._specs, "max_restarts": restarts[0], "max_task_retries": restarts[1],
+                "detached": detached or None, "get_if_exists": bool(options.get("get_if_exists") and name),
+                "namespace": namespace}
+        try:  # the head decides, also between concurrent creators of one name (get_if_exists)
+            existing = core.call(core.head_address, P.ACTOR_REGISTER, actor_id, name, info)
+        except errors.EngineError as exc:
+            raise ValueError(f"{exc}. Please use a different name, or get_if_exists=True") from None
+        if existing is not None:
+            return _handle_from_view(core, name, existing)
+        default = all(options.get(k) in (None, {}) for k in ("num_cpus", "num_gpus", "resources"))
         state = ActorState(actor_id, name, cls_name, owned=True, max_restarts=restarts[0],
-                           max_task_retries=restarts[1])
+                           max_task_retries=restarts[1], detached=detached,
+                           placement={"CPU": 1.0} if default else None)  # 1 CPU to place, 0 to run (Ray)
         task_id = core.next_id()
         entry = TaskEntry(task_id=task_id, name=f"{cls_name}.__init__", kind=ACTOR_CREATION, fn_id=fn_id,
                           fn_blob=blob, arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,
                           return_ids=ids.return_ids(task_id, 1), retries_left=0, retry_exceptions=False,
                           shape=shape, resources=resources, actor=state,
                           extra={"actor_id": actor_id, "name": name or cls_name,
-                                 "max_concurrency": options.get("max_concurrency")})
+                                 "max_concurrency": options.get("max_concurrency"), "namespace": namespace})
         with core.lock:
             core.actors[actor_id] = state
-            if name is None:
+            if not detached:  # killed once every handle is gone, named or not (as in Ray)
                 core.actor_by_creation[entry.return_ids[0]] = state
         creation_ref = core.submit_task(entry)[0]
+        if detached:  # no handle keeps it alive: it lives until engine.kill() or the cluster stops
+            creation_ref = None
         return ActorHandle(actor_id, cls_name, self._methods, creation_ref, name, restarts, self._specs)
 
 
@@ -583,21 +616,37 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
         state.kill(core)
 
 
-def get_actor(name: str) -> ActorHandle:
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """A handle to the live actor named `name` in `namespace` (default: this job's), or
+    ValueError. As in Ray, it does not keep the actor alive: a non-detached actor still dies
+    with its creator's handles."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"get_actor() takes an actor's name, a non-empty string; got {name!r}")
+        raise ValueError(f"get_actor() takes an actor's name (a non-empty string), got {name!r}")
+    _check_namespace(namespace)
     core = _core()
-    view = core.call(core.head_address, P.ACTOR_LOOKUP, name)
+    namespace = namespace or _namespace(core)
+    view = core.call(core.head_address, P.ACTOR_LOOKUP, name, None, namespace)
     if view is None or view["state"] == "DEAD":
-        raise ValueError(f"no live actor named {name!r}")
+        where = f" in namespace {namespace!r}" if namespace else ""
+        raise ValueError(f"no live actor named {name!r}{where}")
+    return _handle_from_view(core, name, view)
+
+
+def _handle_from_view(core, name: str | None, view: dict) -> ActorHandle:
+    """A handle to the actor the head describes (`ACTOR_LOOKUP`'s answer), with the options
+    its creator gave it."""
     info = view.get("info") or {}
     actor_id = view["actor_id"]
+    class_name = info.get("class_name", "Actor")
+    restarts = (int(info.get("max_restarts") or 0), int(info.get("max_task_retries") or 0))
     if actor_id not in core.actors:
-        core.actors.setdefault(actor_id, ActorState(actor_id, name, info.get("class_name", "Actor"),
-                                                    owned=False, address=view["address"],
-                                                    worker_id=view["worker_id"]))
-    return ActorHandle(actor_id, info.get("class_name", "Actor"), info.get("methods", {}), None, name,
-                       specs=info.get("signatures"))
+        alive = view["state"] == "ALIVE"
+        core.actors.setdefault(actor_id, ActorState(
+            actor_id, name, class_name, owned=False, address=view["address"] if alive else None,
+            worker_id=view["worker_id"] if alive else None, max_restarts=restarts[0],
+            max_task_retries=restarts[1]))
+    return ActorHandle(actor_id, class_name, info.get("methods", {}), None, name, restarts,
+                       info.get("signatures"))
 
 
 def get_runtime_context() -> RuntimeContext:
@@ -607,7 +656,8 @@ def get_runtime_context() -> RuntimeContext:
     return RuntimeContext(node_id=core.node_id, worker_id=core.worker_id.hex(),
                           task_id=task_id.hex() if task_id else None,
                           actor_id=actor_id.hex() if actor_id else None,
-                          job_mode="driver" if core.mode == "driver" else "worker")
+                          job_mode="driver" if core.mode == "driver" else "worker",
+                          namespace=_namespace(core) or "")
 
 
 # ---- the cluster, from a task or the driver ----------------------------------------------------------
@@ -655,25 +705,24 @@ def get_node_ip_address() -> str:
 
 
 def exit_actor() -> None:
-    """Ends the actor this method runs in, as Ray's `exit_actor`: the process exits, the call
-    in progress and later calls fail with ActorDiedError. Outside an actor: TypeError."""
+    """Ends the actor this method runs in, as Ray's `exit_actor`: it raises SystemExit, which
+    the executor turns into an intended exit (never restarted); the call in progress and later
+    calls fail with ActorDiedError saying the actor exited. Outside an actor: TypeError."""
     core = object_ref.current_worker()
     if core is None or core.mode != "worker" or task_context.actor_id is None:
         raise TypeError("exit_actor() can only be called inside an actor method")
-    import sys
-
     log.info("actor %s exits (exit_actor)", task_context.actor_id.hex())
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001 - exiting anyway
-            pass
-    os._exit(0)
+    exc = SystemExit(0)
+    exc.ownrun_exit_reason = f"exit_actor() was called in {task_context.task_name or 'a method'}"
+    raise exc
 
 
 def list_named_actors(all_namespaces: bool = False) -> list:
-    """The names of the live named actors (one namespace in ownrun: `all_namespaces=True` gives
-    `[{"name": ..., "namespace": ""}]` as Ray does)."""
+    """The names of the live named actors in this job's namespace; with `all_namespaces=True`,
+    `[{"name": ..., "namespace": ...}]` of every namespace, as Ray does ("" is the default)."""
     core = _core()
-    names = core.call(core.head_address, P.ACTOR_NAMES)
-    return [{"name": n, "namespace": ""} for n in names] if all_namespaces else list(names)
+    pairs = core.call(core.head_address, P.ACTOR_NAMES)
+    if all_namespaces:
+        return [{"name": name, "namespace": namespace} for namespace, name in pairs]
+    current = _namespace(core) or ""
+    return [name for namespace, name in pairs if namespace == current]

@@ -73,6 +73,7 @@ class Head:
         self.watched: set[str] = set()  # daemon addresses whose connection drop the transport reports
         self.fenced = 0  # NODE_FENCED answers sent (heartbeats of nodes declared dead)
         self.lookups_waiting: dict[bytes, list] = {}  # actor id -> [(addr, req_id)]
+        self.orphans: set[bytes] = set()  # detached actors whose creator died: nobody restarts them
         self.requests_served = 0
         self.requests_by_type: dict[int, int] = {}
         self.handlers = {
@@ -213,6 +214,7 @@ class Head:
         for client in node.get("clients", ()):  # a driver whose own daemon died hears it from us
             self.transport.send(client, notice)
         self._forget_subscriber(node.get("clients", ()))
+        self._owners_died(node.get("clients", ()), f"its node {node_id} died")
 
     def _forget_subscriber(self, addresses) -> None:
         """Dead processes are told of actor changes no more."""
@@ -251,14 +253,18 @@ class Head:
                 self.transport.send(addr, notice)
 
     def on_worker_died(self, h) -> None:
-        """A worker died: an actor on it is RESTARTING until its creator restarts it or gives up."""
+        """A worker died: an actor on it is RESTARTING until its creator restarts it or gives
+        up (DEAD at once for a detached actor whose creator is gone); actors it created die."""
         _, _node_id, worker_id, addr, reason = h
         self._forget_subscriber([addr])
         for record in list(self.tables.actors.values()):
             if record.worker_id == worker_id and record.state == "ALIVE":
-                record = self.tables.update_actor(record.actor_id, "RESTARTING", None, reason, worker_id)
-                if record is not None:
-                    self._publish_actor(record)
+                if record.actor_id in self.orphans:
+                    self._set_actor_state(record.actor_id, "DEAD", None,
+                                          f"{reason}; its creator is gone, so it is not restarted", None)
+                else:
+                    self._set_actor_state(record.actor_id, "RESTARTING", None, reason, worker_id)
+        self._owners_died([addr], reason)
 
     def on_node_list(self, h) -> None:
         _, req_id, addr = h
@@ -272,6 +278,7 @@ class Head:
         _, node_id, added, removed = h
         self.tables.update_node_clients(node_id, added, removed)
         self._forget_subscriber(removed)
+        self._owners_died(removed, "it left the cluster")
 
     def cluster_view(self) -> dict:
         return {node_id: {"address": node["address"], "total": node.get("resources", {}),
@@ -280,20 +287,34 @@ class Head:
                 for node_id, node in self.tables.nodes.items()}
 
     def on_actor_register(self, h) -> None:
+        """Registers an actor; a name taken by a live actor is an error, unless the creator
+        asked `get_if_exists`: then the answer is that actor's view (one decision, here, for
+        concurrent creators)."""
         _, req_id, addr, actor_id, name, info = h
+        existing = self.tables.live_named(name, info.get("namespace") or "") if name else None
+        if existing is not None and info.get("get_if_exists"):
+            self.actor_subscribers.setdefault(existing.actor_id, set()).add(addr)
+            self.reply(addr, req_id, existing.view())
+            return
         error = self.tables.register_actor(actor_id, name, info)
         if error is not None:
             self.reply(addr, req_id, error, ok=False)
         else:
-            self.reply(addr, req_id, True)
+            self.reply(addr, req_id, None)
 
     def on_actor_update(self, h) -> None:
         _, actor_id, state, address, reason, worker_id = h
+        self._set_actor_state(actor_id, state, address, reason, worker_id)
+
+    def _set_actor_state(self, actor_id: bytes, state: str, address: str | None, reason: str | None,
+                         worker_id: bytes | None) -> None:
+        """Records a change, tells the subscribers and answers the lookups it settles."""
         record = self.tables.update_actor(actor_id, state, address, reason, worker_id)
         if record is not None:
             self._publish_actor(record)
             if record.dead():  # told for the last time: a dead actor changes no more
                 self.actor_subscribers.pop(actor_id, None)
+                self.orphans.discard(actor_id)
         if record is not None and record.settled():
             still = []
             for addr, req_id, not_worker in self.lookups_waiting.pop(actor_id, []):
@@ -304,12 +325,25 @@ class Head:
             if still:
                 self.lookups_waiting[actor_id] = still
 
+    def _owners_died(self, addresses, why: str) -> None:
+        """Fate-sharing: the actors these processes created die with them (pending ones too,
+        so their names are free and their lookups answered), except detached ones, which
+        live on with nobody to restart them."""
+        for addr in addresses:
+            for record in self.tables.owned_by(addr):
+                if record.options.get("detached"):
+                    self.orphans.add(record.actor_id)
+                else:
+                    self._set_actor_state(record.actor_id, "DEAD", None,
+                                          f"its owner {addr} died ({why})", None)
+
     def on_actor_lookup(self, h) -> None:
         """Answers once the actor is ALIVE (on a worker other than `not_worker`, the one a
-        caller saw die) or DEAD."""
+        caller saw die) or DEAD. A name is looked up in the namespace given ("" if none)."""
         _, req_id, addr, key = h[:4]
         not_worker = h[4] if len(h) > 4 else None
-        record = self.tables.find_actor(key)
+        namespace = h[5] if len(h) > 5 and h[5] else ""
+        record = self.tables.find_actor(key, namespace)
         if record is not None and not record.dead():
             self.actor_subscribers.setdefault(record.actor_id, set()).add(addr)
         if record is None:
@@ -337,7 +371,7 @@ class Head:
 
     def on_actor_names(self, h) -> None:
         _, req_id, addr = h
-        self.reply(addr, req_id, self.tables.live_actor_names())
+        self.reply(addr, req_id, self.tables.live_actor_names(None))
 
     def on_stats(self, h) -> None:
         _, req_id, addr = h

@@ -8,7 +8,8 @@ Owns four tables in `<session_dir>/head.sqlite3` and the rules that go with them
            drivers). A node marked dead stays dead for heartbeats;
 * actors - the actor directory: id, name, state (PENDING -> ALIVE <-> RESTARTING -> DEAD),
            address, worker id, death reason, class name, methods, owner. DEAD is final: later
-           updates of a dead actor are ignored. A name maps to its newest actor; a name is
+           updates of a dead actor are ignored. A name is unique within its namespace (one
+           of the actor's options; "" by default) and maps to its newest actor; a name is
            free again once its actor is DEAD. Only the newest `KEEP_DEAD_ACTORS` dead actors
            are kept (older rows are deleted: a lookup of one answers "unknown", which callers
            treat as dead too);
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS nodes (
 CREATE TABLE IF NOT EXISTS actors (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, actor_id BLOB UNIQUE NOT NULL, name TEXT,
     state TEXT NOT NULL, address TEXT, worker_id BLOB, reason TEXT, class_name TEXT,
-    methods BLOB, owner TEXT);
+    methods BLOB, owner TEXT, options BLOB);
 CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, driver_address TEXT, pid INTEGER, start_time REAL NOT NULL,
@@ -58,7 +59,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 """
 
 _ACTOR_COLUMNS = ("actor_id", "name", "state", "address", "worker_id", "reason", "class_name",
-                  "methods", "owner")
+                  "methods", "owner", "options")
+# What a handle found by name needs to behave as the creator's does (ACTOR_REGISTER's info).
+ACTOR_OPTIONS = ("max_restarts", "max_task_retries", "signatures", "detached", "namespace")
 
 
 @dataclass
@@ -74,6 +77,11 @@ class ActorRecord:
     class_name: str | None = None
     methods: dict = field(default_factory=dict)
     owner: str | None = None
+    options: dict = field(default_factory=dict)  # ACTOR_OPTIONS given at registration
+
+    @property
+    def namespace(self) -> str:
+        return self.options.get("namespace") or ""
 
     def settled(self) -> bool:
         """ALIVE or DEAD: a lookup can be answered now (else it waits)."""
@@ -86,7 +94,7 @@ class ActorRecord:
         """What ACTOR_LOOKUP answers."""
         return {"actor_id": self.actor_id, "state": self.state, "address": self.address,
                 "reason": self.reason, "worker_id": self.worker_id,
-                "info": {"class_name": self.class_name, "methods": self.methods}}
+                "info": {"class_name": self.class_name, "methods": self.methods, **self.options}}
 
 
 def _as_key(key) -> bytes:
@@ -114,9 +122,12 @@ class HeadTables:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(actors)")}
+        if "options" not in columns:  # a file written before actors had options
+            self._db.execute("ALTER TABLE actors ADD COLUMN options BLOB")
         self.nodes: dict[str, dict] = {}
         self.actors: dict[bytes, ActorRecord] = {}
-        self.names: dict[str, bytes] = {}  # name -> newest actor with that name
+        self.names: dict[tuple[str, str], bytes] = {}  # (namespace, name) -> newest actor with that name
         self.dead_actors: collections.deque = collections.deque()  # DEAD actor ids, oldest first
         self.incarnation = self._bump_incarnation()
         self._load()
@@ -146,10 +157,11 @@ class HeadTables:
         for row in self._db.execute(f"SELECT {', '.join(_ACTOR_COLUMNS)} FROM actors ORDER BY seq"):
             values = dict(zip(_ACTOR_COLUMNS, row, strict=True))
             values["methods"] = msgpack.unpackb(values["methods"], raw=False) if values["methods"] else {}
+            values["options"] = msgpack.unpackb(values["options"], raw=False) if values["options"] else {}
             record = ActorRecord(**values)
             self.actors[record.actor_id] = record
             if record.name:
-                self.names[record.name] = record.actor_id
+                self.names[record.namespace, record.name] = record.actor_id
             if record.dead():
                 self.dead_actors.append(record.actor_id)
         self._prune_dead_actors()
@@ -198,20 +210,30 @@ class HeadTables:
     # ---- actors -------------------------------------------------------------------------
     def register_actor(self, actor_id: bytes, name: str | None, info: dict) -> str | None:
         """Adds a PENDING actor. Returns an error message if its name is taken by a live actor."""
-        if name:
-            existing = self.actors.get(self.names.get(name))
-            if existing is not None and not existing.dead():
-                return f"an actor named {name!r} already exists"
+        if name and self.live_named(name, info.get("namespace") or "") is not None:
+            return f"an actor named {name!r} already exists"
+        options = {k: info[k] for k in ACTOR_OPTIONS if info.get(k) is not None}
         record = ActorRecord(actor_id, name or None, class_name=info.get("class_name"),
-                             methods=dict(info.get("methods") or {}), owner=info.get("owner"))
+                             methods=dict(info.get("methods") or {}), owner=info.get("owner"),
+                             options=options)
         self._db.execute(
-            f"INSERT OR REPLACE INTO actors ({', '.join(_ACTOR_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO actors ({', '.join(_ACTOR_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (record.actor_id, record.name, record.state, None, None, None, record.class_name,
-             msgpack.packb(record.methods, use_bin_type=True), record.owner))
+             msgpack.packb(record.methods, use_bin_type=True), record.owner,
+             msgpack.packb(record.options, use_bin_type=True)))
         self.actors[actor_id] = record
         if record.name:
-            self.names[record.name] = actor_id
+            self.names[record.namespace, record.name] = actor_id
         return None
+
+    def live_named(self, name: str, namespace: str = "") -> ActorRecord | None:
+        """The actor holding `name` in `namespace`, unless it is DEAD (a name is free again then)."""
+        existing = self.actors.get(self.names.get((namespace, name)))
+        return existing if existing is not None and not existing.dead() else None
+
+    def owned_by(self, owner: str) -> list[ActorRecord]:
+        """The actors `owner` created that are not DEAD (detached ones have no owner)."""
+        return [r for r in self.actors.values() if r.owner == owner and not r.dead()]
 
     def update_actor(self, actor_id: bytes, state: str, address: str | None, reason: str | None,
                      worker_id: bytes | None) -> ActorRecord | None:
@@ -234,18 +256,23 @@ class HeadTables:
         while len(self.dead_actors) > KEEP_DEAD_ACTORS:
             actor_id = self.dead_actors.popleft()
             record = self.actors.pop(actor_id, None)
-            if record is not None and record.name and self.names.get(record.name) == actor_id:
-                del self.names[record.name]
+            key = (record.namespace, record.name) if record is not None else None
+            if record is not None and record.name and self.names.get(key) == actor_id:
+                del self.names[key]
             self._db.execute("DELETE FROM actors WHERE actor_id=?", (actor_id,))
 
-    def live_actor_names(self) -> list[str]:
-        """The names of the named actors that are not DEAD, sorted."""
-        return sorted(name for name, actor_id in self.names.items()
+    def live_actor_names(self, namespace: str | None = "") -> list:
+        """The names of the named actors in `namespace` that are not DEAD, sorted; with
+        `namespace=None`, `[namespace, name]` pairs of every namespace."""
+        live = sorted(key for key, actor_id in self.names.items()
                       if actor_id in self.actors and not self.actors[actor_id].dead())
+        if namespace is None:
+            return [list(key) for key in live]
+        return [name for ns, name in live if ns == namespace]
 
-    def find_actor(self, key: str | bytes) -> ActorRecord | None:
-        """An actor by name (str) or id (bytes)."""
-        actor_id = self.names.get(key) if isinstance(key, str) else key
+    def find_actor(self, key: str | bytes, namespace: str = "") -> ActorRecord | None:
+        """An actor by name (str, in `namespace`) or id (bytes)."""
+        actor_id = self.names.get((namespace, key)) if isinstance(key, str) else key
         return self.actors.get(actor_id) if actor_id is not None else None
 
     # ---- KV -----------------------------------------------------------------------------

@@ -300,8 +300,11 @@ class NodeDaemon:
 
     # ---- leases ----------------------------------------------------------------------------
     def on_lease_request(self, h) -> None:
-        _, owner_addr, owner_id, request_id, resources, for_actor, hops = h
-        req = LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor, hops)
+        _, owner_addr, owner_id, request_id, resources, for_actor, hops = h[:7]
+        actor_options = h[7] if len(h) > 7 else {}
+        req = LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor, hops,
+                           detached=bool(actor_options.get("detached")),
+                           placement=actor_options.get("placement") or {})
         self.apply_placement(self.spillback.request(req, time.monotonic()))
 
     def apply_placement(self, placement: Placement) -> None:

@@ -37,6 +37,18 @@ class LeaseRequest:
     for_actor: bool
     hops: int = 0  # 1: spilled here by another node (never spilled again for being busy)
     queued_at: float = 0.0  # when it was queued here (set by `Spillback`)
+    detached: bool = False  # a detached actor's: its worker outlives the owner
+    placement: dict = field(default_factory=dict)  # needed on a node to be placed there, not held
+
+    def to_place(self) -> dict:
+        """What a node must have to be chosen: the resources, or more where `placement` says
+        (a default actor: 1 CPU to place, 0 to run, as in Ray)."""
+        if not self.placement:
+            return self.resources
+        needed = dict(self.resources)
+        for name, amount in self.placement.items():
+            needed[name] = max(amount, needed.get(name, 0))
+        return needed
 
 
 @dataclass(slots=True, eq=False)
@@ -252,10 +264,17 @@ class LeaseScheduler:
         return w, out
 
     def owner_died(self, owner_addr: str) -> list[bytes]:
-        """Drops the dead owner's queued requests; returns workers leased to it (to stop)."""
+        """Drops the dead owner's queued requests and unbinds workers still starting for it
+        (their resources are free again; they join the pool when ready); returns the workers
+        leased to it (to stop), except detached actors' workers, which outlive their owner."""
         self.pending = deque(r for r in self.pending if r.owner_addr != owner_addr)
+        for w in self.workers.values():
+            if w.state == STARTING and w.lease is not None and w.lease.owner_addr == owner_addr \
+                    and not w.lease.detached:
+                self._release(w.lease.resources)
+                w.lease, w.dedicated = None, False
         return [w.worker_id for w in self.workers.values()
-                if w.lease is not None and w.lease.owner_addr == owner_addr]
+                if w.lease is not None and w.lease.owner_addr == owner_addr and not w.lease.detached]
 
     # ---- the decision ----------------------------------------------------------------------
     def schedule(self) -> Decisions:

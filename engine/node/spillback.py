@@ -3,6 +3,9 @@
 Owns the node's copy of the head's cluster view and the requests no node can satisfy yet.
 Rules, in order, for a request arriving at this node (`request`):
 
+Nodes are chosen by what a request needs to be placed (`LeaseRequest.to_place()`: a default
+actor needs 1 CPU on the node, as in Ray, yet holds none); a node grants what it holds.
+
 1. No node fits it at all -> another live node whose total resources fit it, else it waits
    for a node that fits to join (as Ray does; the first request of each such shape yields a
    one-line warning naming it, for the daemon to show the owner). With `infeasible_timeout`
@@ -95,13 +98,13 @@ class Spillback:
 
     # ---- the decisions -----------------------------------------------------------------------
     def _place(self, req: LeaseRequest, now: float, out: Placement, deadline: float) -> None:
-        if not self.scheduler.feasible(req.resources):
-            target = self.target(req.resources, need_available=False)
+        if not self.scheduler.feasible(req.to_place()):
+            target = self.target(req.to_place(), need_available=False)
             if target is not None:
                 out.spill.append((req, target))
             else:  # wait for a node that fits to join (the head's view tells)
                 self.infeasible.append((req, deadline))
-                shape = tuple(sorted((k, v) for k, v in req.resources.items() if v > 0))
+                shape = tuple(sorted((k, v) for k, v in req.to_place().items() if v > 0))
                 if shape not in self.warned:
                     self.warned.add(shape)
                     out.warn.append((req, f"a request for {dict(shape)} cannot be scheduled right now: no node "
@@ -109,7 +112,7 @@ class Spillback:
                                           f"one that fits to join"))
             return
         if req.hops == 0 and not self.scheduler.fits_now(req.resources):
-            target = self.target(req.resources, need_available=True)
+            target = self.target(req.to_place(), need_available=True)
             if target is not None:
                 out.spill.append((req, target))
                 return
@@ -132,10 +135,10 @@ class Spillback:
     def _retry_infeasible(self, now: float, out: Placement) -> None:
         waiting, self.infeasible = self.infeasible, []
         for req, deadline in waiting:
-            if self.scheduler.feasible(req.resources) or self.target(req.resources, False) is not None:
+            if self.scheduler.feasible(req.to_place()) or self.target(req.to_place(), False) is not None:
                 self._place(req, now, out, deadline)
             elif now >= deadline:
-                out.reject.append((req, f"no node can satisfy resources {req.resources}; "
+                out.reject.append((req, f"no node can satisfy resources {req.to_place()}; "
                                         f"the nodes have {self._totals()}"))
             else:
                 self.infeasible.append((req, deadline))
@@ -155,8 +158,8 @@ class Spillback:
         keep = []
         for req in waiting:
             for node_id, avail in free.items():
-                if _fits(avail, req.resources):
-                    for k, v in req.resources.items():  # don't send them all to one free CPU
+                if _fits(avail, req.to_place()):
+                    for k, v in req.to_place().items():  # don't send them all to one free CPU
                         avail[k] = avail.get(k, 0) - v
                     out.spill.append((req, self.view[node_id]["address"]))
                     break
@@ -181,5 +184,5 @@ class Spillback:
         assert not any(id(r) in waiting for r in self.scheduler.pending), \
             "a request is both infeasible-waiting and queued"
         for req, _ in self.infeasible:
-            assert not self.scheduler.feasible(req.resources), "a feasible request waits as infeasible"
+            assert not self.scheduler.feasible(req.to_place()), "a feasible request waits as infeasible"
         self.scheduler.validate_state()

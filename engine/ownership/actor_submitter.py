@@ -28,8 +28,8 @@ The rules:
    The creator tells the head (RESTARTING) and asks for a new lease, then re-runs the
    constructor ahead of the queued calls; a caller looks the new address up at the head
    (naming the dead worker, so it is not answered with it).
-3. Death. Killed, restarts used up, lease infeasible, unknown to the head: the actor is
-   DEAD for good; every queued and later call fails with ActorDiedError carrying the reason.
+3. Death. Killed, exited on purpose (`sys.exit()`), restarts used up, lease infeasible,
+   unknown to the head: the actor is DEAD for good; every queued and later call fails with ActorDiedError carrying the reason.
 4. Scope. When every handle is gone (`handles_out_of_scope`, creator only) the actor is
    killed once this process's submitted calls (queued and in flight) have finished.
 
@@ -53,6 +53,7 @@ PENDING, ALIVE, RESTARTING, DEAD = "PENDING", "ALIVE", "RESTARTING", "DEAD"
 STATES = (PENDING, ALIVE, RESTARTING, DEAD)
 KILLED = "killed by engine.kill()"
 OUT_OF_SCOPE = "all handles to the actor went out of scope"
+EXITED = "the actor exited"  # sys.exit() / exit_actor() in a method: intended, never restarted
 NOT_KNOWN = "the actor is not known to the cluster (its creator may have died)"
 HISTORY = 64  # transitions kept per actor
 _NOTHING = ()  # what most events return: shared, not allocated per call
@@ -262,7 +263,7 @@ class ActorSubmitter:
             return []
         if self.state != ALIVE:
             return []  # already waiting for a new process
-        if self.killed or reason.startswith(KILLED):
+        if self.killed or reason.startswith((KILLED, EXITED)):
             return self._die(reason)
         if self.restarts_left == 0:
             return self._die(reason if self.max_restarts == 0 else

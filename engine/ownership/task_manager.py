@@ -414,11 +414,13 @@ class TaskManager:
         self.out.append((PUSH, entry, lease.address))
 
     def _request_lease(self, request_id: int, shape, resources: dict, daemon: str | None = None,
-                       hops: int = 0, for_actor: bool = False) -> None:
+                       hops: int = 0, for_actor: bool = False, actor_options: dict | None = None) -> None:
         daemon = daemon or self.daemon_address
         self.lease_daemons[request_id] = daemon
-        self.out.append((SEND, daemon, [P.LEASE_REQUEST, self.address, self.worker_id, request_id,
-                                        resources, for_actor, hops], ()))
+        header = [P.LEASE_REQUEST, self.address, self.worker_id, request_id, resources, for_actor, hops]
+        if actor_options:  # detached (outlives us), placement (needed to place, not held)
+            header.append(actor_options)
+        self.out.append((SEND, daemon, header, ()))
 
     def _return_lease(self, worker_id: bytes, daemon: str, retire: bool = False) -> None:
         self.out.append((SEND, daemon, [P.LEASE_RETURN, worker_id, not retire], ()))
@@ -432,7 +434,7 @@ class TaskManager:
         request_id = self._next_actor_request
         self.actor_lease_requests[request_id] = actor
         actor.resources = resources
-        self._request_lease(request_id, None, resources, for_actor=True)
+        self._request_lease(request_id, None, resources, for_actor=True, actor_options=actor.lease_options())
 
     def lease_granted(self, request_id: int, worker_id: bytes | None, address_or_error: str,
                       node_id: str, daemon: str, spill_to: str | None, now: float) -> None:
@@ -445,7 +447,8 @@ class TaskManager:
                 resources = submitter.queues[submitter.request_shapes[request_id]].resources
             else:
                 return
-            self._request_lease(request_id, None, resources, spill_to, hops=1, for_actor=actor is not None)
+            self._request_lease(request_id, None, resources, spill_to, hops=1, for_actor=actor is not None,
+                                actor_options=actor.lease_options() if actor is not None else None)
             return
         self.lease_daemons.pop(request_id, None)
         actor = self.actor_lease_requests.pop(request_id, None)

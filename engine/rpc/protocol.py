@@ -30,7 +30,8 @@ OBJ_COPIED = 16  # [OBJ_COPIED, oid, daemon_addr, node_id]  (a reader's node pul
 # ---- core worker -> node daemon ----------------------------------------------------
 REGISTER_CLIENT = 30  # request: [.., req_id, addr, worker_id, pid, kind]
 WORKER_READY = 31  # [WORKER_READY, worker_id, addr, pid]
-LEASE_REQUEST = 32  # [LEASE_REQUEST, owner_addr, owner_id, lease_req_id, resources, for_actor, hops]
+LEASE_REQUEST = 32  # [LEASE_REQUEST, owner_addr, owner_id, lease_req_id, resources, for_actor, hops,
+#                    actor_options?]  ({detached: bool, placement: {resource: amount}}, actors only)
 LEASE_RETURN = 33  # [LEASE_RETURN, worker_id, reuse]  (reuse False: the worker ran max_calls: retire it)
 LEASE_CANCEL = 34  # [LEASE_CANCEL, owner_addr, lease_req_id]
 WORKER_BLOCKED = 35  # [WORKER_BLOCKED, worker_id]
@@ -68,7 +69,7 @@ NODE_DIED = 54  # [NODE_DIED, node_id, daemon_addr, client_addrs, reason]  (also
 REGISTER_NODE = 70  # request: [.., req_id, addr, node_id, info]
 ACTOR_REGISTER = 71  # request: [.., req_id, addr, actor_id, name, info]
 ACTOR_UPDATE = 72  # [ACTOR_UPDATE, actor_id, state, address, reason, worker_id]
-ACTOR_LOOKUP = 73  # request: [.., req_id, addr, name_or_id, not_worker_id?]  (subscribes the asker)
+ACTOR_LOOKUP = 73  # request: [.., req_id, addr, name_or_id, not_worker_id?, namespace?]  (subscribes the asker)
 KV_PUT = 74  # request: [.., req_id, addr, key, value, overwrite]
 KV_GET = 75  # request: [.., req_id, addr, key]
 KV_DELETE = 76  # request: [.., req_id, addr, key]
@@ -80,7 +81,7 @@ NODE_CLIENTS = 80  # [NODE_CLIENTS, node_id, added_addrs, removed_addrs]
 TASK_META_SUBMIT = 83  # request: [.., req_id, addr, task_id, spec_bytes, arg_ids]  (centralized mode)
 TASK_META_DONE = 84  # [TASK_META_DONE, task_id, arg_ids]  (centralized mode)
 NODE_LIST = 82  # request: [.., req_id, addr]  -> {node_id: {address, alive, total, available, store}}
-ACTOR_NAMES = 85  # request: [.., req_id, addr]  -> names of the live named actors
+ACTOR_NAMES = 85  # request: [.., req_id, addr]  -> [namespace, name] of the live named actors
 WORKER_DIED_REMOTE = 81  # [WORKER_DIED_REMOTE, node_id, worker_id, worker_addr, reason] (daemon -> head)
 
 # ---- head -> node daemons -------------------------------------------------------------

@@ -95,7 +95,7 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     # ---- core worker -> node daemon
     P.REGISTER_CLIENT: (_request(BYTES, INT, STR), ()),
     P.WORKER_READY: ((BYTES, ADDR, INT), ()),
-    P.LEASE_REQUEST: ((ADDR, BYTES, INT, DICT, BOOL, INT), ()),
+    P.LEASE_REQUEST: ((ADDR, BYTES, INT, DICT, BOOL, INT), (DICT,)),
     P.LEASE_RETURN: ((BYTES, BOOL), ()),
     P.LEASE_CANCEL: ((ADDR, INT), ()),
     P.WORKER_BLOCKED: ((BYTES,), ()),
@@ -128,7 +128,7 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.REGISTER_NODE: (_request(STR, DICT), ()),
     P.ACTOR_REGISTER: (_request(BYTES, opt(STR), DICT), ()),
     P.ACTOR_UPDATE: ((BYTES, STR, opt(ADDR), opt(STR), opt(BYTES)), ()),
-    P.ACTOR_LOOKUP: (_request(KEY), (opt(BYTES),)),
+    P.ACTOR_LOOKUP: (_request(KEY), (opt(BYTES), opt(STR))),
     P.KV_PUT: (_request(KEY, KEY, BOOL), ()),
     P.KV_GET: (_request(KEY), ()),
     P.KV_DELETE: (_request(KEY), ()),

@@ -1,4 +1,8 @@
-"""Ray's `ray.util` subset: `list_named_actors` (more to come: ActorPool, Queue, placement groups)."""
+"""Ray's `ray.util` subset: `list_named_actors`, `ActorPool`, `queue.Queue` (more to come:
+placement groups)."""
+
+from . import queue
+from .actor_pool import ActorPool
 
 
 def list_named_actors(all_namespaces: bool = False) -> list:
@@ -8,4 +12,4 @@ def list_named_actors(all_namespaces: bool = False) -> list:
     return names(all_namespaces)
 
 
-__all__ = ["list_named_actors"]
+__all__ = ["list_named_actors", "ActorPool", "queue"]

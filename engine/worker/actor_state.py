@@ -30,8 +30,11 @@ class ActorState:
 
     def __init__(self, actor_id: bytes, name: str | None, class_name: str, owned: bool,
                  address: str | None = None, worker_id: bytes | None = None,
-                 max_restarts: int = 0, max_task_retries: int = 0):
+                 max_restarts: int = 0, max_task_retries: int = 0, detached: bool = False,
+                 placement: dict | None = None):
         self.actor_id = actor_id
+        self.detached = detached  # lifetime="detached": its worker outlives its creator
+        self.placement = placement  # needed on a node to place the actor there, not held
         self.name = name
         self.class_name = class_name
         self.owned = owned
@@ -68,6 +71,12 @@ class ActorState:
 
     def history(self) -> list:
         return self.machine.history()
+
+    def lease_options(self) -> dict | None:
+        """What the actor's lease request says beyond its resources (LEASE_REQUEST)."""
+        if not self.detached and not self.placement:
+            return None
+        return {"detached": self.detached, "placement": self.placement or {}}
 
     # ---- events ---------------------------------------------------------------------------------
     def submitted(self, core, entry) -> None:

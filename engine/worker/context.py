@@ -19,6 +19,10 @@ class RuntimeContext:
     task_id: str | None
     actor_id: str | None
     job_mode: str
+    namespace: str = ""
+
+    def get_namespace(self) -> str:
+        return self.namespace
 
     def get_node_id(self) -> str | None:
         return self.node_id
@@ -36,10 +40,12 @@ class RuntimeContext:
 class _TaskContext(threading.local):
     task_id: bytes | None = None
     name: str | None = None
+    namespace: str | None = None
 
     def __init__(self):
         self.task_id = None
         self.name = None
+        self.namespace = None
 
 
 class TaskContextManager:
@@ -49,21 +55,32 @@ class TaskContextManager:
         self._local = _TaskContext()
         self.actor_id: bytes | None = None
         self.actor_name: str | None = None
+        self.actor_namespace: str | None = None  # the namespace the hosted actor was created in
 
-    def enter(self, task_id: bytes, name: str, actor_id: bytes | None):
-        previous = (self._local.task_id, self._local.name)
-        self._local.task_id, self._local.name = task_id, name
+    def enter(self, task_id: bytes, name: str, actor_id: bytes | None, namespace: str | None = None):
+        local = self._local
+        previous = (local.task_id, local.name, local.namespace)
+        local.task_id, local.name, local.namespace = task_id, name, namespace
         return previous
 
     def exit(self, token) -> None:
-        self._local.task_id, self._local.name = token
+        self._local.task_id, self._local.name, self._local.namespace = token
 
-    def set_actor(self, actor_id: bytes | None, name: str | None) -> None:
-        self.actor_id, self.actor_name = actor_id, name
+    def set_actor(self, actor_id: bytes | None, name: str | None, namespace: str | None = None) -> None:
+        self.actor_id, self.actor_name, self.actor_namespace = actor_id, name, namespace
+
+    @property
+    def namespace(self) -> str | None:
+        """The namespace of the job whose task this thread runs (None: the default one)."""
+        return self._local.namespace or self.actor_namespace
 
     @property
     def task_id(self) -> bytes | None:
         return self._local.task_id
+
+    @property
+    def task_name(self) -> str | None:
+        return self._local.name
 
     def output_prefix(self, pid: int) -> str:
         if self.actor_name:

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .. import errors
 from ..ids import return_id
+from ..ownership.actor_submitter import EXITED
 from ..ownership.memory_store import shm_value
 from ..ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL
 from ..rpc import protocol as P
@@ -177,7 +178,8 @@ class Executor:
         streaming = kind == NORMAL and bool(h[12]) and bool(h[12].get("streaming"))
         started = time.perf_counter()
         self.running[task_id] = threading.get_ident()
-        token = task_context.enter(task_id, name, self.actor_id)
+        extra = h[12]  # the job's namespace (normal tasks, if not the default), creation options
+        token = task_context.enter(task_id, name, self.actor_id, extra.get("namespace") if extra else None)
         try:
             fn = self._function(h)
             try:
@@ -197,6 +199,12 @@ class Executor:
         except errors.TaskCancelledError:
             results = _CancelledMarker(name)
             failed = True
+        except SystemExit as exc:
+            if kind != ACTOR_METHOD:
+                failed = True
+                results = _failure(name, exc)
+            else:
+                self._exit_actor(name, exc)  # does not return
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the owner
             failed = True
             if kind == ACTOR_CREATION:
@@ -245,6 +253,8 @@ class Executor:
                 if inspect.isawaitable(value):
                     value = await value
                 results = _split_returns(value, h[7])
+        except SystemExit as exc:
+            self._exit_actor(name, exc)  # does not return
         except BaseException as exc:  # noqa: BLE001
             results = _failure(name, exc)
         finally:
@@ -254,11 +264,36 @@ class Executor:
         results = None
         self._reply(h, box, received)
 
+    def _exit_actor(self, method: str, exc: SystemExit) -> None:
+        """`sys.exit()` (or `exit_actor()`) in an actor method: the actor exits, as in Ray. With
+        code 0 (or None) it is an intended exit: the daemon is asked to end this process
+        naming why (every caller's ActorDiedError says it exited, and it is not restarted);
+        any other code is a crash like any other (restarted if `max_restarts` allows). The
+        call in progress gets no reply: its caller fails it with the actor's death."""
+        code = exc.code
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - exiting anyway
+                pass
+        if code not in (None, 0):
+            os._exit(code if isinstance(code, int) else 1)
+        core = self.core
+        why = getattr(exc, "ownrun_exit_reason", None) or f"sys.exit() in {method}"
+        core.transport.send(core.daemon_address, [pack([
+            P.KILL_WORKER, core.worker_id, f"{EXITED} ({why})", core.address])])
+        time.sleep(30)  # the daemon's kill lands first; exit anyway if it never does
+        os._exit(0)
+
     def _create_actor(self, cls, args, kwargs, options: dict):
         self.actor_id = options.get("actor_id")
         self.actor_name = options.get("name") or cls.__name__
-        task_context.set_actor(self.actor_id, self.actor_name)
+        task_context.set_actor(self.actor_id, self.actor_name, options.get("namespace"))
         instance = cls(*args, **kwargs)
+        # The instance first, then the pool or loop: a call pushed meanwhile goes to the main
+        # queue (and on to the pool once this task ends); one pushed after the pool exists
+        # finds the instance there. Never "not created" for a call arriving mid-construction.
+        self.actor = instance
         is_async = any(inspect.iscoroutinefunction(m) for _, m in inspect.getmembers(cls, inspect.isfunction))
         max_concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
         if is_async:
@@ -267,7 +302,6 @@ class Executor:
             threading.Thread(target=self.loop.run_forever, name="ownrun-actor-loop", daemon=True).start()
         elif max_concurrency > 1:
             self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="ownrun-actor")
-        self.actor = instance
         self.core.transport.send(self.core.head_address, [pack([
             P.ACTOR_UPDATE, self.actor_id, "ALIVE", self.core.address, None, self.core.worker_id])])
         return None

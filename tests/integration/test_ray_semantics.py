@@ -31,7 +31,7 @@ def test_init_rejects_an_unknown_keyword_argument_naming_it():
 
 
 @pytest.mark.parametrize("option", [{"runtime_env": {"pip": ["x"]}}, {"local_mode": True},
-                                    {"_system_config": {"a": 1}}, {"namespace": "ns"}])
+                                    {"_system_config": {"a": 1}}, {"namespace": ""}])
 def test_init_rejects_an_unsupported_ray_option_naming_it(option):
     with pytest.raises(ValueError, match=next(iter(option))):
         engine.init(num_cpus=1, **option)
@@ -55,11 +55,13 @@ def test_remote_and_options_reject_an_unsupported_option_naming_it(option):
             Counter.options(max_calls=1)
 
 
-def test_actor_lifetime_detached_and_namespace_are_rejected_not_ignored():
+def test_unknown_actor_lifetime_and_bad_namespaces_are_rejected_not_ignored():
     with pytest.raises(ValueError, match="lifetime"):
-        Counter.options(lifetime="detached")
+        Counter.options(lifetime="forever")
     with pytest.raises(ValueError, match="namespace"):
-        Counter.options(namespace="other")
+        Counter.options(namespace="")
+    with pytest.raises(TypeError, match="namespace"):
+        Counter.options(namespace=2)
 
 
 def test_second_init_raises_unless_ignore_reinit_error(cluster):

@@ -165,6 +165,14 @@ def test_restarts_used_up_kill_the_actor_for_good_and_fail_later_calls():
     assert "SIGSEGV" in failed(step(actor, "call_resolved", late))["late"]
 
 
+def test_an_actor_that_exited_on_purpose_is_dead_for_good_despite_restarts_left():
+    actor, _ = created(max_restarts=-1, max_task_retries=-1)
+    leaving, _ = call(actor, "leave")
+    out = step(actor, "worker_died", b"w1", f"{S.EXITED} (sys.exit() in Counter.leave)")
+    assert actor.state == DEAD and not any(isinstance(i, RequestLease) for i in out)
+    assert "exited" in failed(out)["leave"]  # the call in progress is not retried
+
+
 def test_a_death_notice_for_another_worker_is_ignored():
     actor, _ = created(max_restarts=-1)
     assert step(actor, "worker_died", b"w9", "SIGKILL") == []

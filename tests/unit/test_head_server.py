@@ -68,6 +68,36 @@ def test_duplicate_live_name_is_refused(head):
     assert head.transport.replies()[2] == (False, "an actor named 'svc' already exists")
 
 
+def test_get_if_exists_of_concurrent_creators_gets_the_one_registered_actor(head):
+    asking = dict(INFO, get_if_exists=True, max_restarts=2, max_task_retries=-1)
+    send(head, P.ACTOR_REGISTER, 1, CLIENT, b"a1", "svc", asking)
+    send(head, P.ACTOR_REGISTER, 2, "tcp://127.0.0.1:5002", b"a2", "svc", asking)
+    replies = head.transport.replies()
+    assert replies[1] == (True, None)  # registered: the first creator creates it
+    ok, view = replies[2]
+    assert ok and view["actor_id"] == b"a1"  # the second gets the first's, not an error
+    assert (view["info"]["max_restarts"], view["info"]["max_task_retries"]) == (2, -1)
+    assert head.tables.find_actor("svc").actor_id == b"a1" and b"a2" not in head.tables.actors
+
+
+def test_actors_of_a_dead_owner_die_with_it_pending_ones_too_but_detached_ones_live_on(head):
+    send(head, P.ACTOR_REGISTER, 1, CLIENT, b"pending", "svc", INFO)
+    send(head, P.ACTOR_REGISTER, 2, CLIENT, b"alive", None, INFO)
+    send(head, P.ACTOR_UPDATE, b"alive", "ALIVE", "tcp://127.0.0.1:6000", None, b"w1")
+    send(head, P.ACTOR_REGISTER, 3, CLIENT, b"detached", "kept", dict(INFO, detached=True))
+    send(head, P.ACTOR_UPDATE, b"detached", "ALIVE", "tcp://127.0.0.1:6001", None, b"w2")
+    send(head, P.ACTOR_LOOKUP, 4, "tcp://127.0.0.1:5009", "svc")  # waits: svc is still starting
+    send(head, P.WORKER_DIED_REMOTE, "node-1", b"owner", CLIENT, "exited with code 1")
+    assert head.tables.find_actor(b"pending").dead() and head.tables.find_actor(b"alive").dead()
+    assert "owner" in head.tables.find_actor(b"pending").reason
+    ok, view = head.transport.replies()[4]
+    assert ok and view["state"] == "DEAD"  # the waiting lookup is answered
+    assert head.tables.live_actor_names() == ["kept"]
+    # Nobody restarts the detached actor now: its death is final.
+    send(head, P.WORKER_DIED_REMOTE, "node-1", b"w2", "tcp://127.0.0.1:6001", "killed by SIGKILL")
+    assert head.tables.find_actor(b"detached").dead()
+
+
 def test_a_restarted_head_finds_named_actors_and_kv_pairs(head):
     send(head, P.ACTOR_REGISTER, 1, CLIENT, b"a1", "svc", INFO)
     send(head, P.ACTOR_UPDATE, b"a1", "ALIVE", "tcp://127.0.0.1:6000", None, b"w1")

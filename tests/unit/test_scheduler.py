@@ -222,6 +222,29 @@ def test_owner_died_drops_its_requests_and_returns_its_workers(make_scheduler):
     assert b_worker not in workers
 
 
+def test_worker_starting_for_a_dead_owners_actor_is_not_granted_and_frees_its_resources(make_scheduler):
+    sched = make_scheduler(cpus=1)
+    out = sched.request(request(OWNER_A, for_actor=True))
+    [starting] = out.start
+    assert sched.available["CPU"] == 0
+    assert sched.owner_died(OWNER_A) == []  # nothing to kill: it has no process yet
+    assert sched.available["CPU"] == 1
+    ready = sched.worker_ready(starting, "ipc://w", 42)
+    assert ready.grants == [] and sched.workers[starting].state == IDLE
+    granted = sched.request(request(OWNER_B, for_actor=True))
+    assert granted.start  # the freed CPU is there for the next actor
+
+
+def test_detached_actors_worker_outlives_its_owner(make_scheduler):
+    sched = make_scheduler(cpus=2)
+    detached = request(OWNER_A, for_actor=True)
+    detached.detached = True
+    [actor_worker] = sched.request(detached).start
+    sched.worker_ready(actor_worker, "ipc://w", 42)
+    plain = lease(sched, request(OWNER_A, for_actor=True))
+    assert sched.owner_died(OWNER_A) == [plain]
+
+
 def test_dead_leased_worker_frees_its_resources_for_waiting_requests(make_scheduler):
     sched = make_scheduler(cpus=1)
     start_idle(sched, 1)

@@ -56,6 +56,25 @@ def request(cpus: float = 1, hops: int = 0, **resources) -> LeaseRequest:
     return LeaseRequest(OWNER, b"owner", next(_request_ids), {"CPU": float(cpus), **resources}, False, hops)
 
 
+def default_actor() -> LeaseRequest:
+    """An actor that asked for no resources: 1 CPU to place, 0 to run (Ray's default)."""
+    return LeaseRequest(OWNER, b"owner", next(_request_ids), {}, True, 0, placement={"CPU": 1.0})
+
+
+def test_default_actor_is_not_placed_on_a_node_without_cpus(make_policy):
+    policy = make_policy(cpus=0, cpu_node=node("tcp://cpu-node", 1, free=0))
+    out = policy.request(default_actor(), now=1.0)
+    assert [target for _, target in out.spill] == ["tcp://cpu-node"] and not out.local.start
+
+
+def test_default_actors_hold_no_cpu_on_a_node_with_cpus(make_policy):
+    policy = make_policy(cpus=1)
+    for _ in range(3):  # more actors than CPUs: placing needs one, running none
+        out = policy.request(default_actor(), now=1.0)
+        assert len(out.local.start) == 1 and not out.spill
+    assert policy.scheduler.available["CPU"] == 1
+
+
 def test_request_that_fits_here_is_granted_here(make_policy):
     policy = make_policy(cpus=2, pooled=1)
     req = request()
