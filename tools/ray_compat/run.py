@@ -102,6 +102,7 @@ FAILURE_RULES = [
     (r"ObjectStoreFullError", "object store full (no spilling/waiting)"),
     (r"was not sent to this worker", "bug: 'function was not sent to this worker' after a cancel"),
     (r"NodeStartError: the head did not start", "bug/flake: embedded cluster's head exited at start-up"),
+    (r"the actor was not created", "race: a call before the actor's instance exists (issue 12 #17)"),
     (r"ActorDiedError|actor .* died", "actor died unexpectedly"),
     (r"TaskCancelledError", "cancel semantics"),
     (r"GetTimeoutError", "get timed out (work did not finish)"),
