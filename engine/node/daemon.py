@@ -31,6 +31,7 @@ from .. import ids
 from ..rpc import protocol as P
 from ..rpc.schema import Inbox
 from ..rpc.transport import Transport, pack
+from ..state.spans import EVENTS
 from ..store.arena_client import ArenaClient
 from ..store.object_store import ObjectStore
 from ..util import process_tools
@@ -418,6 +419,8 @@ class NodeDaemon:
                 reason = None
             elif placement is not None:
                 self.store.abort(pull.oid, b"transfer")
+            EVENTS.append(("transfer", pull.oid, pull.source, max(pull.total, 0), pull.started,
+                           time.monotonic(), reason))
             if reason is not None:
                 log.warning("pull of object %s from %s failed: %s", pull.oid.hex(), pull.source, reason)
             for addr, req_id, worker_id in pull.readers:
@@ -518,7 +521,10 @@ class NodeDaemon:
                 self.transport.send(client.address, [pack(h)])
 
     def on_stats(self, h) -> None:
-        _, req_id, addr = h
+        _, req_id, addr, *what = h
+        if what and "timeline" in what[0]:  # the state API's timeline: this daemon's transfers
+            self.reply(addr, req_id, {"node_id": self.node_id, "timeline": EVENTS.snapshot()})
+            return
         self.reply(addr, req_id, {"node_id": self.node_id, "store": self.store.stats(),
                                   "scheduler": self.scheduler.usage(), "clients": len(self.clients),
                                   "handler_errors": self.handler_errors,

@@ -30,6 +30,11 @@ instructions appended to `self.out` (a deque, drained by the shell in order):
 
 Failures are stored as error values under the task's return ids, so `get` raises them.
 `history(id)` answers "what happened to this task/object?" from a bounded transition log.
+`on_event(kind, key, name, detail)` (a no-op unless the shell sets it: the timeline's
+`EVENTS.owner_event`) hears of what the timeline shows: each lease request asked
+("lease_asked", request id, resources) and answered ("lease_answered", request id, node or
+None, error or None), each retry and each failure stored here ("retry"/"failure", task id,
+name, why). It is not called per task on the success path.
 
 Pure: no sockets, threads or clocks (the time is passed in). Not thread-safe: the core
 worker calls it with its state lock held.
@@ -61,6 +66,10 @@ HISTORY_ENTRIES = 4096  # transitions kept, all ids together
 HISTORY_PER_ID = 32  # most recent entries `history(id)` returns
 FINISHED_TASKS = 10_000  # finished tasks remembered for the state API (engine/state/), newest last
 ACTOR_LEASE_IDS = 1_000_000_000  # actor lease request ids start here (normal ones below)
+
+
+def _no_event(kind: str, key, name, detail) -> None:
+    pass
 
 
 class TaskEntry:
@@ -139,6 +148,7 @@ class TaskManager:
         self.finished: collections.deque = collections.deque(maxlen=FINISHED_TASKS)
         self.actor_by_creation: dict = {}  # creation return id -> actor state (unnamed actors we created)
         self.centralized = False  # the centralized-metadata baseline: tell the head when tasks end
+        self.on_event = _no_event  # the timeline's hook (see the module docstring)
 
     # ---- the transition log ---------------------------------------------------------------
     def history(self, key: bytes) -> list[tuple]:
@@ -396,6 +406,7 @@ class TaskManager:
                        hops: int = 0, for_actor: bool = False) -> None:
         daemon = daemon or self.daemon_address
         self.lease_daemons[request_id] = daemon
+        self.on_event("lease_asked", request_id, resources, None)
         self.out.append((SEND, daemon, [P.LEASE_REQUEST, self.address, self.worker_id, request_id,
                                         resources, for_actor, hops], ()))
 
@@ -404,6 +415,7 @@ class TaskManager:
 
     def _cancel_lease_request(self, request_id: int) -> None:
         daemon = self.lease_daemons.pop(request_id, self.daemon_address)
+        self.on_event("lease_answered", request_id, None, "cancelled")
         self.out.append((SEND, daemon, [P.LEASE_CANCEL, self.address, request_id], ()))
 
     def request_actor_lease(self, actor, resources: dict) -> None:
@@ -427,6 +439,8 @@ class TaskManager:
             self._request_lease(request_id, None, resources, spill_to, hops=1, for_actor=actor is not None)
             return
         self.lease_daemons.pop(request_id, None)
+        self.on_event("lease_answered", request_id, node_id if worker_id is not None else None,
+                      None if worker_id is not None else address_or_error)
         actor = self.actor_lease_requests.pop(request_id, None)
         if actor is not None:
             grant = None if worker_id is None else (worker_id, address_or_error, node_id, daemon)
@@ -438,7 +452,8 @@ class TaskManager:
             if queue is not None:
                 queue.lease_requests.discard(request_id)
                 while queue.ready:
-                    self.fail(queue.ready.popleft(), error_of(errors.EngineError(address_or_error)))
+                    self.fail(queue.ready.popleft(), error_of(errors.EngineError(address_or_error)),
+                              address_or_error)
             return
         self.submitter.lease_granted(request_id, worker_id, address_or_error, node_id, daemon, now)
 
@@ -466,6 +481,7 @@ class TaskManager:
                 self.tasks[task_id] = entry
                 entry.state = QUEUED
                 self._log((task_id, "retry_exception", QUEUED))
+                self.on_event("retry", task_id, entry.name, "it raised (retry_exceptions)")
                 self.submitter.enqueue(entry, entry.shape, entry.resources)
                 return
             if len(returns[0]) > 3 and returns[0][3] == "arg_lost":
@@ -505,10 +521,11 @@ class TaskManager:
             if out:
                 self.release(out)
 
-    def fail(self, entry: TaskEntry, value: Value) -> None:
-        """Stores an error under every return id of the task."""
+    def fail(self, entry: TaskEntry, value: Value, why: str | None = None) -> None:
+        """Stores an error under every return id of the task (`why`: for the timeline)."""
         self.tasks.pop(entry.task_id, None)
         self._log((entry.task_id, "fail", "failed"))
+        self.on_event("failure", entry.task_id, entry.name, why)
         self.finished.append((entry.task_id, entry.name, entry.kind, "failed", entry.worker_id))
         for rid in entry.return_ids:
             self.store(rid, value, None, None)
@@ -552,6 +569,8 @@ class TaskManager:
             if asked == daemon:  # that request will never be answered: ask elsewhere
                 self.lease_daemons.pop(request_id, None)
                 actor = self.actor_lease_requests.get(request_id)
+                if actor is None:
+                    self.on_event("lease_answered", request_id, None, f"node {node_id} died")
                 if actor is not None:
                     self._request_lease(request_id, None, actor.resources, for_actor=True)
                     continue
@@ -580,11 +599,12 @@ class TaskManager:
                 entry.retries_left -= 1
             self.counters["task_retries"] += 1
             self._log((entry.task_id, "retry", reason))
+            self.on_event("retry", entry.task_id, entry.name, reason)
             self._resubmit(entry, reason)  # re-resolves arguments: some may have been lost too
             return
         else:
             exc = errors.WorkerCrashedError(f"task {entry.name} failed: {reason}, and it has no retries left")
-        self.fail(entry, error_of(exc))
+        self.fail(entry, error_of(exc), str(exc))
 
     def _fail_objects_of_dead_owner(self, owner: str, reason: str) -> None:
         """Fate-sharing: objects owned by a dead process fail with OwnerDiedError."""
@@ -627,6 +647,7 @@ class TaskManager:
                     if other is not None and other.value is not None and is_lost(other, self.dead_daemons):
                         ms.lose_value(other)
                 self._log((task.task_id, "reconstruct", why))
+                self.on_event("retry", task.task_id, task.name, f"reconstructing a lost object: {why}")
                 self._rerun(task)
 
     def _resubmit(self, entry: TaskEntry, why: str) -> None:
@@ -680,6 +701,7 @@ class TaskManager:
             self.waiting_for_node_death.append(entry)
             return
         self.counters["task_retries"] += 1
+        self.on_event("retry", entry.task_id, entry.name, "an argument's node died")
         self._resubmit(entry, "an argument's node died")
 
     # ---- cancel ---------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 daemon names its processes (drivers and workers), and each of those answers a STATE_QUERY
 from its own records (snapshot.py). Nothing is stored centrally; no task writes to the head.
 
-Owns the walk (head NODE_LIST -> daemons NODE_STATS -> core workers STATE_QUERY) and the
+Owns the walk (head NODE_LIST -> daemons NODE_STATS -> core workers STATE_QUERY; for the
+timeline, also each daemon's own events: NODE_STATS ["timeline"]) and the
 two ways of sending its requests: from a driver's own core worker (`DriverCaller`: inside
 `engine.init()`, embedded or joined) or from a process outside the cluster
 (`OneShotCaller`: the CLI, with the cluster's key). A process that does not answer in
@@ -66,7 +67,7 @@ class Gathered:
     tasks: list = field(default_factory=list)
     objects: list = field(default_factory=list)
     actors: list = field(default_factory=list)
-    timeline: list = field(default_factory=list)  # one {"spans", "dropped", "pid", ...} per process
+    timeline: list = field(default_factory=list)  # one {"events", "dropped", "pid", ...} per process
     unreachable: list = field(default_factory=list)  # [{"address", "error"}]
 
 
@@ -94,6 +95,12 @@ def gather(call, what: tuple[str, ...]) -> Gathered:
         except Exception as exc:  # noqa: BLE001 - a node that died meanwhile
             out.unreachable.append({"address": node["address"], "error": str(exc)})
             continue
+        if "timeline" in what:  # the daemon's own events (object transfers)
+            try:
+                events = call(node["address"], P.NODE_STATS, ["timeline"])["timeline"]
+                out.timeline.append({**events, "node_id": node_id, "owner_kind": "daemon", "worker_id": ""})
+            except Exception as exc:  # noqa: BLE001 - a node that died meanwhile
+                out.unreachable.append({"address": node["address"], "error": str(exc)})
         for address, worker_id, pid, kind in stats.get("processes", ()):
             worker_hex = worker_id.hex() if isinstance(worker_id, bytes) else worker_id
             worker_node[worker_hex] = node_id

@@ -7,7 +7,8 @@ Owns turning the core worker's records into plain rows (msgpack-able dicts, ids 
 * objects: the records of objects this process owns (borrowed ones are their owner's to
   report) with their size, where the value is, copies and reference counts;
 * actors: the actors this process created (their creator owns them);
-* timeline: the task spans this process ran (spans.py's ring buffer).
+* timeline: this process's timeline events (spans.py's ring buffer: the tasks it ran,
+  their argument fetches, its lease waits, retries and failures as an owner).
 
 The node of a task's worker is not known here (only its worker id); `gather` fills it in.
 Read-only. Runs on the core worker's I/O thread with its state lock held (the handler);
@@ -15,8 +16,6 @@ each row is built from fields read there, so the answer is a consistent snapshot
 """
 
 from __future__ import annotations
-
-import os
 
 from ..ownership import memory_store as ms
 from ..ownership.task_manager import STATE_NAMES
@@ -41,10 +40,9 @@ def snapshot(core, what: list) -> dict:
     if "actors" in what:
         answer["actors"] = actors(core.actors, owner)
     if "timeline" in what:
-        from .spans import SPANS  # this process's task spans (the executor's, in a worker)
+        from .spans import EVENTS
 
-        answer["timeline"] = {**SPANS.snapshot(), "pid": os.getpid(), "worker_id": core.worker_id.hex(),
-                              **owner}
+        answer["timeline"] = {**EVENTS.snapshot(), "worker_id": core.worker_id.hex(), **owner}
     return answer
 
 

@@ -117,8 +117,10 @@ def memory(address=None, cluster_key=None) -> list[dict]:
 
 
 def timeline(path: str | None = None, address=None, cluster_key=None) -> dict:
-    """A Chrome trace (open it in Perfetto or chrome://tracing) of the task spans every worker
-    remembers (the latest OWNRUN_TIMELINE_EVENTS per process), written to `path` if given."""
+    """A Chrome trace (open it in Perfetto or chrome://tracing) of the timeline events every
+    process remembers (engine/state/spans.py: tasks, argument fetches, object transfers, lease
+    waits, retries, failures; the latest OWNRUN_TIMELINE_EVENTS per process), written to
+    `path` if given."""
     import json
 
     from ..state.trace import chrome_trace

@@ -39,6 +39,7 @@ from ..ownership.task_manager import TaskEntry, TaskManager
 from ..rpc import protocol as P
 from ..rpc.schema import Inbox
 from ..rpc.transport import Transport, pack
+from ..state.spans import EVENTS
 from ..store.arena_client import ArenaClient
 from ..store.pin_cache import PinCache
 from ..util.handler_errors import log_handler_error
@@ -76,6 +77,7 @@ class CoreWorker:
         self.ref_ops: collections.deque = collections.deque()
         self.tm = TaskManager(self.address, daemon_address, worker_id, self.config["max_in_flight_per_worker"])
         self.tm.centralized = self.config.get("metadata", "ownership") == "centralized"
+        self.tm.on_event = EVENTS.owner_event  # lease waits, retries, failures on the timeline
         self.refs = self.tm.refs
         self.actors: dict = {}  # actor id -> ActorState
         self.actor_by_creation = self.tm.actor_by_creation  # creation return id -> ActorState

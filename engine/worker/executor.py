@@ -34,7 +34,7 @@ from ..ownership.memory_store import shm_value
 from ..ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD
 from ..rpc import protocol as P
 from ..rpc.transport import pack
-from ..state.spans import SPANS
+from ..state.spans import EVENTS
 from ..util.handler_errors import log_handler_error
 from . import serialization
 from .context import task_context
@@ -161,13 +161,25 @@ class Executor:
                     value = serialization.deserialize(frames[pos:pos + n], received)
                     pos += n
                 else:
-                    _, node_id, size, _contains, oid, daemon, owner = meta
-                    value = self.core._materialize(oid, shm_value(node_id, size, daemon), owner=owner)
+                    value = self._fetch(h[3], meta)
                 if isinstance(where, int):
                     args[where] = value
                 else:
                     kwargs[where] = value
         return args, kwargs
+
+    def _fetch(self, task_name: str, meta):
+        """A shared-memory argument, read from this node's store (pulled from another node
+        first if needed): a "fetch" span on the timeline."""
+        _, node_id, size, _contains, oid, daemon, owner = meta
+        started = time.perf_counter()
+        try:
+            value = self.core._materialize(oid, shm_value(node_id, size, daemon), owner=owner)
+        except BaseException as exc:
+            EVENTS.append(("fetch", oid, task_name, size, started, time.perf_counter(), type(exc).__name__))
+            raise
+        EVENTS.append(("fetch", oid, task_name, size, started, time.perf_counter(), None))
+        return value
 
     def execute(self, h, frames) -> None:
         task_id, name, kind = h[2], h[3], h[4]
@@ -207,7 +219,7 @@ class Executor:
         if len(sys.modules) != self._modules_seen:
             self._report_new_modules()
         ended = time.perf_counter()
-        SPANS.append((task_id, name, h[1], started, ended, failed))  # the timeline's ring buffer
+        EVENTS.append(("task", task_id, name, h[1], started, ended, failed))  # the timeline's ring buffer
         try:
             self._reply(h, box, received, ended - started)
         except errors.TaskCancelledError:
@@ -230,6 +242,8 @@ class Executor:
     async def _execute_async(self, h, frames) -> None:
         task_id, name = h[2], h[3]
         received: list = []
+        failed = False
+        started = time.perf_counter()
         token = task_context.enter(task_id, name, self.actor_id)
         try:
             async with self.async_limit:
@@ -240,12 +254,14 @@ class Executor:
                     value = await value
                 results = _split_returns(value, h[7])
         except BaseException as exc:  # noqa: BLE001
+            failed = True
             results = _failure(name, exc)
         finally:
             args = kwargs = value = fn = None
             task_context.exit(token)
         box = [results]
         results = None
+        EVENTS.append(("task", task_id, name, h[1], started, time.perf_counter(), failed))
         self._reply(h, box, received)
 
     def _create_actor(self, cls, args, kwargs, options: dict):

@@ -80,7 +80,7 @@ def test_list_summary_memory_against_a_started_cluster(cli):
         trace_path = os.path.join(cli.root, "trace.json")
         assert "wrote 7 task span(s)" in cli.ok("timeline", "-o", trace_path)
         with open(trace_path) as f:
-            spans = [event for event in json.load(f)["traceEvents"] if event["ph"] == "X"]
+            spans = [event for event in json.load(f)["traceEvents"] if event.get("cat") == "task"]
         assert sorted(span["name"] for span in spans) == ["fails"] + ["square"] * 6
 
         task = next(row for row in listing["rows"] if row["name"] == "square")
