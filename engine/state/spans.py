@@ -18,8 +18,8 @@ seconds), `end` None for an instant event, `error` None/False or what went wrong
     "retry"     the owner (instant)      task id     task            why
     "failure"   the owner (instant)      task id     task            why
 
-It holds the latest `OWNRUN_TIMELINE_EVENTS` records (default 10,000); `total` minus the
-length is how many were dropped. Always on: a task costs one tuple append (measured on
+It holds the latest `OWNRUN_TIMELINE_EVENTS` records (default 10,000; 0 records nothing,
+for measuring what recording costs); `total` minus the length is how many were dropped. Always on: a task costs one tuple append (measured on
 `ownrun bench --quick`: within noise); the other kinds are not per task.
 
 Thread-safety: the executor's threads append, the I/O thread (with the core worker's lock)
@@ -45,6 +45,8 @@ class EventBuffer:
         self._count = itertools.count()  # next() is atomic under the GIL
         self.total = 0
         self.leases_waiting: dict = {}  # lease request id -> (asked at, resources): at most `size`
+        if size <= 0:  # off: both entry points do nothing
+            self.append = self.owner_event = _ignore
 
     def append(self, event: tuple) -> None:
         self.events.append(event)
@@ -74,6 +76,10 @@ class EventBuffer:
                             None if end is None else EPOCH_OFFSET + end, error]
                            for category, key, name, detail, start, end, error in events],
                 "dropped": max(0, total - len(events)), "capacity": self.events.maxlen, "pid": os.getpid()}
+
+
+def _ignore(*args) -> None:
+    pass
 
 
 def _hex(key):

@@ -68,3 +68,10 @@ def test_trace_has_task_fetch_transfer_lease_retry_and_failure_events():
     assert "g failed" in failures and "failure: g" in failures and any("pull" in n for n in failures)
     labels = [e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M"]
     assert any(label.startswith("node0 daemon pid") and "(" not in label for label in labels)
+
+
+def test_size_zero_records_nothing():
+    buffer = EventBuffer(size=0)
+    buffer.append(("task", b"\x01", "f", "owner", 1.0, 2.0, False))
+    buffer.owner_event("lease_asked", 1, {"CPU": 1.0}, None)
+    assert buffer.snapshot()["events"] == [] and not buffer.leases_waiting
