@@ -87,7 +87,8 @@ def gather(call, what: tuple[str, ...]) -> Gathered:
                           "cpu_total": node.get("total", {}).get("CPU"),
                           "cpu_available": node.get("available", {}).get("CPU"),
                           "store_used": store.get("used"), "store_capacity": store.get("capacity"),
-                          "store_objects": store.get("num_objects")})
+                          "store_objects": store.get("num_objects"), "store_pinned": store.get("pinned_bytes"),
+                          "store_spilled": store.get("spilled_bytes"), "spilled_objects": store.get("num_spilled")})
         if not node["alive"]:
             continue
         try:

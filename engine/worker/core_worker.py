@@ -39,6 +39,7 @@ from ..ownership.task_manager import TaskEntry, TaskManager
 from ..rpc import protocol as P
 from ..rpc.schema import Inbox
 from ..rpc.transport import Transport, pack
+from ..state import callsites
 from ..state.spans import EVENTS
 from ..store.arena_client import ArenaClient
 from ..store.pin_cache import PinCache
@@ -83,6 +84,7 @@ class CoreWorker:
         self.actor_by_creation = self.tm.actor_by_creation  # creation return id -> ActorState
         self.arena = ArenaClient()
         self.pins = PinCache()  # pins this process holds on local objects (objects.py)
+        self.callsites = callsites.Callsites()  # OWNRUN_RECORD_CALLSITES=1: where objects were created
         self.requests = Requests(self.transport, self.address, self.config["rpc_timeout"])
         self.call, self.call_async = self.requests.call, self.requests.call_async
         self._ids = ids.IdGenerator()
@@ -312,6 +314,8 @@ class CoreWorker:
         with self.lock:
             self.tm.apply_ref_ops(self.ref_ops)
             self.tm.submit(entry)
+            if callsites.ENABLED:
+                self.callsites.record(entry.return_ids, callsites.caller(), self.tm.refs.refs)
             refs = [ObjectRef(rid, self.address, self.ref_ops) for rid in entry.return_ids]
             self.apply()
             return refs
