@@ -39,7 +39,8 @@ class DriverCaller:
 
 
 class OneShotCaller:
-    """Requests from a process outside the cluster, one temporary client per peer."""
+    """Requests from a process outside the cluster: one temporary inbox (the head's client's),
+    a client per peer sharing it (`OneShotClient.peer`)."""
 
     def __init__(self, head_address: str, curve):
         self.head_address = head_address
@@ -49,13 +50,19 @@ class OneShotCaller:
     def __call__(self, address: str, kind: int, *fields):
         client = self._clients.get(address)
         if client is None:
-            client = self._clients[address] = oneshot.OneShotClient(address, self.curve)
+            first = self._clients.get(self.head_address)
+            if first is None:
+                first = self._clients[self.head_address] = oneshot.OneShotClient(self.head_address, self.curve)
+            client = self._clients[address] = first if address == self.head_address else first.peer(address)
         return client.call(kind, *fields, timeout=TIMEOUT)
 
     def close(self) -> None:
+        head = self._clients.pop(self.head_address, None)
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+        if head is not None:
+            head.close()
 
 
 @dataclass

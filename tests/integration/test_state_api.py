@@ -89,3 +89,27 @@ def test_timeline_is_a_chrome_trace_with_one_span_per_task(tmp_path):
     names = {event["pid"]: event["args"]["name"] for event in trace["traceEvents"] if event["ph"] == "M"}
     assert all(span["pid"] in names for span in spans)
     assert trace["otherData"]["dropped_events"] == 0 and EVENTS.events.maxlen >= 1
+
+
+def test_repeated_one_shot_queries_do_not_grow_the_open_sockets_of_the_cluster(cluster):
+    import os
+
+    from ownrun.engine.cluster import embedded, started
+
+    local = embedded.current()
+    pids = [local.procs[0].pid, *(proc.pid for proc in local.node_procs.values())]  # head, daemons
+
+    def open_fds() -> list[int]:
+        return [len(os.listdir(f"/proc/{pid}/fd")) for pid in pids]
+
+    def query() -> None:  # as `ownrun list tasks` and `ownrun status` from another terminal
+        assert state.list_tasks(address=cluster["address"]).total >= 0
+        assert started.status(cluster["address"], None)["nodes"]
+
+    for _ in range(3):
+        query()
+    before = open_fds()
+    for _ in range(30):
+        query()
+    after = open_fds()
+    assert all(b - a <= 2 for a, b in zip(before, after, strict=True)), (before, after)
