@@ -54,7 +54,7 @@ def test_ppo_then_plot_from_the_command_line(tmp_path):
                     "--num-cpus", "2", "--gamma", "0.9", "--runs", str(runs), "--no-live",
                     "--timeline", "trace.json")
     assert result.exit_code == 0, result.output
-    assert "run directory:" in result.output
+    assert "run directory:" in result.output and "timeline:" in result.output
     (run_dir,) = runs.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["autograd_in_workers"] is False and summary["env_steps"] >= 512
