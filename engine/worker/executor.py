@@ -5,7 +5,8 @@ hosts one) with its concurrency mode (one thread in call order; a thread pool fo
 `max_concurrency > 1`; an asyncio loop for actors with `async def` methods), argument
 resolution (inline values, shared-memory values zero-copy), return values (inline below
 the threshold, else written to the node's store as the primary copy), the borrowed-ref
-report in each reply, and cancellation.
+report in each reply, cancellation, and this worker's timeline events (a span per task and
+per shared-memory argument fetched: state/spans.py).
 
 Threading: `on_push`/`on_cancel` run on the I/O thread with the state lock held and only
 enqueue; tasks run on the main thread (or actor pool/loop threads).
