@@ -4,7 +4,8 @@ Owns the dispatch and I/O around pure policies: the worker pool and lease reques
 (`scheduler.LeaseScheduler`: resources, grants, idle reaping that asks a worker before
 stopping it), where requests go (`spillback.Spillback`: other nodes, infeasible requests
 waiting for one that fits), pulls of objects from other nodes (`transfer.Pulls`: chunked,
-flow-controlled). Itself it keeps the node's shared-memory `ObjectStore`, the registry of
+flow-controlled; each finished pull is a span on its timeline, state/spans.py, which the
+state API asks for with NODE_STATS ["timeline"]). Itself it keeps the node's shared-memory `ObjectStore`, the registry of
 local clients (drivers and workers) and death notices: when a worker exits, every local
 client hears `WORKER_DIED` with the reason; when a client dies, its leases, pins, objects
 and actors are released (fate-sharing). Worker output lines are forwarded to the drivers.
