@@ -1,7 +1,9 @@
 """The run directory every app writes: a new timestamped folder, and summary.json in it.
 
 `new_run_dir(base)` is `base/<YYYYmmdd-HHMMSS>` (with `-2`, `-3`, ... when that exists; not
-created here); `write_summary` writes summary.json, turning numpy values and paths into JSON.
+created here); `write_summary` writes summary.json, turning numpy values and paths into JSON;
+`write_timeline` writes the run's Chrome trace (`--timeline`) with the public
+`engine.timeline(path)`, before the app shuts the engine down.
 The apps add their own table next to it (video: frames.csv, rl: iterations.csv). Thread-safe
 apart from two callers racing for the same new folder name. Failures: OSError.
 """
@@ -26,6 +28,16 @@ def new_run_dir(base: str | Path) -> Path:
 def write_summary(run_dir: Path, summary: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2, default=json_default) + "\n")
+
+
+def write_timeline(run_dir: Path, path: str | Path) -> Path:
+    """The engine's timeline as a Chrome trace at `path` (relative: inside `run_dir`)."""
+    from ownrun import engine
+
+    target = Path(run_dir) / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    engine.timeline(str(target))
+    return target
 
 
 def json_default(value):

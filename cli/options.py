@@ -1,7 +1,8 @@
 """Typer options generated from a pydantic model, so an app defines each option once.
 
 Owns `model_options(Model)`: a decorator that gives a Typer command one `--flag` per field of
-the model (flag = the field name with `-` for `_`, or `json_schema_extra={"flag": ...}`; help =
+the model (flag = the field name with `-` for `_`, or `json_schema_extra={"flag": ...}`, and
+its value's name `json_schema_extra={"metavar": ...}`; help =
 the field's `description`; default = the field's default) and hands the command the raw values
 as one dict; and `build(Model, values)`, which validates them and turns the first problem into
 a usage error naming the flag (exit 2 through cli/errors.py). Constraints and rules across
@@ -71,7 +72,8 @@ def _parameter(name: str, field: FieldInfo, unset: bool) -> inspect.Parameter:
     flag = flag_of(name, field)
     if kind in (bool, bool | None) and "/" not in flag:
         flag = f"{flag}/--no-{flag.removeprefix('--')}"  # a switch either way, also when unset
-    option = typer.Option(flag, help=help_text, show_default=default is not None)
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    option = typer.Option(flag, help=help_text, show_default=default is not None, metavar=extra.get("metavar"))
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=Annotated[kind, option])
 

@@ -24,6 +24,8 @@ def _run(model, options: dict, runner_name: str) -> None:
     summary = getattr(runner, runner_name)(config, console)
     console.print(report.summary_table(summary))
     console.print(f"run directory: {summary['run_dir']}")
+    if summary.get("timeline"):
+        console.print(f"timeline: {summary['timeline']} (open it in ui.perfetto.dev)")
 
 
 @rl_app.command("es")

@@ -23,6 +23,18 @@ def check_address(value: str | None) -> str | None:
     return value.strip()
 
 
+def check_query_address(value: str | None) -> str | None:
+    """`--address` of a command that only asks (status, list, memory, ...): HOST:PORT, or the
+    ipc://PATH of an embedded cluster of this user (what `engine.init()` returns as "address")."""
+    if value is not None and value.strip().startswith("ipc://") and len(value.strip()) > len("ipc://"):
+        return value.strip()
+    return check_address(value)
+
+
+QUERY_ADDRESS_HELP = ("HOST:PORT of the head, or the ipc://PATH address engine.init() returned for an "
+                      "embedded cluster (default: the cluster started from this machine).")
+
+
 def check_key(value: str | None) -> str | None:
     """`--cluster-key`: a missing file is a file problem (exit 5), named."""
     if value and not os.path.isfile(os.path.expanduser(value)):

@@ -11,13 +11,11 @@ from typing import Annotated
 
 import typer
 from ownrun.cli.console import console
-from ownrun.cli.start import KEY_HELP, check_address, check_key
+from ownrun.cli.start import KEY_HELP, QUERY_ADDRESS_HELP, check_key, check_query_address
 from rich.markup import escape
 from rich.table import Table
 
-Address = Annotated[str | None, typer.Option(
-    "--address", callback=check_address,
-    help="HOST:PORT of the head (default: the cluster started from this machine).")]
+Address = Annotated[str | None, typer.Option("--address", callback=check_query_address, help=QUERY_ADDRESS_HELP)]
 Key = Annotated[str | None, typer.Option("--cluster-key", envvar="OWNRUN_CLUSTER_KEY",
                                          callback=check_key, help=KEY_HELP)]
 

@@ -74,6 +74,8 @@ def video(ctx: typer.Context, options: dict) -> None:
     result = runner.run(runner.VideoOptions(**config.model_dump()), console)
     console.print(report.summary_table(result.summary))
     console.print(f"run directory: {result.run_dir}")
+    if result.summary.get("timeline"):
+        console.print(f"timeline: {result.summary['timeline']} (open it in ui.perfetto.dev)")
     if result.errors:
         raise typer.Exit(1)
 

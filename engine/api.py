@@ -118,6 +118,10 @@ def init(address: str | None = None, num_cpus: float | None = None, resources: d
          namespace: str | None = None, **config):
     """Starts an embedded cluster (or joins one at `address`) and makes this process its driver.
 
+    `num_nodes` nodes on this machine, each with `num_cpus` CPUs and a store of
+    `object_store_memory` bytes (default: 30% of RAM split among the nodes, so the stores
+    add up to what the machine can hold; nodes added later get the same size).
+
     Unknown keyword arguments raise TypeError; Ray's options ownrun does not implement raise
     ValueError naming the option (unless given the value that means "off"). A second call
     raises RuntimeError, or returns the first call's answer with `ignore_reinit_error=True`.
@@ -172,7 +176,8 @@ def _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_t
     cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
     if cpus < 0:
         raise ValueError(f"num_cpus must be >= 0, got {num_cpus}")
-    store = int(object_store_memory or processes.default_object_store_memory())
+    # Each node's store: as given, or the machine's default split among the nodes.
+    store = int(object_store_memory or processes.default_object_store_memory(num_nodes))
     if inline_threshold is not None:
         config["inline_threshold"] = int(min(inline_threshold, 2**62))
     config.setdefault("prestart_workers", int(cpus) if prestart_workers else 0)

@@ -49,6 +49,9 @@ class RunConfig(BaseModel):
     checkpoint_every: int = Field(0, ge=0, description="Checkpoint the owner's state to engine.kv every K "
                                                        "iterations (0: off; a re-run owner starts over).")
     runs: str = Field("runs", description="Directory where run directories are written.")
+    timeline: str | None = Field(None, description="Write a Chrome trace (ui.perfetto.dev) of the run to this file "
+                                                   "(relative: inside the run directory, e.g. trace.json).",
+                                 json_schema_extra={"metavar": "PATH"})
     live: bool = Field(True, description="Show a live view while running (plain lines when not a terminal).")
 
     @field_validator("env")

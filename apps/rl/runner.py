@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ownrun import engine
 
-from ..run_dir import new_run_dir
+from ..run_dir import new_run_dir, write_timeline
 from . import cluster, es, memory, report, state
 from .config import EsConfig, PpoConfig
 from .failures import Injector
@@ -100,6 +100,8 @@ def _run_on_engine(algorithm, config, placement: cluster.Placement, t0: float, c
     summary["phases"] = _phases(t0, start_ts, first_ts, rows)
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config.runs)
     summary["run_dir"] = str(run_dir)
+    if config.timeline:  # before the engine stops: the trace is gathered from its processes
+        summary["timeline"] = str(write_timeline(run_dir, config.timeline))
     report.write_run(run_dir, summary, rows)
     return summary
 

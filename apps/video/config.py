@@ -79,6 +79,9 @@ class VideoConfig(BaseModel):
     fail: str | None = Field(None, description="Inject a failure: decoder@10s, owner@10s or node@10s "
                                                "(node needs --nodes 2+).")
     runs_dir: str = Field("runs", description="Where run directories go.", json_schema_extra={"flag": "--runs"})
+    timeline: str | None = Field(None, description="Write a Chrome trace (ui.perfetto.dev) of the run to this file "
+                                                   "(relative: inside the run directory, e.g. trace.json).",
+                                 json_schema_extra={"metavar": "PATH"})
     live: bool = Field(True, description="Show a live view while running.",
                        json_schema_extra={"flag": "--live/--no-live"})
 

@@ -32,7 +32,7 @@ from ownrun.cli.console import PLAIN_PERIOD_S, Heartbeat, is_live, step
 from pydantic import Field
 from rich.markup import escape
 
-from ..run_dir import new_run_dir
+from ..run_dir import new_run_dir, write_timeline
 from . import config, failures, live, pipeline, report, stabilize, synthetic
 
 # Defaults measured on a 2-core machine: 60 videos x 4 fps of 320x240 (240 frames/s, 1,200
@@ -233,6 +233,8 @@ def _run_on_engine(opts, jobs, errors, plan, placement, run_dir, t0, console) ->
     summary = _summarize(opts, jobs, results, owner_errors, records, progress, start_ts, t0, lead,
                          memory, injector)
     table = report.FrameTable.from_records(records, {j.video: j.radius / j.fps for j in jobs})
+    if opts.timeline:  # before the engine stops: the trace is gathered from its processes
+        summary["timeline"] = str(write_timeline(run_dir, opts.timeline))
     report.write_run(run_dir, summary, table)
     return RunResult(run_dir, summary, errors)
 

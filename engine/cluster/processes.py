@@ -170,9 +170,10 @@ def _session_alive(session_dir: str, with_driver: bool) -> bool:
     return bool(info) and any(process_tools.pid_alive(pid) for pid in pids)
 
 
-def default_object_store_memory() -> int:
-    """30% of RAM, at most 95% of what /dev/shm has free."""
+def default_object_store_memory(nodes: int = 1) -> int:
+    """The store size of each of `nodes` nodes started together on this machine: 30% of RAM
+    (at most 95% of what /dev/shm has free), split among them."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     stat = os.statvfs(paths.SHM_DIR)
     free_shm = stat.f_bavail * stat.f_frsize
-    return int(min(total * 0.3, free_shm * 0.95))
+    return int(min(total * 0.3, free_shm * 0.95)) // max(1, nodes)

@@ -4,7 +4,8 @@ Owns the dispatch and I/O around pure policies: the worker pool and lease reques
 (`scheduler.LeaseScheduler`: resources, grants, idle reaping that asks a worker before
 stopping it), where requests go (`spillback.Spillback`: other nodes, infeasible requests
 waiting for one that fits), pulls of objects from other nodes (`transfer.Pulls`: chunked,
-flow-controlled). Itself it keeps the node's shared-memory `ObjectStore`, the registry of
+flow-controlled; each finished pull is a span on its timeline, state/spans.py, which the
+state API asks for with NODE_STATS ["timeline"]). Itself it keeps the node's shared-memory `ObjectStore`, the registry of
 local clients (drivers and workers) and death notices: when a worker exits, every local
 client hears `WORKER_DIED` with the reason; when a client dies, its leases, pins, objects
 and actors are released (fate-sharing). Worker output lines are forwarded to the drivers.
@@ -32,6 +33,7 @@ from .. import ids
 from ..rpc import protocol as P
 from ..rpc.schema import Inbox
 from ..rpc.transport import Transport, pack
+from ..state.spans import EVENTS
 from ..store.arena_client import ArenaClient
 from ..store.object_store import ObjectStore
 from ..util import process_tools
@@ -426,6 +428,8 @@ class NodeDaemon:
                 reason = None
             elif placement is not None:
                 self.store.abort(pull.oid, b"transfer")
+            EVENTS.append(("transfer", pull.oid, pull.source, max(pull.total, 0), pull.started,
+                           time.monotonic(), reason))
             if reason is not None:
                 log.warning("pull of object %s from %s failed: %s", pull.oid.hex(), pull.source, reason)
             for addr, req_id, worker_id in pull.readers:
@@ -538,7 +542,10 @@ class NodeDaemon:
                 self.transport.send(client.address, [pack(h)])
 
     def on_stats(self, h) -> None:
-        _, req_id, addr = h
+        _, req_id, addr, *what = h
+        if what and "timeline" in what[0]:  # the state API's timeline: this daemon's transfers
+            self.reply(addr, req_id, {"node_id": self.node_id, "timeline": EVENTS.snapshot()})
+            return
         self.reply(addr, req_id, {"node_id": self.node_id, "store": self.store.stats(),
                                   "scheduler": self.scheduler.usage(), "clients": len(self.clients),
                                   "handler_errors": self.handler_errors,

@@ -43,6 +43,7 @@ class Pull:
     in_flight: set = field(default_factory=set)  # offsets requested, not yet received
     received: int = 0  # bytes received
     turn: int = 0  # when it was last given a chunk request (0: never): least recent goes first
+    started: float = 0.0  # when the first reader asked (the timeline's transfer span)
 
     def wants_more(self, window: int) -> bool:
         if self.total < 0:  # the first chunk (which tells the size) comes first
@@ -78,7 +79,7 @@ class Pulls:
         if pull is not None:
             pull.readers.append(reader)
             return out
-        self.pulls[oid] = Pull(oid, source, [reader], now)
+        self.pulls[oid] = Pull(oid, source, [reader], now, started=now)
         self._issue(source, out)
         return out
 

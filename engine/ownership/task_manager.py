@@ -36,6 +36,11 @@ generator. Items have no lineage (the task is not re-run to rebuild one item).
 
 Failures are stored as error values under the task's return ids, so `get` raises them.
 `history(id)` answers "what happened to this task/object?" from a bounded transition log.
+`on_event(kind, key, name, detail)` (a no-op unless the shell sets it: the timeline's
+`EVENTS.owner_event`) hears of what the timeline shows: each lease request asked
+("lease_asked", request id, resources) and answered ("lease_answered", request id, node or
+None, error or None), each retry and each failure stored here ("retry"/"failure", task id,
+name, why). It is not called per task on the success path.
 
 Pure: no sockets, threads or clocks (the time is passed in). Not thread-safe: the core
 worker calls it with its state lock held.
@@ -79,6 +84,10 @@ class Stream:
         self.done = False  # the task ended: no more items
         self.released = False  # the caller's generator is gone: items are freed as they come
         self.waiters: list = []  # woken (WAKE) by the next item or the end
+
+
+def _no_event(kind: str, key, name, detail) -> None:
+    pass
 
 
 class TaskEntry:
@@ -158,6 +167,7 @@ class TaskManager:
         self.actor_by_creation: dict = {}  # creation return id -> actor state (unnamed actors we created)
         self.streams: dict[bytes, Stream] = {}  # streaming generator task id -> its items so far
         self.centralized = False  # the centralized-metadata baseline: tell the head when tasks end
+        self.on_event = _no_event  # the timeline's hook (see the module docstring)
 
     # ---- the transition log ---------------------------------------------------------------
     def history(self, key: bytes) -> list[tuple]:
@@ -417,6 +427,7 @@ class TaskManager:
                        hops: int = 0, for_actor: bool = False, actor_options: dict | None = None) -> None:
         daemon = daemon or self.daemon_address
         self.lease_daemons[request_id] = daemon
+        self.on_event("lease_asked", request_id, resources, None)
         header = [P.LEASE_REQUEST, self.address, self.worker_id, request_id, resources, for_actor, hops]
         if actor_options:  # detached (outlives us), placement (needed to place, not held)
             header.append(actor_options)
@@ -427,6 +438,7 @@ class TaskManager:
 
     def _cancel_lease_request(self, request_id: int) -> None:
         daemon = self.lease_daemons.pop(request_id, self.daemon_address)
+        self.on_event("lease_answered", request_id, None, "cancelled")
         self.out.append((SEND, daemon, [P.LEASE_CANCEL, self.address, request_id], ()))
 
     def request_actor_lease(self, actor, resources: dict) -> None:
@@ -451,6 +463,8 @@ class TaskManager:
                                 actor_options=actor.lease_options() if actor is not None else None)
             return
         self.lease_daemons.pop(request_id, None)
+        self.on_event("lease_answered", request_id, node_id if worker_id is not None else None,
+                      None if worker_id is not None else address_or_error)
         actor = self.actor_lease_requests.pop(request_id, None)
         if actor is not None:
             grant = None if worker_id is None else (worker_id, address_or_error, node_id, daemon)
@@ -462,7 +476,8 @@ class TaskManager:
             if queue is not None:
                 queue.lease_requests.discard(request_id)
                 while queue.ready:
-                    self.fail(queue.ready.popleft(), error_of(errors.EngineError(address_or_error)))
+                    self.fail(queue.ready.popleft(), error_of(errors.EngineError(address_or_error)),
+                              address_or_error)
             return
         self.submitter.lease_granted(request_id, worker_id, address_or_error, node_id, daemon, now)
 
@@ -490,6 +505,7 @@ class TaskManager:
                 self.tasks[task_id] = entry
                 entry.state = QUEUED
                 self._log((task_id, "retry_exception", QUEUED))
+                self.on_event("retry", task_id, entry.name, "it raised (retry_exceptions)")
                 self.submitter.enqueue(entry, entry.shape, entry.resources)
                 return
             if len(returns[0]) > 3 and returns[0][3] == "arg_lost":
@@ -534,10 +550,11 @@ class TaskManager:
             if out:
                 self.release(out)
 
-    def fail(self, entry: TaskEntry, value: Value) -> None:
-        """Stores an error under every return id of the task."""
+    def fail(self, entry: TaskEntry, value: Value, why: str | None = None) -> None:
+        """Stores an error under every return id of the task (`why`: for the timeline)."""
         self.tasks.pop(entry.task_id, None)
         self._log((entry.task_id, "fail", "failed"))
+        self.on_event("failure", entry.task_id, entry.name, why)
         self.finished.append((entry.task_id, entry.name, entry.kind, "failed", entry.worker_id))
         for rid in entry.return_ids:
             self.store(rid, value, None, None)
@@ -633,6 +650,8 @@ class TaskManager:
             if asked == daemon:  # that request will never be answered: ask elsewhere
                 self.lease_daemons.pop(request_id, None)
                 actor = self.actor_lease_requests.get(request_id)
+                if actor is None:
+                    self.on_event("lease_answered", request_id, None, f"node {node_id} died")
                 if actor is not None:
                     self._request_lease(request_id, None, actor.resources, for_actor=True)
                     continue
@@ -661,11 +680,12 @@ class TaskManager:
                 entry.retries_left -= 1
             self.counters["task_retries"] += 1
             self._log((entry.task_id, "retry", reason))
+            self.on_event("retry", entry.task_id, entry.name, reason)
             self._resubmit(entry, reason)  # re-resolves arguments: some may have been lost too
             return
         else:
             exc = errors.WorkerCrashedError(f"task {entry.name} failed: {reason}, and it has no retries left")
-        self.fail(entry, error_of(exc))
+        self.fail(entry, error_of(exc), str(exc))
 
     def _fail_objects_of_dead_owner(self, owner: str, reason: str) -> None:
         """Fate-sharing: objects owned by a dead process fail with OwnerDiedError."""
@@ -708,6 +728,7 @@ class TaskManager:
                     if other is not None and other.value is not None and is_lost(other, self.dead_daemons):
                         ms.lose_value(other)
                 self._log((task.task_id, "reconstruct", why))
+                self.on_event("retry", task.task_id, task.name, f"reconstructing a lost object: {why}")
                 self._rerun(task)
 
     def _resubmit(self, entry: TaskEntry, why: str) -> None:
@@ -761,6 +782,7 @@ class TaskManager:
             self.waiting_for_node_death.append(entry)
             return
         self.counters["task_retries"] += 1
+        self.on_event("retry", entry.task_id, entry.name, "an argument's node died")
         self._resubmit(entry, "an argument's node died")
 
     # ---- cancel ---------------------------------------------------------------------------------------

@@ -42,9 +42,10 @@ def is_ipc(address: str) -> bool:
     return address.startswith(IPC)
 
 
-def ipc_endpoint(bind_dir: str, port: int) -> str:
+def ipc_endpoint(bind_dir: str, port: int | str) -> str:
     """Where a transport bound in `ipc://DIR` listens: `DIR/<port>` for a fixed address (a
-    restarted head binds the one its peers know), else a file name of its own."""
+    restarted head binds the one its peers know; a one-shot client's slot name), else a file
+    name of its own."""
     name = str(port) if port else f"{os.getpid()}-{os.urandom(3).hex()}"
     return f"{bind_dir}/{name}"
 

@@ -44,7 +44,7 @@ OBJ_FREE = 41  # [OBJ_FREE, [oid, ...]]
 KILL_WORKER = 42  # [KILL_WORKER, worker_id, reason, sender_addr]  (obeyed for an actor's worker or the
 #                   sender's own lease)
 LOG_LINES = 43  # [LOG_LINES, prefix, text]
-NODE_STATS = 44  # request: [.., req_id, addr]
+NODE_STATS = 44  # request: [.., req_id, addr, (["timeline"]: only the daemon's timeline events)]
 SHUTDOWN_NODE = 45  # [SHUTDOWN_NODE, node_id]  (obeyed only by that node)
 WARM_MODULES = 49  # [WARM_MODULES, [module names]]  (a worker imported these: pre-import in the zygote)
 OBJ_PIN = 58  # [OBJ_PIN, oid, owner_addr]  (owner -> daemon: your secondary copy is now the primary)

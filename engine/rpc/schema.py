@@ -107,7 +107,7 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.OBJ_FREE: ((LIST,), ()),
     P.KILL_WORKER: ((BYTES, STR, ADDR), ()),
     P.LOG_LINES: ((STR, STR), ()),
-    P.NODE_STATS: (_request(), ()),
+    P.NODE_STATS: (_request(), (LIST,)),
     P.SHUTDOWN_NODE: ((STR,), ()),
     P.WARM_MODULES: ((LIST,), ()),
     P.OBJ_PIN: ((BYTES, ADDR), ()),

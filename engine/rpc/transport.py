@@ -113,7 +113,7 @@ def _process_identity() -> tuple[str, CurveKeys | None]:
 class Transport:
     """A process's inbox and its outgoing connections."""
 
-    def __init__(self, bind_host: str | None = None, port: int = 0, curve: CurveKeys | None = None):
+    def __init__(self, bind_host: str | None = None, port: int | str = 0, curve: CurveKeys | None = None):
         if bind_host is None and curve is None:
             bind_host, curve = _process_identity()
         bind_host = bind_host or "127.0.0.1"

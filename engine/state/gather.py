@@ -2,7 +2,8 @@
 daemon names its processes (drivers and workers), and each of those answers a STATE_QUERY
 from its own records (snapshot.py). Nothing is stored centrally; no task writes to the head.
 
-Owns the walk (head NODE_LIST -> daemons NODE_STATS -> core workers STATE_QUERY) and the
+Owns the walk (head NODE_LIST -> daemons NODE_STATS -> core workers STATE_QUERY; for the
+timeline, also each daemon's own events: NODE_STATS ["timeline"]) and the
 two ways of sending its requests: from a driver's own core worker (`DriverCaller`: inside
 `engine.init()`, embedded or joined) or from a process outside the cluster
 (`OneShotCaller`: the CLI, with the cluster's key). A process that does not answer in
@@ -38,7 +39,8 @@ class DriverCaller:
 
 
 class OneShotCaller:
-    """Requests from a process outside the cluster, one temporary client per peer."""
+    """Requests from a process outside the cluster: one temporary inbox (the head's client's),
+    a client per peer sharing it (`OneShotClient.peer`)."""
 
     def __init__(self, head_address: str, curve):
         self.head_address = head_address
@@ -48,13 +50,19 @@ class OneShotCaller:
     def __call__(self, address: str, kind: int, *fields):
         client = self._clients.get(address)
         if client is None:
-            client = self._clients[address] = oneshot.OneShotClient(address, self.curve)
+            first = self._clients.get(self.head_address)
+            if first is None:
+                first = self._clients[self.head_address] = oneshot.OneShotClient(self.head_address, self.curve)
+            client = self._clients[address] = first if address == self.head_address else first.peer(address)
         return client.call(kind, *fields, timeout=TIMEOUT)
 
     def close(self) -> None:
+        head = self._clients.pop(self.head_address, None)
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+        if head is not None:
+            head.close()
 
 
 @dataclass
@@ -66,7 +74,7 @@ class Gathered:
     tasks: list = field(default_factory=list)
     objects: list = field(default_factory=list)
     actors: list = field(default_factory=list)
-    timeline: list = field(default_factory=list)  # one {"spans", "dropped", "pid", ...} per process
+    timeline: list = field(default_factory=list)  # one {"events", "dropped", "pid", ...} per process
     unreachable: list = field(default_factory=list)  # [{"address", "error"}]
 
 
@@ -86,7 +94,8 @@ def gather(call, what: tuple[str, ...]) -> Gathered:
                           "cpu_total": node.get("total", {}).get("CPU"),
                           "cpu_available": node.get("available", {}).get("CPU"),
                           "store_used": store.get("used"), "store_capacity": store.get("capacity"),
-                          "store_objects": store.get("num_objects")})
+                          "store_objects": store.get("num_objects"), "store_pinned": store.get("pinned_bytes"),
+                          "store_spilled": store.get("spilled_bytes"), "spilled_objects": store.get("num_spilled")})
         if not node["alive"]:
             continue
         try:
@@ -94,6 +103,12 @@ def gather(call, what: tuple[str, ...]) -> Gathered:
         except Exception as exc:  # noqa: BLE001 - a node that died meanwhile
             out.unreachable.append({"address": node["address"], "error": str(exc)})
             continue
+        if "timeline" in what:  # the daemon's own events (object transfers)
+            try:
+                events = call(node["address"], P.NODE_STATS, ["timeline"])["timeline"]
+                out.timeline.append({**events, "node_id": node_id, "owner_kind": "daemon", "worker_id": ""})
+            except Exception as exc:  # noqa: BLE001 - a node that died meanwhile
+                out.unreachable.append({"address": node["address"], "error": str(exc)})
         for address, worker_id, pid, kind in stats.get("processes", ()):
             worker_hex = worker_id.hex() if isinstance(worker_id, bytes) else worker_id
             worker_node[worker_hex] = node_id

@@ -87,12 +87,14 @@ def summarize(rows: list[dict], by: str, state: str = "state") -> dict:
 
 
 def memory(objects: list[dict]) -> list[dict]:
-    """Objects grouped by owner and the node holding them: count and bytes per place."""
+    """Objects grouped by owner, the node holding them and (when recorded) the call site that
+    created them: count, bytes and pinned count per group."""
     groups: dict[tuple, dict] = {}
     for row in objects:
-        key = (row.get("owner"), row.get("owner_node"), row.get("node_id"), row.get("where"))
+        key = (row.get("owner"), row.get("owner_node"), row.get("node_id"), row.get("where"), row.get("callsite"))
         group = groups.setdefault(key, {"owner": key[0], "owner_node": key[1], "node_id": key[2],
-                                        "where": key[3], "objects": 0, "bytes": 0, "pinned": 0})
+                                        "where": key[3], "callsite": key[4], "objects": 0, "bytes": 0,
+                                        "pinned": 0})
         group["objects"] += 1
         group["bytes"] += row.get("size") or 0
         group["pinned"] += bool(row.get("pinned"))

@@ -5,9 +5,11 @@ Owns turning the core worker's records into plain rows (msgpack-able dicts, ids 
 * tasks: the pending ones (`TaskManager.tasks`, with their state) and the most recent
   finished ones (`TaskManager.finished`, bounded: `task_manager.FINISHED_TASKS`);
 * objects: the records of objects this process owns (borrowed ones are their owner's to
-  report) with their size, where the value is, copies and reference counts;
+  report) with their size, where the value is, copies, reference counts and the call site
+  that created them (callsites.py: with OWNRUN_RECORD_CALLSITES=1, else None);
 * actors: the actors this process created (their creator owns them);
-* timeline: the task spans this process ran (spans.py's ring buffer).
+* timeline: this process's timeline events (spans.py's ring buffer: the tasks it ran,
+  their argument fetches, its lease waits, retries and failures as an owner).
 
 The node of a task's worker is not known here (only its worker id); `gather` fills it in.
 Read-only. Runs on the core worker's I/O thread with its state lock held (the handler);
@@ -15,8 +17,6 @@ each row is built from fields read there, so the answer is a consistent snapshot
 """
 
 from __future__ import annotations
-
-import os
 
 from ..ownership import memory_store as ms
 from ..ownership.task_manager import STATE_NAMES
@@ -37,14 +37,13 @@ def snapshot(core, what: list) -> dict:
     if "tasks" in what:
         answer["tasks"] = tasks(core.tm, owner)
     if "objects" in what:
-        answer["objects"] = objects(core.tm.refs.refs, owner)
+        answer["objects"] = objects(core.tm.refs.refs, owner, core.callsites.get)
     if "actors" in what:
         answer["actors"] = actors(core.actors, owner)
     if "timeline" in what:
-        from .spans import SPANS  # this process's task spans (the executor's, in a worker)
+        from .spans import EVENTS
 
-        answer["timeline"] = {**SPANS.snapshot(), "pid": os.getpid(), "worker_id": core.worker_id.hex(),
-                              **owner}
+        answer["timeline"] = {**EVENTS.snapshot(), "worker_id": core.worker_id.hex(), **owner}
     return answer
 
 
@@ -64,7 +63,11 @@ def _task(task_id, name, kind, state, worker_id, owner) -> dict:
             "worker_id": _hex(worker_id), "node_id": None, **owner}
 
 
-def objects(refs: dict, owner: dict) -> list[dict]:
+def _no_callsite(oid: bytes) -> None:
+    return None
+
+
+def objects(refs: dict, owner: dict, callsite=_no_callsite) -> list[dict]:
     rows = []
     for oid, ref in refs.items():
         if not ref.owned:
@@ -80,7 +83,7 @@ def objects(refs: dict, owner: dict) -> list[dict]:
                      "pinned": value is not None and value.kind == ms.SHM,  # the primary copy stays while in scope
                      "copies": len(ref.copies or ()), "local_refs": ref.local, "submitted_refs": ref.submitted,
                      "contained_in": ref.contained_in, "borrowers": sum(ref.borrowers.values()),
-                     "callsite": None, **owner})
+                     "callsite": callsite(oid), **owner})
     return rows
 
 

@@ -39,7 +39,7 @@ FIELDS = {  # every field of a row (`detail=True`); filters may name any of them
     "objects": ("object_id", "size", "where", "node_id", "pinned", "copies", "local_refs", "submitted_refs",
                 "contained_in", "borrowers", "callsite", *_OWNER),
     "actors": (*COLUMNS["actors"], "address", "worker_id", "dead_reason", "owner_node", "owner_kind"),
-    "nodes": (*COLUMNS["nodes"], "store_objects"),
+    "nodes": (*COLUMNS["nodes"], "store_objects", "store_pinned", "store_spilled", "spilled_objects"),
     "workers": COLUMNS["workers"],
 }
 
@@ -112,13 +112,25 @@ def summarize_objects(address=None, cluster_key=None) -> dict:
 
 
 def memory(address=None, cluster_key=None) -> list[dict]:
-    """Objects by owner and the node holding them, with counts and bytes, largest first."""
+    """Objects by owner, the node holding them and call site (OWNRUN_RECORD_CALLSITES=1), with
+    counts and bytes, largest first."""
     return query.memory(gather(("objects",), address, cluster_key).objects)
 
 
+def memory_report(address=None, cluster_key=None) -> dict:
+    """`memory()` ("groups") and each node's store ("nodes": used, capacity, pinned and
+    spilled bytes, spilled objects), from one gathering."""
+    found = gather(("objects",), address, cluster_key)
+    nodes = [{key: node[key] for key in ("node_id", "alive", "store_used", "store_capacity", "store_pinned",
+                                         "store_spilled", "spilled_objects")} for node in found.nodes]
+    return {"groups": query.memory(found.objects), "nodes": nodes, "unreachable": found.unreachable}
+
+
 def timeline(path: str | None = None, address=None, cluster_key=None) -> dict:
-    """A Chrome trace (open it in Perfetto or chrome://tracing) of the task spans every worker
-    remembers (the latest OWNRUN_TIMELINE_EVENTS per process), written to `path` if given."""
+    """A Chrome trace (open it in Perfetto or chrome://tracing) of the timeline events every
+    process remembers (engine/state/spans.py: tasks, argument fetches, object transfers, lease
+    waits, retries, failures; the latest OWNRUN_TIMELINE_EVENTS per process), written to
+    `path` if given."""
     import json
 
     from ..state.trace import chrome_trace

@@ -39,6 +39,8 @@ from ..ownership.task_manager import TaskEntry, TaskManager
 from ..rpc import protocol as P
 from ..rpc.schema import Inbox
 from ..rpc.transport import Transport, pack
+from ..state import callsites
+from ..state.spans import EVENTS
 from ..store.arena_client import ArenaClient
 from ..store.pin_cache import PinCache
 from ..util.handler_errors import log_handler_error
@@ -79,11 +81,13 @@ class CoreWorker:
         self.released_streams: list = []
         self.tm = TaskManager(self.address, daemon_address, worker_id, self.config["max_in_flight_per_worker"])
         self.tm.centralized = self.config.get("metadata", "ownership") == "centralized"
+        self.tm.on_event = EVENTS.owner_event  # lease waits, retries, failures on the timeline
         self.refs = self.tm.refs
         self.actors: dict = {}  # actor id -> ActorState
         self.actor_by_creation = self.tm.actor_by_creation  # creation return id -> ActorState
         self.arena = ArenaClient()
         self.pins = PinCache()  # pins this process holds on local objects (objects.py)
+        self.callsites = callsites.Callsites()  # OWNRUN_RECORD_CALLSITES=1: where objects were created
         self.requests = Requests(self.transport, self.address, self.config["rpc_timeout"])
         self.call, self.call_async = self.requests.call, self.requests.call_async
         self._ids = ids.IdGenerator()
@@ -325,6 +329,8 @@ class CoreWorker:
         with self.lock:
             self.tm.apply_ref_ops(self.ref_ops)
             self.tm.submit(entry)
+            if callsites.ENABLED:
+                self.callsites.record(entry.return_ids, callsites.caller(), self.tm.refs.refs)
             refs = [ObjectRef(rid, self.address, self.ref_ops) for rid in entry.return_ids]
             self.apply()
             return refs

@@ -5,7 +5,8 @@ hosts one) with its concurrency mode (one thread in call order; a thread pool fo
 `max_concurrency > 1`; an asyncio loop for actors with `async def` methods), argument
 resolution (inline values, shared-memory values zero-copy), return values (inline below
 the threshold, else written to the node's store as the primary copy), the borrowed-ref
-report in each reply, and cancellation.
+report in each reply, cancellation, and this worker's timeline events (a span per task and
+per shared-memory argument fetched: state/spans.py).
 
 Threading: `on_push`/`on_cancel` run on the I/O thread with the state lock held and only
 enqueue; tasks run on the main thread (or actor pool/loop threads).
@@ -35,7 +36,7 @@ from ..ownership.memory_store import shm_value
 from ..ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL
 from ..rpc import protocol as P
 from ..rpc.transport import pack
-from ..state.spans import SPANS
+from ..state.spans import EVENTS
 from ..util.handler_errors import log_handler_error
 from . import serialization
 from .context import task_context
@@ -162,13 +163,25 @@ class Executor:
                     value = serialization.deserialize(frames[pos:pos + n], received)
                     pos += n
                 else:
-                    _, node_id, size, _contains, oid, daemon, owner = meta
-                    value = self.core._materialize(oid, shm_value(node_id, size, daemon), owner=owner)
+                    value = self._fetch(h[3], meta)
                 if isinstance(where, int):
                     args[where] = value
                 else:
                     kwargs[where] = value
         return args, kwargs
+
+    def _fetch(self, task_name: str, meta):
+        """A shared-memory argument, read from this node's store (pulled from another node
+        first if needed): a "fetch" span on the timeline."""
+        _, node_id, size, _contains, oid, daemon, owner = meta
+        started = time.perf_counter()
+        try:
+            value = self.core._materialize(oid, shm_value(node_id, size, daemon), owner=owner)
+        except BaseException as exc:
+            EVENTS.append(("fetch", oid, task_name, size, started, time.perf_counter(), type(exc).__name__))
+            raise
+        EVENTS.append(("fetch", oid, task_name, size, started, time.perf_counter(), None))
+        return value
 
     def execute(self, h, frames) -> None:
         task_id, name, kind = h[2], h[3], h[4]
@@ -221,7 +234,7 @@ class Executor:
         if len(sys.modules) != self._modules_seen:
             self._report_new_modules()
         ended = time.perf_counter()
-        SPANS.append((task_id, name, h[1], started, ended, failed))  # the timeline's ring buffer
+        EVENTS.append(("task", task_id, name, h[1], started, ended, failed))  # the timeline's ring buffer
         try:
             self._reply(h, box, received, ended - started, streaming)
         except errors.TaskCancelledError:
@@ -244,6 +257,8 @@ class Executor:
     async def _execute_async(self, h, frames) -> None:
         task_id, name = h[2], h[3]
         received: list = []
+        failed = False
+        started = time.perf_counter()
         token = task_context.enter(task_id, name, self.actor_id)
         try:
             async with self.async_limit:
@@ -256,12 +271,14 @@ class Executor:
         except SystemExit as exc:
             self._exit_actor(name, exc)  # does not return
         except BaseException as exc:  # noqa: BLE001
+            failed = True
             results = _failure(name, exc)
         finally:
             args = kwargs = value = fn = None
             task_context.exit(token)
         box = [results]
         results = None
+        EVENTS.append(("task", task_id, name, h[1], started, time.perf_counter(), failed))
         self._reply(h, box, received)
 
     def _exit_actor(self, method: str, exc: SystemExit) -> None:

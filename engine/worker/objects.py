@@ -24,6 +24,7 @@ from ..head.liveness import DEFAULT_DEAD_AFTER
 from ..ownership.memory_store import ERROR, INLINE, SHM, inline_value, shm_value
 from ..rpc import protocol as P
 from ..rpc.transport import pack
+from ..state import callsites
 from . import serialization
 
 
@@ -65,6 +66,8 @@ def put(core, value):
     with core.lock:
         core._apply_ref_ops()
         core.tm.put(oid, stored, contains)
+        if callsites.ENABLED:
+            core.callsites.record((oid,), callsites.caller(), core.tm.refs.refs)
         core.apply()
         return core.new_ref(oid)
 

@@ -51,14 +51,18 @@ def test_ppo_then_plot_from_the_command_line(tmp_path):
     runs = tmp_path / "runs"
     result = invoke("rl", "ppo", "--max-steps", "512", "--train-batch", "256", "--fragment", "32",
                     "--minibatch", "64", "--sgd-epochs", "1", "--workers", "2", "--envs-per-worker", "2",
-                    "--num-cpus", "2", "--gamma", "0.9", "--runs", str(runs), "--no-live")
+                    "--num-cpus", "2", "--gamma", "0.9", "--runs", str(runs), "--no-live",
+                    "--timeline", "trace.json")
     assert result.exit_code == 0, result.output
-    assert "run directory:" in result.output
+    assert "run directory:" in result.output and "timeline:" in result.output
     (run_dir,) = runs.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["autograd_in_workers"] is False and summary["env_steps"] >= 512
     assert summary["config"]["gamma"] == 0.9 and summary["config"]["lam"] == 0.95  # given; tuned
     assert summary["config"]["live"] is False and summary["config"]["train_batch"] == 256
+    trace = json.loads((run_dir / "trace.json").read_text())  # --timeline: the run's Chrome trace
+    assert summary["timeline"] == str(run_dir / "trace.json")
+    assert any(e.get("cat") == "task" and e["name"] == "ppo_owner" for e in trace["traceEvents"])
     png = tmp_path / "curves.png"
     result = invoke("rl", "plot", str(run_dir), "-o", str(png))
     assert result.exit_code == 0, result.output

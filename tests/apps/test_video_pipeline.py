@@ -48,6 +48,14 @@ def test_two_videos_deliver_every_frame_once_and_write_the_run_directory(tmp_pat
     assert len(values) == summary["latency_above_floor_s"]["count"]
 
 
+def test_timeline_writes_the_runs_chrome_trace_into_its_run_directory(tmp_path):
+    result = runner.run(_options(tmp_path, videos=1, frames=12, timeline="trace.json"))
+    assert result.errors == [] and result.summary["timeline"] == str(result.run_dir / "trace.json")
+    events = json.loads((result.run_dir / "trace.json").read_text())["traceEvents"]
+    names = {e["name"] for e in events if e.get("cat") == "task"}
+    assert "process_video" in names and len(names) >= 2, names
+
+
 def test_a_corrupt_input_gets_one_line_naming_it_and_the_other_video_completes(tmp_path):
     from ownrun.cli.main import app
     from typer.testing import CliRunner

@@ -142,3 +142,25 @@ def test_status_shows_the_owners_of_each_node(monkeypatch):
     header = next(line for line in result.output.splitlines() if "owners" in line and "┃" in line)
     owners = [c.strip() for c in header.split("┃")[1:-1]].index("owners")
     assert rows["node-a"][owners] == "3" and rows["node-b"][owners] == "-"
+
+
+def test_status_of_an_embedded_cluster_fits_80_columns_and_totals_the_stores(monkeypatch):
+    from ownrun.engine.cluster import started
+
+    session = "/tmp/ownrun-1000/session_2026-12-02_09-43-05_11218_f04a8e/sockets"
+
+    def status(address, cluster_key):
+        nodes = [{"node_id": f"node{i}-abcdef", "address": f"ipc://{session}/8399-60649{i}", "alive": True,
+                  "total": {"CPU": 1.0, "gpu_model_x": 1.0}, "available": {"CPU": 1.0, "gpu_model_x": 1.0},
+                  "clients": ["ipc://a"], "store": {"used": 2**20, "capacity": 2411 * 2**20, "num_objects": 1}}
+                 for i in range(3)]
+        return {"address": f"ipc://{session}/1", "head": {"requests": 3}, "nodes": nodes}
+
+    monkeypatch.setattr(started, "status", status)
+    result = runner.invoke(app, ["status", "--address", f"ipc://{session}/1"], prog_name="ownrun",
+                           env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line) <= 80 for line in lines), result.output
+    assert sum(line.startswith("│ node") for line in lines) == 3 and "8399" not in result.output
+    assert "3.0 of 7233.0 MiB used" in " ".join(lines)

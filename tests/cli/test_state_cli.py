@@ -51,7 +51,8 @@ def cli(tmp_path):
 def test_list_summary_memory_against_a_started_cluster(cli):
     address = start_head(cli)
     code = textwrap.dedent(DRIVER).replace("ADDRESS", address)
-    driver = subprocess.Popen([sys.executable, "-c", code], env=cli.env, text=True, stdin=subprocess.PIPE,
+    env = {**cli.env, "OWNRUN_RECORD_CALLSITES": "1"}  # the driver records where it created objects
+    driver = subprocess.Popen([sys.executable, "-c", code], env=env, text=True, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert driver.stdout.readline().strip() == "ready", driver.stderr.read()
@@ -70,17 +71,21 @@ def test_list_summary_memory_against_a_started_cluster(cli):
         summary = json.loads(cli.ok("summary", "tasks", "--format", "json"))
         assert summary["square"] == {"done": 6, "total": 6} and summary["fails"] == {"failed": 1, "total": 1}
 
-        objects = json.loads(cli.ok("list", "objects", "--filter", "where=shared_memory", "--format", "json"))
+        objects = json.loads(cli.ok("list", "objects", "--filter", "where=shared_memory", "--detail",
+                                    "--format", "json"))
         assert objects["total"] == 1 and objects["rows"][0]["size"] >= 200_000
+        assert objects["rows"][0]["callsite"] == "<string>:22 in <module>"  # the driver's engine.put line
+        assert "<string>:22 in <module>" in cli.ok("memory")
         memory = json.loads(cli.ok("memory", "--format", "json"))
-        assert any(group["where"] == "shared_memory" and group["bytes"] >= 200_000 for group in memory)
+        assert any(group["where"] == "shared_memory" and group["bytes"] >= 200_000 for group in memory["groups"])
+        assert memory["nodes"] and all(node["store_capacity"] for node in memory["nodes"])
         workers = json.loads(cli.ok("list", "workers", "--filter", "kind=driver", "--format", "json"))
         assert workers["total"] == 1
 
         trace_path = os.path.join(cli.root, "trace.json")
         assert "wrote 7 task span(s)" in cli.ok("timeline", "-o", trace_path)
         with open(trace_path) as f:
-            spans = [event for event in json.load(f)["traceEvents"] if event["ph"] == "X"]
+            spans = [event for event in json.load(f)["traceEvents"] if event.get("cat") == "task"]
         assert sorted(span["name"] for span in spans) == ["fails"] + ["square"] * 6
 
         task = next(row for row in listing["rows"] if row["name"] == "square")

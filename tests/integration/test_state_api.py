@@ -66,10 +66,10 @@ def test_tasks_actors_objects_of_a_known_workload():
 
 
 def test_timeline_is_a_chrome_trace_with_one_span_per_task(tmp_path):
-    from ownrun.engine.state.spans import SPANS
+    from ownrun.engine.state.spans import EVENTS
 
     before = engine.timeline()
-    seen = {event["args"]["task_id"] for event in before["traceEvents"] if event["ph"] == "X"}
+    seen = {event["args"]["task_id"] for event in before["traceEvents"] if event.get("cat") == "task"}
     refs = [square.remote(100 + i) for i in range(9)]
     engine.get(refs)
     bad = fails.remote()
@@ -80,11 +80,36 @@ def test_timeline_is_a_chrome_trace_with_one_span_per_task(tmp_path):
     import json
 
     trace = json.loads(path.read_text())
-    spans = [event for event in trace["traceEvents"] if event["ph"] == "X" and event["args"]["task_id"] not in seen]
+    spans = [event for event in trace["traceEvents"]
+             if event.get("cat") == "task" and event["args"]["task_id"] not in seen]
     assert sorted(span["name"] for span in spans) == ["fails"] + ["square"] * 9
     assert {span["args"]["task_id"] for span in spans} == {task_id_of(ref.id).hex() for ref in refs} | {task_id_of(bad.id).hex()}
     assert all(span["dur"] >= 0 and span["ts"] > 0 for span in spans)
     assert [span["args"]["failed"] for span in spans if span["name"] == "fails"] == [True]
     names = {event["pid"]: event["args"]["name"] for event in trace["traceEvents"] if event["ph"] == "M"}
     assert all(span["pid"] in names for span in spans)
-    assert trace["otherData"]["dropped_spans"] == 0 and SPANS.spans.maxlen >= 1
+    assert trace["otherData"]["dropped_events"] == 0 and EVENTS.events.maxlen >= 1
+
+
+def test_repeated_one_shot_queries_do_not_grow_the_open_sockets_of_the_cluster(cluster):
+    import os
+
+    from ownrun.engine.cluster import embedded, started
+
+    local = embedded.current()
+    pids = [local.procs[0].pid, *(proc.pid for proc in local.node_procs.values())]  # head, daemons
+
+    def open_fds() -> list[int]:
+        return [len(os.listdir(f"/proc/{pid}/fd")) for pid in pids]
+
+    def query() -> None:  # as `ownrun list tasks` and `ownrun status` from another terminal
+        assert state.list_tasks(address=cluster["address"]).total >= 0
+        assert started.status(cluster["address"], None)["nodes"]
+
+    for _ in range(3):
+        query()
+    before = open_fds()
+    for _ in range(30):
+        query()
+    after = open_fds()
+    assert all(b - a <= 2 for a, b in zip(before, after, strict=True)), (before, after)

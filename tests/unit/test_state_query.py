@@ -49,8 +49,16 @@ def test_summaries_count_by_name_and_state():
                            {"owner": "p", "owner_node": "n", "node_id": "m", "where": "shared_memory",
                             "size": 100, "pinned": True}])
     assert groups[0] == {"owner": "p", "owner_node": "n", "node_id": "m", "where": "shared_memory",
-                         "objects": 1, "bytes": 100, "pinned": 1}
+                         "callsite": None, "objects": 1, "bytes": 100, "pinned": 1}
     assert groups[1]["objects"] == 2 and groups[1]["bytes"] == 12
+
+
+def test_memory_groups_objects_by_the_call_site_that_created_them():
+    rows = [{"owner": "o", "owner_node": "n", "node_id": "n", "where": "inline", "size": 5, "callsite": site}
+            for site in ("app.py:3 in main", "app.py:3 in main", "app.py:9 in helper")]
+    groups = query.memory(rows)
+    assert sorted((g["callsite"], g["objects"]) for g in groups) == [("app.py:3 in main", 2),
+                                                                      ("app.py:9 in helper", 1)]
 
 
 def test_finished_tasks_are_bounded_and_a_retried_task_is_reported_once():

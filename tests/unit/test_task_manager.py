@@ -159,3 +159,33 @@ def test_borrower_asking_for_a_pending_value_is_answered_when_it_arrives(owner):
     owner.reply_inline(f, 5)
     [(addr, header)] = owner.sent_of(P.VALUE_REPLY)
     assert addr == "tcp://borrower" and header[1] == f.return_ids[0]
+
+
+def test_timeline_hook_hears_lease_waits_retries_and_failures_but_not_each_success(owner):
+    heard = []
+    owner.tm.on_event = lambda kind, key, name, detail: heard.append((kind, key, name, detail))
+    ok = owner.submit(owner.task("ok"))
+    request_id = owner.lease_requests[0]
+    owner.grant()
+    owner.reply_inline(ok, 1)
+    assert heard == [("lease_asked", request_id, {"CPU": 1.0}, None),
+                     ("lease_answered", request_id, "node0", None)]
+    heard.clear()
+    f = owner.submit(owner.task("flaky", retries=1))
+    owner.step("worker_died", b"tcp://w1", "tcp://w1", "it crashed")
+    owner.grant("tcp://w2")
+    owner.step("worker_died", b"tcp://w2", "tcp://w2", "it crashed again")
+    kinds = [(kind, name) for kind, key, name, detail in heard if key == f.task_id]
+    assert kinds == [("retry", "flaky"), ("failure", "flaky")]
+    assert "crashed again" in [detail for kind, key, name, detail in heard if kind == "failure"][0]
+
+
+def test_timeline_hook_hears_a_cancelled_lease_request_answered(owner):
+    heard = []
+    owner.tm.on_event = lambda kind, key, name, detail: heard.append((kind, key, detail))
+    f = owner.submit(owner.task())
+    request_id = owner.lease_requests[0]
+    owner.step("cancel", f.task_id, False)
+    owner.tm.submitter.return_idle(10.0, 0.0)  # the housekeeping tick: nothing queued any more
+    owner.drain()
+    assert ("lease_answered", request_id, "cancelled") in heard
