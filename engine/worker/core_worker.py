@@ -16,15 +16,15 @@ the transport, whose own lock keeps per-peer order.
 
 Failures: every wait has a deadline or is tied to a death notice; a handler that raises is
 logged and counted (`stats()["handler_errors"]`), and the loop goes on; a malformed message
-is dropped and counted (`stats()["malformed"]`, rpc/schema.py). A driver watches its own
-node's daemon (its pidfd when on this machine, or a NODE_DIED naming it): when it dies,
-every pending request, task and `get` fails with `LocalNodeDiedError`, and so does every
-later `submit_task`/`put`/`get`/`wait`.
+is dropped and counted (`stats()["malformed"]`, rpc/schema.py). Death notices (of workers,
+nodes, and the driver's own daemon: `LocalNodeDiedError` for every wait) are taken in
+`worker/deaths.py`.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 import socket
@@ -34,7 +34,6 @@ import time
 from .. import errors, ids
 from ..object_ref import ObjectRef
 from ..ownership import task_manager as tm
-from ..ownership.memory_store import error_of
 from ..ownership.task_manager import TaskEntry, TaskManager
 from ..rpc import protocol as P
 from ..rpc.schema import Inbox
@@ -44,7 +43,7 @@ from ..state.spans import EVENTS
 from ..store.arena_client import ArenaClient
 from ..store.pin_cache import PinCache
 from ..util.handler_errors import log_handler_error
-from . import objects
+from . import deaths, objects
 from .log_printer import LogPrinter
 from .requests import Requests
 
@@ -113,10 +112,10 @@ class CoreWorker:
             P.OBJ_COPIED: self._on_obj_copied,
             P.REF_REMOVED: self._on_ref_removed,
             P.LEASE_GRANTED: self._on_lease_granted,
-            P.WORKER_DIED: self._on_worker_died,
+            P.WORKER_DIED: functools.partial(deaths.on_worker_died, self),
             P.RECALL_LEASES: self._on_recall_leases,
             P.LOG_LINES: self._on_log_lines,
-            P.NODE_DIED: self._on_node_died,
+            P.NODE_DIED: functools.partial(deaths.on_node_died, self),
             P.ACTOR_STATE: self._on_actor_state,
             P.STATE_QUERY: self._on_state_query,
         }
@@ -164,7 +163,7 @@ class CoreWorker:
         next_housekeeping = time.monotonic() + 0.1
         while not self.stopping:
             if self._daemon_pid is not None and self._daemon_pidfd is None:
-                self._watch_daemon()
+                deaths.watch_daemon(self)
             try:
                 messages, tokens = self.transport.poll(self._poll_timeout_ms(next_housekeeping))
             except Exception:  # noqa: BLE001 - transport closed during shutdown
@@ -173,7 +172,7 @@ class CoreWorker:
                 raise
             if tokens and "local-daemon" in tokens:
                 with self.lock:
-                    self._local_node_died(f"its node daemon (pid {self._daemon_pid}) exited")
+                    deaths.local_node_died(self, f"its node daemon (pid {self._daemon_pid}) exited")
             if messages:
                 checked = self.inbox.header
                 with self.lock:
@@ -203,52 +202,11 @@ class CoreWorker:
                             objects.unpin(self)
                     self.apply()
 
-    # ---- the death of this driver's own node ------------------------------------------------------
-    def _watch_daemon(self) -> None:
-        """I/O thread: watch our daemon's pid (a pidfd is readable once it exits)."""
-        from ..util import process_tools
-
-        fd = process_tools.pidfd(self._daemon_pid)
-        self._daemon_pidfd = -1 if fd is None else fd
-        if fd is None:
-            with self.lock:
-                self._local_node_died(f"its node daemon (pid {self._daemon_pid}) is gone")
-        else:
-            self.transport.watch_fd(fd, "local-daemon")
-
-    def _local_node_died(self, reason: str) -> None:
-        """Our daemon died: every waiter fails (`fail_waiters`), requests to the daemon fail at
-        once from now on. I/O thread, lock held."""
-        if self._daemon_pidfd is not None and self._daemon_pidfd >= 0:
-            self.transport.unwatch_fd(self._daemon_pidfd)  # readable for good: poll it no more
-        if self.failed_with is not None:
-            return  # shutting down already (the embedded cluster's stop kills our daemon)
-        message = (f"the node daemon of this process's node {self.node_id} died ({reason}): "
-                   f"this driver is cut off from the cluster")
-        log.error(message)
-        self.requests.peer_died(self.daemon_address, ["LocalNodeDiedError", message])
-        self._fail_waiters(errors.LocalNodeDiedError(message))
-
+    # ---- deaths (see deaths.py) -----------------------------------------------------------------
     def fail_waiters(self, exc: errors.EngineError) -> None:
-        """Ends every wait with `exc`: pending requests, tasks and objects without a value (so
-        a `get` blocked in any thread raises it); later `submit_task`/`put`/`get`/`wait` raise
-        it at once. For shutdown (any thread) and the death of our node."""
+        """Ends every wait with `exc` (shutdown, any thread); later calls raise it at once."""
         with self.lock:
-            self._fail_waiters(exc)
-
-    def _fail_waiters(self, exc: errors.EngineError) -> None:
-        if self.failed_with is not None:
-            return
-        self.failed_with = exc
-        self.requests.fail_pending([type(exc).__name__, str(exc)])
-        value = error_of(exc)
-        for entry in list(self.tm.tasks.values()):
-            self.tm.fail(entry, value)
-        for oid, ref in list(self.tm.refs.refs.items()):
-            if ref.value is None:
-                self.tm.store(oid, value, None, None)
-        self._node_death.set()
-        self.apply()
+            deaths.fail_waiters(self, exc)
 
     def check_local_node(self) -> None:
         """Raises the error every call fails with once our node died or we shut down."""
@@ -402,36 +360,6 @@ class CoreWorker:
         submitter.recalled = True
         self._recall_until = time.monotonic() + 0.5
         submitter.return_idle(time.monotonic(), 0.0, recall=True)
-
-    def _on_worker_died(self, h, frames) -> None:
-        _, worker_id, address, reason = h
-        self._fn_sent.pop(address, None)
-        self.transport.disconnect(address)
-        self.tm.worker_died(worker_id, address, reason)
-        for actor in list(self.actors.values()):
-            if actor.worker_id == worker_id:
-                actor.worker_died(self, reason)
-
-    def _on_node_died(self, h, frames) -> None:
-        _, node_id, daemon, client_addrs, reason = h
-        if daemon == self.daemon_address and self.mode == "driver":
-            if self._daemon_pid is not None:
-                return  # our daemon's pidfd is the authority: the head may be wrong (a stall)
-            self._local_node_died(f"node {node_id} died: {reason}")
-        elif daemon == self.daemon_address:  # a worker of a node declared dead (e.g. paused) goes
-            log.error("this worker's node %s was declared dead (%s): exiting, as its owners consider "
-                      "it gone", node_id, reason)  # with it: no owner logic runs on in a split brain
-            os._exit(1)
-        if not self.tm.node_died(node_id, daemon, client_addrs, reason):
-            return
-        self._node_death.set()
-        self.transport.disconnect(daemon)
-        for addr in client_addrs:
-            self._fn_sent.pop(addr, None)
-        why = f"node {node_id} died ({reason})"
-        for actor in list(self.actors.values()):
-            if actor.daemon == daemon or actor.address in client_addrs:
-                actor.worker_died(self, why)
 
     def _on_actor_state(self, h, frames) -> None:
         _, actor_id, view = h
