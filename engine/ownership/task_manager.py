@@ -683,7 +683,9 @@ class TaskManager:
         self._resubmit(entry, "an argument's node died")
 
     # ---- cancel ---------------------------------------------------------------------------------------
-    def cancel(self, task_id: bytes, force: bool) -> None:
+    def cancel(self, task_id: bytes, force: bool, recursive: bool = True) -> None:
+        """Cancels a pending task: one not pushed yet fails now; a pushed one is the worker's
+        to interrupt (`recursive`: it cancels the tasks it submitted too)."""
         entry = self.tasks.get(task_id)
         if entry is None:
             return
@@ -696,7 +698,7 @@ class TaskManager:
         if lease is not None:
             # The worker knows whether the task runs or waits behind another; with force it
             # exits only if this task is the one running.
-            self.out.append((SEND, lease.address, [P.CANCEL_TASK, task_id, force], ()))
+            self.out.append((SEND, lease.address, [P.CANCEL_TASK, task_id, force, recursive], ()))
 
     # ---- introspection ----------------------------------------------------------------------------------
     def owns_anything(self) -> bool:

@@ -88,7 +88,8 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.GET_VALUE: ((ADDR, BYTES), ()),
     P.VALUE_REPLY: ((BYTES, LIST, ADDR), ()),
     P.REF_REMOVED: ((ADDR, LIST), ()),
-    P.CANCEL_TASK: ((BYTES, BOOL), ()),
+    P.CANCEL_TASK: ((BYTES, BOOL), (BOOL,)),
+    P.CANCEL_REQUEST: ((BYTES, BOOL, BOOL), ()),
     P.OBJ_COPIED: ((BYTES, ADDR, STR), ()),
     P.STATE_QUERY: (_request(LIST), ()),
     # ---- core worker -> node daemon

@@ -42,7 +42,7 @@ from ..rpc.transport import Transport, pack
 from ..store.arena_client import ArenaClient
 from ..store.pin_cache import PinCache
 from ..util.handler_errors import log_handler_error
-from . import objects
+from . import cancellation, objects
 from .log_printer import LogPrinter
 from .requests import Requests
 
@@ -111,6 +111,7 @@ class CoreWorker:
             P.NODE_DIED: self._on_node_died,
             P.ACTOR_STATE: self._on_actor_state,
             P.STATE_QUERY: self._on_state_query,
+            P.CANCEL_REQUEST: self._on_cancel_request,
         }
         self.inbox = Inbox(log, f"{mode} {self.address}", self._handlers)  # drops malformed messages
         self._io_thread = threading.Thread(target=self._io_loop, name="ownrun-io", daemon=True)
@@ -305,6 +306,14 @@ class CoreWorker:
     def submit_task(self, entry: TaskEntry) -> list[ObjectRef]:
         """Registers and queues a task; returns refs to its results."""
         self.check_local_node()
+        guard = cancellation.current() if self.executor is not None else None
+        if guard is not None:  # submitted by a running task: not interruptible meanwhile
+            guard.children.append(entry.task_id)
+            with guard.engine_call():
+                return self._submit_task(entry)
+        return self._submit_task(entry)
+
+    def _submit_task(self, entry: TaskEntry) -> list[ObjectRef]:
         if self.tm.centralized:
             objects.task_meta_submit(self, entry)
         with self.lock:
@@ -340,10 +349,28 @@ class CoreWorker:
         self.tm.task_done(entry)
         self.apply()
 
-    def cancel(self, ref: ObjectRef, force: bool) -> None:
-        with self.lock:
-            self.tm.cancel(ids.task_id_of(ref.id), force)
-            self.apply()
+    def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:
+        """Cancels the task that creates `ref`; a ref owned by another process: its owner does."""
+        task_id = ids.task_id_of(ref.id)
+        if ref.owner != self.address:
+            self.transport.send(ref.owner, [pack([P.CANCEL_REQUEST, task_id, force, recursive])])
+            return
+        guard = cancellation.current() if self.executor is not None else None
+        if guard is None:
+            self.cancel_tasks([task_id], force, recursive, locked=False)
+        else:
+            with guard.engine_call():
+                self.cancel_tasks([task_id], force, recursive, locked=False)
+
+    def cancel_tasks(self, task_ids: list, force: bool, recursive: bool, locked: bool = True) -> None:
+        """Cancels tasks this process owns (those still pending). Lock held unless `locked` False."""
+        if not locked:
+            with self.lock:
+                self.cancel_tasks(task_ids, force, recursive)
+            return
+        for task_id in task_ids:
+            self.tm.cancel(task_id, force, recursive)
+        self.apply()
 
     # ---- message handlers (I/O thread, lock held) -------------------------------------------------
     def _on_task_reply(self, h, frames) -> None:
@@ -410,6 +437,11 @@ class CoreWorker:
         if actor is not None:
             actor.on_head_update(self, view)
 
+    def _on_cancel_request(self, h, frames) -> None:
+        """A borrower cancels a task we own (`engine.cancel` of a ref it was handed)."""
+        _, task_id, force, recursive = h
+        self.cancel_tasks([task_id], force, recursive)
+
     def _on_state_query(self, h, frames) -> None:
         """The state API asks what we own (engine/state/snapshot.py)."""
         from ..state.snapshot import snapshot
@@ -425,15 +457,27 @@ class CoreWorker:
     # ---- objects (see objects.py) -----------------------------------------------------------------
     def put(self, value) -> ObjectRef:
         self.check_local_node()
-        return objects.put(self, value)
+        guard = cancellation.current() if self.executor is not None else None
+        if guard is None:
+            return objects.put(self, value)
+        with guard.engine_call():
+            return objects.put(self, value)
 
     def get(self, refs: list, timeout: float | None):
         self.check_local_node()
-        return objects.get(self, refs, timeout)
+        guard = cancellation.current() if self.executor is not None else None
+        if guard is None:
+            return objects.get(self, refs, timeout)
+        with guard.engine_call():  # a cancel wakes the get instead of interrupting engine code
+            return objects.get(self, refs, timeout)
 
     def wait(self, refs: list, num_returns: int, timeout: float | None) -> tuple[list, list]:
         self.check_local_node()
-        return objects.wait(self, refs, num_returns, timeout)
+        guard = cancellation.current() if self.executor is not None else None
+        if guard is None:
+            return objects.wait(self, refs, num_returns, timeout)
+        with guard.engine_call():
+            return objects.wait(self, refs, num_returns, timeout)
 
     def on_ready(self, ref: ObjectRef, callback) -> None:
         objects.on_ready(self, ref, callback)

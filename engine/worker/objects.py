@@ -23,7 +23,7 @@ from .. import errors, ids
 from ..ownership.memory_store import ERROR, INLINE, SHM, inline_value, shm_value
 from ..rpc import protocol as P
 from ..rpc.transport import pack
-from . import serialization
+from . import cancellation, serialization
 
 
 class Waiter:
@@ -175,14 +175,26 @@ def get(core, refs: list, timeout: float | None):
 
 
 def _block_on(core, waiter: Waiter, deadline, refs) -> None:
+    """Blocks until `waiter` is ready. In a running task: a cancel wakes it and it raises
+    TaskCancelledError (cancellation.py)."""
+    guard = cancellation.current() if core.executor is not None else None
     blocked = core.mode == "worker" and core.executor is not None and core.executor.holds_lease()
-    if blocked:
-        core.transport.send(core.daemon_address, [pack([P.WORKER_BLOCKED, core.worker_id])])
     try:
-        ok = waiter.event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-    finally:
+        if guard is not None:
+            guard.block_on(waiter)
         if blocked:
-            core.transport.send(core.daemon_address, [pack([P.WORKER_UNBLOCKED, core.worker_id])])
+            core.transport.send(core.daemon_address, [pack([P.WORKER_BLOCKED, core.worker_id])])
+        try:
+            ok = waiter.event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        finally:
+            if blocked:
+                core.transport.send(core.daemon_address, [pack([P.WORKER_UNBLOCKED, core.worker_id])])
+        if guard is not None:
+            guard.unblocked()
+    except errors.TaskCancelledError:
+        with core.lock:
+            core.tm.stop_waiting(refs, waiter)
+        raise
     if not ok:
         with core.lock:
             core.tm.stop_waiting(refs, waiter)

@@ -85,7 +85,7 @@ def test_cancel_of_a_pushed_task_asks_its_worker(owner):
     f = owner.submit(owner.task())
     owner.grant()
     owner.step("cancel", f.task_id, True)
-    assert owner.sent_of(P.CANCEL_TASK) == [("tcp://w1", [P.CANCEL_TASK, f.task_id, True])]
+    assert owner.sent_of(P.CANCEL_TASK) == [("tcp://w1", [P.CANCEL_TASK, f.task_id, True, True])]
 
 
 def test_infeasible_lease_fails_the_queued_tasks_with_the_daemons_reason(owner):
