@@ -87,6 +87,7 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.TASK_REPLY: ((ADDR, BYTES, LIST, opt(LIST), BYTES, opt(NUM)), ()),
     P.GET_VALUE: ((ADDR, BYTES), ()),
     P.VALUE_REPLY: ((BYTES, LIST, ADDR), ()),
+    P.VALUE_PENDING: ((BYTES,), ()),
     P.REF_REMOVED: ((ADDR, LIST), ()),
     P.CANCEL_TASK: ((BYTES, BOOL), (BOOL,)),
     P.CANCEL_REQUEST: ((BYTES, BOOL, BOOL), ()),

@@ -12,8 +12,11 @@ non-forced cancel to it:
 3. "Runs user code" is a one-item list, the token: entering user code appends it, leaving
    pops it, and a cancel pops it before injecting. `list.pop` is atomic under the GIL, so
    exactly one side wins: if the thread left first, nothing is injected; if the cancel
-   won, the thread waits until the injection is done and clears it if it has not been
-   raised yet (`PyThreadState_SetAsyncExc(tid, NULL)`). So the exception can only land in
+   won, the thread waits until the injection is done and takes it back if it has not been
+   raised yet: it replaces it with `_Retracted` and raises that in itself at once, where
+   it is caught (clearing with `PyThreadState_SetAsyncExc(tid, NULL)` instead would leave
+   CPython's eval breaker set for good: every thread on the slow path from then on). So the
+   exception can only land in
    the task's code or in `leave_user` itself, which the executor and the engine calls
    treat as the task being cancelled — never in the next task or mid ref-count update.
 4. Returning from an engine call into user code re-checks the mark (`enter_user` raises).
@@ -37,10 +40,18 @@ from .. import errors
 _local = threading.local()
 
 
-def _set_async_exc(ident: int, exc_type: type | None) -> None:
-    """Raises `exc_type` in thread `ident` at its next bytecode; None clears a pending one."""
-    exc = ctypes.c_void_p(None) if exc_type is None else ctypes.py_object(exc_type)
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), exc)
+def _set_async_exc(ident: int, exc_type: type) -> None:
+    """Raises `exc_type` in thread `ident` at its next eval-breaker check (replacing a pending one)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))
+
+
+class _Retracted(BaseException):
+    """Replaces a cancel's exception that had not fired yet; raised and caught in `leave_user`."""
+
+
+def _checkpoint() -> None:
+    for _ in range(3):  # a backward jump: CPython checks for asynchronous exceptions here
+        pass
 
 
 def current() -> TaskGuard | None:
@@ -92,9 +103,10 @@ class TaskGuard:
             try:
                 while not self._injected:
                     time.sleep(0.0005)  # the I/O thread is between the claim and the injection
-                _set_async_exc(self.ident, None)
-            except errors.TaskCancelledError:
-                pass  # it was raised here instead: nothing is pending any more
+                _set_async_exc(self.ident, _Retracted)  # (our own thread: it fires right here)
+                _checkpoint()
+            except (_Retracted, errors.TaskCancelledError):
+                pass  # raised here: nothing is pending any more
 
     def engine_call(self) -> _EngineCall:
         """`with guard.engine_call():` around an engine call made from the task's code."""

@@ -102,6 +102,7 @@ class CoreWorker:
             P.TASK_REPLY: self._on_task_reply,
             P.GET_VALUE: self._on_get_value,
             P.VALUE_REPLY: self._on_value_reply,
+            P.VALUE_PENDING: self._on_value_pending,
             P.OBJ_COPIED: self._on_obj_copied,
             P.REF_REMOVED: self._on_ref_removed,
             P.LEASE_GRANTED: self._on_lease_granted,
@@ -275,6 +276,8 @@ class CoreWorker:
                 self.push_to(ins[1], ins[2])
             elif kind == tm.WAKE:
                 ins[1].ready_one(ins[2])
+            elif kind == tm.NUDGE:
+                ins[1].nudge()
             elif kind == tm.ACTOR_SUBMITTED:
                 ins[1].actor.submitted(self, ins[1])
             elif kind == tm.ACTOR_ENQUEUE:
@@ -389,6 +392,9 @@ class CoreWorker:
     def _on_value_reply(self, h, frames) -> None:
         _, oid, meta, sender = h
         self.tm.value_reply(oid, meta, frames, sender)
+
+    def _on_value_pending(self, h, frames) -> None:
+        self.tm.value_pending(h[1])
 
     def _on_obj_copied(self, h, frames) -> None:
         _, oid, daemon, node_id = h

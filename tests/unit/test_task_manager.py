@@ -7,6 +7,7 @@ is followed by `validate_state()`.
 from __future__ import annotations
 
 import collections
+import types
 
 import pytest
 from owner_harness import DAEMON, OWNER, Owner
@@ -155,7 +156,36 @@ def test_borrower_asking_for_a_pending_value_is_answered_when_it_arrives(owner):
     f = owner.submit(owner.task())
     owner.step("get_value", "tcp://borrower", f.return_ids[0])
     assert not owner.sent_of(P.VALUE_REPLY)
+    # ... and told at once that it has no value yet (the borrower's get truly blocks)
+    assert owner.sent_of(P.VALUE_PENDING) == [("tcp://borrower", [P.VALUE_PENDING, f.return_ids[0]])]
     owner.grant()
     owner.reply_inline(f, 5)
     [(addr, header)] = owner.sent_of(P.VALUE_REPLY)
     assert addr == "tcp://borrower" and header[1] == f.return_ids[0]
+
+
+class _GetWaiter:
+    """Stands for objects.Waiter: anything with ready_one() and nudge()."""
+
+    def ready_one(self, failed=False):
+        pass
+
+    def nudge(self):
+        pass
+
+
+def test_a_get_of_a_borrowed_object_is_nudged_only_when_its_owner_has_no_value_either(owner):
+    oid = b"borrowed-object-id-0001"
+    ref = types.SimpleNamespace(id=oid, owner="tcp://other-owner")
+    waiter = _GetWaiter()
+    owner.tm.wait_for_values([ref], lambda missing, ready: waiter)
+    owner.drain()
+    assert owner.sent_of(P.GET_VALUE) == [("tcp://other-owner", [P.GET_VALUE, OWNER, oid])]
+    assert owner.nudged == [] and not owner.ref(oid).owner_pending
+    owner.step("value_pending", oid)
+    assert owner.nudged == [waiter] and owner.ref(oid).owner_pending
+    owner.step("value_reply", oid, [P.VALUE_INLINE, 1, None], [b"header", b"x"], "tcp://other-owner")
+    assert owner.woken == [waiter]
+    assert owner.ref(oid) is None or not owner.ref(oid).owner_pending
+    owner.step("value_pending", oid)  # a late notice for a value we have: nothing to do
+    assert owner.nudged == [waiter]
