@@ -606,7 +606,7 @@ def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_loca
 def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
     if not isinstance(ref, ObjectRef):
         raise TypeError(f"cancel() takes an ObjectRef, not {type(ref).__name__}")
-    _core().cancel(ref, force)
+    _core().cancel(ref, force, recursive)
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

@@ -120,10 +120,19 @@ def set_value(ref, value: Value) -> list | None:
         return None
     ref.value = value
     ref.size = value.size
-    ref.requested = False
+    ref.requested = ref.owner_pending = False
     waiters = ref.waiters
     ref.waiters = None
     return waiters
+
+
+def pending_at_owner(ref) -> list:
+    """The owner of borrowed `ref` has no value yet either (VALUE_PENDING). Returns the
+    get/wait waiters to tell: they are blocked for real now (their task gives its CPU back)."""
+    if ref.value is not None or ref.owned:
+        return []
+    ref.owner_pending = True
+    return [w for w in ref.waiters or () if hasattr(w, "nudge")]
 
 
 def lose_value(ref) -> None:

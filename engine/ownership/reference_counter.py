@@ -48,6 +48,7 @@ class Reference:
     value: object = None  # a memory_store.Value
     waiters: list | None = None  # who to tell when the value arrives (memory_store.py)
     requested: bool = False  # borrowed, no value: we asked the owner for it
+    owner_pending: bool = False  # borrowed, no value: the owner said it has none yet either
     size: int = 0  # serialized size of the value, once known (kept when the value is lost)
     copies: list | None = None  # owned shm objects: [(daemon, node_id)] holding secondary copies
     no_lineage: str | None = None  # owned, cannot be re-run: why (PUT, ACTOR_TASK, OVER_BUDGET)

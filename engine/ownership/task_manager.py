@@ -20,6 +20,7 @@ instructions appended to `self.out` (a deque, drained by the shell in order):
     (SEND, address, header, payload)   send one message
     (PUSH, entry, address)             push a task to a worker (the shell adds the function blob once)
     (WAKE, waiter, failed)             a get/wait caller may proceed (failed: the value is an error)
+    (NUDGE, waiter)                    a get/wait caller's borrowed object is pending at its owner too
     (ACTOR_SUBMITTED, entry)           an actor task was submitted: it takes its place in the caller's order
     (ACTOR_ENQUEUE, entry)             an actor task's arguments are ready
     (ACTOR_TASK_DONE, entry)           an actor task replied
@@ -66,7 +67,7 @@ STATE_NAMES = ("waiting_deps", "queued", "pushed")
 NORMAL, ACTOR_CREATION, ACTOR_METHOD = 0, 1, 2
 
 (SEND, PUSH, WAKE, ACTOR_SUBMITTED, ACTOR_ENQUEUE, ACTOR_TASK_DONE, ACTOR_TASK_FAILED, ACTOR_LEASE, KILL_ACTOR,
- META_DONE) = range(10)
+ META_DONE, NUDGE) = range(11)
 
 HISTORY_ENTRIES = 4096  # transitions kept, all ids together
 HISTORY_PER_ID = 32  # most recent entries `history(id)` returns
@@ -304,6 +305,14 @@ class TaskManager:
             self._send_value(requester, oid, ref.value, ref.contains)
             return
         self._add_waiter(ref, BorrowerWait(requester))
+        self.out.append((SEND, requester, [P.VALUE_PENDING, oid], ()))  # a get there truly blocks
+
+    def value_pending(self, oid: bytes) -> None:
+        """The owner of borrowed `oid` has no value yet: our get/wait callers block for real."""
+        ref = self.refs.refs.get(oid)
+        if ref is not None:
+            for waiter in ms.pending_at_owner(ref):
+                self.out.append((NUDGE, waiter))
 
     def _send_value(self, requester: str, oid: bytes, value: Value, contains: list | None) -> None:
         if contains:
@@ -786,7 +795,9 @@ class TaskManager:
         self._resubmit(entry, "an argument's node died")
 
     # ---- cancel ---------------------------------------------------------------------------------------
-    def cancel(self, task_id: bytes, force: bool) -> None:
+    def cancel(self, task_id: bytes, force: bool, recursive: bool = True) -> None:
+        """Cancels a pending task: one not pushed yet fails now; a pushed one is the worker's
+        to interrupt (`recursive`: it cancels the tasks it submitted too)."""
         entry = self.tasks.get(task_id)
         if entry is None:
             return
@@ -799,7 +810,7 @@ class TaskManager:
         if lease is not None:
             # The worker knows whether the task runs or waits behind another; with force it
             # exits only if this task is the one running.
-            self.out.append((SEND, lease.address, [P.CANCEL_TASK, task_id, force], ()))
+            self.out.append((SEND, lease.address, [P.CANCEL_TASK, task_id, force, recursive], ()))
 
     # ---- introspection ----------------------------------------------------------------------------------
     def owns_anything(self) -> bool:

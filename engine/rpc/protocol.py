@@ -21,8 +21,10 @@ PUSH_TASK = 10  # [PUSH_TASK, caller_addr, spec] + arg frames
 TASK_REPLY = 11  # [TASK_REPLY, worker_addr, task_id, returns, borrowed, worker_id, runtime] + frames
 GET_VALUE = 12  # [GET_VALUE, requester_addr, oid]  (long poll: answered when ready)
 VALUE_REPLY = 13  # [VALUE_REPLY, oid, meta, sender_addr] + value frames
+VALUE_PENDING = 19  # [VALUE_PENDING, oid]  (answers GET_VALUE at once when the owner has no value yet)
 REF_REMOVED = 14  # [REF_REMOVED, from_addr, [[oid, count], ...]]
-CANCEL_TASK = 15  # [CANCEL_TASK, task_id, force]
+CANCEL_TASK = 15  # [CANCEL_TASK, task_id, force, recursive]  (owner -> the worker running it)
+CANCEL_REQUEST = 18  # [CANCEL_REQUEST, task_id, force, recursive]  (a borrower -> the task's owner)
 STATE_QUERY = 17  # request: [.., req_id, addr, [what, ...]]  (the state API asks an owner; engine/state/)
 GENERATOR_ITEM = 18  # [GENERATOR_ITEM, worker_addr, task_id, index, meta] + frames  (num_returns="streaming")
 OBJ_COPIED = 16  # [OBJ_COPIED, oid, daemon_addr, node_id]  (a reader's node pulled a copy: tell the owner)

@@ -88,8 +88,10 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.GENERATOR_ITEM: ((ADDR, BYTES, INT, LIST), ()),
     P.GET_VALUE: ((ADDR, BYTES), ()),
     P.VALUE_REPLY: ((BYTES, LIST, ADDR), ()),
+    P.VALUE_PENDING: ((BYTES,), ()),
     P.REF_REMOVED: ((ADDR, LIST), ()),
-    P.CANCEL_TASK: ((BYTES, BOOL), ()),
+    P.CANCEL_TASK: ((BYTES, BOOL), (BOOL,)),
+    P.CANCEL_REQUEST: ((BYTES, BOOL, BOOL), ()),
     P.OBJ_COPIED: ((BYTES, ADDR, STR), ()),
     P.STATE_QUERY: (_request(LIST), ()),
     # ---- core worker -> node daemon

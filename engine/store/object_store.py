@@ -18,8 +18,11 @@ Life of an object:
 3. When the arena has no room for a `create` (or a restore):
    a. evict unpinned sealed secondary copies (`primary=False`), least recently used first;
    b. then spill unpinned sealed primary copies, LRU first, to files in `spill_dir`;
-   c. if the request could not fit even after a. and b., nothing is evicted and `create`
-      raises ObjectStoreFullError (the space is held by pins).
+   c. if the request could not fit even after a. and b. (the space is held by pins), nothing
+      is evicted; a primary copy (a `put`, a task's return) is placed in a file in
+      `spill_dir` instead — Ray's fallback allocation: readers map it like a spilled object,
+      and `get` moves it into the arena once room is free — while a secondary copy (a pull)
+      raises ObjectStoreFullError, as does a primary whose file cannot be made (disk full).
 4. `get` of a spilled object restores it into the arena if room can be made (spilling
    others, never pinned ones); otherwise it returns the spill file, which readers map.
 5. `free` (the owner dropped it) deletes the object once its last pin is gone; until then
@@ -28,7 +31,8 @@ Life of an object:
 Evicted secondary ids are queued for the daemon (`take_evicted`) to update the directory.
 
 Thread-safety: not thread-safe; the node daemon calls it from one thread.
-Failure: ObjectStoreFullError (one line: sizes in MiB) when pins hold the room; ValueError
+Failure: ObjectStoreFullError (one line: sizes in MiB) when pins hold the room (secondary
+copies) or the disk refuses the fallback file (primary copies); ValueError
 for misuse (negative size, sealing twice, creating an id another client is writing);
 KeyError for `seal`/`read` of an unknown id. Disk errors while spilling or restoring
 propagate as OSError with the table unchanged (the object stays where it was).
@@ -149,8 +153,10 @@ class ObjectStore:
         entry = _Entry(oid, size, primary, client)
         if self._alloc.fits_ever(size):
             entry.offset = self._make_room(size)
-            if entry.offset is None:
+            if entry.offset is None and not primary:
                 raise ObjectStoreFullError(self._full_message(size))
+            if entry.offset is None:  # pins hold the room: fall back to a file (3c)
+                entry.path = self._fallback_file(oid, size)
         else:
             entry.path = self._new_file(oid, size)
         self._entries[oid] = entry
@@ -341,6 +347,13 @@ class ObjectStore:
                 return True
             pos = offset + self._alloc.block_size(offset)
         return self._alloc.usable_capacity - pos >= need
+
+    def _fallback_file(self, oid: bytes, size: int) -> str:
+        try:
+            return self._new_file(oid, size)
+        except OSError as exc:
+            raise ObjectStoreFullError(f"{self._full_message(size)}; no file in {self.spill_dir} "
+                                       f"either: {exc.strerror or exc}") from None
 
     def _full_message(self, size: int) -> str:
         pinned = sum(self._alloc.block_size(e.offset) for e in self._entries.values()

@@ -24,7 +24,6 @@ nodes, and the driver's own daemon: `LocalNodeDiedError` for every wait) are tak
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import os
 import socket
@@ -43,7 +42,7 @@ from ..state.spans import EVENTS
 from ..store.arena_client import ArenaClient
 from ..store.pin_cache import PinCache
 from ..util.handler_errors import log_handler_error
-from . import deaths, objects
+from . import cancellation, deaths, handlers, objects
 from .log_printer import LogPrinter
 from .requests import Requests
 
@@ -103,22 +102,7 @@ class CoreWorker:
         self.failed_with: errors.EngineError | None = None  # our daemon died, or shutdown: see fail_waiters
         self._daemon_pid: int | None = None  # a driver's daemon on this machine: watched (pidfd)
         self._daemon_pidfd: int | None = None
-        self._handlers = {
-            P.REPLY: self.requests.on_reply,
-            P.TASK_REPLY: self._on_task_reply,
-            P.GENERATOR_ITEM: self._on_generator_item,
-            P.GET_VALUE: self._on_get_value,
-            P.VALUE_REPLY: self._on_value_reply,
-            P.OBJ_COPIED: self._on_obj_copied,
-            P.REF_REMOVED: self._on_ref_removed,
-            P.LEASE_GRANTED: self._on_lease_granted,
-            P.WORKER_DIED: functools.partial(deaths.on_worker_died, self),
-            P.RECALL_LEASES: self._on_recall_leases,
-            P.LOG_LINES: self._on_log_lines,
-            P.NODE_DIED: functools.partial(deaths.on_node_died, self),
-            P.ACTOR_STATE: self._on_actor_state,
-            P.STATE_QUERY: self._on_state_query,
-        }
+        self._handlers = handlers.for_core_worker(self)  # message type -> handler (I/O thread)
         self.inbox = Inbox(log, f"{mode} {self.address}", self._handlers)  # drops malformed messages
         self._io_thread = threading.Thread(target=self._io_loop, name="ownrun-io", daemon=True)
         self._io_thread.start()
@@ -248,6 +232,8 @@ class CoreWorker:
                 self.push_to(ins[1], ins[2])
             elif kind == tm.WAKE:
                 ins[1].ready_one(ins[2])
+            elif kind == tm.NUDGE:
+                ins[1].nudge()
             elif kind == tm.ACTOR_SUBMITTED:
                 ins[1].actor.submitted(self, ins[1])
             elif kind == tm.ACTOR_ENQUEUE:
@@ -282,6 +268,14 @@ class CoreWorker:
     def submit_task(self, entry: TaskEntry) -> list[ObjectRef]:
         """Registers and queues a task; returns refs to its results."""
         self.check_local_node()
+        guard = cancellation.current() if self.executor is not None else None
+        if guard is not None:  # submitted by a running task: not interruptible meanwhile
+            guard.children.append(entry.task_id)
+            with guard.engine_call():
+                return self._submit_task(entry)
+        return self._submit_task(entry)
+
+    def _submit_task(self, entry: TaskEntry) -> list[ObjectRef]:
         if self.tm.centralized:
             objects.task_meta_submit(self, entry)
         with self.lock:
@@ -319,78 +313,43 @@ class CoreWorker:
         self.tm.task_done(entry)
         self.apply()
 
-    def cancel(self, ref: ObjectRef, force: bool) -> None:
-        with self.lock:
-            self.tm.cancel(ids.task_id_of(ref.id), force)
-            self.apply()
+    def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:
+        """Cancels the task that creates `ref`; a ref owned by another process: its owner does."""
+        task_id = ids.task_id_of(ref.id)
+        if ref.owner != self.address:
+            self.transport.send(ref.owner, [pack([P.CANCEL_REQUEST, task_id, force, recursive])])
+            return
+        self._engine_call(CoreWorker.cancel_tasks, [task_id], force, recursive, False)
 
-    # ---- message handlers (I/O thread, lock held) -------------------------------------------------
-    def _on_task_reply(self, h, frames) -> None:
-        _, worker_addr, task_id, returns, borrowed, worker_id, runtime = h
-        self.tm.task_reply(worker_addr, task_id, returns, borrowed, worker_id, runtime, frames, time.monotonic())
-
-    def _on_generator_item(self, h, frames) -> None:
-        _, worker_addr, task_id, index, meta = h
-        self.tm.generator_item(worker_addr, task_id, index, meta, frames)
-
-    def _on_lease_granted(self, h, frames) -> None:
-        _, request_id, worker_id, address_or_error, node_id, daemon, spill_to = h
-        self.tm.lease_granted(request_id, worker_id, address_or_error, node_id, daemon, spill_to,
-                              time.monotonic())
-
-    def _on_get_value(self, h, frames) -> None:
-        _, requester, oid = h
-        self.tm.get_value(requester, oid)
-
-    def _on_value_reply(self, h, frames) -> None:
-        _, oid, meta, sender = h
-        self.tm.value_reply(oid, meta, frames, sender)
-
-    def _on_obj_copied(self, h, frames) -> None:
-        _, oid, daemon, node_id = h
-        self.tm.copy_made(oid, daemon, node_id)
-
-    def _on_ref_removed(self, h, frames) -> None:
-        _, borrower, items = h
-        self.tm.ref_removed(borrower, items)
-
-    def _on_recall_leases(self, h, frames) -> None:
-        """Others wait for workers: give back idle leases now, and busy ones once idle."""
-        submitter = self.tm.submitter
-        submitter.recalled = True
-        self._recall_until = time.monotonic() + 0.5
-        submitter.return_idle(time.monotonic(), 0.0, recall=True)
-
-    def _on_actor_state(self, h, frames) -> None:
-        _, actor_id, view = h
-        actor = self.actors.get(actor_id)
-        if actor is not None:
-            actor.on_head_update(self, view)
-
-    def _on_state_query(self, h, frames) -> None:
-        """The state API asks what we own (engine/state/snapshot.py)."""
-        from ..state.snapshot import snapshot
-
-        _, req_id, addr, what = h
-        self.transport.send(addr, [pack([P.REPLY, req_id, True, snapshot(self, what)])])
-
-    def _on_log_lines(self, h, frames) -> None:
-        """Worker output: queued for the printer thread (stderr may block; we must not)."""
-        _, prefix, text = h
-        self.log_printer.add("".join(f"({prefix}) {line}\n" for line in text.splitlines()))
+    def cancel_tasks(self, task_ids: list, force: bool, recursive: bool, locked: bool = True) -> None:
+        """Cancels tasks this process owns (those still pending). Lock held unless `locked` False."""
+        if not locked:
+            with self.lock:
+                self.cancel_tasks(task_ids, force, recursive)
+            return
+        for task_id in task_ids:
+            self.tm.cancel(task_id, force, recursive)
+        self.apply()
 
     # ---- objects (see objects.py) -----------------------------------------------------------------
-    def put(self, value) -> ObjectRef:
+    def _engine_call(self, fn, *args):
+        """`fn(self, *args)`, from a running task not interruptible by a cancel meanwhile (its
+        blocked get/wait is woken instead: cancellation.py). Checks our node first."""
         self.check_local_node()
-        return objects.put(self, value)
+        guard = cancellation.current() if self.executor is not None else None
+        if guard is None:
+            return fn(self, *args)
+        with guard.engine_call():
+            return fn(self, *args)
+
+    def put(self, value) -> ObjectRef:
+        return self._engine_call(objects.put, value)
 
     def get(self, refs: list, timeout: float | None):
-        self.check_local_node()
-        return objects.get(self, refs, timeout)
+        return self._engine_call(objects.get, refs, timeout)
 
     def wait(self, refs: list, num_returns: int, timeout: float | None) -> tuple[list, list]:
-        self.check_local_node()
-        return objects.wait(self, refs, num_returns, timeout)
+        return self._engine_call(objects.wait, refs, num_returns, timeout)
 
     def on_ready(self, ref: ObjectRef, callback) -> None:
         objects.on_ready(self, ref, callback)

@@ -5,11 +5,14 @@ hosts one) with its concurrency mode (one thread in call order; a thread pool fo
 `max_concurrency > 1`; an asyncio loop for actors with `async def` methods), argument
 resolution (inline values, shared-memory values zero-copy), return values (inline below
 the threshold, else written to the node's store as the primary copy), the borrowed-ref
-report in each reply, cancellation, and this worker's timeline events (a span per task and
-per shared-memory argument fetched: state/spans.py).
+report in each reply, cancellation (a queued task is answered at once; a running one
+through its `cancellation.TaskGuard`, which interrupts only the task's own code or its
+blocked `get`/`wait`, and a recursive cancel goes on to the tasks it submitted), and this
+worker's timeline events (a span per task and per shared-memory argument fetched:
+state/spans.py).
 
 Threading: `on_push`/`on_cancel` run on the I/O thread with the state lock held and only
-enqueue; tasks run on the main thread (or actor pool/loop threads).
+enqueue or mark; tasks run on the main thread (or actor pool/loop threads).
 Failures: a raising task replies with a `TaskError` carrying the traceback; an error
 while resolving arguments or storing results is reported the same way, never dropped.
 """
@@ -17,7 +20,6 @@ while resolving arguments or storing results is reported the same way, never dro
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import inspect
 import logging
 import os
@@ -39,6 +41,7 @@ from ..rpc.transport import pack
 from ..state.spans import EVENTS
 from ..util.handler_errors import log_handler_error
 from . import serialization
+from .cancellation import TaskGuard
 from .context import task_context
 
 log = logging.getLogger("ownrun.worker")
@@ -61,8 +64,7 @@ class Executor:
         self.pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_limit: asyncio.Semaphore | None = None
-        self.running: dict[bytes, int] = {}  # task id -> thread ident
-        self.cancelled: set = set()
+        self.running: dict[bytes, TaskGuard] = {}  # task id -> its guard, while it runs
         self.exiting = False
         self._modules_seen = len(sys.modules)
         self._known_modules = set(sys.modules)
@@ -87,7 +89,9 @@ class Executor:
                 self.cv.notify()
 
     def on_cancel(self, h, frames) -> None:
-        task_id = h[1]
+        """[CANCEL_TASK, task_id, force, recursive?]: from the task's owner."""
+        task_id, force = h[1], h[2]
+        recursive = h[3] if len(h) > 3 else True
         with self.cv:
             for item in self.queue:
                 if item[0][2] == task_id:
@@ -95,13 +99,14 @@ class Executor:
                     self._reply_error(item[0], errors.TaskCancelledError(f"task {item[0][3]} was cancelled"),
                                       [], lock_held=True)
                     return
-        ident = self.running.get(task_id)
-        if ident is not None and h[2]:  # force: the task may not check for interrupts
+        guard = self.running.get(task_id)
+        if guard is None:
+            return  # finished already
+        if force:  # the task may not check for interrupts (its children fate-share with us)
             os._exit(1)
-        if ident is not None:
-            self.cancelled.add(task_id)
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
-                                                       ctypes.py_object(errors.TaskCancelledError))
+        guard.cancel()
+        if recursive:  # the tasks it submitted, which this process owns
+            self.core.cancel_tasks(guard.children, force, recursive)
 
     def on_reap_query(self, h, frames) -> None:
         """The daemon would stop this idle worker: only if it owns no objects and no tasks."""
@@ -190,7 +195,8 @@ class Executor:
         failed = False
         streaming = kind == NORMAL and bool(h[12]) and bool(h[12].get("streaming"))
         started = time.perf_counter()
-        self.running[task_id] = threading.get_ident()
+        guard = self.running[task_id] = TaskGuard(task_id, name)
+        guard.start()
         extra = h[12]  # the job's namespace (normal tasks, if not the default), creation options
         token = task_context.enter(task_id, name, self.actor_id, extra.get("namespace") if extra else None)
         try:
@@ -204,10 +210,18 @@ class Executor:
             elif streaming:
                 value = fn(*args, **kwargs)
                 args = kwargs = None
-                self._stream(h, value, received)
+                self._stream(h, value, received)  # a cancel wakes its blocked get/wait only
+                if guard.cancelled:
+                    raise guard.error()
                 results = []
             else:
-                value = fn(*args, **kwargs)
+                guard.enter_user()  # a cancel may interrupt the task from here...
+                try:
+                    value = fn(*args, **kwargs)
+                finally:
+                    guard.leave_user()  # ...to here (or raise its TaskCancelledError here)
+                if guard.cancelled:  # even if the task caught the interrupt
+                    raise guard.error()
                 results = _split_returns(value, h[7])
         except errors.TaskCancelledError:
             results = _CancelledMarker(name)
@@ -228,6 +242,7 @@ class Executor:
             # task itself kept.
             args = kwargs = value = fn = None
             self.running.pop(task_id, None)
+            guard.finish()
             task_context.exit(token)
         box = [results]
         results = None
@@ -235,12 +250,7 @@ class Executor:
             self._report_new_modules()
         ended = time.perf_counter()
         EVENTS.append(("task", task_id, name, h[1], started, ended, failed))  # the timeline's ring buffer
-        try:
-            self._reply(h, box, received, ended - started, streaming)
-        except errors.TaskCancelledError:
-            self._reply_error(h, errors.TaskCancelledError(f"task {name} was cancelled"), received)
-        if task_id in self.cancelled:
-            self.cancelled.discard(task_id)
+        self._reply(h, box, received, ended - started, streaming)
 
     def _report_new_modules(self) -> None:
         """Modules this task imported (its function's module, cv2, ...): the zygote imports

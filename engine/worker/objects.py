@@ -25,30 +25,44 @@ from ..ownership.memory_store import ERROR, INLINE, SHM, inline_value, shm_value
 from ..rpc import protocol as P
 from ..rpc.transport import pack
 from ..state import callsites
-from . import serialization
+from . import cancellation, serialization
 
 
 class Waiter:
     """Signals a `get`/`wait` caller once `needed` of its objects have values (a `get`'s at
-    once when one of them is an error, as Ray raises without waiting for the rest)."""
+    once when one of them is an error, as Ray raises without waiting for the rest).
 
-    __slots__ = ("needed", "event", "callback", "stop_on_error")
+    `must_block`: the caller waits for a value nobody has yet (an object we own, or a borrowed
+    one its owner said is pending: `nudge`), not just for the owner's answer: only then does a
+    task's worker give its CPU back (Ray: only a get that has to block releases resources)."""
+
+    __slots__ = ("needed", "event", "callback", "stop_on_error", "done", "must_block")
 
     def __init__(self, needed: int, callback=None, stop_on_error: bool = False):
         self.needed = needed
         self.event = threading.Event() if callback is None else None
         self.callback = callback
         self.stop_on_error = stop_on_error
+        self.done = False
+        self.must_block = False
 
     def ready_one(self, failed: bool = False) -> None:
         self.needed -= 1
         if failed and self.stop_on_error:
+            self.done = True
             self.event.set()
         elif self.needed == 0:
             if self.callback is not None:
                 self.callback(True)
             else:
+                self.done = True
                 self.event.set()
+
+    def nudge(self) -> None:
+        """A borrowed object's owner has no value yet either: the caller blocks for real."""
+        if not self.must_block and self.event is not None:
+            self.must_block = True
+            self.event.set()
 
 
 def put(core, value):
@@ -150,6 +164,8 @@ def get(core, refs: list, timeout: float | None):
     with core.lock:
         core._apply_ref_ops()
         waiter, values = core.tm.wait_for_values(refs, lambda missing, ready: Waiter(missing, None, True))
+        if waiter is not None and core.executor is not None:
+            waiter.must_block = _must_block(core, refs)
         core.apply()
     if waiter is not None:
         _block_on(core, waiter, deadline, refs)
@@ -178,15 +194,48 @@ def get(core, refs: list, timeout: float | None):
     return out
 
 
+def _must_block(core, refs) -> bool:
+    """Whether a get/wait of `refs` waits for a value nobody has yet (lock held): one we own,
+    or a borrowed one whose owner said so. Otherwise it only waits for owners' answers."""
+    table = core.tm.refs.refs
+    for r in refs:
+        ref = table.get(r.id)
+        if ref is not None and ref.value is None and (ref.owned or ref.owner_pending):
+            return True
+    return False
+
+
 def _block_on(core, waiter: Waiter, deadline, refs) -> None:
-    blocked = core.mode == "worker" and core.executor is not None and core.executor.holds_lease()
-    if blocked:
-        core.transport.send(core.daemon_address, [pack([P.WORKER_BLOCKED, core.worker_id])])
+    """Blocks until `waiter` is ready. In a task, the worker gives its CPU back to its node
+    while blocked — only once it must block (`Waiter.must_block`), not while it waits for an
+    owner to send a value that is ready. A cancel wakes it: TaskCancelledError (cancellation.py)."""
+    guard = cancellation.current() if core.executor is not None else None
+    may_release = core.mode == "worker" and core.executor is not None and core.executor.holds_lease()
+    blocked = False
+    event = waiter.event
     try:
-        ok = waiter.event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-    finally:
-        if blocked:
-            core.transport.send(core.daemon_address, [pack([P.WORKER_UNBLOCKED, core.worker_id])])
+        if guard is not None:
+            guard.block_on(waiter)
+        try:
+            while True:
+                if may_release and waiter.must_block and not blocked:
+                    blocked = True
+                    core.transport.send(core.daemon_address, [pack([P.WORKER_BLOCKED, core.worker_id])])
+                ok = event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if not ok or waiter.done or (guard is not None and guard.cancelled):
+                    break
+                event.clear()  # nudged: it must block now (and give the CPU back) -- wait again
+                if waiter.done or (guard is not None and guard.cancelled):
+                    break  # (set between the check and the clear: not lost)
+        finally:
+            if blocked:
+                core.transport.send(core.daemon_address, [pack([P.WORKER_UNBLOCKED, core.worker_id])])
+        if guard is not None:
+            guard.unblocked()
+    except errors.TaskCancelledError:
+        with core.lock:
+            core.tm.stop_waiting(refs, waiter)
+        raise
     if not ok:
         with core.lock:
             core.tm.stop_waiting(refs, waiter)
@@ -203,6 +252,8 @@ def wait(core, refs: list, num_returns: int, timeout: float | None) -> tuple[lis
     with core.lock:
         core._apply_ref_ops()
         waiter, _ = core.tm.wait_for_values(refs, waiter_for)
+        if waiter is not None and core.executor is not None:
+            waiter.must_block = _must_block(core, refs)
         core.apply()
     if waiter is not None:
         try:

@@ -124,3 +124,21 @@ def test_pull_from_a_node_that_dies_ends_with_an_error_the_reader_sees():
         if source_daemon is not None:
             source_daemon.send_signal(signal.SIGKILL)
         engine.shutdown()
+
+
+def test_put_while_a_reader_pins_the_store_goes_to_a_fallback_file_instead_of_failing():
+    """Issue 12 item 11: with the arena held by a pinned object, `put` neither waits forever nor
+    raises ObjectStoreFullError: the new object goes to a file (Ray's fallback allocation)."""
+    import numpy as np
+
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    engine.init(num_cpus=1, object_store_memory=64 * MIB, node_death_timeout=2.0)
+    try:
+        first = engine.put(np.ones(40 * MIB // 8))
+        view = engine.get(first)  # a reader's pin: the first object can neither move nor go
+        second = engine.put(np.full(40 * MIB // 8, 2.0))
+        assert float(engine.get(second).sum()) == 2.0 * (40 * MIB // 8)
+        assert float(view.sum()) == 40 * MIB // 8
+        assert debug.node_stats()["store"]["num_spilled"] >= 1
+    finally:
+        engine.shutdown()

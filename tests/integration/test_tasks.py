@@ -409,6 +409,36 @@ def test_force_cancel_of_a_task_queued_behind_another_spares_the_running_one(tmp
 
 
 # ---- parallelism ----------------------------------------------------------------------------
+@engine.remote(num_cpus=2)
+def running_alongside(refs, tmp, seconds):
+    """Gets a borrowed object that is ready at its owner, then (the first such task only)
+    watches up to `seconds` for another task holding the node's 2 CPUs to start. Returns how
+    many such tasks ran at once."""
+    mark = os.path.join(tmp, f"running-{os.getpid()}-{time.monotonic_ns()}")
+    open(mark, "w").close()
+    engine.get(refs[0])
+    try:
+        first = os.open(os.path.join(tmp, "first"), os.O_CREAT | os.O_EXCL)
+        os.close(first)
+        deadline = time.monotonic() + seconds
+    except FileExistsError:
+        deadline = 0.0
+    running = lambda: sum(1 for name in os.listdir(tmp) if name.startswith("running-"))  # noqa: E731
+    while running() < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    count = running()
+    os.remove(mark)
+    return count
+
+
+def test_get_of_an_object_ready_at_its_owner_keeps_the_tasks_cpus(tmp_path):
+    # Issue 12 item 12: only a get that has to block gives the task's CPUs back. Each task needs
+    # both CPUs of the node, so no two may ever run at once.
+    ready = engine.put("ready")
+    refs = [running_alongside.remote([ready], str(tmp_path), 5.0) for _ in range(3)]
+    assert engine.get(refs, timeout=120) == [1, 1, 1]
+
+
 def test_independent_tasks_run_in_parallel_on_two_cpus(tmp_path):
     # Each task waits (up to 60 s) for the other to start: serialized, the first would give up
     # and return False.

@@ -25,6 +25,7 @@ class Owner:
         self.sent: list[tuple[str, list]] = []  # (address, header)
         self.pushed: list[tuple[bytes, str]] = []  # (task_id, worker address)
         self.woken: list = []
+        self.nudged: list = []  # get/wait waiters told their borrowed object is pending at its owner
         self.lease_requests: list[int] = []
         self._ids = 0
 
@@ -47,6 +48,8 @@ class Owner:
                 self.pushed.append((ins[1].task_id, ins[2]))
             elif ins[0] == tm.WAKE:
                 self.woken.append(ins[1])
+            elif ins[0] == tm.NUDGE:
+                self.nudged.append(ins[1])
 
     def sent_of(self, kind: int) -> list:
         return [(addr, h) for addr, h in self.sent if h[0] == kind]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import uuid
@@ -179,7 +180,7 @@ def test_pins_are_counted_per_client(store):
     for client in (READER, b"other"):
         store.release(oid(1), client)
     with pytest.raises(ObjectStoreFullError):
-        store.create(oid(2), 600 * KIB, WRITER)  # READER still holds one pin
+        store.create(oid(2), 600 * KIB, WRITER, primary=False)  # READER still holds one pin
     store.release(oid(1), READER)
     store.release(oid(1), READER)  # one too many: ignored
     put(store, 2, payload(2, 600 * KIB))
@@ -192,13 +193,41 @@ def test_store_full_error_names_sizes_and_moves_nothing(store):
     put(store, 2, payload(2, 100 * KIB))  # spillable, but spilling it would not help
     store.create(oid(3), 400 * KIB, WRITER)  # pinned by its writer
     with pytest.raises(ObjectStoreFullError) as info:
-        store.create(oid(4), 400 * KIB, WRITER)
+        store.create(oid(4), 400 * KIB, WRITER, primary=False)
     message = str(info.value)
     assert "\n" not in message
     for part in ("0.39 MiB object", "1.00 MiB arena", "0.78 MiB is pinned", "0.88 MiB is in use"):
         assert part in message
     assert store.stats()["num_spilled"] == 0 and store.contains(oid(2))
     assert not store.contains(oid(4))
+
+
+def test_a_primary_copy_goes_to_a_fallback_file_when_pins_hold_the_arena(store):
+    put(store, 1, payload(1, 600 * KIB))
+    store.get(oid(1), READER)  # pinned by a reader: neither evictable nor spillable
+    placement = put(store, 2, payload(2, 600 * KIB))  # Ray's fallback allocation, no error
+    assert placement.kind == "file"
+    store.validate_state()
+    assert contents(store, 2) == payload(2, 600 * KIB)
+    store.release(oid(1), READER)
+    assert store.get(oid(2), READER).kind == "shm"  # moved into the arena once room was free
+    assert contents(store, 1) == payload(1, 600 * KIB) and contents(store, 2) == payload(2, 600 * KIB)
+    store.validate_state()
+
+
+def test_a_primary_copy_raises_store_full_when_no_fallback_file_can_be_made(store, monkeypatch):
+    put(store, 1, payload(1, 600 * KIB))
+    store.get(oid(1), READER)
+
+    def disk_full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", disk_full)
+    with pytest.raises(ObjectStoreFullError, match="No space left on device"):
+        store.create(oid(2), 600 * KIB, WRITER)
+    monkeypatch.undo()
+    assert not store.contains(oid(2))
+    store.validate_state()
 
 
 def test_restore_falls_back_to_the_spill_file_when_pins_hold_the_arena(store):

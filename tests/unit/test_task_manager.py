@@ -7,6 +7,7 @@ is followed by `validate_state()`.
 from __future__ import annotations
 
 import collections
+import types
 
 import pytest
 from owner_harness import DAEMON, OWNER, Owner
@@ -85,7 +86,7 @@ def test_cancel_of_a_pushed_task_asks_its_worker(owner):
     f = owner.submit(owner.task())
     owner.grant()
     owner.step("cancel", f.task_id, True)
-    assert owner.sent_of(P.CANCEL_TASK) == [("tcp://w1", [P.CANCEL_TASK, f.task_id, True])]
+    assert owner.sent_of(P.CANCEL_TASK) == [("tcp://w1", [P.CANCEL_TASK, f.task_id, True, True])]
 
 
 def test_infeasible_lease_fails_the_queued_tasks_with_the_daemons_reason(owner):
@@ -155,6 +156,8 @@ def test_borrower_asking_for_a_pending_value_is_answered_when_it_arrives(owner):
     f = owner.submit(owner.task())
     owner.step("get_value", "tcp://borrower", f.return_ids[0])
     assert not owner.sent_of(P.VALUE_REPLY)
+    # ... and told at once that it has no value yet (the borrower's get truly blocks)
+    assert owner.sent_of(P.VALUE_PENDING) == [("tcp://borrower", [P.VALUE_PENDING, f.return_ids[0]])]
     owner.grant()
     owner.reply_inline(f, 5)
     [(addr, header)] = owner.sent_of(P.VALUE_REPLY)
@@ -189,3 +192,30 @@ def test_timeline_hook_hears_a_cancelled_lease_request_answered(owner):
     owner.tm.submitter.return_idle(10.0, 0.0)  # the housekeeping tick: nothing queued any more
     owner.drain()
     assert ("lease_answered", request_id, "cancelled") in heard
+
+
+class _GetWaiter:
+    """Stands for objects.Waiter: anything with ready_one() and nudge()."""
+
+    def ready_one(self, failed=False):
+        pass
+
+    def nudge(self):
+        pass
+
+
+def test_a_get_of_a_borrowed_object_is_nudged_only_when_its_owner_has_no_value_either(owner):
+    oid = b"borrowed-object-id-0001"
+    ref = types.SimpleNamespace(id=oid, owner="tcp://other-owner")
+    waiter = _GetWaiter()
+    owner.tm.wait_for_values([ref], lambda missing, ready: waiter)
+    owner.drain()
+    assert owner.sent_of(P.GET_VALUE) == [("tcp://other-owner", [P.GET_VALUE, OWNER, oid])]
+    assert owner.nudged == [] and not owner.ref(oid).owner_pending
+    owner.step("value_pending", oid)
+    assert owner.nudged == [waiter] and owner.ref(oid).owner_pending
+    owner.step("value_reply", oid, [P.VALUE_INLINE, 1, None], [b"header", b"x"], "tcp://other-owner")
+    assert owner.woken == [waiter]
+    assert owner.ref(oid) is None or not owner.ref(oid).owner_pending
+    owner.step("value_pending", oid)  # a late notice for a value we have: nothing to do
+    assert owner.nudged == [waiter]
