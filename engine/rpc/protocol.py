@@ -26,7 +26,7 @@ REF_REMOVED = 14  # [REF_REMOVED, from_addr, [[oid, count], ...]]
 CANCEL_TASK = 15  # [CANCEL_TASK, task_id, force, recursive]  (owner -> the worker running it)
 CANCEL_REQUEST = 18  # [CANCEL_REQUEST, task_id, force, recursive]  (a borrower -> the task's owner)
 STATE_QUERY = 17  # request: [.., req_id, addr, [what, ...]]  (the state API asks an owner; engine/state/)
-GENERATOR_ITEM = 18  # [GENERATOR_ITEM, worker_addr, task_id, index, meta] + frames  (num_returns="streaming")
+GENERATOR_ITEM = 20  # [GENERATOR_ITEM, worker_addr, task_id, index, meta] + frames  (num_returns="streaming")
 OBJ_COPIED = 16  # [OBJ_COPIED, oid, daemon_addr, node_id]  (a reader's node pulled a copy: tell the owner)
 
 # ---- core worker -> node daemon ----------------------------------------------------
