@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import psutil
@@ -12,6 +13,7 @@ from conftest import add_node_ready, process_gone, wait_for
 from ownrun import engine
 from ownrun.engine import api, debug
 from ownrun.engine.rpc import protocol as P
+from ownrun.engine.rpc.transport import pack
 
 MIB = 1024 * 1024
 
@@ -123,4 +125,36 @@ def test_pull_from_a_node_that_dies_ends_with_an_error_the_reader_sees():
     finally:
         if source_daemon is not None:
             source_daemon.send_signal(signal.SIGKILL)
+        engine.shutdown()
+
+
+def test_a_read_that_overtakes_the_writers_seal_gets_the_object():
+    """The writer's OBJ_SEAL and a reader's OBJ_GET reach the daemon over different
+    connections; a busy daemon may see the read first. It must answer once the seal lands,
+    not "not here" (which the reader took for a lost object with no node failure to explain it)."""
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    engine.init(num_cpus=1)
+    try:
+        core = api._core()
+        writer, oid, size = os.urandom(16), os.urandom(20), 4096
+        core.call(core.daemon_address, P.OBJ_CREATE, oid, size, core.address, writer)
+        answered, answer = threading.Event(), []
+
+        def on_answer(ok, result):
+            answer.append((ok, result))
+            answered.set()
+
+        core.call_async(core.daemon_address, P.OBJ_GET, oid, core.worker_id, core.daemon_address,
+                        callback=on_answer)
+        # The daemon answers requests in order: once this one is answered, the read was handled.
+        core.call(core.daemon_address, P.NODE_STATS)
+        assert not answered.is_set(), f"the read of an object being written was answered: {answer}"
+        core.transport.send(core.daemon_address, [pack([P.OBJ_SEAL, writer, oid, False])])
+        assert answered.wait(30)
+        ok, placement = answer[0]
+        assert ok and placement is not None, answer
+        core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [oid]])])
+        core.transport.send(core.daemon_address, [pack([P.OBJ_FREE, [oid]])])
+        assert debug.node_stats()["handler_errors"] == 0
+    finally:
         engine.shutdown()
