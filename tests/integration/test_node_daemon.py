@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
 import time
 
+import numpy as np
 import psutil
 import pytest
 from conftest import add_node_ready, process_gone, wait_for
@@ -155,6 +157,34 @@ def test_a_read_that_overtakes_the_writers_seal_gets_the_object():
         assert ok and placement is not None, answer
         core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [oid]])])
         core.transport.send(core.daemon_address, [pack([P.OBJ_FREE, [oid]])])
+        assert debug.node_stats()["handler_errors"] == 0
+    finally:
+        engine.shutdown()
+
+
+def test_a_read_that_fails_for_a_passing_reason_is_retried_not_reported_lost():
+    """Our store is full of pinned data when a remote object arrives (its pull fails: "cannot
+    store it"). No node died, so the object is not lost: once the pins are gone the read is
+    tried again and succeeds."""
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    engine.init(num_cpus=1, object_store_memory=16 * MIB, node_death_timeout=2.0)
+    try:
+        add_node_ready(num_cpus=1, resources={"source": 1})
+        remote = ones.options(resources={"source": 1}, num_cpus=0).remote(6 * MIB)
+        engine.wait([remote], timeout=60)
+        hold = engine.put(np.zeros(12 * MIB // 8))
+        held = [engine.get(hold)]  # pinned while this view lives: no room for the 6 MiB copy
+
+        def unpin():
+            held.clear()
+            gc.collect()
+
+        timer = threading.Timer(1.0, unpin)
+        timer.start()
+        try:
+            assert engine.get(remote, timeout=60).sum() == 6 * MIB // 8
+        finally:
+            timer.cancel()
         assert debug.node_stats()["handler_errors"] == 0
     finally:
         engine.shutdown()
