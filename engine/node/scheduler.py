@@ -93,11 +93,6 @@ class LeaseScheduler:
         """Free resources fit the request now (requests waiting or not)."""
         return self._fits(resources)
 
-    def actor_count(self) -> int:
-        """Actors on this node: dedicated workers (starting or running) and queued actor requests."""
-        return sum(1 for w in self.workers.values() if w.dedicated) + \
-            sum(1 for r in self.pending if r.for_actor)
-
     def fits_now(self, resources: dict) -> bool:
         """Free resources fit the request now (and no earlier request is waiting)."""
         return not self.pending and self._fits(resources)

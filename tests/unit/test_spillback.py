@@ -217,3 +217,29 @@ def test_actor_spilled_here_is_not_spread_again(make_policy):
     policy.request(actor_request(), now=1.0)
     out = policy.request(actor_request(hops=1), now=1.0)
     assert out.spill == [] and len(out.local.start) == 1
+
+
+def test_actors_that_exited_do_not_tilt_later_placements_toward_this_node(make_policy):
+    policy = make_policy(cpus=1, a=node("tcp://a", 1), b=node("tcp://b", 1))
+    first: dict = {}
+    for _ in range(30):
+        out = policy.request(actor_request(), now=1.0)
+        _placed(out, first)
+        for worker_id in out.local.start:  # the local actors run, then exit
+            policy.scheduler.worker_ready(worker_id, f"tcp://{worker_id.decode()}", 1)
+            policy.scheduler.worker_died(worker_id)
+    second: dict = {}
+    for _ in range(30):
+        _placed(policy.request(actor_request(), now=2.0), second)
+    assert first == second == {"tcp://here": 10, "tcp://a": 10, "tcp://b": 10}
+
+
+def test_a_dead_node_is_forgotten_by_the_actor_counts(make_policy):
+    policy = make_policy(cpus=1, a=node("tcp://a", 1), b=node("tcp://b", 1))
+    for _ in range(6):
+        policy.request(actor_request(), now=1.0)
+    policy.node_died("a")
+    counts: dict = {}
+    for _ in range(4):
+        _placed(policy.request(actor_request(), now=2.0), counts)
+    assert counts == {"tcp://here": 2, "tcp://b": 2}
