@@ -27,6 +27,12 @@ raises is answered with an error; the head exits when its parent (the embedded c
 driver) dies, marking that driver's job FINISHED. Every exception a handler raises that is
 not a caller's mistake (TypeError/ValueError from a request's arguments) is counted in
 `handler_errors` (HEAD_STATS): a test session fails if any occurred.
+
+Connections: every reply opens a connection to the requester. Those to processes the head
+keeps talking to (nodes, their drivers and workers, actor subscribers, waiting lookups) stay;
+one to any other requester (a one-shot client: `ownrun status`, a daemon's start-up check)
+is closed `PEER_LINGER` s after the last reply to it (`close_idle_peers`), so a thousand
+status queries leave no sockets behind.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ from . import liveness
 from .tables import HeadTables
 
 log = logging.getLogger("ownrun.head")
+
+PEER_LINGER = 3.0  # seconds a connection to a requester the head does not otherwise know stays open
 
 # Requests whose header carries [kind, req_id, reply_addr, ...] (answered on failure too).
 _REQUESTS = frozenset({P.REGISTER_NODE, P.ACTOR_REGISTER, P.ACTOR_LOOKUP, P.KV_PUT, P.KV_GET,
@@ -74,6 +82,7 @@ class Head:
         self.fenced = 0  # NODE_FENCED answers sent (heartbeats of nodes declared dead)
         self.lookups_waiting: dict[bytes, list] = {}  # actor id -> [(addr, req_id)]
         self.orphans: set[bytes] = set()  # detached actors whose creator died: nobody restarts them
+        self.replied_to: dict[str, float] = {}  # requester address -> last reply (oldest first)
         self.requests_served = 0
         self.requests_by_type: dict[int, int] = {}
         self.handlers = {
@@ -106,6 +115,33 @@ class Head:
 
     def reply(self, addr: str, req_id: int, result, ok: bool = True) -> None:
         self.transport.send(addr, [pack([P.REPLY, req_id, ok, result])])
+        replied = self.replied_to
+        replied.pop(addr, None)  # most recent last
+        replied[addr] = time.monotonic()
+
+    def close_idle_peers(self, now: float) -> list[str]:
+        """Closes the connections to requesters replied to more than `PEER_LINGER` s ago that
+        the head does not keep talking to (one-shot clients). Returns their addresses."""
+        replied = self.replied_to
+        if not replied or next(iter(replied.values())) > now - PEER_LINGER:
+            return []
+        kept = {n["address"] for n in self.tables.nodes.values()}
+        for node in self.tables.nodes.values():
+            kept.update(node.get("clients", ()))
+        for subscribers in self.actor_subscribers.values():
+            kept.update(subscribers)
+        for waiting in self.lookups_waiting.values():
+            kept.update(addr for addr, _req_id, _not_worker in waiting)
+        closed = []
+        while replied:
+            addr, at = next(iter(replied.items()))
+            if at > now - PEER_LINGER:
+                break
+            del replied[addr]
+            if addr not in kept:
+                self.transport.disconnect(addr)
+                closed.append(addr)
+        return closed
 
     def handle(self, frames: list) -> None:
         """Handles one message; never raises (exceptions are logged and counted)."""
@@ -458,6 +494,7 @@ def serve(head: Head, parent_fd: int | None) -> None:
         if now >= next_check:
             next_check = now + 0.1
             head.check_liveness(now)
+            head.close_idle_peers(now)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,10 @@ class NodeDaemon:
         self.transfer_bytes = 0  # chunk bytes sent and received in the current loop iteration
         self.max_transfer_bytes_per_loop = 0  # flow control at work: bounded however big objects are
         self.copies: dict[bytes, set] = {}  # oid -> daemons that pulled a copy from us
+        # oid being written here -> reads and pulls that arrived before its seal: the writer's
+        # OBJ_SEAL and a reader's OBJ_GET come over different connections, and a busy inbox
+        # may hand us the read first (answering "not here" made a slow machine lose objects).
+        self.awaiting_seal: dict[bytes, list] = {}
         self.dead_daemons: set[str] = set()
         self.clients_added: list = []
         self.clients_removed: list = []
@@ -274,6 +278,8 @@ class NodeDaemon:
         for oid in self.owned_objects.pop(addr, ()):
             self.object_owner.pop(oid, None)
             self.store.free(oid)
+        if self.awaiting_seal:
+            self._settle_awaiting_seal()
         self.spillback.owner_died(addr)
         for worker_id in self.scheduler.owner_died(addr):
             self._kill(worker_id, f"its owner {addr} died")
@@ -375,6 +381,8 @@ class NodeDaemon:
             return
         if keep:
             self.store.get(oid, worker_id)
+        if oid in self.awaiting_seal:
+            self._settle_awaiting_seal()
 
     def on_obj_get(self, h) -> None:
         _, req_id, addr, oid, worker_id, source = h
@@ -385,13 +393,35 @@ class NodeDaemon:
         elif oid in self.transfers.pulls or (source and source != self.address
                                              and source not in self.dead_daemons):
             self.apply_transfers(self.transfers.want(oid, source, reader, time.monotonic()))
+        elif self.store.being_written(oid):  # its seal is on its way: answer once it lands
+            self.awaiting_seal.setdefault(oid, []).append(reader)
         else:
             self.reply(addr, req_id, None)
 
+    def _settle_awaiting_seal(self) -> None:
+        """Answers the reads and pulls of objects no longer being written: sealed (the value),
+        or aborted, freed, or their writer died (not here)."""
+        for oid in [o for o in self.awaiting_seal if not self.store.being_written(o)]:
+            for waiter in self.awaiting_seal.pop(oid):
+                if len(waiter) == 4:  # a pull from another daemon: (requester, oid, offset, length)
+                    self._serve_pull(*waiter)
+                    continue
+                addr, req_id, worker_id = waiter
+                if addr not in self.clients:
+                    continue  # the reader died meanwhile: pin nothing for it
+                placement = self.store.get(oid, worker_id)
+                self.reply(addr, req_id, list(placement) if placement is not None else None)
+
     # ---- transfer between nodes (node/transfer.py: pull-based, chunked, flow-controlled) -------
     def on_obj_pull(self, h) -> None:
-        """Another daemon asks for one chunk of an object we hold."""
+        """Another daemon asks for one chunk of an object we hold (or are still being written)."""
         _, requester, oid, offset, length = h
+        if self.store.being_written(oid):  # its seal is on its way: serve it once it lands
+            self.awaiting_seal.setdefault(oid, []).append((requester, oid, offset, length))
+            return
+        self._serve_pull(requester, oid, offset, length)
+
+    def _serve_pull(self, requester: str, oid: bytes, offset: int, length: int) -> None:
         total, data = serve_chunk(self.store, oid, offset, length)
         if total >= 0 and offset == 0:
             self.copies.setdefault(oid, set()).add(requester)
@@ -471,6 +501,8 @@ class NodeDaemon:
                 if owned is not None:
                     owned.discard(oid)
             self.store.free(oid)
+        if self.awaiting_seal:  # freed before its seal: its readers hear "not here" now
+            self._settle_awaiting_seal()
         for daemon, freed in forward.items():
             self.transport.send(daemon, [pack([P.OBJ_FREE, freed])])
 

@@ -103,6 +103,10 @@ class LeaseScheduler:
                 return False
         return True
 
+    def fits_free(self, resources: dict) -> bool:
+        """Free resources fit the request now (requests waiting or not)."""
+        return self._fits(resources)
+
     def fits_now(self, resources: dict) -> bool:
         """Free resources fit the request now (and no earlier request is waiting)."""
         return not self.pending and self._fits(resources)

@@ -10,10 +10,18 @@ actor needs 1 CPU on the node, as in Ray, yet holds none); a node grants what it
    for a node that fits to join (as Ray does; the first request of each such shape yields a
    one-line warning naming it, for the daemon to show the owner). With `infeasible_timeout`
    set, it is rejected after that many seconds with the nodes' resources in the message.
-2. Sent here by an owner (not spilled here already) while this node is busy (its free
+2. An actor that needs no CPU to run (a default actor, or `num_cpus=0`), sent here by an
+   owner -> the live node, this one included, with the fewest actors placed whose free
+   resources fit it (ties: this node, then the view's order). Such actors hold nothing the
+   resource accounting sees, so without this rule every actor of an owner landed on the
+   owner's node (issue 11 §5). The counts are this daemon's: the actors it placed on each
+   node (here: also those other daemons sent here), never decreased when one exits, so
+   placement is a round robin that actors exiting cannot tilt toward this node; exact for one
+   creator's burst, an estimate across creators.
+3. Sent here by an owner (not spilled here already) while this node is busy (its free
    resources do not fit, or earlier requests wait) -> the live node with the most free CPUs
    whose free resources fit it, if any.
-3. Else it queues in the local `LeaseScheduler`.
+4. Else it queues in the local `LeaseScheduler`.
 
 And over time (`tick`, `view_changed`): waiting infeasible requests are placed once a node
 fits, and requests queued here longer than `spill_after` s go to nodes that have the free
@@ -62,6 +70,7 @@ class Spillback:
         self.view: dict[str, dict] = {}  # node_id -> {address, total, available, alive}
         self.infeasible: list[tuple[LeaseRequest, float]] = []  # (request, deadline)
         self.warned: set = set()  # infeasible resource shapes the owners were warned about
+        self.actors_placed: dict[str, int] = {}  # node id -> actors this daemon placed there (rule 2)
 
     # ---- events ------------------------------------------------------------------------
     def request(self, req: LeaseRequest, now: float) -> Placement:
@@ -81,6 +90,7 @@ class Spillback:
         node = self.view.get(node_id)
         if node is not None:
             node["alive"] = False
+        self.actors_placed.pop(node_id, None)
 
     def owner_died(self, owner_addr: str) -> None:
         self.infeasible = [(r, d) for r, d in self.infeasible if r.owner_addr != owner_addr]
@@ -111,12 +121,20 @@ class Spillback:
                                           f"has these resources (nodes: {self._totals()}); it waits for "
                                           f"one that fits to join"))
             return
-        if req.hops == 0 and not self.scheduler.fits_now(req.resources):
+        if req.hops == 0 and req.for_actor and not req.resources.get("CPU"):
+            node_id = self.spread_target(req.to_place())
+            if node_id is not None:
+                self.actors_placed[node_id] = self.actors_placed.get(node_id, 0) + 1
+                out.spill.append((req, self.view[node_id]["address"]))
+                return
+        elif req.hops == 0 and not self.scheduler.fits_now(req.resources):
             target = self.target(req.to_place(), need_available=True)
             if target is not None:
                 out.spill.append((req, target))
                 return
         req.queued_at = now
+        if req.for_actor:
+            self.actors_placed[self.node_id] = self.actors_placed.get(self.node_id, 0) + 1
         self._merge(out, self.scheduler.request(req))
 
     def target(self, resources: dict, need_available: bool) -> str | None:
@@ -130,6 +148,23 @@ class Spillback:
                 free = node["available"].get("CPU", 0)
                 if free > best_free:
                     best, best_free = node["address"], free
+        return best
+
+    def spread_target(self, resources: dict) -> str | None:
+        """Rule 2: the node id of another live node with fewer actors placed than this one (and
+        than every other candidate) whose free resources fit; None: place it here (or, if it
+        does not fit here, as any other request)."""
+        placed = self.actors_placed
+        here = placed.get(self.node_id, 0) if self.scheduler.fits_free(resources) else None
+        best, fewest = None, here
+        for node_id, node in self.view.items():
+            if node_id == self.node_id or not node.get("alive", True) or node.get("suspect"):
+                continue
+            if not _fits(node["available"], resources):
+                continue
+            count = placed.get(node_id, 0)
+            if fewest is None or count < fewest:
+                best, fewest = node_id, count
         return best
 
     def _retry_infeasible(self, now: float, out: Placement) -> None:

@@ -8,8 +8,10 @@ unknown type, the wrong number of fields or a field of the wrong type), which is
 dropped, counted in `malformed` (shown in each service's stats beside `handler_errors`) and
 logged at most once per type per `LOG_INTERVAL` seconds. A malformed message is never fatal.
 
-Checks are type and count checks only (what a handler needs in order not to raise before
-it reaches its own error handling); values (is this worker ours, is this address the
+Checks are type and count checks (what a handler needs in order not to raise before
+it reaches its own error handling), plus, for the few messages whose handlers walk a nested
+payload without their own error handling (`NESTED`: WARM_MODULES' module names, VALUE_REPLY's
+value metadata and the refs it contains), a check of that payload's shape; values (is this worker ours, is this address the
 daemon's) are checked by the handlers of the control messages that stop things
 (EXIT_WORKER, SHUTDOWN_NODE, KILL_WORKER). Each type's check is one generated boolean
 expression (a length test and one `isinstance` per field). The two task-path messages
@@ -166,6 +168,52 @@ HOT = {
 }
 
 
+# Nested payloads: kind -> check(header, frames). Run after the type check, on the few
+# messages whose handlers walk nested content outside their own error handling.
+MAX_MODULES = 500  # names in one WARM_MODULES (the worker sends at most this many)
+
+
+def _warm_modules_ok(h, frames) -> bool:
+    names = h[1]
+    return len(names) <= MAX_MODULES and all(type(n) is str and 0 < len(n) <= 200 for n in names)
+
+
+def _contains_ok(contains) -> bool:
+    """None, or [[oid bytes, owner address], ...] (the refs a value holds)."""
+    if contains is None:
+        return True
+    if type(contains) is not list:
+        return False
+    for item in contains:
+        if type(item) is not list or len(item) != 2 or type(item[0]) is not bytes or not is_address(item[1]):
+            return False
+    return True
+
+
+def value_meta_ok(meta, payload_frames: int) -> bool:
+    """A value's wire metadata (`memory_store.Value.to_meta`) whose inline frames are there."""
+    if not meta or type(meta[0]) is not int:
+        return False
+    kind = meta[0]
+    if kind == P.VALUE_SHM:
+        return (len(meta) == 5 and type(meta[1]) in (str, type(None)) and type(meta[2]) is int and meta[2] >= 0
+                and _contains_ok(meta[3]) and is_address(meta[4]))
+    if kind in (P.VALUE_INLINE, P.VALUE_ERROR):
+        return (len(meta) == 3 and type(meta[1]) is int and 0 <= meta[1] <= payload_frames
+                and _contains_ok(meta[2]))
+    return False
+
+
+def _value_reply_ok(h, frames) -> bool:
+    return value_meta_ok(h[2], len(frames) - 1)
+
+
+NESTED = {
+    P.WARM_MODULES: _warm_modules_ok,
+    P.VALUE_REPLY: _value_reply_ok,
+}
+
+
 def _field_ok(t, value) -> bool:
     if t is ADDR:
         return is_address(value)
@@ -213,6 +261,15 @@ def check(header) -> bool:
     return fn is not None and fn(header)
 
 
+def nested_ok(header, frames) -> bool:
+    """True when the nested payload of `header` (already `check`ed) has its shape."""
+    fn = NESTED.get(header[0])
+    try:
+        return fn is None or bool(fn(header, frames))
+    except Exception:  # noqa: BLE001 - a check never raises
+        return False
+
+
 def why(header) -> str:
     """What is wrong with a header `check` refused (for the log line)."""
     if type(header) is not list or not header:
@@ -251,7 +308,11 @@ class Inbox:
             header = unpack(frames[0])
             kind = header[0]
             if type(kind) is int and type(header) is list and kind in self.accepted and CHECKS[kind](header):
-                return header
+                if kind not in NESTED or nested_ok(header, frames):
+                    return header
+                self.last_dropped = (header, "malformed nested content")
+                self.drop(kind, "malformed nested content")
+                return None
         except Exception:  # noqa: BLE001 - junk bytes, an empty or unhashable first field
             try:
                 header = unpack(frames[0])

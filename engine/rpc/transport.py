@@ -136,6 +136,7 @@ class Transport:
         self.address: str = bound if ipc else addresses.advertised(bound, os.environ.get(ENV_NODE_IP))
         self._peers: dict[str, zmq.Socket] = {}
         self._send_lock = threading.Lock()
+        self._wake_lock = threading.RLock()  # the wake eventfd's life (see `wake`)
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poller = zmq.Poller()
         self._poller.register(self._inbox, zmq.POLLIN)
@@ -229,11 +230,16 @@ class Transport:
             sock.close(0)
 
     def wake(self) -> None:
-        """Interrupts a `poll` running in the I/O thread."""
-        try:
-            os.eventfd_write(self._wake_fd, 1)
-        except (BlockingIOError, OSError):
-            pass
+        """Interrupts a `poll` running in the I/O thread. A no-op once closed: the eventfd's
+        number may belong to another file by then (under a lock, so `close` cannot free it
+        between the check and the write)."""
+        with self._wake_lock:  # re-entrant: a signal handler may wake from inside a wake
+            if self._wake_fd < 0:
+                return
+            try:
+                os.eventfd_write(self._wake_fd, 1)
+            except (BlockingIOError, OSError):
+                pass
 
     # ---- receiving (I/O thread only) -------------------------------------------------
     def watch_fd(self, fd: int, token: object) -> None:
@@ -298,5 +304,7 @@ class Transport:
             if self._gate is not None:
                 self._gate.close(self._inbox)
             self._inbox.close(0)
-            os.close(self._wake_fd)
+            with self._wake_lock:
+                os.close(self._wake_fd)
+                self._wake_fd = -1
             self._ctx.term()

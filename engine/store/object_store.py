@@ -225,6 +225,11 @@ class ObjectStore:
             if (not entry.sealed and entry.creator == client) or entry.should_delete:
                 self._delete(entry)
 
+    def being_written(self, oid: bytes) -> bool:
+        """Created, not sealed yet and not freed: its writer may still seal it."""
+        entry = self._entries.get(oid)
+        return entry is not None and not entry.sealed and not entry.freed
+
     def contains(self, oid: bytes) -> bool:
         """Whether the object is sealed here and not freed."""
         entry = self._entries.get(oid)

@@ -282,12 +282,19 @@ def on_ready(core, ref, callback) -> None:
         callback(True)
 
 
+REREAD_S = 0.5  # a failed read with no node death to explain it is tried again this often
+
+
 def _get_rebuilt(core, r, lost_value, deadline):
     """The shared-memory copy of `r` is gone: wait for its owner to rebuild it, then read it.
 
     An owner rebuilds from lineage (or pins a surviving copy) once it knows the copy's node
-    died; a borrower asks the owner again (the owner answers when the object is rebuilt)."""
+    died; a borrower asks the owner again (the owner answers when the object is rebuilt).
+    While no death explains the failed read, the read is tried again every `REREAD_S`: a
+    copy that could not be fetched for a passing reason (a pull that stalled or found our
+    store full on a loaded machine) is read once it can be, instead of reported lost."""
     limit = time.monotonic() + float(core.config.get("node_death_timeout", DEFAULT_DEAD_AFTER)) + 5.0
+    reread_at = time.monotonic() + REREAD_S
     lost_at = lost_value.daemon
     while True:
         with core.lock:
@@ -296,6 +303,13 @@ def _get_rebuilt(core, r, lost_value, deadline):
         if current is None or current.kind != SHM or current.daemon != lost_at:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             return get(core, [r], remaining)[0]
+        if time.monotonic() >= reread_at:
+            try:
+                return materialize(core, r.id, current, deadline, r.owner)
+            except errors.ObjectLostError as exc:
+                if isinstance(exc, errors.OwnerDiedError):
+                    raise
+            reread_at = time.monotonic() + REREAD_S
         if time.monotonic() > limit:
             raise errors.ObjectLostError(f"object {r.id.hex()} is lost: its copy on {lost_at} "
                                          f"cannot be read and no node failure explains it")

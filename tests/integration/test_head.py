@@ -11,10 +11,12 @@ import os
 import signal
 import time
 
+import psutil
 import pytest
 from ownrun import engine
 from ownrun.engine import api
 from ownrun.engine.cluster import embedded
+from ownrun.engine.rpc import oneshot
 from ownrun.engine.rpc import protocol as P
 
 from tests.conftest import wait_for
@@ -153,3 +155,13 @@ def test_restart_head_keeps_the_address_and_the_tables(kv_prefix):
     assert engine.kv.get(kv_prefix + "k") == b"v"
     # The supervisor saw the old head exit and left the new one alone.
     assert head_proc().poll() is None
+
+
+def test_the_head_closes_connections_of_one_shot_clients():
+    cluster = embedded.current()
+    head = psutil.Process(cluster.procs[0].pid)
+    before = head.num_fds()
+    for _ in range(200):  # `ownrun status`-style queries, one connection each
+        oneshot.request(cluster.head_address, P.HEAD_STATS, curve=cluster.curve)
+    wait_for(lambda: head.num_fds() <= before + 10, timeout=30,
+             message=f"the head's open fds back near {before} (now {head.num_fds()})")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
+import threading
 import time
 
+import numpy as np
 import psutil
 import pytest
 from conftest import add_node_ready, process_gone, wait_for
 from ownrun import engine
 from ownrun.engine import api, debug
 from ownrun.engine.rpc import protocol as P
+from ownrun.engine.rpc.transport import pack
 
 MIB = 1024 * 1024
 
@@ -140,5 +144,65 @@ def test_put_while_a_reader_pins_the_store_goes_to_a_fallback_file_instead_of_fa
         assert float(engine.get(second).sum()) == 2.0 * (40 * MIB // 8)
         assert float(view.sum()) == 40 * MIB // 8
         assert debug.node_stats()["store"]["num_spilled"] >= 1
+    finally:
+        engine.shutdown()
+
+
+def test_a_read_that_overtakes_the_writers_seal_gets_the_object():
+    """The writer's OBJ_SEAL and a reader's OBJ_GET reach the daemon over different
+    connections; a busy daemon may see the read first. It must answer once the seal lands,
+    not "not here" (which the reader took for a lost object with no node failure to explain it)."""
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    engine.init(num_cpus=1)
+    try:
+        core = api._core()
+        writer, oid, size = os.urandom(16), os.urandom(20), 4096
+        core.call(core.daemon_address, P.OBJ_CREATE, oid, size, core.address, writer)
+        answered, answer = threading.Event(), []
+
+        def on_answer(ok, result):
+            answer.append((ok, result))
+            answered.set()
+
+        core.call_async(core.daemon_address, P.OBJ_GET, oid, core.worker_id, core.daemon_address,
+                        callback=on_answer)
+        # The daemon answers requests in order: once this one is answered, the read was handled.
+        core.call(core.daemon_address, P.NODE_STATS)
+        assert not answered.is_set(), f"the read of an object being written was answered: {answer}"
+        core.transport.send(core.daemon_address, [pack([P.OBJ_SEAL, writer, oid, False])])
+        assert answered.wait(30)
+        ok, placement = answer[0]
+        assert ok and placement is not None, answer
+        core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [oid]])])
+        core.transport.send(core.daemon_address, [pack([P.OBJ_FREE, [oid]])])
+        assert debug.node_stats()["handler_errors"] == 0
+    finally:
+        engine.shutdown()
+
+
+def test_a_read_that_fails_for_a_passing_reason_is_retried_not_reported_lost():
+    """Our store is full of pinned data when a remote object arrives (its pull fails: "cannot
+    store it"). No node died, so the object is not lost: once the pins are gone the read is
+    tried again and succeeds."""
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    engine.init(num_cpus=1, object_store_memory=16 * MIB, node_death_timeout=2.0)
+    try:
+        add_node_ready(num_cpus=1, resources={"source": 1})
+        remote = ones.options(resources={"source": 1}, num_cpus=0).remote(6 * MIB)
+        engine.wait([remote], timeout=60)
+        hold = engine.put(np.zeros(12 * MIB // 8))
+        held = [engine.get(hold)]  # pinned while this view lives: no room for the 6 MiB copy
+
+        def unpin():
+            held.clear()
+            gc.collect()
+
+        timer = threading.Timer(1.0, unpin)
+        timer.start()
+        try:
+            assert engine.get(remote, timeout=60).sum() == 6 * MIB // 8
+        finally:
+            timer.cancel()
+        assert debug.node_stats()["handler_errors"] == 0
     finally:
         engine.shutdown()

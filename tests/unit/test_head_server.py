@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from ownrun.engine.head.server import Head
+from ownrun.engine.head.server import PEER_LINGER, Head
 from ownrun.engine.head.tables import HeadTables
 from ownrun.engine.rpc import protocol as P
 from ownrun.engine.rpc.transport import pack, unpack
@@ -17,6 +17,10 @@ INFO = {"class_name": "Counter", "methods": {"incr": {}}, "owner": CLIENT}
 class RecordingTransport:
     def __init__(self):
         self.sent: list[tuple[str, list]] = []
+        self.disconnected: list[str] = []
+
+    def disconnect(self, address) -> None:
+        self.disconnected.append(address)
 
         self.watched: dict[str, object] = {}  # address -> token (watch_peer)
         self.disconnected: list[str] = []
@@ -277,3 +281,19 @@ def test_a_dropped_daemon_connection_is_a_death_at_once(head):
     died = [(a, h[1]) for a, h in head.transport.sent if h[0] == P.NODE_DIED]
     assert died == [("tcp://127.0.0.1:7002", "n1")]
     assert head.tables.nodes["n1"]["alive"] is False and addr in head.transport.disconnected
+
+
+def test_connections_to_one_shot_clients_are_closed_after_a_linger(head):
+    oneshot, node_addr, driver = "tcp://127.0.0.1:7001", "tcp://127.0.0.1:7002", "tcp://127.0.0.1:7003"
+    send(head, P.REGISTER_NODE, 1, node_addr, "n1", {"resources": {"CPU": 1.0}})
+    send(head, P.NODE_CLIENTS, "n1", [driver], [])
+    send(head, P.KV_GET, 2, driver, "k")
+    send(head, P.HEAD_STATS, 3, oneshot)
+    send(head, P.ACTOR_REGISTER, 4, CLIENT, b"a1", None, INFO)
+    send(head, P.ACTOR_LOOKUP, 5, CLIENT, b"a1")  # waits: CLIENT hears from the head later
+    now = max(head.replied_to.values())
+    assert head.close_idle_peers(now) == []  # just replied: the reply may still be on its way
+    assert head.close_idle_peers(now + PEER_LINGER + 0.1) == [oneshot]
+    assert head.transport.disconnected == [oneshot] and head.replied_to == {}
+    send(head, P.HEAD_STATS, 6, oneshot)  # it may come back: a new connection, closed again later
+    assert head.close_idle_peers(max(head.replied_to.values()) + PEER_LINGER + 0.1) == [oneshot]

@@ -58,3 +58,37 @@ def test_the_inbox_drops_counts_and_logs_once_per_type(caplog):
     assert inbox.malformed == 5 and inbox.by_kind == {P.PUSH_TASK: 3, "undecodable": 1, P.HEAD_STATS: 1}
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3 and "5 fields, expected 13" in lines[0] and "not handled here" in lines[2]
+
+
+OID = b"o" * 20
+_NESTED_INBOX = {P.WARM_MODULES: None, P.VALUE_REPLY: None}
+
+
+@pytest.mark.parametrize("frames", [
+    [pack([P.WARM_MODULES, ["numpy", {"a": 1}]])],  # a dict where a module name goes
+    [pack([P.WARM_MODULES, ["numpy", 7]])],
+    [pack([P.WARM_MODULES, ["m"] * (S.MAX_MODULES + 1)])],
+    [pack([P.VALUE_REPLY, OID, [], ADDR])],  # no value kind
+    [pack([P.VALUE_REPLY, OID, [P.VALUE_INLINE, 2, None], ADDR]), b"x"],  # names 2 frames, has 1
+    [pack([P.VALUE_REPLY, OID, [P.VALUE_INLINE, -1, None], ADDR])],
+    [pack([P.VALUE_REPLY, OID, [P.VALUE_INLINE, 1, [[OID]]], ADDR]), b"x"],  # a contained ref without owner
+    [pack([P.VALUE_REPLY, OID, [P.VALUE_INLINE, 1, [["id", ADDR]]], ADDR]), b"x"],  # a str as its id
+    [pack([P.VALUE_REPLY, OID, [P.VALUE_SHM, "n1", 10, None], ADDR])],  # no daemon
+    [pack([P.VALUE_REPLY, OID, [P.VALUE_SHM, "n1", "10", None, ADDR], ADDR])],
+    [pack([P.VALUE_REPLY, OID, [9, 1, None], ADDR]), b"x"],  # unknown value kind
+])
+def test_malformed_nested_content_is_dropped_and_counted(frames):
+    inbox = S.Inbox(logging.getLogger("test"), "svc", _NESTED_INBOX)
+    assert inbox.header(frames) is None
+    assert inbox.malformed == 1 and inbox.last_dropped[1] == "malformed nested content"
+
+
+@pytest.mark.parametrize("frames", [
+    [pack([P.WARM_MODULES, ["numpy", "cv2", "apps.video.pipeline"]])],
+    [pack([P.VALUE_REPLY, OID, [P.VALUE_INLINE, 1, None], ADDR]), b"x"],
+    [pack([P.VALUE_REPLY, OID, [P.VALUE_ERROR, 2, [[OID, ADDR]]], ADDR]), b"x", b"y"],
+    [pack([P.VALUE_REPLY, OID, [P.VALUE_SHM, "n1", 10, [[OID, ADDR]], ADDR], ADDR])],
+])
+def test_well_formed_nested_content_passes(frames):
+    inbox = S.Inbox(logging.getLogger("test"), "svc", _NESTED_INBOX)
+    assert inbox.header(frames) is not None and inbox.malformed == 0

@@ -196,3 +196,83 @@ def test_by_default_an_infeasible_request_waits_for_good_and_its_shape_is_warned
     assert policy.tick(now=1e9).reject == [] and len(policy.infeasible) == 3
     out = policy.view_changed(dict(policy.view, gpu=node("tcp://gpu", 1, GPU=1)), now=1e9)
     assert [r for r, _ in out.spill] == [first, second]
+
+
+def actor_request(cpus: float = 0, hops: int = 0, **resources) -> LeaseRequest:
+    shape = {k: float(v) for k, v in {"CPU": cpus, **resources}.items() if v}
+    return LeaseRequest(OWNER, b"owner", next(_request_ids), shape, True, hops)
+
+
+def _placed(out, here_count: dict) -> None:
+    for _req, address in out.spill:
+        here_count[address] = here_count.get(address, 0) + 1
+    if out.local.start:
+        here_count["tcp://here"] = here_count.get("tcp://here", 0) + len(out.local.start)
+
+
+def test_zero_cpu_actors_spread_evenly_over_the_live_nodes(make_policy):
+    policy = make_policy(cpus=1, a=node("tcp://a", 1), b=node("tcp://b", 1))
+    counts: dict = {}
+    for _ in range(30):
+        _placed(policy.request(actor_request(), now=1.0), counts)
+    assert counts == {"tcp://here": 10, "tcp://a": 10, "tcp://b": 10}
+
+
+def test_zero_cpu_actors_skip_dead_nodes_and_nodes_without_their_resources(make_policy):
+    policy = make_policy(cpus=1, a=node("tcp://a", 1, W=8), b=node("tcp://b", 1, W=8), c=node("tcp://c", 1))
+    policy.node_died("a")
+    counts: dict = {}
+    for _ in range(6):
+        _placed(policy.request(actor_request(W=1), now=1.0), counts)
+    assert counts == {"tcp://b": 6}  # not here (no W), not on dead a, not on c (no W)
+
+
+def test_zero_cpu_actors_count_the_actors_already_here(make_policy):
+    policy = make_policy(cpus=1, a=node("tcp://a", 1))
+    counts: dict = {}
+    for _ in range(2):  # two CPU actors here first: they count as actors of this node
+        _placed(policy.request(actor_request(cpus=0.5), now=1.0), counts)
+    assert counts == {"tcp://here": 2}
+    for _ in range(4):
+        _placed(policy.request(actor_request(), now=1.0), counts)
+    assert counts == {"tcp://here": 3, "tcp://a": 3}
+
+
+def test_actors_that_need_cpus_are_not_spread(make_policy):
+    policy = make_policy(cpus=4, a=node("tcp://a", 4))
+    for _ in range(3):
+        out = policy.request(actor_request(cpus=1), now=1.0)
+        assert out.spill == [] and len(out.local.start) == 1
+
+
+def test_actor_spilled_here_is_not_spread_again(make_policy):
+    policy = make_policy(cpus=1, a=node("tcp://a", 1))
+    policy.request(actor_request(), now=1.0)
+    out = policy.request(actor_request(hops=1), now=1.0)
+    assert out.spill == [] and len(out.local.start) == 1
+
+
+def test_actors_that_exited_do_not_tilt_later_placements_toward_this_node(make_policy):
+    policy = make_policy(cpus=1, a=node("tcp://a", 1), b=node("tcp://b", 1))
+    first: dict = {}
+    for _ in range(30):
+        out = policy.request(actor_request(), now=1.0)
+        _placed(out, first)
+        for worker_id in out.local.start:  # the local actors run, then exit
+            policy.scheduler.worker_ready(worker_id, f"tcp://{worker_id.decode()}", 1)
+            policy.scheduler.worker_died(worker_id)
+    second: dict = {}
+    for _ in range(30):
+        _placed(policy.request(actor_request(), now=2.0), second)
+    assert first == second == {"tcp://here": 10, "tcp://a": 10, "tcp://b": 10}
+
+
+def test_a_dead_node_is_forgotten_by_the_actor_counts(make_policy):
+    policy = make_policy(cpus=1, a=node("tcp://a", 1), b=node("tcp://b", 1))
+    for _ in range(6):
+        policy.request(actor_request(), now=1.0)
+    policy.node_died("a")
+    counts: dict = {}
+    for _ in range(4):
+        _placed(policy.request(actor_request(), now=2.0), counts)
+    assert counts == {"tcp://here": 2, "tcp://b": 2}
