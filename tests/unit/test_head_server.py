@@ -17,11 +17,6 @@ INFO = {"class_name": "Counter", "methods": {"incr": {}}, "owner": CLIENT}
 class RecordingTransport:
     def __init__(self):
         self.sent: list[tuple[str, list]] = []
-        self.disconnected: list[str] = []
-
-    def disconnect(self, address) -> None:
-        self.disconnected.append(address)
-
         self.watched: dict[str, object] = {}  # address -> token (watch_peer)
         self.disconnected: list[str] = []
 
