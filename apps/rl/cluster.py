@@ -21,7 +21,7 @@ from ownrun import engine
 
 HEAD_RESOURCE = "rl_head"
 WORKER_RESOURCE = "rl_worker"
-NODE_DEATH_TIMEOUT = 3.0  # s without heartbeats; the default 1 s misjudges a loaded 2-core machine
+NODE_DEATH_TIMEOUT = 10.0  # s without heartbeats (the engine's default); a killed node is seen at once
 
 
 @dataclass(frozen=True)

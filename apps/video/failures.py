@@ -42,9 +42,11 @@ from . import pipeline
 HEAD_RESOURCE = "video_head"  # node 0: driver, Sinks, owners
 WORKER_RESOURCE = "video_worker"  # Decoders: nodes 1..N-1, and node 0 once its Reserve is released
 CAPACITY = 1000  # of each custom resource per node
-# Seconds without heartbeats before a node is declared dead: the paper's setting (30 x 100 ms).
-# With 1 s, a busy node 0 recovering 60 videos' decoders was once declared dead while alive.
-NODE_DEATH_TIMEOUT = 3.0
+# Seconds without heartbeats before a silent node is declared dead: the engine's default. A
+# killed node is seen at once (its connection to the head drops), so `--fail node@` needs no
+# short timeout; with 3 s, the start of 60 videos on a 2-core machine once stalled node 0's
+# heartbeats past it, and the node — the driver's own — was declared dead and fenced.
+NODE_DEATH_TIMEOUT = 10.0
 
 
 @dataclass

@@ -204,8 +204,7 @@ def _run_on_engine(opts, jobs, errors, plan, placement, run_dir, t0, console) ->
     share = failures.cpu_share(placement.total_cpus, len(jobs))
     settings = pipeline.RunSettings(start_ts, prefix, opts.checkpoint_interval,
                                     os.path.abspath(opts.output) if opts.output else None,
-                                    placement.decoder, flow_options={"num_cpus": share},
-                                    light_options={"num_cpus": share})
+                                    placement.decoder, flow_options={"num_cpus": share})
     owner_task = pipeline.process_video.options(max_retries=opts.owner_retries)
     if opts.stagger:
         jobs = _spread_phases(jobs)
