@@ -267,9 +267,7 @@ class _Owner:
         self.flow = flow.options(**settings.flow_options)
         self.cumsum = cumsum.options(**settings.light_options)
         self.smooth = smooth.options(**settings.light_options)
-        shapes = [settings.flow_options] + ([settings.light_options]
-                                            if settings.light_options != settings.flow_options else [])
-        self.warm_ups = [warm_up.options(**shape) for shape in shapes]
+        self.warm_ups = [warm_up.options(**settings.flow_options), warm_up.options(**settings.light_options)]
         self.job = job
         self.sink = sink
         self.settings = settings

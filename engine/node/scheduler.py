@@ -166,8 +166,7 @@ class LeaseScheduler:
             return out
         if retire:
             w.retired = True
-            w.state, w.queried_at = REAP_QUERIED, now
-            out.reap_query.append(worker_id)
+            self._ask_to_exit(w, now, out)
             self._schedule_into(out)
             return out
         w.state = IDLE
@@ -202,8 +201,7 @@ class LeaseScheduler:
                 w.queried_at = None
                 self._keep(w, now)
             elif w.state == RETIRED and now - w.kept_at >= self.recheck_period:
-                w.state, w.queried_at = REAP_QUERIED, now
-                out.reap_query.append(w.worker_id)
+                self._ask_to_exit(w, now, out)
         self._schedule_into(out)
         self._trim_pool(out, now)
         return out
@@ -215,6 +213,12 @@ class LeaseScheduler:
         w.state, w.kept_at = IDLE, now
         self.idle.append(w.worker_id)  # newest: leased first, as it stays anyway
 
+    @staticmethod
+    def _ask_to_exit(w: WorkerState, now: float, out: Decisions) -> None:
+        """Asks `w` (not leasable meanwhile) whether it owns nothing and may exit."""
+        w.state, w.queried_at = REAP_QUERIED, now
+        out.reap_query.append(w.worker_id)
+
     def _trim_pool(self, out: Decisions, now: float) -> None:
         """Asks the oldest idle workers over the pool's limit whether they may exit."""
         excess = len(self.idle) - self.max_idle_workers
@@ -225,8 +229,7 @@ class LeaseScheduler:
             if w.kept_at is not None and now - w.kept_at < self.recheck_period:
                 continue
             self.idle.remove(worker_id)
-            w.state, w.queried_at = REAP_QUERIED, now
-            out.reap_query.append(worker_id)
+            self._ask_to_exit(w, now, out)
             excess -= 1
             if excess == 0:
                 return

@@ -137,17 +137,16 @@ class Submitter:
             self.dispatch(queue)
         if not lease.in_flight:
             lease.idle_since = now
-            if lease.spent:
-                queue.leases.remove(lease)
-                del self.leases_by_worker[lease.worker_id]
-                self._return_lease(lease.worker_id, lease.daemon, retire=True)
-                if queue.ready:
-                    self.dispatch(queue)  # a lease to replace it
+            if lease.spent:  # (the dispatch above already asked for a lease to replace it)
+                self._give_back(queue, lease, retire=True)
             elif self.recalled and not queue.ready and _holds_resources(queue):
-                queue.leases.remove(lease)
-                del self.leases_by_worker[lease.worker_id]
-                self._return_lease(lease.worker_id, lease.daemon)
+                self._give_back(queue, lease)
         return entry
+
+    def _give_back(self, queue: ShapeQueue, lease: Lease, retire: bool = False) -> None:
+        queue.leases.remove(lease)
+        del self.leases_by_worker[lease.worker_id]
+        self._return_lease(lease.worker_id, lease.daemon, retire=retire)
 
     def worker_died(self, worker_id: bytes) -> list:
         """Drops the lease on a dead worker. Returns the tasks that were in flight on it."""
@@ -167,9 +166,7 @@ class Submitter:
                 continue
             for lease in list(queue.leases):
                 if lease.idle_since is not None and now - lease.idle_since >= idle_timeout:
-                    queue.leases.remove(lease)
-                    del self.leases_by_worker[lease.worker_id]
-                    self._return_lease(lease.worker_id, lease.daemon)
+                    self._give_back(queue, lease)
             if not queue.ready and queue.lease_requests:
                 for request_id in queue.lease_requests:
                     self.request_shapes.pop(request_id, None)

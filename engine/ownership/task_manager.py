@@ -52,6 +52,7 @@ from __future__ import annotations
 import collections
 
 from .. import errors
+from ..ids import return_id
 from ..rpc import protocol as P
 from . import memory_store as ms
 from .lease_policy import LeasePolicy
@@ -584,7 +585,7 @@ class TaskManager:
 
     def _add_item(self, task_id: bytes, stream: Stream, value: Value, contains, registered_by) -> None:
         stream.count += 1
-        rid = task_id + stream.count.to_bytes(4, "little")  # ids.return_id
+        rid = return_id(task_id, stream.count)
         if not stream.released:  # held for the generator until it hands the item out
             self.refs.add_owned(rid).no_lineage = STREAMED
         self._log((rid, "streamed", None))
@@ -617,7 +618,7 @@ class TaskManager:
         stream.released = True
         out = Release()
         for index in range(handed_out + 1, stream.count + 1):
-            self.refs.remove_local(task_id + index.to_bytes(4, "little"), out)
+            self.refs.remove_local(return_id(task_id, index), out)
         if stream.done:
             del self.streams[task_id]
         if out:
@@ -863,5 +864,5 @@ class TaskManager:
             assert not (stream.done and stream.waiters), "a finished stream has waiters"
             if not stream.released:
                 for index in range(1, stream.count + 1):
-                    ref = self.refs.refs.get(task_id + index.to_bytes(4, "little"))
+                    ref = self.refs.refs.get(return_id(task_id, index))
                     assert ref is None or ref.owned, "a streamed item is not owned"

@@ -334,8 +334,7 @@ class CoreWorker:
     # ---- objects (see objects.py) -----------------------------------------------------------------
     def _engine_call(self, fn, *args):
         """`fn(self, *args)`, from a running task not interruptible by a cancel meanwhile (its
-        blocked get/wait is woken instead: cancellation.py). Checks our node first."""
-        self.check_local_node()
+        blocked get/wait is woken instead: cancellation.py)."""
         guard = cancellation.current() if self.executor is not None else None
         if guard is None:
             return fn(self, *args)
@@ -343,12 +342,15 @@ class CoreWorker:
             return fn(self, *args)
 
     def put(self, value) -> ObjectRef:
+        self.check_local_node()
         return self._engine_call(objects.put, value)
 
     def get(self, refs: list, timeout: float | None):
+        self.check_local_node()
         return self._engine_call(objects.get, refs, timeout)
 
     def wait(self, refs: list, num_returns: int, timeout: float | None) -> tuple[list, list]:
+        self.check_local_node()
         return self._engine_call(objects.wait, refs, num_returns, timeout)
 
     def on_ready(self, ref: ObjectRef, callback) -> None:
