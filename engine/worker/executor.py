@@ -64,6 +64,7 @@ class Executor:
         self.pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_limit: asyncio.Semaphore | None = None
+        self.function_blobs: dict[str, bytes] = {}  # sent but not loaded yet (see _keep_function)
         self.running: dict[bytes, TaskGuard] = {}  # task id -> its guard, while it runs
         self.exiting = False
         self._modules_seen = len(sys.modules)
@@ -96,6 +97,7 @@ class Executor:
             for item in self.queue:
                 if item[0][2] == task_id:
                     self.queue.remove(item)
+                    self._keep_function(item[0])  # the owner counts it as sent to this worker
                     self._reply_error(item[0], errors.TaskCancelledError(f"task {item[0][3]} was cancelled"),
                                       [], lock_held=True)
                     return
@@ -107,6 +109,13 @@ class Executor:
         guard.cancel()
         if recursive:  # the tasks it submitted, which this process owns
             self.core.cancel_tasks(guard.children, force, recursive)
+
+    def _keep_function(self, h) -> None:
+        """A task dropped before it ran may be the one that brought its function: the owner
+        sends later tasks of that function without it, so keep the pickled function."""
+        fn_id, fn_blob = h[5], h[6]
+        if fn_blob is not None and fn_id not in self.functions:
+            self.function_blobs.setdefault(fn_id, fn_blob)
 
     def on_reap_query(self, h, frames) -> None:
         """The daemon would stop this idle worker: only if it owns no objects and no tasks."""
@@ -149,9 +158,12 @@ class Executor:
             return _method(self.actor, fn_id)
         fn = self.functions.get(fn_id)
         if fn is None:
-            if fn_blob is None:
+            blob = fn_blob if fn_blob is not None else self.function_blobs.get(fn_id)
+            if blob is None:
                 raise errors.EngineError(f"function {h[3]} was not sent to this worker")
-            fn = self.functions[fn_id] = pickle.loads(fn_blob)
+            self.function_blobs[fn_id] = blob  # if loading fails, the next task tries again
+            fn = self.functions[fn_id] = pickle.loads(blob)
+            del self.function_blobs[fn_id]
         return fn
 
     def _arguments(self, h, frames, received: list):

@@ -1,12 +1,14 @@
-"""The executor's actor creation, driven in-process with a recording core (no sockets): a
-method call that runs while the actor's concurrency is being set up finds the instance."""
+"""The executor driven in-process with a recording core (no sockets): a method call that runs
+while the actor's concurrency is being set up finds the instance; a task cancelled while queued
+leaves its function for the next task of that function."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 
-from ownrun.engine.ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD
+from ownrun.engine.errors import TaskCancelledError
+from ownrun.engine.ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL
 from ownrun.engine.rpc import protocol as P
 from ownrun.engine.rpc.transport import unpack
 from ownrun.engine.worker import executor as executor_module
@@ -97,3 +99,23 @@ def test_a_call_running_while_the_actor_loop_is_set_up_finds_the_instance(monkey
     assert replies[b"call-1"] == "hello", replies[b"call-1"]
     assert replies[b"create-1"] is None
     ex.loop.call_soon_threadsafe(ex.loop.stop)
+
+
+def forty_two():
+    return 42
+
+
+def test_a_cancelled_queued_task_leaves_its_function_for_the_next_task_of_that_function():
+    # The owner sends a function with the first task it pushes to a worker only: if that task
+    # is cancelled while queued, the next one (sent without it) must still find it.
+    core = RecordingCore()
+    ex = executor_module.Executor(core)
+    first = _header(b"task-1", "forty_two", NORMAL, "fn-1", serialization.dumps_function(forty_two))
+    ex.on_push(first, [b""])
+    ex.on_cancel([P.CANCEL_TASK, b"task-1", False, True], [])
+    assert not ex.queue
+    ex.execute(_header(b"task-2", "forty_two", NORMAL, "fn-1", None), [b""])
+    replies = core.replies()
+    assert isinstance(replies[b"task-1"], TaskCancelledError), replies[b"task-1"]
+    assert replies[b"task-2"] == 42, replies[b"task-2"]
+    assert ex.function_blobs == {}
