@@ -21,6 +21,7 @@ from .cluster import embedded, processes
 from .generator import ObjectRefGenerator
 from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
+from .rpc import notices
 from .rpc import protocol as P
 from .util import malloc_tuning, signature
 from .worker import serialization
@@ -397,11 +398,12 @@ class ActorClass:
         shape, resources = _resources(options, 0)
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, f"{cls_name}.__init__")
         actor_id = ids.new_actor_id()
+        key = notices.new_token()  # our reports of it (and its worker's) prove themselves with it
         restarts = (int(options.get("max_restarts", 0)), int(options.get("max_task_retries", 0)))
         info = {"class_name": cls_name, "methods": self._methods, "owner": core.address,
                 "signatures": self._specs, "max_restarts": restarts[0], "max_task_retries": restarts[1],
                 "detached": detached or None, "get_if_exists": bool(options.get("get_if_exists") and name),
-                "namespace": namespace}
+                "namespace": namespace, "actor_key": key, "notice_token": core.notice_token}
         try:  # the head decides, also between concurrent creators of one name (get_if_exists)
             existing = core.call(core.head_address, P.ACTOR_REGISTER, actor_id, name, info)
         except errors.EngineError as exc:
@@ -411,14 +413,16 @@ class ActorClass:
         default = all(options.get(k) in (None, {}) for k in ("num_cpus", "num_gpus", "resources"))
         state = ActorState(actor_id, name, cls_name, owned=True, max_restarts=restarts[0],
                            max_task_retries=restarts[1], detached=detached,
-                           placement={"CPU": 1.0} if default else None)  # 1 CPU to place, 0 to run (Ray)
+                           placement={"CPU": 1.0} if default else None,  # 1 CPU to place, 0 to run (Ray)
+                           key=key)
         task_id = core.next_id()
         entry = TaskEntry(task_id=task_id, name=f"{cls_name}.__init__", kind=ACTOR_CREATION, fn_id=fn_id,
                           fn_blob=blob, arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,
                           return_ids=ids.return_ids(task_id, 1), retries_left=0, retry_exceptions=False,
                           shape=shape, resources=resources, actor=state,
                           extra={"actor_id": actor_id, "name": name or cls_name,
-                                 "max_concurrency": options.get("max_concurrency"), "namespace": namespace})
+                                 "max_concurrency": options.get("max_concurrency"), "namespace": namespace,
+                                 "actor_key": key})
         with core.lock:
             core.actors[actor_id] = state
             if not detached:  # killed once every handle is gone, named or not (as in Ray)
@@ -630,7 +634,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     _check_namespace(namespace)
     core = _core()
     namespace = namespace or _namespace(core)
-    view = core.call(core.head_address, P.ACTOR_LOOKUP, name, None, namespace)
+    view = core.call(core.head_address, P.ACTOR_LOOKUP, name, None, namespace, core.notice_token)
     if view is None or view["state"] == "DEAD":
         where = f" in namespace {namespace!r}" if namespace else ""
         raise ValueError(f"no live actor named {name!r}{where}")

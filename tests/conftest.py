@@ -105,11 +105,16 @@ def no_leftovers_at_session_end():
     assert LocalCluster.malformed_seen == 0, \
         f"processes of the embedded clusters dropped malformed messages ({LocalCluster.malformed_seen} " \
         f"log lines): a sender and rpc/schema.py disagree; grep the logs for 'ownrun-malformed-message:'"
+    assert LocalCluster.unauthorized_seen == 0, \
+        f"processes of the embedded clusters refused notices ({LocalCluster.unauthorized_seen} log lines): " \
+        f"a notice lacked its receiver's token (rpc/notices.py); grep the logs for 'ownrun-unauthorized-message:'"
 
     assert CoreWorker.handler_errors_in_process == 0, \
         f"{CoreWorker.handler_errors_in_process} message handler(s) raised in the driver's I/O loop (see the log)"
     assert CoreWorker.malformed_in_process == 0, \
         f"{CoreWorker.malformed_in_process} malformed message(s) reached the driver (see the log)"
+    assert CoreWorker.unauthorized_in_process == 0, \
+        f"{CoreWorker.unauthorized_in_process} notice(s) without the driver's token reached it (see the log)"
 
 
 def _wait_for_shm_cleanup(started: set[str], timeout: float = 15.0) -> list[str]:

@@ -64,6 +64,7 @@ class LocalCluster:
     # Logged by the processes of the clusters this process stopped (tests check them).
     handler_errors_seen = 0
     malformed_seen = 0  # log lines about dropped malformed messages
+    unauthorized_seen = 0  # log lines about notices refused for want of their proof (rpc/notices.py)
 
     def __init__(self, num_cpus: float, resources: dict, object_store_memory: int, config: dict,
                  num_nodes: int = 1):
@@ -247,3 +248,5 @@ class LocalCluster:
             LocalCluster.handler_errors_seen += handler_errors.count_in_logs(self.session_dir)
             LocalCluster.malformed_seen += handler_errors.count_in_logs(self.session_dir,
                                                                         handler_errors.MALFORMED_MARK)
+            LocalCluster.unauthorized_seen += handler_errors.count_in_logs(self.session_dir,
+                                                                           handler_errors.UNAUTHORIZED_MARK)

@@ -14,6 +14,13 @@ transport's watch of each daemon's inbox: the process exited) is declared dead a
 NODE_DIED goes to every live daemon and the dead node's clients. A dead node that beats
 again is answered NODE_FENCED and stops.
 
+Proofs (`rpc/notices.py`): every notice the head sends (NODE_DIED, NODE_FENCED, CLUSTER_VIEW,
+ACTOR_STATE) ends with its receiver's notice token, as the receiver gave it (a daemon in its
+heartbeats, the first one kept; its clients through NODE_CLIENTS; a subscriber in its
+ACTOR_LOOKUP); a heartbeat of a known node without that node's token is refused (a member
+cannot keep another's node alive or move it). An ACTOR_UPDATE is obeyed only with the key
+the actor's creator registered; refusals are counted in `unauthorized` (HEAD_STATS).
+
 It is never on the task path: owners push tasks to workers directly; the head only hears
 about nodes, actors and KV operations, and counts every request it serves so tests can
 prove that (HEAD_STATS; the counts restart at zero with the process).
@@ -44,6 +51,7 @@ import signal
 import sys
 import time
 
+from ..rpc import notices
 from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
 from ..rpc.schema import Inbox
@@ -107,7 +115,7 @@ class Head:
         # owners write synchronously before every push, as the paper's Centralized system does.
         self.task_table: dict[bytes, bytes] = {}
         self.arg_refcounts: dict[bytes, int] = {}
-        self.actor_subscribers: dict[bytes, set] = {}  # actor id -> addresses told of changes
+        self.actor_subscribers: dict[bytes, dict] = {}  # actor id -> {address told of changes: its token}
         self.node_store: dict[str, dict] = {}  # node id -> last heartbeat's store stats
         self.handler_errors = 0  # exceptions in handlers other than a caller's bad arguments
         self.failed_requests = 0  # requests answered with an error
@@ -186,10 +194,15 @@ class Head:
         """A node's beat (re-)registers it (so nodes come back after a head restart); the
         answer is the cluster view the daemons use to pick spillback targets. A node declared
         dead is answered with NODE_FENCED instead: it must stop (liveness.py)."""
-        _, node_id, addr, total, available, store_stats = h
+        _, node_id, addr, total, available, store_stats = h[:6]
+        token = h[6] if len(h) > 6 else None
+        known = self.tables.notice_token(node_id)
+        if known is not None and not notices.genuine(token, known):
+            self.inbox.refuse(P.HEARTBEAT, f"a heartbeat for node {node_id} at {addr} without its token")
+            return
         steps = self.liveness.beat(node_id, time.monotonic())
         fenced = any(isinstance(step, liveness.Fence) for step in steps)
-        if fenced or not self.tables.node_heartbeat(node_id, addr, total):  # dead stays dead
+        if fenced or not self.tables.node_heartbeat(node_id, addr, total, token):  # dead stays dead
             self._fence(node_id, addr)
             return
         self.node_load[node_id] = available
@@ -198,13 +211,14 @@ class Head:
             self.watched.add(addr)
             self.transport.watch_peer(addr, ("node-connection", node_id, addr))
         self.apply_liveness(steps)
-        self.transport.send(addr, [pack([P.CLUSTER_VIEW, self.cluster_view()])])
+        self.transport.send(addr, [pack([P.CLUSTER_VIEW, self.cluster_view(), self.tables.notice_token(node_id)])])
 
     def _fence(self, node_id: str, addr: str) -> None:
         self.fenced += 1
         reason = self.liveness.death_reason.get(node_id, "declared dead earlier")
         log.warning("node %s at %s was declared dead (%s) and spoke again: told to stop", node_id, addr, reason)
-        self.transport.send(addr, [pack([P.NODE_FENCED, node_id, f"declared dead: {reason}"])])
+        self.transport.send(addr, [pack([P.NODE_FENCED, node_id, f"declared dead: {reason}",
+                                         self.tables.notice_token(node_id)])])
 
     def on_connection_lost(self, node_id: str, addr: str) -> None:
         """The transport saw the connection to a daemon drop: its process is gone."""
@@ -243,12 +257,13 @@ class Head:
             return
         node = self.tables.nodes[node_id]
         log.warning("node %s at %s is dead: %s", node_id, node["address"], reason)
-        notice = [pack([P.NODE_DIED, node_id, node["address"], list(node.get("clients", ())), reason])]
+        notice = [P.NODE_DIED, node_id, node["address"], list(node.get("clients", ())), reason]
         for other in self.tables.nodes.values():
             if other["alive"]:
-                self.transport.send(other["address"], notice)
+                self.transport.send(other["address"], [pack([*notice, other.get("notice_token")])])
+        tokens = node.get("client_tokens") or {}
         for client in node.get("clients", ()):  # a driver whose own daemon died hears it from us
-            self.transport.send(client, notice)
+            self.transport.send(client, [pack([*notice, tokens.get(client)])])
         self._forget_subscriber(node.get("clients", ()))
         self._owners_died(node.get("clients", ()), f"its node {node_id} died")
 
@@ -258,7 +273,8 @@ class Head:
         if not gone:
             return
         for actor_id, subscribers in list(self.actor_subscribers.items()):
-            subscribers -= gone
+            for addr in gone.intersection(subscribers):
+                del subscribers[addr]
             if not subscribers:
                 del self.actor_subscribers[actor_id]
 
@@ -284,9 +300,9 @@ class Head:
     def _publish_actor(self, record) -> None:
         subscribers = self.actor_subscribers.get(record.actor_id)
         if subscribers:
-            notice = [pack([P.ACTOR_STATE, record.actor_id, record.view()])]
-            for addr in subscribers:
-                self.transport.send(addr, notice)
+            view = record.view()
+            for addr, token in subscribers.items():
+                self.transport.send(addr, [pack([P.ACTOR_STATE, record.actor_id, view, token])])
 
     def on_worker_died(self, h) -> None:
         """A worker died: an actor on it is RESTARTING until its creator restarts it or gives
@@ -311,8 +327,8 @@ class Head:
         self.reply(addr, req_id, view)
 
     def on_node_clients(self, h) -> None:
-        _, node_id, added, removed = h
-        self.tables.update_node_clients(node_id, added, removed)
+        _, node_id, added, removed = h[:4]
+        self.tables.update_node_clients(node_id, added, removed, h[4] if len(h) > 4 else None)
         self._forget_subscriber(removed)
         self._owners_died(removed, "it left the cluster")
 
@@ -329,7 +345,7 @@ class Head:
         _, req_id, addr, actor_id, name, info = h
         existing = self.tables.live_named(name, info.get("namespace") or "") if name else None
         if existing is not None and info.get("get_if_exists"):
-            self.actor_subscribers.setdefault(existing.actor_id, set()).add(addr)
+            self._subscribe(existing.actor_id, addr, info.get("notice_token"))
             self.reply(addr, req_id, existing.view())
             return
         error = self.tables.register_actor(actor_id, name, info)
@@ -338,8 +354,26 @@ class Head:
         else:
             self.reply(addr, req_id, None)
 
+    def _subscribe(self, actor_id: bytes, addr: str, token) -> None:
+        """`addr` hears of the actor's changes, with `token` (a request without one keeps the
+        token an earlier one gave: rpc/notices.py)."""
+        subscribers = self.actor_subscribers.setdefault(actor_id, {})
+        if type(token) is bytes:
+            subscribers[addr] = token
+        else:
+            subscribers.setdefault(addr, None)
+
     def on_actor_update(self, h) -> None:
-        _, actor_id, state, address, reason, worker_id = h
+        """An actor's creator (or the worker it started the actor on) reports a change: obeyed
+        only with the key the creator registered (an actor registered without one — a file
+        from before keys — takes any report)."""
+        _, actor_id, state, address, reason, worker_id = h[:6]
+        record = self.tables.actors.get(actor_id)
+        if record is not None and record.key is not None and not notices.genuine(h[6] if len(h) > 6 else None,
+                                                                                 record.key):
+            self.inbox.refuse(P.ACTOR_UPDATE, f"a {state} report of actor {actor_id.hex()} without its key "
+                                              f"(claimed address {address})")
+            return
         self._set_actor_state(actor_id, state, address, reason, worker_id)
 
     def _set_actor_state(self, actor_id: bytes, state: str, address: str | None, reason: str | None,
@@ -381,7 +415,7 @@ class Head:
         namespace = h[5] if len(h) > 5 and h[5] else ""
         record = self.tables.find_actor(key, namespace)
         if record is not None and not record.dead():
-            self.actor_subscribers.setdefault(record.actor_id, set()).add(addr)
+            self._subscribe(record.actor_id, addr, h[6] if len(h) > 6 else None)
         if record is None:
             self.reply(addr, req_id, None)
         elif record.dead() or (record.settled() and (not_worker is None or record.worker_id != not_worker)):
@@ -418,6 +452,7 @@ class Head:
                                   "incarnation": self.tables.incarnation,
                                   "handler_errors": self.handler_errors,
                                   "malformed": self.inbox.malformed,
+                                  "unauthorized": self.inbox.unauthorized,
                                   "fenced": self.fenced,
                                   "failed_requests": self.failed_requests})
 

@@ -4,10 +4,13 @@ Owns four tables in `<session_dir>/head.sqlite3` and the rules that go with them
 
 * nodes  - one row per node daemon that registered or sent a heartbeat (re-registering
            replaces its row; its first heartbeat to a restarted head is a no-op unless it
-           moved); info holds its resources and the addresses of its clients (workers,
-           drivers). A node marked dead stays dead for heartbeats;
+           moved); info holds its resources, the addresses of its clients (workers,
+           drivers), its own notice token (the first one it sent) and its clients' (the
+           proofs of the head's notices to them: rpc/notices.py). A node marked dead stays
+           dead for heartbeats;
 * actors - the actor directory: id, name, state (PENDING -> ALIVE <-> RESTARTING -> DEAD),
-           address, worker id, death reason, class name, methods, owner. DEAD is final: later
+           address, worker id, death reason, class name, methods, owner, and the key its
+           owner's reports prove themselves with (never in a view). DEAD is final: later
            updates of a dead actor are ignored. A name is unique within its namespace (one
            of the actor's options; "" by default) and maps to its newest actor; a name is
            free again once its actor is DEAD. Only the newest `KEEP_DEAD_ACTORS` dead actors
@@ -51,7 +54,7 @@ CREATE TABLE IF NOT EXISTS nodes (
 CREATE TABLE IF NOT EXISTS actors (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, actor_id BLOB UNIQUE NOT NULL, name TEXT,
     state TEXT NOT NULL, address TEXT, worker_id BLOB, reason TEXT, class_name TEXT,
-    methods BLOB, owner TEXT, options BLOB);
+    methods BLOB, owner TEXT, options BLOB, key BLOB);
 CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, driver_address TEXT, pid INTEGER, start_time REAL NOT NULL,
@@ -59,7 +62,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 """
 
 _ACTOR_COLUMNS = ("actor_id", "name", "state", "address", "worker_id", "reason", "class_name",
-                  "methods", "owner", "options")
+                  "methods", "owner", "options", "key")
 # What a handle found by name needs to behave as the creator's does (ACTOR_REGISTER's info).
 ACTOR_OPTIONS = ("max_restarts", "max_task_retries", "signatures", "detached", "namespace")
 
@@ -78,6 +81,7 @@ class ActorRecord:
     methods: dict = field(default_factory=dict)
     owner: str | None = None
     options: dict = field(default_factory=dict)  # ACTOR_OPTIONS given at registration
+    key: bytes | None = field(default=None, repr=False)  # its owner's proof (notices.py); None: none asked
 
     @property
     def namespace(self) -> str:
@@ -123,8 +127,9 @@ class HeadTables:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(actors)")}
-        if "options" not in columns:  # a file written before actors had options
-            self._db.execute("ALTER TABLE actors ADD COLUMN options BLOB")
+        for column in ("options", "key"):  # a file written before actors had these
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE actors ADD COLUMN {column} BLOB")
         self.nodes: dict[str, dict] = {}
         self.actors: dict[bytes, ActorRecord] = {}
         self.names: dict[tuple[str, str], bytes] = {}  # (namespace, name) -> newest actor with that name
@@ -178,23 +183,38 @@ class HeadTables:
                          (node_id, address, msgpack.packb(info, use_bin_type=True), now))
         self.nodes[node_id] = dict(info, address=address, alive=True, registered=now)
 
-    def node_heartbeat(self, node_id: str, address: str, resources: dict) -> bool:
-        """A node's periodic beat: registers it if unknown, moved or resized (one write);
-        else no write. Returns False for a node marked dead (it stays dead)."""
+    def node_heartbeat(self, node_id: str, address: str, resources: dict, token: bytes | None = None) -> bool:
+        """A node's periodic beat: registers it if unknown, moved, resized or with its first
+        notice token (one write); else no write. Returns False for a node marked dead (it
+        stays dead). The caller has checked `token` against the one kept (`notice_token`)."""
         node = self.nodes.get(node_id)
         if node is not None and not node["alive"]:
             return False
-        if node is None or node["address"] != address or node.get("resources") != resources:
-            self.register_node(node_id, address, dict(node or {}, resources=resources))
+        new_token = token is not None and (node is None or node.get("notice_token") is None)
+        if node is None or node["address"] != address or node.get("resources") != resources or new_token:
+            info = dict(node or {}, resources=resources)
+            if new_token:
+                info["notice_token"] = token
+            self.register_node(node_id, address, info)
         return True
 
-    def update_node_clients(self, node_id: str, added: list[str], removed: list[str]) -> None:
-        """Records processes (workers, drivers) that joined or left a node."""
+    def notice_token(self, node_id: str) -> bytes | None:
+        """The token the head's notices to this node's daemon carry (None: it sent none)."""
+        node = self.nodes.get(node_id)
+        return None if node is None else node.get("notice_token")
+
+    def update_node_clients(self, node_id: str, added: list[str], removed: list[str],
+                            tokens: dict | None = None) -> None:
+        """Records processes (workers, drivers) that joined or left a node, and the notice
+        tokens of those that joined."""
         node = self.nodes.get(node_id)
         if node is None:
             return
         clients = (set(node.get("clients", ())) | set(added)) - set(removed)
         node["clients"] = sorted(clients)
+        merged = dict(node.get("client_tokens") or {})
+        merged.update(tokens or {})
+        node["client_tokens"] = {a: t for a, t in merged.items() if a in clients and type(t) is bytes}
         info = {k: v for k, v in node.items() if k not in ("address", "alive", "registered")}
         self._db.execute("UPDATE nodes SET info=? WHERE node_id=?",
                          (msgpack.packb(info, use_bin_type=True), node_id))
@@ -213,14 +233,15 @@ class HeadTables:
         if name and self.live_named(name, info.get("namespace") or "") is not None:
             return f"an actor named {name!r} already exists"
         options = {k: info[k] for k in ACTOR_OPTIONS if info.get(k) is not None}
+        key = info.get("actor_key")
         record = ActorRecord(actor_id, name or None, class_name=info.get("class_name"),
                              methods=dict(info.get("methods") or {}), owner=info.get("owner"),
-                             options=options)
+                             options=options, key=key if type(key) is bytes else None)
         self._db.execute(
-            f"INSERT OR REPLACE INTO actors ({', '.join(_ACTOR_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO actors ({', '.join(_ACTOR_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (record.actor_id, record.name, record.state, None, None, None, record.class_name,
              msgpack.packb(record.methods, use_bin_type=True), record.owner,
-             msgpack.packb(record.options, use_bin_type=True)))
+             msgpack.packb(record.options, use_bin_type=True), record.key))
         self.actors[actor_id] = record
         if record.name:
             self.names[record.namespace, record.name] = actor_id

@@ -10,6 +10,10 @@ local clients (drivers and workers) and death notices: when a worker exits, ever
 client hears `WORKER_DIED` with the reason; when a client dies, its leases, pins, objects
 and actors are released (fate-sharing). Worker output lines are forwarded to the drivers.
 A handler that raises is logged and counted (`handler_errors` in NODE_STATS); the loop goes on.
+Notices from the head (NODE_DIED, NODE_FENCED, CLUSTER_VIEW) are obeyed only with this
+daemon's notice token, which it sends the head in its heartbeats; it forwards NODE_DIED to
+its clients with each one's own token, and passes their tokens on to the head (NODE_CLIENTS;
+rpc/notices.py). A notice without its token is dropped and counted (`unauthorized`).
 
 It is not on the task path: owners push tasks to leased workers directly.
 Runs as its own process, one thread. Exits (cleaning up its workers and /dev/shm files)
@@ -30,6 +34,7 @@ import sys
 import time
 
 from .. import ids
+from ..rpc import notices
 from ..rpc import protocol as P
 from ..rpc.schema import Inbox
 from ..rpc.transport import Transport, pack
@@ -51,10 +56,11 @@ _REQUESTS = frozenset({P.REGISTER_CLIENT, P.OBJ_CREATE, P.OBJ_GET, P.NODE_STATS,
 
 
 class Client:
-    __slots__ = ("address", "worker_id", "pid", "kind", "pidfd")
+    __slots__ = ("address", "worker_id", "pid", "kind", "pidfd", "token")
 
-    def __init__(self, address, worker_id, pid, kind, pidfd):
+    def __init__(self, address, worker_id, pid, kind, pidfd, token=None):
         self.address, self.worker_id, self.pid, self.kind, self.pidfd = address, worker_id, pid, kind, pidfd
+        self.token = token  # its notice token (rpc/notices.py): the proof of what we forward to it
 
 
 class NodeDaemon:
@@ -94,6 +100,7 @@ class NodeDaemon:
         self.dead_daemons: set[str] = set()
         self.clients_added: list = []
         self.clients_removed: list = []
+        self.notice_token = notices.new_token()  # the head's notices to us carry it (rpc/notices.py)
         self.heartbeat_period = float(self.config.get("heartbeat_period", 0.1))
         self.current_frames: list = []
         self.warm_modules: set = set()  # modules the zygote was asked to pre-import
@@ -196,23 +203,23 @@ class NodeDaemon:
             self.transport.send(self.scheduler.workers[worker_id].address, [pack([P.REAP_QUERY])])
 
     # ---- clients -------------------------------------------------------------------------
-    def _add_client(self, addr, worker_id, pid, kind) -> None:
+    def _add_client(self, addr, worker_id, pid, kind, token=None) -> None:
         fd = process_tools.pidfd(pid) if kind == "driver" else None
-        self.clients[addr] = Client(addr, worker_id, pid, kind, fd)
+        self.clients[addr] = Client(addr, worker_id, pid, kind, fd, token)
         self.clients_added.append(addr)
         if fd is not None:
             self.transport.watch_fd(fd, ("client", addr))
 
     def on_register_client(self, h) -> None:
-        _, req_id, addr, worker_id, pid, kind = h
-        self._add_client(addr, worker_id, pid, kind)
+        _, req_id, addr, worker_id, pid, kind = h[:6]
+        self._add_client(addr, worker_id, pid, kind, h[6] if len(h) > 6 else None)
         if self.scheduler.prestarting() and time.monotonic() < self.started_at + 5.0:
             self.deferred_registrations.append(h)  # answered once the pre-started pool is up
             return
         self._answer_registration(h)
 
     def _answer_registration(self, h) -> None:
-        _, req_id, addr, _worker_id, _pid, _kind = h
+        req_id, addr = h[1], h[2]
         self.reply(addr, req_id, {"node_id": self.node_id, "arena_name": self.arena_name,
                                   "store_capacity": self.store_capacity, "head_address": self.head_address,
                                   "session_dir": self.session_dir, "resources": self.resources,
@@ -237,8 +244,8 @@ class NodeDaemon:
         self.reply(addr, req_id, True)
 
     def on_worker_ready(self, h) -> None:
-        _, worker_id, addr, pid = h
-        self._add_client(addr, worker_id, pid, "worker")
+        _, worker_id, addr, pid = h[:4]
+        self._add_client(addr, worker_id, pid, "worker", h[4] if len(h) > 4 else None)
         self.apply(self.scheduler.worker_ready(worker_id, addr, pid))
         if self.deferred_registrations and not self.scheduler.prestarting():
             waiting, self.deferred_registrations = self.deferred_registrations, []
@@ -510,19 +517,31 @@ class NodeDaemon:
     def heartbeat(self) -> None:
         self.transport.send(self.head_address, [pack([P.HEARTBEAT, self.node_id, self.address,
                                                       self.resources, self.scheduler.available,
-                                                      self.store.stats()])])
+                                                      self.store.stats(), self.notice_token])])
         if self.clients_added or self.clients_removed:
+            tokens = {a: c.token for a in self.clients_added if (c := self.clients.get(a)) is not None and c.token}
             self.transport.send(self.head_address, [pack([P.NODE_CLIENTS, self.node_id,
-                                                          self.clients_added, self.clients_removed])])
+                                                          self.clients_added, self.clients_removed, tokens])])
             self.clients_added, self.clients_removed = [], []
 
+    def _from_head(self, h, token_at: int) -> bool:
+        """True when the notice `h` carries our token (rpc/notices.py); else it is refused."""
+        if notices.genuine(h[token_at] if len(h) > token_at else None, self.notice_token):
+            return True
+        self.inbox.refuse(h[0], "a head notice without this daemon's token")
+        return False
+
     def on_cluster_view(self, h) -> None:
-        _, view = h
+        if not self._from_head(h, 2):
+            return
+        view = h[1]
         self.apply_placement(self.spillback.view_changed(view, time.monotonic()))
 
     def on_node_died(self, h) -> None:
         """Another node died: its processes owned or borrowed things here."""
-        _, node_id, daemon_addr, client_addrs, reason = h
+        if not self._from_head(h, 5):
+            return
+        _, node_id, daemon_addr, client_addrs, reason = h[:5]
         if daemon_addr in self.dead_daemons:
             return
         self.dead_daemons.add(daemon_addr)
@@ -533,15 +552,17 @@ class NodeDaemon:
         self.apply_transfers(self.transfers.source_died(daemon_addr))
         for addr in client_addrs:
             self._remote_process_gone(addr)
-        notice = [pack(h)]
+        notice = h[:5]
         for client in list(self.clients.values()):
-            self.transport.send(client.address, notice)
+            self.transport.send(client.address, [pack([*notice, client.token])])
 
     def on_fenced(self, h) -> None:
         """The head declared this node dead (it was paused or cut off for the death timeout):
         the owners consider its workers and objects lost, so it stops (killing its workers,
         unlinking its store) rather than serve them. A replacement joins under a new id."""
-        _, node_id, reason = h
+        if not self._from_head(h, 3):
+            return
+        _, node_id, reason = h[:3]
         if node_id != self.node_id:
             log.warning("NODE_FENCED for node %r ignored (this is %s)", node_id[:80], self.node_id)
             return
@@ -582,6 +603,7 @@ class NodeDaemon:
                                   "scheduler": self.scheduler.usage(), "clients": len(self.clients),
                                   "handler_errors": self.handler_errors,
                                   "malformed": self.inbox.malformed,
+                                  "unauthorized": self.inbox.unauthorized,
                                   "transfer": {"pulls": len(self.transfers.pulls),
                                                "max_bytes_per_loop": self.max_transfer_bytes_per_loop,
                                                "bound_per_loop": self.transfer_bound_per_loop()},

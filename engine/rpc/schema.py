@@ -7,6 +7,8 @@ returns the decoded header, or None for a malformed message (undecodable, not a 
 unknown type, the wrong number of fields or a field of the wrong type), which is then
 dropped, counted in `malformed` (shown in each service's stats beside `handler_errors`) and
 logged at most once per type per `LOG_INTERVAL` seconds. A malformed message is never fatal.
+A well-formed message its sender had no right to send (notices.py) is dropped the same way by
+its handler (`refuse`), counted in `unauthorized` under its own log mark.
 
 Checks are type and count checks (what a handler needs in order not to raise before
 it reaches its own error handling), plus, for the few messages whose handlers walk a nested
@@ -26,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..util.handler_errors import MALFORMED_MARK
+from ..util.handler_errors import MALFORMED_MARK, UNAUTHORIZED_MARK
 from . import protocol as P
 from .transport import unpack
 
@@ -97,8 +99,8 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.OBJ_COPIED: ((BYTES, ADDR, STR), ()),
     P.STATE_QUERY: (_request(LIST), ()),
     # ---- core worker -> node daemon
-    P.REGISTER_CLIENT: (_request(BYTES, INT, STR), ()),
-    P.WORKER_READY: ((BYTES, ADDR, INT), ()),
+    P.REGISTER_CLIENT: (_request(BYTES, INT, STR), (opt(BYTES),)),  # + the client's notice token
+    P.WORKER_READY: ((BYTES, ADDR, INT), (opt(BYTES),)),  # + the worker's notice token
     P.LEASE_REQUEST: ((ADDR, BYTES, INT, DICT, BOOL, INT), (DICT,)),
     P.LEASE_RETURN: ((BYTES, BOOL), ()),
     P.LEASE_CANCEL: ((ADDR, INT), ()),
@@ -126,27 +128,27 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.RECALL_LEASES: ((), ()),
     P.EXIT_WORKER: ((ADDR,), ()),
     P.REAP_QUERY: ((), ()),
-    P.ACTOR_STATE: ((BYTES, DICT), ()),
-    P.NODE_DIED: ((STR, ADDR, LIST, STR), ()),
+    P.ACTOR_STATE: ((BYTES, DICT), (opt(BYTES),)),  # notices end with the receiver's token (notices.py)
+    P.NODE_DIED: ((STR, ADDR, LIST, STR), (opt(BYTES),)),
     # ---- anyone -> head
     P.REGISTER_NODE: (_request(STR, DICT), ()),
     P.ACTOR_REGISTER: (_request(BYTES, opt(STR), DICT), ()),
-    P.ACTOR_UPDATE: ((BYTES, STR, opt(ADDR), opt(STR), opt(BYTES)), ()),
-    P.ACTOR_LOOKUP: (_request(KEY), (opt(BYTES), opt(STR))),
+    P.ACTOR_UPDATE: ((BYTES, STR, opt(ADDR), opt(STR), opt(BYTES)), (opt(BYTES),)),  # + the actor's key
+    P.ACTOR_LOOKUP: (_request(KEY), (opt(BYTES), opt(STR), opt(BYTES))),  # + the asker's notice token
     P.KV_PUT: (_request(KEY, KEY, BOOL), ()),
     P.KV_GET: (_request(KEY), ()),
     P.KV_DELETE: (_request(KEY), ()),
     P.KV_LIST: (_request(KEY), ()),
     P.HEAD_STATS: (_request(), ()),
     P.ACTOR_NAMES: (_request(), ()),
-    P.HEARTBEAT: ((STR, ADDR, DICT, DICT, DICT), ()),
-    P.NODE_CLIENTS: ((STR, LIST, LIST), ()),
+    P.HEARTBEAT: ((STR, ADDR, DICT, DICT, DICT), (opt(BYTES),)),  # + the daemon's notice token
+    P.NODE_CLIENTS: ((STR, LIST, LIST), (DICT,)),  # + {added address: its notice token}
     P.TASK_META_SUBMIT: (_request(BYTES, BYTES, LIST), ()),
     P.TASK_META_DONE: ((BYTES, LIST), ()),
     P.NODE_LIST: (_request(), ()),
     P.WORKER_DIED_REMOTE: ((STR, BYTES, ADDR, STR), ()),
-    P.CLUSTER_VIEW: ((DICT,), ()),
-    P.NODE_FENCED: ((STR, STR), ()),
+    P.CLUSTER_VIEW: ((DICT,), (opt(BYTES),)),
+    P.NODE_FENCED: ((STR, STR), (opt(BYTES),)),
 }
 
 
@@ -298,6 +300,8 @@ class Inbox:
         self.service = service
         self.accepted = CHECKS if accepted is None else accepted  # the types this service handles
         self.malformed = 0
+        self.unauthorized = 0  # well-formed notices whose sender could not prove its right (refuse)
+        self.unauthorized_by_kind: dict = {}
         self.by_kind: dict = {}  # message type (or "undecodable") -> malformed count
         self.last_dropped: tuple = (None, "")  # (header or None, reason) of the last drop
         self._logged: dict = {}  # message type -> (last log time, count at that time)
@@ -337,6 +341,22 @@ class Inbox:
                 and type(header[1]) is int and is_address(header[2])):
             return header[1], header[2], reason
         return None
+
+    def refuse(self, kind: int, reason: str) -> None:
+        """Drops a well-formed message its sender had no right to send (a notice without the
+        receiver's token, an actor report without the actor's key: notices.py); counted in
+        `unauthorized`, logged at most once per type per `LOG_INTERVAL` seconds. Never fatal."""
+        self.unauthorized += 1
+        key = ("unauthorized", kind)
+        count = self.unauthorized_by_kind[kind] = self.unauthorized_by_kind.get(kind, 0) + 1
+        now = time.monotonic()
+        last = self._logged.get(key)
+        if last is None or now - last[0] >= LOG_INTERVAL:
+            since = count - (last[1] if last else 0) - 1
+            more = f" ({since} more of this type since the last line)" if since > 0 else ""
+            self.log.warning("%s %s ignored a message of type %s: %s%s", UNAUTHORIZED_MARK, self.service,
+                             kind, reason, more)
+            self._logged[key] = (now, count)
 
     def drop(self, kind, reason: str) -> None:
         self.malformed += 1

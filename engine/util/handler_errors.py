@@ -18,6 +18,7 @@ import os
 
 MARK = "ownrun-handler-error:"
 MALFORMED_MARK = "ownrun-malformed-message:"  # logged by rpc/schema.py when it drops a message
+UNAUTHORIZED_MARK = "ownrun-unauthorized-message:"  # a notice whose sender could not prove its right (notices.py)
 
 
 def log_handler_error(log: logging.Logger, what: str, *args) -> None:

@@ -31,8 +31,9 @@ class ActorState:
     def __init__(self, actor_id: bytes, name: str | None, class_name: str, owned: bool,
                  address: str | None = None, worker_id: bytes | None = None,
                  max_restarts: int = 0, max_task_retries: int = 0, detached: bool = False,
-                 placement: dict | None = None):
+                 placement: dict | None = None, key: bytes | None = None):
         self.actor_id = actor_id
+        self.key = key  # the creator's proof of its reports to the head (rpc/notices.py)
         self.detached = detached  # lifetime="detached": its worker outlives its creator
         self.placement = placement  # needed on a node to place the actor there, not held
         self.name = name
@@ -163,9 +164,10 @@ class ActorState:
             core.request_actor_lease(self, instruction.resources)
         elif kind is S.ReportToHead:
             core.transport.send(core.head_address, [pack([P.ACTOR_UPDATE, self.actor_id, instruction.state,
-                                                          None, instruction.reason, None])])
+                                                          None, instruction.reason, None, self.key])])
         elif kind is S.LookUp:
-            core.call_async(core.head_address, P.ACTOR_LOOKUP, self.actor_id, instruction.not_worker_id,
+            core.call_async(core.head_address, P.ACTOR_LOOKUP, self.actor_id, instruction.not_worker_id, None,
+                            core.notice_token,
                             callback=lambda ok, view: self._run(core, self.machine.lookup_answered(ok, view)))
         elif kind is S.KillWorker:
             core.transport.send(instruction.daemon or core.daemon_address,

@@ -34,6 +34,7 @@ from .. import errors, ids
 from ..object_ref import ObjectRef
 from ..ownership import task_manager as tm
 from ..ownership.task_manager import TaskEntry, TaskManager
+from ..rpc import notices
 from ..rpc import protocol as P
 from ..rpc.schema import Inbox
 from ..rpc.transport import Transport, pack
@@ -63,6 +64,7 @@ IDLE_TICK_MS = 1000
 class CoreWorker:
     handler_errors_in_process = 0  # over every core worker this process ran (tests check it)
     malformed_in_process = 0  # malformed messages dropped by them (tests check it)
+    unauthorized_in_process = 0  # notices refused for want of our token (rpc/notices.py; tests check it)
 
     def __init__(self, mode: str, daemon_address: str, worker_id: bytes, config: dict | None = None,
                  node_info: dict | None = None):
@@ -102,6 +104,7 @@ class CoreWorker:
         self.failed_with: errors.EngineError | None = None  # our daemon died, or shutdown: see fail_waiters
         self._daemon_pid: int | None = None  # a driver's daemon on this machine: watched (pidfd)
         self._daemon_pidfd: int | None = None
+        self.notice_token = notices.new_token()  # proof of our daemon's and the head's notices
         self._handlers = handlers.for_core_worker(self)  # message type -> handler (I/O thread)
         self.inbox = Inbox(log, f"{mode} {self.address}", self._handlers)  # drops malformed messages
         self._io_thread = threading.Thread(target=self._io_loop, name="ownrun-io", daemon=True)
@@ -125,7 +128,8 @@ class CoreWorker:
         return self.node_info["head_address"]
 
     def register_driver(self) -> None:
-        self.node_info = self.call(self.daemon_address, P.REGISTER_CLIENT, self.worker_id, os.getpid(), "driver")
+        self.node_info = self.call(self.daemon_address, P.REGISTER_CLIENT, self.worker_id, os.getpid(), "driver",
+                                   self.notice_token)
         self.node_id = self.node_info["node_id"]
         if self.node_info.get("pid") and self.node_info.get("host") == socket.gethostname():
             self._daemon_pid = self.node_info["pid"]  # the I/O thread watches it from now on
@@ -402,4 +406,4 @@ class CoreWorker:
             return {"refs": len(self.tm.refs.refs), "tasks": len(self.tm.tasks),
                     "leases": self.tm.submitter.num_leases(), "retries": counters["task_retries"],
                     "reconstructions": counters["reconstructions"], "handler_errors": self.handler_errors,
-                    "malformed": self.inbox.malformed}
+                    "malformed": self.inbox.malformed, "unauthorized": self.inbox.unauthorized}

@@ -81,7 +81,7 @@ def on_worker_died(core, h, frames) -> None:
 
 
 def on_node_died(core, h, frames) -> None:
-    _, node_id, daemon, client_addrs, reason = h
+    _, node_id, daemon, client_addrs, reason = h[:5]
     if daemon == core.daemon_address and core.mode == "driver":
         if core._daemon_pid is not None:
             return  # our daemon's pidfd is the authority: the head may be wrong (a stall)

@@ -342,7 +342,8 @@ class Executor:
         elif max_concurrency > 1:
             self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="ownrun-actor")
         self.core.transport.send(self.core.head_address, [pack([
-            P.ACTOR_UPDATE, self.actor_id, "ALIVE", self.core.address, None, self.core.worker_id])])
+            P.ACTOR_UPDATE, self.actor_id, "ALIVE", self.core.address, None, self.core.worker_id,
+            options.get("actor_key")])])  # the creator's key: the head obeys no other (rpc/notices.py)
         return None
 
     # ---- replies --------------------------------------------------------------------------------

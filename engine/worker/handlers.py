@@ -4,6 +4,8 @@ Owns the table from message type to handler (`for_core_worker`). A handler unpac
 header (rpc/schema.py already dropped malformed ones) and feeds the pure task manager or the
 process's actors; the I/O loop applies the instructions after each message. Death notices are
 `deaths.py`'s; a worker adds its executor's (PUSH_TASK, CANCEL_TASK, ...) with `add_handler`.
+NODE_DIED and ACTOR_STATE are taken only with this process's notice token (from its daemon or
+the head: rpc/notices.py); one without it is dropped and counted (`unauthorized`).
 
 Called on the I/O thread with the core worker's lock held. A handler that raises is logged and
 counted by the loop, which goes on.
@@ -14,9 +16,21 @@ from __future__ import annotations
 import functools
 import time
 
+from ..rpc import notices
 from ..rpc import protocol as P
 from ..rpc.transport import pack
 from . import deaths
+
+
+def _proven(core, at: int, handler):
+    """`handler`, run only for a notice whose field `at` is this process's notice token."""
+    def checked(h, frames):
+        if notices.genuine(h[at] if len(h) > at else None, core.notice_token):
+            return handler(h, frames)
+        core.inbox.refuse(h[0], "a notice without this process's token")
+        type(core).unauthorized_in_process += 1
+        return None
+    return checked
 
 
 def for_core_worker(core) -> dict:
@@ -38,7 +52,7 @@ def for_core_worker(core) -> dict:
         submitter.return_idle(time.monotonic(), 0.0, recall=True)
 
     def actor_state(h, frames):
-        _, actor_id, view = h
+        _, actor_id, view = h[:3]
         actor = core.actors.get(actor_id)
         if actor is not None:
             actor.on_head_update(core, view)
@@ -67,8 +81,8 @@ def for_core_worker(core) -> dict:
         P.LEASE_GRANTED: lease_granted,
         P.RECALL_LEASES: recall_leases,
         P.WORKER_DIED: functools.partial(deaths.on_worker_died, core),
-        P.NODE_DIED: functools.partial(deaths.on_node_died, core),
-        P.ACTOR_STATE: actor_state,
+        P.NODE_DIED: _proven(core, 5, functools.partial(deaths.on_node_died, core)),
+        P.ACTOR_STATE: _proven(core, 3, actor_state),
         P.STATE_QUERY: state_query,
         P.LOG_LINES: log_lines,
         # a borrower cancels a task we own (`engine.cancel` of a ref it was handed)

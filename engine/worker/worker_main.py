@@ -65,7 +65,8 @@ def run(config: dict, request: dict) -> None:
     executor = Executor(core)
     sys.stdout = _ForwardingStream(core, sys.stdout, task_context)
     sys.stderr = _ForwardingStream(core, sys.stderr, task_context)
-    core.transport.send(core.daemon_address, [pack([P.WORKER_READY, worker_id, core.address, os.getpid()])])
+    core.transport.send(core.daemon_address, [pack([P.WORKER_READY, worker_id, core.address, os.getpid(),
+                                                              core.notice_token])])
     try:
         executor.run()
     finally:

@@ -183,7 +183,7 @@ def test_services_survive_random_frames_and_mutated_messages():
     # This test sends malformed messages on purpose: what its cluster's processes log about them
     # (dropped messages; handlers that raised on well-shaped messages with bad nested contents)
     # is not counted against the test session (conftest's end check).
-    seen = LocalCluster.handler_errors_seen, LocalCluster.malformed_seen
+    seen = LocalCluster.handler_errors_seen, LocalCluster.malformed_seen, LocalCluster.unauthorized_seen
     engine.init(num_cpus=2)
     try:
         cluster = embedded.current()
@@ -239,4 +239,4 @@ def test_services_survive_random_frames_and_mutated_messages():
             fuzzer.close()
     finally:
         engine.shutdown()
-        LocalCluster.handler_errors_seen, LocalCluster.malformed_seen = seen
+        LocalCluster.handler_errors_seen, LocalCluster.malformed_seen, LocalCluster.unauthorized_seen = seen

@@ -236,9 +236,13 @@ def test_a_malformed_request_is_answered_with_an_error_when_it_can_be(head):
 
 
 # ---- liveness: suspect, dead, fenced (issue 11 §3) -------------------------------------------------
+def _token(node: str) -> bytes:
+    return f"token-of-{node}".encode()
+
+
 def _beat(head: Head, node: str, port: int) -> str:
     addr = f"tcp://127.0.0.1:{port}"
-    send(head, P.HEARTBEAT, node, addr, {"CPU": 1.0}, {"CPU": 1.0}, {})
+    send(head, P.HEARTBEAT, node, addr, {"CPU": 1.0}, {"CPU": 1.0}, {}, _token(node))
     return addr
 
 
@@ -260,10 +264,11 @@ def test_a_dead_node_that_beats_again_is_fenced(head):
     assert [a for a, h in head.transport.sent if h[0] == P.NODE_DIED] == [CLIENT]
     head.transport.sent.clear()
     _beat(head, "n1", 7001)
-    assert head.transport.sent == [(addr, [P.NODE_FENCED, "n1", "declared dead: no heartbeat for 11.0s (timeout 10s)"])]
+    assert head.transport.sent == [(addr, [P.NODE_FENCED, "n1", "declared dead: no heartbeat for 11.0s (timeout 10s)",
+                                           _token("n1")])]
     assert head.tables.nodes["n1"]["alive"] is False
     again = restarted(head)  # a restarted head fences it too
-    send(again, P.HEARTBEAT, "n1", addr, {"CPU": 1.0}, {"CPU": 1.0}, {})
+    send(again, P.HEARTBEAT, "n1", addr, {"CPU": 1.0}, {"CPU": 1.0}, {}, _token("n1"))
     assert [h[0] for _, h in again.transport.sent] == [P.NODE_FENCED]
     again.tables.close()
 
@@ -292,3 +297,49 @@ def test_connections_to_one_shot_clients_are_closed_after_a_linger(head):
     assert head.transport.disconnected == [oneshot] and head.replied_to == {}
     send(head, P.HEAD_STATS, 6, oneshot)  # it may come back: a new connection, closed again later
     assert head.close_idle_peers(max(head.replied_to.values()) + PEER_LINGER + 0.1) == [oneshot]
+
+
+# ---- who may send what (issue 11: rpc/notices.py) ------------------------------------------------
+def test_an_actor_update_without_its_creators_key_is_ignored_and_counted(head):
+    key = b"k" * 16
+    send(head, P.ACTOR_REGISTER, 1, CLIENT, b"a1", "svc", dict(INFO, actor_key=key))
+    send(head, P.ACTOR_UPDATE, b"a1", "ALIVE", "tcp://127.0.0.1:6666", None, b"rogue")  # no key
+    send(head, P.ACTOR_UPDATE, b"a1", "DEAD", None, "a rogue says so", None, b"x" * 16)  # a wrong one
+    assert head.tables.actors[b"a1"].state == "PENDING" and head.inbox.unauthorized == 2
+    send(head, P.ACTOR_UPDATE, b"a1", "ALIVE", "tcp://127.0.0.1:6000", None, b"w1", key)
+    record = head.tables.actors[b"a1"]
+    assert (record.state, record.address) == ("ALIVE", "tcp://127.0.0.1:6000")
+    send(head, P.ACTOR_LOOKUP, 2, CLIENT, "svc")
+    assert "actor_key" not in repr(head.transport.replies()[2]) and key not in pack(head.transport.replies()[2])
+    again = restarted(head)  # the key outlives a head restart
+    send(again, P.ACTOR_UPDATE, b"a1", "DEAD", None, "a rogue says so", None)
+    assert again.tables.actors[b"a1"].state == "ALIVE" and again.inbox.unauthorized == 1
+    again.tables.close()
+
+
+def test_the_heads_notices_carry_each_receivers_own_token(head):
+    _beat(head, "n1", 7001)
+    _beat(head, "n2", 7002)
+    driver = "tcp://127.0.0.1:7003"
+    send(head, P.NODE_CLIENTS, "n1", [driver], [], {driver: b"driver-token"})
+    send(head, P.ACTOR_REGISTER, 1, CLIENT, b"a1", "svc", dict(INFO, actor_key=b"k"))
+    send(head, P.ACTOR_LOOKUP, 2, CLIENT, b"a1", None, None, b"client-token")
+    send(head, P.ACTOR_LOOKUP, 3, CLIENT, b"a1")  # a lookup without a token keeps the one given
+    head.transport.sent.clear()
+    send(head, P.ACTOR_UPDATE, b"a1", "ALIVE", "tcp://127.0.0.1:6000", None, b"w1", b"k")
+    assert [(a, h[-1]) for a, h in head.transport.sent if h[0] == P.ACTOR_STATE] == [(CLIENT, b"client-token")]
+    head.on_connection_lost("n1", "tcp://127.0.0.1:7001")
+    told = {a: h[-1] for a, h in head.transport.sent if h[0] == P.NODE_DIED}
+    assert told == {"tcp://127.0.0.1:7002": _token("n2"), driver: b"driver-token"}
+    _beat(head, "n2", 7002)
+    assert head.transport.sent[-1] == ("tcp://127.0.0.1:7002", [P.CLUSTER_VIEW, head.cluster_view(), _token("n2")])
+
+
+def test_a_heartbeat_for_a_known_node_without_its_token_is_refused(head):
+    _beat(head, "n1", 7001)
+    head.transport.sent.clear()
+    send(head, P.HEARTBEAT, "n1", "tcp://127.0.0.1:6666", {"CPU": 1.0}, {"CPU": 1.0}, {}, b"rogue")
+    send(head, P.HEARTBEAT, "n1", "tcp://127.0.0.1:6666", {"CPU": 1.0}, {"CPU": 1.0}, {})
+    assert head.tables.nodes["n1"]["address"] == "tcp://127.0.0.1:7001" and head.transport.sent == []
+    assert head.inbox.unauthorized == 2
+    assert "notice_token" not in repr(head.cluster_view())
