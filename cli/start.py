@@ -52,7 +52,9 @@ def start(
     resources: Annotated[str, typer.Option(
         "--resources", help='Custom resources of the node as JSON, e.g. \'{"GPU": 1}\'.')] = "{}",
     object_store_memory: Annotated[int | None, typer.Option(
-        "--object-store-memory", help="Bytes of the node's shared-memory store (default: 30% of RAM).")] = None,
+        "--object-store-memory", help="Bytes of the node's shared-memory store (default: 30% of RAM, less "
+                                      "what the stores of your ownrun nodes already running here claim; at "
+                                      "least 512 MiB).")] = None,
     bind: Annotated[str | None, typer.Option(
         "--bind", help="Address to listen on (every cluster has a key its members must hold; beyond "
                        "loopback, e.g. 0.0.0.0, copy it to the other machines). Default: 127.0.0.1 for --head; with "

@@ -7,7 +7,10 @@ session (`ownrun start`: it outlives the command), reading its `READY <address>`
 one instant (`kill_tree`, as a machine loss), telling our processes from recycled pids
 (`is_ours`), and removing a session's /dev/shm arenas and spill files (`remove_store_files`,
 the one sweep), including those of earlier sessions whose processes are all gone
-(`cleanup_stale_sessions`).
+(`cleanup_stale_sessions`). Also the default store sizes: 30% of RAM split among the nodes
+started together (`default_object_store_memory`), and for one more node on a machine where
+this user's ownrun nodes already run, what is left of that 30% once their stores are counted
+(`default_store_of_one_more_node`).
 
 Thread-safe (no shared state). Failures: `NodeStartError` (an EngineError) naming the
 process and quoting the end of its log when it exits, stays silent past its deadline or
@@ -168,6 +171,44 @@ def _session_alive(session_dir: str, with_driver: bool) -> bool:
     if with_driver and info.get("driver_pid"):
         pids.append(info["driver_pid"])
     return bool(info) and any(process_tools.pid_alive(pid) for pid in pids)
+
+
+MIN_DEFAULT_STORE = 512 << 20  # the default store of one more node never goes below this
+
+
+def claimed_store_memory() -> int:
+    """Bytes the stores of this user's live ownrun nodes on this machine claim: the sizes of
+    the /dev/shm arenas of the live sessions under the session root (a store's arena is
+    sized to its capacity when its daemon starts)."""
+    claimed = 0
+    for session_dir in paths.session_dirs():
+        if not _session_alive(session_dir, with_driver=True):
+            continue
+        for arena in glob.glob(paths.shm_glob(session_dir)):
+            try:
+                st = os.stat(arena)
+            except OSError:
+                continue  # its node stopped meanwhile
+            if st.st_uid == os.getuid():
+                claimed += st.st_size
+    return claimed
+
+
+def default_store_of_one_more_node() -> tuple[int, str | None]:
+    """The default store of a node started next to this user's running ownrun nodes: the
+    30% default less what their stores claim, at least `MIN_DEFAULT_STORE` (or the whole
+    default when that is smaller). Returns (bytes, None) when no other node runs here, else
+    (bytes, one line saying so for the log)."""
+    default = default_object_store_memory()
+    claimed = claimed_store_memory()
+    if not claimed:
+        return default, None
+    floor = min(default, MIN_DEFAULT_STORE)
+    size = max(default - claimed, floor)
+    at_floor = " (the floor)" if size == floor and default - claimed < floor else ""
+    return size, (f"other ownrun nodes on this machine already claim {claimed >> 20} MiB of the default "
+                  f"{default >> 20} MiB (30% of RAM) for their stores: this node's store gets "
+                  f"{size >> 20} MiB{at_floor}; --object-store-memory sets it")
 
 
 def default_object_store_memory(nodes: int = 1) -> int:

@@ -13,6 +13,11 @@ loopback included). `ownrun start --address` and `engine.init(address=...)` on t
 of that head find the key through the state file; on another machine `--cluster-key` (or
 $OWNRUN_CLUSTER_KEY) names a copy, and the node gets its own session directory there.
 
+A node's default store is 30% of RAM less what the stores of this user's nodes already
+running on this machine claim (at least 512 MiB; processes.default_store_of_one_more_node),
+with one warning line saying so, so two nodes on one machine do not claim 60% between them;
+an explicit size always wins. Each node's store size is recorded with it in the state file.
+
 Not thread-safe (one command at a time per process); across processes the state file's
 lock serializes changes. Failures: `ClusterError` with a one-line message (what is wrong,
 what to do); a process that does not start raises `NodeStartError` (a ClusterError) whose
@@ -22,6 +27,7 @@ first line names it and quotes its log's last line.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -37,6 +43,8 @@ from ..rpc.transport import Transport, pack
 from ..util import process_tools
 from . import paths, processes, state
 from .join import Target, call, resolve
+
+log = logging.getLogger("ownrun.cluster")
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -94,7 +102,12 @@ def _start_node(current: dict, target: Target, session_dir: str, bind: str, num_
     """Spawns a node daemon, waits until the head lists it, records it (lock held)."""
     cpus = float(os.cpu_count() or 1) if num_cpus is None else float(num_cpus)
     node_id = f"node{len(current['nodes'])}-{uuid.uuid4().hex[:6]}"
-    store = int(object_store_memory or processes.default_object_store_memory())
+    if object_store_memory:
+        store = int(object_store_memory)
+    else:  # 30% of RAM, less what this user's nodes already running here claim (lock held: no race)
+        store, note = processes.default_store_of_one_more_node()
+        if note:
+            log.warning("node %s: %s", node_id, note)
     args = ["--session-dir", session_dir, "--node-id", node_id, "--head-address", target.head_address,
             "--resources", json.dumps({"CPU": cpus, **resources}), "--store-capacity", str(store),
             "--config", json.dumps({"prestart_workers": int(cpus)}), "--parent-pid", "0", "--host", bind]
@@ -103,7 +116,8 @@ def _start_node(current: dict, target: Target, session_dir: str, bind: str, num_
     log_path = paths.node_log(session_dir, node_id)
     proc, address = processes.start("ownrun.engine.node.daemon", args, log_path, f"node {node_id}",
                                     START_TIMEOUT, detached=True)
-    current["nodes"][node_id] = {"pid": proc.pid, "address": address, "session_dir": session_dir}
+    current["nodes"][node_id] = {"pid": proc.pid, "address": address, "session_dir": session_dir,
+                                 "store": store}
     _save(current)
     deadline = time.monotonic() + START_TIMEOUT
     try:

@@ -79,6 +79,28 @@ def test_driver_joins_by_address_runs_tasks_and_leaves_the_cluster_running(cli):
     assert_nothing_left(cli, pids, sessions)
 
 
+def test_a_node_started_beside_running_nodes_takes_what_is_left_of_the_default_store(cli):
+    """Issue 13: the default store (30% of RAM) counts the stores this user's nodes here
+    already claim, down to a floor, with one line saying so; --object-store-memory wins."""
+    from ownrun.engine.cluster import processes
+
+    address = start_head(cli)  # its node: an explicit 64 MiB store
+    default = processes.default_object_store_memory()
+    second = cli.run("start", "--address", address, "--num-cpus", "1")
+    third = cli.run("start", "--address", address, "--num-cpus", "1")
+    explicit = cli.run("start", "--address", address, "--num-cpus", "1", "--object-store-memory", STORE)
+    assert [r.returncode for r in (second, third, explicit)] == [0, 0, 0], (second.stderr, third.stderr)
+    stores = [n["store"] for _, n in sorted(cli.state()["nodes"].items(), key=lambda item: item[0][4:])]
+    assert stores == [int(STORE), default - int(STORE), processes.MIN_DEFAULT_STORE, int(STORE)]
+    notes = [r.stderr.strip().splitlines() for r in (second, third, explicit)]
+    assert [len(n) for n in notes] == [1, 1, 0], notes
+    assert f"already claim {int(STORE) >> 20} MiB of the default {default >> 20} MiB" in notes[0][0]
+    assert f"gets {processes.MIN_DEFAULT_STORE >> 20} MiB (the floor)" in notes[1][0]
+    assert "--object-store-memory sets it" in notes[1][0]
+    total = cli.ok("status").split("stores of the live nodes: ")[1].split(" MiB used")[0]
+    assert total.endswith(f" of {sum(stores) / 2**20:.1f}"), total  # what the nodes report adds up
+
+
 def test_kill_node_is_declared_dead_and_unknown_nodes_are_refused(cli):
     address = start_head(cli)
     cli.ok("start", "--address", address, "--num-cpus", "1", "--object-store-memory", STORE)
