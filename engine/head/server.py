@@ -186,6 +186,11 @@ class Head:
         _, req_id, addr, node_id, info = h
         if self.liveness.is_dead(node_id):
             raise ValueError(f"node {node_id} was declared dead; a node rejoins under a new id")
+        known = self.tables.notice_token(node_id)
+        if known is not None and not notices.genuine(info.get("notice_token"), known):
+            self.inbox.refuse(P.REGISTER_NODE, f"a registration of node {node_id} at {addr} without its token")
+            self.reply(addr, req_id, ["EngineError", f"head: node {node_id} is registered already"], ok=False)
+            return
         self.tables.register_node(node_id, addr, info)
         self.liveness.beat(node_id, time.monotonic())
         self.reply(addr, req_id, True)

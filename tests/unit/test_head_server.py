@@ -341,5 +341,7 @@ def test_a_heartbeat_for_a_known_node_without_its_token_is_refused(head):
     send(head, P.HEARTBEAT, "n1", "tcp://127.0.0.1:6666", {"CPU": 1.0}, {"CPU": 1.0}, {}, b"rogue")
     send(head, P.HEARTBEAT, "n1", "tcp://127.0.0.1:6666", {"CPU": 1.0}, {"CPU": 1.0}, {})
     assert head.tables.nodes["n1"]["address"] == "tcp://127.0.0.1:7001" and head.transport.sent == []
-    assert head.inbox.unauthorized == 2
+    send(head, P.REGISTER_NODE, 1, "tcp://127.0.0.1:6666", "n1", {"resources": {"CPU": 1.0}})
+    assert head.tables.nodes["n1"]["address"] == "tcp://127.0.0.1:7001" and head.inbox.unauthorized == 3
+    assert head.transport.replies()[1][0] is False
     assert "notice_token" not in repr(head.cluster_view())
