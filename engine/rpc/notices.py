@@ -2,8 +2,11 @@
 
 Every peer of a cluster holds the one cluster key (or reaches the private ipc directory), so
 the transport proves only that a message comes from *some* member, never which one; a
-compromised worker could claim to be the head. Two secrets, each known only to the parties
-that must know it, close that gap without touching the task path:
+compromised worker could claim to be the head. The connection cannot tell either: all
+members present the same CURVE key (the ZAP check sees no difference), and each process's
+one PULL inbox merges every connection, so knowing a message's connection (zmq's per-message
+metadata) would cost every task message a frame object. Two secrets, each known only to the
+parties that must know it, close that gap without touching the task path:
 
 * **Notice tokens** (head -> process). Every process that hears notices (a node daemon, a
   driver, a worker) draws a random token at start and hands it to those entitled to notify
