@@ -18,8 +18,10 @@ Proofs (`rpc/notices.py`): every notice the head sends (NODE_DIED, NODE_FENCED, 
 ACTOR_STATE) ends with its receiver's notice token, as the receiver gave it (a daemon in its
 heartbeats, the first one kept; its clients through NODE_CLIENTS; a subscriber in its
 ACTOR_LOOKUP); a heartbeat of a known node without that node's token is refused (a member
-cannot keep another's node alive or move it). An ACTOR_UPDATE is obeyed only with the key
-the actor's creator registered; refusals are counted in `unauthorized` (HEAD_STATS).
+cannot keep another's node alive or move it), and so are a node's reports of its clients
+(NODE_CLIENTS, WORKER_DIED_REMOTE: a member cannot have another's actors declared dead by
+claiming their owner left). An ACTOR_UPDATE is obeyed only with the key the actor's creator
+registered; refusals are counted in `unauthorized` (HEAD_STATS).
 
 It is never on the task path: owners push tasks to workers directly; the head only hears
 about nodes, actors and KV operations, and counts every request it serves so tests can
@@ -309,10 +311,21 @@ class Head:
             for addr, token in subscribers.items():
                 self.transport.send(addr, [pack([P.ACTOR_STATE, record.actor_id, view, token])])
 
+    def _from_node(self, h, node_id: str, token_at: int) -> bool:
+        """True when a node's report `h` carries that node's token (or the node sent none);
+        else it is refused (rpc/notices.py)."""
+        known = self.tables.notice_token(node_id)
+        if known is None or notices.genuine(h[token_at] if len(h) > token_at else None, known):
+            return True
+        self.inbox.refuse(h[0], f"a report of node {node_id} without its token")
+        return False
+
     def on_worker_died(self, h) -> None:
         """A worker died: an actor on it is RESTARTING until its creator restarts it or gives
         up (DEAD at once for a detached actor whose creator is gone); actors it created die."""
-        _, _node_id, worker_id, addr, reason = h
+        _, node_id, worker_id, addr, reason = h[:5]
+        if not self._from_node(h, node_id, 5):
+            return
         self._forget_subscriber([addr])
         for record in list(self.tables.actors.values()):
             if record.worker_id == worker_id and record.state == "ALIVE":
@@ -333,6 +346,8 @@ class Head:
 
     def on_node_clients(self, h) -> None:
         _, node_id, added, removed = h[:4]
+        if not self._from_node(h, node_id, 5):
+            return
         self.tables.update_node_clients(node_id, added, removed, h[4] if len(h) > 4 else None)
         self._forget_subscriber(removed)
         self._owners_died(removed, "it left the cluster")

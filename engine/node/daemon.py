@@ -13,7 +13,8 @@ A handler that raises is logged and counted (`handler_errors` in NODE_STATS); th
 Notices from the head (NODE_DIED, NODE_FENCED, CLUSTER_VIEW) are obeyed only with this
 daemon's notice token, which it sends the head in its heartbeats; it forwards NODE_DIED to
 its clients with each one's own token, and passes their tokens on to the head (NODE_CLIENTS;
-rpc/notices.py). A notice without its token is dropped and counted (`unauthorized`).
+rpc/notices.py). A notice without its token is dropped and counted (`unauthorized`). What it
+tells the head of its clients (NODE_CLIENTS, WORKER_DIED_REMOTE) carries its token as proof.
 
 It is not on the task path: owners push tasks to leased workers directly.
 Runs as its own process, one thread. Exits (cleaning up its workers and /dev/shm files)
@@ -268,7 +269,7 @@ class NodeDaemon:
             self._client_gone(addr)
             self._announce_death(worker_id, addr, reason)
             self.transport.send(self.head_address, [pack([P.WORKER_DIED_REMOTE, self.node_id, worker_id,
-                                                          addr, reason])])
+                                                          addr, reason, self.notice_token])])
         self.apply(decisions)
 
     def _client_gone(self, addr: str) -> None:
@@ -521,7 +522,8 @@ class NodeDaemon:
         if self.clients_added or self.clients_removed:
             tokens = {a: c.token for a in self.clients_added if (c := self.clients.get(a)) is not None and c.token}
             self.transport.send(self.head_address, [pack([P.NODE_CLIENTS, self.node_id,
-                                                          self.clients_added, self.clients_removed, tokens])])
+                                                          self.clients_added, self.clients_removed, tokens,
+                                                          self.notice_token])])
             self.clients_added, self.clients_removed = [], []
 
     def _from_head(self, h, token_at: int) -> bool:

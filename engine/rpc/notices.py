@@ -23,13 +23,17 @@ parties that must know it, close that gap without touching the task path:
   creation task's options): every ACTOR_UPDATE carries it, and the head obeys an update of
   an actor only with that actor's key (the head's own transitions — owner or worker deaths —
   need none). The key is never part of what the head tells others about the actor.
+* A daemon's token is a secret it shares with the head, so it also proves the daemon's own
+  reports to the head: a heartbeat or registration of a known node, and what it says of its
+  clients (NODE_CLIENTS, WORKER_DIED_REMOTE, from which the head declares an owner's actors
+  dead) are obeyed only with that node's token.
 
 A notice that fails its check is dropped and counted (`schema.Inbox.refuse`: `unauthorized`
 in each service's stats, one log line per type per 10 s), never fatal.
 
-Pure functions; thread-safe. What is not covered: replies (REPLY), WORKER_DIED and the
-messages daemons send the head (NODE_CLIENTS, WORKER_DIED_REMOTE) are still taken from any
-member; a member can still make the head send a process notices it will refuse.
+Pure functions; thread-safe. What is not covered: replies (REPLY) and WORKER_DIED (daemon to
+daemon and to clients) are still taken from any member; a member can still make the head
+send a process notices it will refuse (by subscribing it with a wrong token).
 """
 
 from __future__ import annotations

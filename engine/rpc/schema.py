@@ -142,11 +142,11 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.HEAD_STATS: (_request(), ()),
     P.ACTOR_NAMES: (_request(), ()),
     P.HEARTBEAT: ((STR, ADDR, DICT, DICT, DICT), (opt(BYTES),)),  # + the daemon's notice token
-    P.NODE_CLIENTS: ((STR, LIST, LIST), (DICT,)),  # + {added address: its notice token}
+    P.NODE_CLIENTS: ((STR, LIST, LIST), (DICT, opt(BYTES))),  # + {added address: its token}, the node's token
     P.TASK_META_SUBMIT: (_request(BYTES, BYTES, LIST), ()),
     P.TASK_META_DONE: ((BYTES, LIST), ()),
     P.NODE_LIST: (_request(), ()),
-    P.WORKER_DIED_REMOTE: ((STR, BYTES, ADDR, STR), ()),
+    P.WORKER_DIED_REMOTE: ((STR, BYTES, ADDR, STR), (opt(BYTES),)),  # + the node's notice token
     P.CLUSTER_VIEW: ((DICT,), (opt(BYTES),)),
     P.NODE_FENCED: ((STR, STR), (opt(BYTES),)),
 }

@@ -2,8 +2,8 @@
 
 A rogue but authenticated peer (a transport with this cluster's access, as a compromised worker
 would have) claims a live node died, fences a node, sends a false cluster view, beats for
-another node, reports an actor it does not own as dead or as living at its own address, and
-tells the driver so directly. Every such message is dropped and counted (`unauthorized`),
+another node, reports an actor it does not own as dead or as living at its own address, tells
+the head the actor's owner left or its worker died, and tells the driver so directly. Every such message is dropped and counted (`unauthorized`),
 and the cluster goes on as if it had not been sent: the nodes stay alive, tasks run on both,
 the actor answers at its real address. The head's own notices keep working (the liveness,
 restart and failure tests drive them).
@@ -41,7 +41,7 @@ def _where():
     from ownrun.engine.api import _core
 
     core = _core()
-    return {"address": core.address, "node_id": core.node_id, "pid": os.getpid(),
+    return {"address": core.address, "node_id": core.node_id, "pid": os.getpid(), "worker_id": core.worker_id,
             "unauthorized": core.stats()["unauthorized"]}
 
 
@@ -108,10 +108,15 @@ def test_a_member_cannot_declare_a_live_node_dead_or_speak_for_an_actors_owner(c
                                                     None])])
         assert rogue.send(core.head_address, [pack([P.ACTOR_UPDATE, actor_id, "ALIVE", rogue.address, None,
                                                     b"w" * 16, b"k" * 16])])
+        # The same through the head's fate-sharing: "the actor's owner left", "its worker died".
+        driver_node = core.node_id
+        assert rogue.send(core.head_address, [pack([P.NODE_CLIENTS, driver_node, [], [core.address], {}])])
+        assert rogue.send(core.head_address, [pack([P.WORKER_DIED_REMOTE, home["node_id"], actor["worker_id"],
+                                                    actor["address"], "a rogue says so", b"v" * 16])])
         fake = dict(real_view, address=rogue.address, worker_id=b"w" * 16)
         assert rogue.send(core.address, [pack([P.ACTOR_STATE, actor_id, fake, None])])
 
-        expected = {"head": 3, "driver": 3, "actor": 2, home["node_id"]: 1, other["node_id"]: 3}
+        expected = {"head": 5, "driver": 3, "actor": 2, home["node_id"]: 1, other["node_id"]: 3}
 
         def all_refused():
             now = unauthorized()

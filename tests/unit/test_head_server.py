@@ -259,7 +259,7 @@ def test_a_silent_node_is_marked_suspect_in_the_cluster_view_not_dead(head):
 
 def test_a_dead_node_that_beats_again_is_fenced(head):
     addr = _beat(head, "n1", 7001)
-    send(head, P.NODE_CLIENTS, "n1", [CLIENT], [])
+    send(head, P.NODE_CLIENTS, "n1", [CLIENT], [], {}, _token("n1"))
     head.check_liveness(time.monotonic() + 11.0)
     assert [a for a, h in head.transport.sent if h[0] == P.NODE_DIED] == [CLIENT]
     head.transport.sent.clear()
@@ -321,7 +321,7 @@ def test_the_heads_notices_carry_each_receivers_own_token(head):
     _beat(head, "n1", 7001)
     _beat(head, "n2", 7002)
     driver = "tcp://127.0.0.1:7003"
-    send(head, P.NODE_CLIENTS, "n1", [driver], [], {driver: b"driver-token"})
+    send(head, P.NODE_CLIENTS, "n1", [driver], [], {driver: b"driver-token"}, _token("n1"))
     send(head, P.ACTOR_REGISTER, 1, CLIENT, b"a1", "svc", dict(INFO, actor_key=b"k"))
     send(head, P.ACTOR_LOOKUP, 2, CLIENT, b"a1", None, None, b"client-token")
     send(head, P.ACTOR_LOOKUP, 3, CLIENT, b"a1")  # a lookup without a token keeps the one given
@@ -345,3 +345,17 @@ def test_a_heartbeat_for_a_known_node_without_its_token_is_refused(head):
     assert head.tables.nodes["n1"]["address"] == "tcp://127.0.0.1:7001" and head.inbox.unauthorized == 3
     assert head.transport.replies()[1][0] is False
     assert "notice_token" not in repr(head.cluster_view())
+
+
+def test_a_nodes_reports_of_its_clients_without_its_token_are_refused(head):
+    _beat(head, "n1", 7001)
+    send(head, P.NODE_CLIENTS, "n1", [CLIENT], [], {}, _token("n1"))
+    send(head, P.ACTOR_REGISTER, 1, CLIENT, b"a1", "svc", dict(INFO, actor_key=b"k"))
+    send(head, P.ACTOR_UPDATE, b"a1", "ALIVE", "tcp://127.0.0.1:6000", None, b"w1", b"k")
+    # A member claims the actor's owner left its node, then that the actor's worker died.
+    send(head, P.NODE_CLIENTS, "n1", [], [CLIENT], {})
+    send(head, P.WORKER_DIED_REMOTE, "n1", b"w1", "tcp://127.0.0.1:6000", "a rogue says so", b"x" * 16)
+    assert head.tables.actors[b"a1"].state == "ALIVE" and head.inbox.unauthorized == 2
+    assert head.tables.nodes["n1"]["clients"] == [CLIENT]
+    send(head, P.WORKER_DIED_REMOTE, "n1", b"w1", "tcp://127.0.0.1:6000", "killed", _token("n1"))
+    assert head.tables.actors[b"a1"].state == "RESTARTING"
