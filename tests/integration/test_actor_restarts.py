@@ -67,7 +67,8 @@ def _sigkill(pid: int) -> None:
 def _head_view(actor) -> dict:
     """The head's actor-table row (state, worker, reason): what the cluster believes."""
     core = _core()
-    return core.call(core.head_address, P.ACTOR_LOOKUP, actor._actor_id)
+    return core.call(core.head_address, P.ACTOR_LOOKUP, actor._actor_id, None, None,
+                     core.notice_token)  # a lookup subscribes us: its notices must reach us
 
 
 # ---- restarts with retried calls ------------------------------------------------------------------

@@ -79,7 +79,7 @@ def test_a_member_cannot_declare_a_live_node_dead_or_speak_for_an_actors_owner(c
     assert engine.get(counter.incr.remote(), timeout=60) == 1
     actor = engine.get(counter.where.remote(), timeout=60)
     actor_id = counter._actor_id
-    real_view = core.call(core.head_address, P.ACTOR_LOOKUP, actor_id)
+    real_view = core.call(core.head_address, P.ACTOR_LOOKUP, actor_id, None, None, core.notice_token)
     home = next(n for n in nodes if n["node_id"] == actor["node_id"])  # the actor's node
     other = next(n for n in nodes if n is not home)
 
@@ -132,7 +132,7 @@ def test_a_member_cannot_declare_a_live_node_dead_or_speak_for_an_actors_owner(c
             [(n["node_id"], n["address"], True) for n in nodes]
         assert engine.get(counter.incr.remote(), timeout=60) == 2
         assert engine.get(counter.where.remote(), timeout=60)["pid"] == actor["pid"]
-        view = core.call(core.head_address, P.ACTOR_LOOKUP, actor_id)
+        view = core.call(core.head_address, P.ACTOR_LOOKUP, actor_id, None, None, core.notice_token)
         assert view["state"] == "ALIVE" and view["address"] == real_view["address"] == actor["address"]
         assert core.actors[actor_id].address == actor["address"]
         assert home["address"] not in core.tm.dead_daemons and core.failed_with is None
