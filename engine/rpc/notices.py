@@ -33,7 +33,9 @@ in each service's stats, one log line per type per 10 s), never fatal.
 
 Pure functions; thread-safe. What is not covered: replies (REPLY) and WORKER_DIED (daemon to
 daemon and to clients) are still taken from any member; a member can still make the head
-send a process notices it will refuse (by subscribing it with a wrong token).
+send a process notices it will refuse (by subscribing it with a wrong token); and since a
+node needs nothing but the cluster key to join, a member can join as a node of its own: what
+a token proves is "the head" or "the node registered under this id", not a trusted node.
 """
 
 from __future__ import annotations
