@@ -4,7 +4,8 @@ The logic (ordering, restarts, death, the handle-scope rule) is the pure
 `ownership.actor_submitter.ActorSubmitter`; this module only turns the core worker's calls
 into its events and its instructions into I/O: pushes, lease requests, ACTOR_UPDATE and
 ACTOR_LOOKUP to the head, KILL_WORKER to a daemon, ActorDiedError values stored under a
-failed call's return ids.
+failed call's return ids, the creation handed back to the task manager (resolved again for
+a restart, dropped when the actor is dead).
 
 Not thread-safe: used with the core worker's state lock held (lookup answers arrive on the
 I/O thread, which holds it). Instructions are applied in the order their events happened:
@@ -108,6 +109,10 @@ class ActorState:
         else:
             self._run(core, self.machine.creation_failed(_constructor_failure(value)))
 
+    def creation_lost_argument(self, core, entry) -> None:
+        """The constructor could not fetch an argument; the task manager resolves it again."""
+        self._run(core, self.machine.creation_lost_argument())
+
     def lease_granted(self, core, worker_id: bytes, address: str, node_id: str, daemon: str) -> None:
         self._run(core, self.machine.lease_granted(worker_id, address, node_id, daemon))
 
@@ -170,9 +175,12 @@ class ActorState:
         elif kind is S.KillWorker:
             core.transport.send(instruction.daemon or core.daemon_address,
                                 [pack([P.KILL_WORKER, instruction.worker_id, instruction.reason, core.address])])
+        elif kind is S.ResolveCreation:
+            core.tm.rerun_creation(instruction.entry, instruction.reason)
+            core.apply()
         elif kind is S.ReleaseCreationArgs:
-            if instruction.entry.submitted_refs:
-                core._task_done(instruction.entry)
+            core.tm.end_creation(instruction.entry)
+            core.apply()
         else:
             raise AssertionError(f"unknown actor instruction {instruction!r}")
 
