@@ -15,6 +15,7 @@ from conftest import add_node_ready, process_gone, wait_for
 from ownrun import engine
 from ownrun.engine import cluster
 from ownrun.engine.api import _core
+from ownrun.engine.cluster import embedded
 from ownrun.engine.rpc import protocol as P
 
 NODE_DEATH_TIMEOUT = 2.0  # the default is 1 s; 2 s keeps a busy 2-core machine from losing live nodes
@@ -35,9 +36,6 @@ def fresh_cluster():
 class Worker:
     def __init__(self):
         self.calls = 0
-
-    def pid(self):
-        return os.getpid()
 
     def square(self, i: int, seconds: float):
         time.sleep(seconds)
@@ -95,9 +93,6 @@ def test_calls_in_flight_when_the_process_dies_are_rerun_on_the_restarted_actor(
 class Log:
     def __init__(self):
         self.items = []
-
-    def pid(self):
-        return os.getpid()
 
     def wait_for_file(self, path: str):
         deadline = time.monotonic() + 30
@@ -231,9 +226,9 @@ def test_actor_on_a_dead_node_restarts_on_another_node_with_its_resource(fresh_c
 
 @pytest.fixture
 def two_slot_node():
-    """A fresh cluster: the driver's node, with 1 CPU and one slot of resource "t"."""
+    """A fresh cluster: the driver's node, with 1 CPU, one slot of resource "t" and one of "a"."""
     assert not engine.is_initialized(), "this test starts its own cluster"
-    info = engine.init(num_cpus=1, resources={"t": 1}, node_death_timeout=NODE_DEATH_TIMEOUT)
+    info = engine.init(num_cpus=1, resources={"t": 1, "a": 1}, node_death_timeout=NODE_DEATH_TIMEOUT)
     try:
         yield info["node_id"]
     finally:
@@ -291,4 +286,29 @@ def test_actor_restarted_after_its_node_died_rebuilds_its_constructor_argument_l
     # node), never reads it from the dead node: the next call succeeds with the right value.
     assert engine.get(actor.read.remote(), timeout=60) == expected
     assert engine.get(actor.where.remote(), timeout=30) == (head, head)
+    engine.kill(actor)
+
+
+
+def test_actor_whose_constructor_cannot_read_its_argument_from_a_stalled_node_is_started_again(
+        two_slot_node, tmp_path):
+    head = two_slot_node
+    holder = SlotHolder.remote()  # the table is made on node B
+    assert engine.get(holder.ready.remote(), timeout=30) == head
+    node_b = add_node_ready(num_cpus=1, resources={"t": 1})
+    table = table_made_here.remote(str(tmp_path / "made"))
+    assert engine.wait([table], timeout=30)[0], "the table is made"
+    engine.kill(holder)
+    daemon_b = embedded.current().node_procs[node_b]
+    daemon_b.send_signal(signal.SIGSTOP)  # node B stalls: not known dead yet
+    try:
+        # The constructor, on the driver's node ("a"), cannot read the table from node B; once
+        # node B is declared dead the table is rebuilt and the actor started again (its worker
+        # replaced, no restart counted), the call kept for it.
+        actor = TableReader.options(resources={"a": 1}, **RESTARTABLE).remote(table)
+        assert engine.get(actor.read.remote(), timeout=90) == float(sum(range(1 << 18)))
+        assert engine.get(actor.where.remote(), timeout=30) == (head, head)
+    finally:
+        daemon_b.send_signal(signal.SIGCONT)
+    wait_for(lambda: daemon_b.poll() is not None, timeout=60, message="the fenced daemon exits")
     engine.kill(actor)
