@@ -11,7 +11,9 @@ and the values of the objects this process owns or borrows (via the reference co
 records and `memory_store`), lineage for every return a downstream task may need (inline
 ones included), recovery of lost objects (`recovery.RecoveryPlanner`), cancellation, and
 the fate of objects whose owner died. Actor tasks are resolved here and handed to their
-actor (`ACTOR_ENQUEUE`); the actor's own queue and restarts are not this module's.
+actor (`ACTOR_ENQUEUE`); so is a restarting actor's creation, again (`rerun_creation`, lost
+arguments rebuilt first; `end_creation` once the actor is dead); the actor's own queue and
+restarts are not this module's.
 
 The core worker (the shell) feeds events — `submit`, `task_reply`, `lease_granted`,
 `worker_died`, `node_died`, `cancel`, `value_reply`, ... — and then applies the

@@ -341,3 +341,28 @@ def test_a_killed_actor_drops_its_creation_while_it_resolves_again(owner):
     assert kind == "error" and isinstance(exc, errors.ActorDiedError)
     _rebuild_on_node_a(owner, make)  # the argument arrives: nothing is started for a dead actor
     assert not owner.lease_requests and actor.pushed[-1] == ("first", b"tcp://a1")
+
+
+def test_a_late_creation_reply_from_a_worker_the_actor_left_is_ignored(owner):
+    make, actor, creation = _actor_on_node_b(owner)
+    owner.step("node_died", NODE_B, DAEMON_B, ["tcp://wb", "tcp://a1"], "SIGKILL")
+    actor.step("worker_died", None, f"node {NODE_B} died")
+    owner.reply_inline(creation, None, "tcp://a1")  # sent before it died, arrived after
+    assert owner.tm.tasks[creation.task_id] is creation and creation.state == WAITING_DEPS
+    _rebuild_on_node_a(owner, make)
+    _constructs_and_serves(owner, actor, creation, owner.call(actor, "later"), "tcp://a2")
+
+
+def test_a_constructor_that_raised_keeps_its_arguments_for_a_restart(owner):
+    make = owner.submit(owner.task("make"))
+    owner.grant("tcp://wb")
+    owner.reply_shm(make, "tcp://wb")
+    actor, creation = owner.create_actor([make.return_ids[0]])
+    owner.drop(make.return_ids[0])  # only the actor needs it now
+    owner.grant("tcp://a1")
+    owner.reply_error(creation, ValueError("bad config"), "tcp://a1")
+    assert creation.submitted_refs and owner.ref(make.return_ids[0]).value is not None
+    owner.step("worker_died", b"tcp://a1", "tcp://a1", "SIGKILL")
+    actor.step("worker_died", None, "SIGKILL")
+    later = owner.call(actor, "later")
+    _constructs_and_serves(owner, actor, creation, later, "tcp://a2")
