@@ -691,7 +691,8 @@ class TaskManager:
                 self.recover(ref, why)
         waiting, self.waiting_for_node_death = self.waiting_for_node_death, []
         for entry in waiting:
-            self._rerun_after_lost_argument(entry)
+            if self.tasks.get(entry.task_id) is entry:  # not failed (e.g. its actor killed) meanwhile
+                self._rerun_after_lost_argument(entry)
         return True
 
     def _retry_or_fail(self, entry: TaskEntry, reason: str) -> None:

@@ -366,3 +366,19 @@ def test_a_constructor_that_raised_keeps_its_arguments_for_a_restart(owner):
     actor.step("worker_died", None, "SIGKILL")
     later = owner.call(actor, "later")
     _constructs_and_serves(owner, actor, creation, later, "tcp://a2")
+
+
+def test_an_actor_killed_while_its_constructor_waits_for_a_node_death_is_not_started_again(owner):
+    make = owner.submit(owner.task("make"))
+    owner.grant("tcp://wb", DAEMON_B, NODE_B)
+    owner.reply_shm(make, "tcp://wb", NODE_B, DAEMON_B)
+    actor, creation = owner.create_actor([make.return_ids[0]])
+    owner.drop(make.return_ids[0])
+    owner.grant("tcp://a1")
+    owner.reply_arg_lost(creation, "tcp://a1")  # node B is not known dead yet: it waits
+    actor.step("kill", S.KILLED)
+    kind, exc = owner.value_of(creation.return_ids[0])
+    assert kind == "error" and isinstance(exc, errors.ActorDiedError)
+    owner.step("node_died", NODE_B, DAEMON_B, ["tcp://wb"], "SIGKILL")
+    assert creation.task_id not in owner.tm.tasks and not owner.tm.actor_lease_requests
+    assert owner.ref(make.return_ids[0]) is None, "nothing holds the argument any more"
