@@ -37,6 +37,9 @@ class Worker:
     def __init__(self):
         self.calls = 0
 
+    def pid(self):
+        return os.getpid()
+
     def square(self, i: int, seconds: float):
         time.sleep(seconds)
         self.calls += 1
@@ -93,6 +96,9 @@ def test_calls_in_flight_when_the_process_dies_are_rerun_on_the_restarted_actor(
 class Log:
     def __init__(self):
         self.items = []
+
+    def pid(self):
+        return os.getpid()
 
     def wait_for_file(self, path: str):
         deadline = time.monotonic() + 30
@@ -221,7 +227,6 @@ def test_actor_on_a_dead_node_restarts_on_another_node_with_its_resource(fresh_c
     assert second_node not in (first_node, fresh_cluster["node_id"])
     assert engine.get(actor.square.remote(3, 0), timeout=30)[0] == 9
     engine.kill(actor)
-
 
 
 @pytest.fixture
