@@ -73,6 +73,15 @@ class ActorState:
     def history(self) -> list:
         return self.machine.history()
 
+    def handle_address(self) -> tuple[str | None, bytes | None]:
+        """(address, worker id) a handle sent to another process carries: none while our
+        constructor runs there (it may yet fail to fetch an argument and the worker be
+        replaced), so the receiver asks the head, which answers once the actor is up."""
+        machine = self.machine
+        if machine.starting:
+            return None, None
+        return machine.address, machine.worker_id
+
     def lease_options(self) -> dict | None:
         """What the actor's lease request says beyond its resources (LEASE_REQUEST)."""
         if not self.detached and not self.placement:

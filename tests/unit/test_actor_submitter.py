@@ -474,3 +474,16 @@ def test_random_events_keep_the_invariants_and_each_worker_sees_calls_in_order(s
     calls_failed = set(fails) - {"init"}
     assert set(seq_of) == finished | calls_failed, set(seq_of) ^ (finished | calls_failed)
     assert not finished & calls_failed
+
+
+# ---- the shell ---------------------------------------------------------------------------------------------
+def test_a_handle_sent_while_the_constructor_runs_carries_no_address():
+    from ownrun.engine.worker.actor_state import ActorState
+
+    state = ActorState(ACTOR, None, "Counter", owned=True, max_restarts=-1)
+    creation = Entry("init")
+    state.machine.creation_submitted(creation)
+    state.machine.lease_granted(b"w1", "tcp://w1", "n1", "tcp://d1")
+    assert state.handle_address() == (None, None)  # the receiver asks the head instead
+    state.machine.call_finished(creation.task_id)
+    assert state.handle_address() == ("tcp://w1", b"w1")
