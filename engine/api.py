@@ -498,8 +498,7 @@ class ActorHandle:
     def __reduce__(self):
         core = object_ref.current_worker()
         state = core.actors.get(self._actor_id) if core is not None else None
-        address = state.address if state is not None else None
-        worker_id = state.worker_id if state is not None else None
+        address, worker_id = state.handle_address() if state is not None else (None, None)
         return (_rebuild_handle, (self._actor_id, self._class_name, self._methods, self._creation_ref,
                                   self._name, address, worker_id, self._restarts, self._specs))
 

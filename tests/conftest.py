@@ -6,7 +6,9 @@
 * `returns_within(call, timeout)`: a call's result (or its exception), failing the test if it
   has not returned by a (generous) deadline: "never a hang" without timing how fast it was.
 * At session end: no child process of the test process and no `/dev/shm/ownrun-*` file
-  of a session this test run started may remain.
+  of a session this test run started may remain (`_StoreFiles`: other users' and concurrent
+  runs' files are not ours to judge).
+* `unit_store_name()`: the file name a unit test gives a store it makes itself.
 
 Test dependencies: pytest, pytest-timeout, numpy, psutil.
 """
@@ -17,13 +19,25 @@ import glob
 import os
 import re
 import time
+import uuid
 
 import cloudpickle
 import psutil
 import pytest
 
 SHM_GLOB = "/dev/shm/ownrun-*"
-_SESSION_PID = re.compile(r"^ownrun-session_[^_]+_[^_]+_(\d+)_")
+_SESSION_FILE = re.compile(r"^ownrun-(session_[^_]+_[^_]+_(\d+)_[0-9a-f]+)-")  # session name, its creator's pid
+_TEST_STORE_FILE = re.compile(r"^ownrun-test-(\d+)-")  # unit_store_name(): the pid of the test process
+RUN_ENV = "OWNRUN_TEST_RUN"  # marks every process this test run starts (they inherit it)
+if not os.environ.get(RUN_ENV, "").startswith(f"{os.getpid()}-"):  # once per run (a second import
+    os.environ[RUN_ENV] = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # as tests.conftest keeps it); a
+RUN_ID = os.environ[RUN_ENV]  # mark inherited from an enclosing test run is replaced: this run is its own
+
+
+def unit_store_name() -> str:
+    """A store file name for a unit test that makes its own ObjectStore (the leak check knows
+    it for this run's by the pid)."""
+    return f"ownrun-test-{os.getpid()}-{uuid.uuid4().hex}"
 
 
 def pytest_collection_modifyitems(items):
@@ -76,24 +90,87 @@ def session_shm_files(session_dir: str) -> list[str]:
     return glob.glob(f"/dev/shm/ownrun-{os.path.basename(session_dir)}-*")
 
 
-def _ours(path: str, started: set[str]) -> bool:
-    """A store file this test run is responsible for: new, and not of another live driver."""
-    if path in started:
-        return False
-    match = _SESSION_PID.match(os.path.basename(path))
-    if match is None:
-        return True  # unit-test stores use ownrun-test-*: they must clean up too
-    pid = int(match.group(1))
-    return pid == os.getpid() or not psutil.pid_exists(pid)
+class _StoreFiles:
+    """Which `/dev/shm/ownrun-*` files this test run made, so that the leak check counts
+    those and no other user's or concurrent run's (same names, same directory).
+
+    A unit test's own store (`unit_store_name()`) is ours if it names this process. A node's
+    store is named for its session (`ownrun-<session>-<node id>`), and a session is ours if
+    this process created it, or if one of its live processes — the creator named in the
+    session's name, or a head or daemon started with `--session-dir .../<session>` — carries
+    this run's mark in its environment (every process this run starts inherits it, detached
+    `ownrun start` clusters and subprocess drivers included; another user's processes cannot
+    be read, so they are not ours). A session is judged when its files are first seen (after
+    each test, and at the end), while its processes still live; one whose processes had all
+    died by then cannot be told apart from a concurrent run's, and is not counted.
+    """
+
+    def __init__(self):
+        self.started = shm_files()  # there before this run: never ours
+        self.sessions: dict[str, bool] = {}  # session name -> ours
+
+    def note_new(self) -> None:
+        """Judges the sessions of store files that appeared since the last look."""
+        for path in shm_files() - self.started:
+            match = _SESSION_FILE.match(os.path.basename(path))
+            if match is not None and match.group(1) not in self.sessions:
+                verdict = _session_is_ours(match.group(1), int(match.group(2)))
+                if verdict is not None:
+                    self.sessions[match.group(1)] = verdict
+
+    def ours(self, path: str) -> bool:
+        if path in self.started:
+            return False
+        name = os.path.basename(path)
+        test_store = _TEST_STORE_FILE.match(name)
+        if test_store is not None:
+            return int(test_store.group(1)) == os.getpid()
+        match = _SESSION_FILE.match(name)
+        if match is None:
+            return False  # not a name this run's code gives (e.g. another version's unit tests)
+        if match.group(1) not in self.sessions:
+            self.note_new()
+        return self.sessions.get(match.group(1), False)
+
+
+def _session_is_ours(session: str, creator: int) -> bool | None:
+    """True: made by this run; False: by another; None: none of its processes lives to tell."""
+    if creator == os.getpid():
+        return True
+    seen = False
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info["cmdline"] or ()
+        if proc.info["pid"] != creator and not any(session in arg for arg in cmdline):
+            continue
+        try:
+            environ = proc.environ()
+        except psutil.AccessDenied:  # another user's process
+            seen = True
+            continue
+        except psutil.Error:  # exited meanwhile
+            continue
+        seen = True
+        if environ.get(RUN_ENV) == RUN_ID:
+            return True
+    return False if seen else None
+
+
+_STORE_FILES = _StoreFiles()
+
+
+@pytest.fixture(autouse=True)
+def _judge_new_store_files():
+    """After each test: judge the sessions whose store files appeared during it."""
+    yield
+    _STORE_FILES.note_new()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_leftovers_at_session_end():
-    started = shm_files()
     yield
     me = psutil.Process()
     children = wait_for_quiet(me)
-    leaked_shm = _wait_for_shm_cleanup(started)
+    leaked_shm = _wait_for_shm_cleanup()
     assert not children, f"child processes left running: {children}"
     assert not leaked_shm, f"/dev/shm files left behind: {leaked_shm}"
     from ownrun.engine.cluster.embedded import LocalCluster
@@ -117,13 +194,13 @@ def no_leftovers_at_session_end():
         f"{CoreWorker.unauthorized_in_process} notice(s) without the driver's token reached it (see the log)"
 
 
-def _wait_for_shm_cleanup(started: set[str], timeout: float = 15.0) -> list[str]:
+def _wait_for_shm_cleanup(timeout: float = 15.0) -> list[str]:
     """Store files this run is responsible for, after giving their daemons `timeout` s to remove
     them: the daemon of a driver a test SIGKILLed is no child of ours (it was re-parented when
     its driver died), so its clean-up may still be under way when the session ends."""
     deadline = time.monotonic() + timeout
     while True:
-        leaked = sorted(p for p in shm_files() if _ours(p, started))
+        leaked = sorted(p for p in shm_files() if _STORE_FILES.ours(p))
         if not leaked or time.monotonic() >= deadline:
             return leaked
         time.sleep(0.1)

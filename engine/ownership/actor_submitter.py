@@ -10,11 +10,13 @@ Events in (methods), instructions out (each method returns a list of them):
 
     submit_call, call_resolved, call_finished, call_failed     one method call's life
     creation_submitted, creation_failed, lease_granted, lease_failed    the creator's lease
+    creation_lost_argument                                      the constructor could not fetch one
     worker_died, head_update, lookup_answered                   failures, the head's word
     kill, handles_out_of_scope                                  ending it
 
     PushTask, RequestLease, ReportToHead (ACTOR_UPDATE), LookUp (ACTOR_LOOKUP),
-    KillWorker, FailTask (ActorDiedError with the message), ReleaseCreationArgs
+    KillWorker, FailTask (ActorDiedError with the message), ReleaseCreationArgs,
+    ResolveCreation (the task manager resolves the creation's arguments again)
 
 The rules:
 1. Ordering. Each call gets the next sequence number of this caller when it is submitted
@@ -22,20 +24,29 @@ The rules:
    and the call's arguments are resolved; a call whose arguments are pending holds back the
    later ones (so calls never overtake each other, whatever their arguments). Pushed calls
    travel over one connection, so the actor runs them in sequence order.
-2. Restarts. When the actor's process dies and `max_restarts` allows (-1: always), calls
+2. Start. The creator pushes the constructor alone and holds the calls until it replies
+   (one round trip, at each start only); a constructor that raised fails them on the worker
+   with its error. A constructor that could not fetch an argument (its copy's node died:
+   `creation_lost_argument`) costs no restart: that worker is killed and the task manager
+   resolves the creation's arguments again (rebuilding lost ones, or waiting for the node's
+   death notice first), then `creation_submitted` asks for a lease again.
+3. Restarts. When the actor's process dies and `max_restarts` allows (-1: always), calls
    in flight go back to the front of the queue, in sequence order, while their
    `max_task_retries` allows (else they fail naming the reason); sequence numbers continue.
-   The creator tells the head (RESTARTING) and asks for a new lease, then re-runs the
-   constructor ahead of the queued calls; a caller looks the new address up at the head
-   (naming the dead worker, so it is not answered with it).
-3. Death. Killed, exited on purpose (`sys.exit()`), restarts used up, lease infeasible,
+   The creator tells the head (RESTARTING) and has the creation's arguments resolved again
+   (`ResolveCreation`: an argument whose copy died with the node is rebuilt or fetched anew,
+   never named by its old location), asks for a new lease once they are (`creation_submitted`),
+   then re-runs the constructor ahead of the queued calls; a caller looks the new address up
+   at the head (naming the dead worker, so it is not answered with it).
+4. Death. Killed, exited on purpose (`sys.exit()`), restarts used up, lease infeasible,
    unknown to the head: the actor is DEAD for good; every queued and later call fails with ActorDiedError carrying the reason.
-4. Scope. When every handle is gone (`handles_out_of_scope`, creator only) the actor is
+5. Scope. When every handle is gone (`handles_out_of_scope`, creator only) the actor is
    killed once this process's submitted calls (queued and in flight) have finished.
 
 States of this caller's view:
     PENDING     no address yet: the creator waits for its lease, a caller for its lookup
-    ALIVE       address known: resolved calls at the queue's head are pushed
+    ALIVE       address known: resolved calls at the queue's head are pushed (the creator's
+                once the constructor on it replied: `starting` until then)
     RESTARTING  its process died: waiting for the new one (lease or lookup)
     DEAD        for good
 
@@ -52,6 +63,7 @@ from typing import NamedTuple
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING", "ALIVE", "RESTARTING", "DEAD"
 STATES = (PENDING, ALIVE, RESTARTING, DEAD)
 KILLED = "killed by engine.kill()"
+ARGUMENT_LOST = "its constructor could not fetch an argument (the argument's node died); it is started again"
 OUT_OF_SCOPE = "all handles to the actor went out of scope"
 EXITED = "the actor exited"  # sys.exit() / exit_actor() in a method: intended, never restarted
 NOT_KNOWN = "the actor is not known to the cluster (its creator may have died)"
@@ -91,7 +103,12 @@ class FailTask(NamedTuple):
 
 
 class ReleaseCreationArgs(NamedTuple):
-    entry: object
+    entry: object  # the actor is dead for good: the creation will not run again
+
+
+class ResolveCreation(NamedTuple):
+    entry: object  # the creation task: its arguments are resolved again, then creation_submitted
+    reason: str  # why the constructor runs again
 
 
 _new_tuple = tuple.__new__
@@ -131,6 +148,8 @@ class ActorSubmitter:
         self.dead_reason: str | None = None
         self.creation = None  # the creation task's entry (creator only)
         self.creation_replied = False  # the constructor's first run answered
+        self.starting = False  # creator: the constructor runs on our worker; calls wait for its reply
+        self.resolving = False  # creator: the creation's arguments are being resolved again
         self.lease_outstanding = False
         self.lookup_outstanding = False
         self.dead_workers: set[bytes] = set()  # workers of this actor seen dying
@@ -181,7 +200,7 @@ class ActorSubmitter:
                 return [FailTask(entry, self._died_message(self.dead_reason))]
             return _NOTHING
         call.resolved = True
-        if self.state == ALIVE and self.queue[0] is call:
+        if self.state == ALIVE and self.queue[0] is call and not self.starting:
             return self._flush()
         return _NOTHING
 
@@ -190,6 +209,10 @@ class ActorSubmitter:
         if self.in_flight.pop(task_id, None) is None:
             if self.creation is not None and task_id == self.creation.task_id:
                 self.creation_replied = True
+                if self.starting:  # the constructor ran (or raised): the calls may follow it
+                    self.starting = False
+                    self._note("constructed")
+                    return self._flush()
             return _NOTHING
         if self.handles_gone and not self.in_flight and not self.queue:
             return self.kill(OUT_OF_SCOPE)
@@ -205,13 +228,13 @@ class ActorSubmitter:
                 return _NOTHING  # not ours any more (we failed it ourselves)
         if call in self.queue:
             self.queue.remove(call)
-        out = self._flush() if self.state == ALIVE else []
+        out = self._flush() if self.state == ALIVE and not self.starting else []
         if self.handles_gone and not self.in_flight and not self.queue:
             out += self.kill(OUT_OF_SCOPE)
         return out
 
     def _flush(self) -> list:
-        """Pushes resolved calls at the head of the queue (ALIVE only)."""
+        """Pushes resolved calls at the head of the queue (ALIVE, constructor replied)."""
         out = []
         queue, in_flight = self.queue, self.in_flight
         address, worker_id = self.address, self.worker_id
@@ -228,6 +251,7 @@ class ActorSubmitter:
         self.creation = entry
         if self.state == DEAD:  # killed before it was ever placed
             return [FailTask(entry, self._died_message(self.dead_reason))]
+        self.resolving = False
         self.lease_outstanding = True
         self._note("creation_submitted")
         return [RequestLease(entry.resources)]
@@ -239,6 +263,21 @@ class ActorSubmitter:
         self.creation_replied = True  # its error is stored already
         return self._die(reason)
 
+    def creation_lost_argument(self) -> list:
+        """The constructor could not fetch an argument (its copy's node died): the worker is
+        killed (it holds no instance) without counting a restart, and the task manager
+        resolves the creation again; `creation_submitted` follows. The held calls wait."""
+        if not self.starting:
+            return _NOTHING  # not the constructor of our current worker
+        worker_id, daemon = self.worker_id, self.daemon
+        self.starting = False
+        self.dead_workers.add(worker_id)
+        self.address = self.worker_id = None
+        self.state = RESTARTING if self.restarts else PENDING
+        self.resolving = True
+        self._note("creation_lost_argument", worker_id.hex()[:12])
+        return [KillWorker(worker_id, daemon, ARGUMENT_LOST)]
+
     def lease_granted(self, worker_id: bytes, address: str, node_id: str, daemon: str) -> list:
         if self.state == DEAD:  # killed before it started
             self.lease_outstanding = False
@@ -249,8 +288,9 @@ class ActorSubmitter:
         self.lease_outstanding = False
         self.worker_id, self.address, self.node_id, self.daemon = worker_id, address, node_id, daemon
         self.state = ALIVE
+        self.starting = True  # the calls follow once the constructor replied
         self._note("lease_granted", address)
-        return [PushTask(self.creation, address, worker_id), *self._flush()]
+        return [PushTask(self.creation, address, worker_id)]
 
     def lease_failed(self, reason: str) -> list:
         self.lease_outstanding = False
@@ -272,6 +312,7 @@ class ActorSubmitter:
         self.last_dead_worker = self.worker_id
         self.address = self.worker_id = None
         self.state = RESTARTING
+        self.starting = False
         out = []
         retry = []
         for call in self.in_flight.values():
@@ -290,8 +331,8 @@ class ActorSubmitter:
             if self.restarts_left > 0:
                 self.restarts_left -= 1
             self.restarts += 1
-            self.lease_outstanding = True
-            return [ReportToHead(RESTARTING, reason), RequestLease(self.creation.resources), *out]
+            self.resolving = True  # creation_submitted follows: then the lease is asked for
+            return [ReportToHead(RESTARTING, reason), ResolveCreation(self.creation, reason), *out]
         if not self.lookup_outstanding:
             return [*self._look_up(), *out]
         return out
@@ -364,6 +405,7 @@ class ActorSubmitter:
     def _die(self, reason: str, creation_message: str | None = None) -> list:
         self.state = DEAD
         self.dead_reason = reason
+        self.starting = self.resolving = False
         self._note("died", reason)
         out = []
         if self.is_creator:
@@ -393,7 +435,13 @@ class ActorSubmitter:
             assert not self.queue and not self.in_flight and not self.unresolved
         if self.state == ALIVE:
             assert self.address is not None and self.worker_id is not None
-            assert not self.queue or not self.queue[0].resolved, "a resolved call heads an ALIVE queue"
+            assert self.starting or not self.queue or not self.queue[0].resolved, \
+                "a resolved call heads an ALIVE queue"
+        if self.starting:
+            assert self.is_creator and self.state == ALIVE and not self.in_flight, \
+                "a call was pushed before the constructor replied"
+        if self.resolving:
+            assert self.is_creator and self.state in (PENDING, RESTARTING) and not self.lease_outstanding
         if self.state in (PENDING, RESTARTING):
             assert self.address is None and self.worker_id is None
         if self.in_flight:
@@ -413,6 +461,6 @@ class ActorSubmitter:
         if self.handles_gone:
             assert self.state == DEAD or self.queue or self.in_flight, "out of scope and idle, yet alive"
         if self.state == RESTARTING and self.is_creator:
-            assert self.lease_outstanding
+            assert self.lease_outstanding or self.resolving, "a restart waits for nothing"
         if self.state == RESTARTING and not self.is_creator:
             assert self.lookup_outstanding

@@ -11,7 +11,9 @@ and the values of the objects this process owns or borrows (via the reference co
 records and `memory_store`), lineage for every return a downstream task may need (inline
 ones included), recovery of lost objects (`recovery.RecoveryPlanner`), cancellation, and
 the fate of objects whose owner died. Actor tasks are resolved here and handed to their
-actor (`ACTOR_ENQUEUE`); the actor's own queue and restarts are not this module's.
+actor (`ACTOR_ENQUEUE`); so is a restarting actor's creation, again (`rerun_creation`, lost
+arguments rebuilt first; `end_creation` once the actor is dead); the actor's own queue and
+restarts are not this module's.
 
 The core worker (the shell) feeds events — `submit`, `task_reply`, `lease_granted`,
 `worker_died`, `node_died`, `cancel`, `value_reply`, ... — and then applies the
@@ -25,6 +27,8 @@ instructions appended to `self.out` (a deque, drained by the shell in order):
     (ACTOR_ENQUEUE, entry)             an actor task's arguments are ready
     (ACTOR_TASK_DONE, entry)           an actor task replied
     (ACTOR_TASK_FAILED, entry, value)  an actor task ended here with an error, without a reply
+    (ACTOR_ARG_LOST, entry)            an actor's constructor could not fetch an argument: its worker is
+                                       discarded; the creation is resolved again (ACTOR_ENQUEUE follows)
     (ACTOR_LEASE, actor, grant)        a lease for an actor arrived (grant None: infeasible, see reason)
     (KILL_ACTOR, creation_oid)         the last handle of an unnamed actor went out of scope
     (META_DONE, entry)                 centralized-metadata baseline: tell the head the task is done
@@ -68,7 +72,7 @@ STATE_NAMES = ("waiting_deps", "queued", "pushed")
 NORMAL, ACTOR_CREATION, ACTOR_METHOD = 0, 1, 2
 
 (SEND, PUSH, WAKE, ACTOR_SUBMITTED, ACTOR_ENQUEUE, ACTOR_TASK_DONE, ACTOR_TASK_FAILED, ACTOR_LEASE, KILL_ACTOR,
- META_DONE, NUDGE) = range(11)
+ META_DONE, NUDGE, ACTOR_ARG_LOST) = range(12)
 
 HISTORY_ENTRIES = 4096  # transitions kept, all ids together
 HISTORY_PER_ID = 32  # most recent entries `history(id)` returns
@@ -497,17 +501,25 @@ class TaskManager:
         entry = self.tasks.pop(task_id, None)
         if entry is None:
             return
+        kind = entry.kind
+        if kind == ACTOR_CREATION and worker_id != entry.worker_id:
+            self.tasks[task_id] = entry  # a late reply from a worker the constructor no longer runs on
+            return
         if runtime is not None:
             self.policy.task_ran(entry.fn_id, runtime)
-        normal = entry.kind == NORMAL
+        normal = kind == NORMAL
         if normal:
             self.submitter.task_finished(worker_id, task_id, now)
-        else:
-            self.out.append((ACTOR_TASK_DONE, entry))
         if borrowed:
             self.refs.add_borrowers_from_reply(borrowed, worker_addr)
         failed = bool(returns) and returns[0][0] == ms.ERROR
-        if failed and normal:
+        if not normal:
+            if failed and kind == ACTOR_CREATION and len(returns[0]) > 3 and returns[0][3] == "arg_lost":
+                self.out.append((ACTOR_ARG_LOST, entry))  # the actor discards that worker first
+                self._rerun_after_lost_argument(entry)
+                return
+            self.out.append((ACTOR_TASK_DONE, entry))
+        elif failed:
             if entry.retry_exceptions and entry.retries_left != 0:
                 if entry.retries_left > 0:
                     entry.retries_left -= 1
@@ -543,7 +555,7 @@ class TaskManager:
                 else:
                     ref.no_lineage = ACTOR_TASK
             self.store(rid, value, contains, worker_addr if contains else None)
-        if entry.kind == ACTOR_CREATION and entry.actor.restarts_left != 0 and not failed:
+        if kind == ACTOR_CREATION and entry.actor.restarts_left != 0:
             return  # a restart re-runs the constructor: keep its arguments alive until the actor dies
         self.task_done(entry)
 
@@ -679,7 +691,8 @@ class TaskManager:
                 self.recover(ref, why)
         waiting, self.waiting_for_node_death = self.waiting_for_node_death, []
         for entry in waiting:
-            self._rerun_after_lost_argument(entry)
+            if self.tasks.get(entry.task_id) is entry:  # not failed (e.g. its actor killed) meanwhile
+                self._rerun_after_lost_argument(entry)
         return True
 
     def _retry_or_fail(self, entry: TaskEntry, reason: str) -> None:
@@ -742,9 +755,34 @@ class TaskManager:
                 self._rerun(task)
 
     def _resubmit(self, entry: TaskEntry, why: str) -> None:
-        """Runs `entry` again, rebuilding lost arguments first."""
+        """Runs `entry` again, rebuilding lost arguments first (a borrowed one whose copy died
+        with its node is asked of its owner again, who rebuilds it)."""
         self._apply_plan(self.recovery.plan_arguments(entry, why), why)
+        table, dead = self.refs.refs, self.dead_daemons
+        for oid, _owner in entry.deps:
+            dep = table.get(oid)
+            if dep is not None and not dep.owned and dep.value is not None and is_lost(dep, dead):
+                ms.lose_value(dep)
+                dep.requested = False  # the waiter _resolve adds asks the owner (GET_VALUE)
         self._rerun(entry)
+
+    def rerun_creation(self, entry: TaskEntry, why: str) -> None:
+        """An actor restarts (`why`: its process died): its creation runs again once its
+        arguments are resolved again, lost ones rebuilt first; ACTOR_ENQUEUE follows, as after
+        `submit`. The creation still holds its argument counts (kept while restarts are left)."""
+        self._log((entry.task_id, "actor_restart", why))
+        self._resubmit(entry, why)
+
+    def end_creation(self, entry: TaskEntry) -> None:
+        """The actor is dead for good: its creation will not run again. A re-run still
+        resolving or in flight is dropped (a late reply is ignored); its counts are released."""
+        if self.tasks.get(entry.task_id) is entry:
+            del self.tasks[entry.task_id]
+            self._log((entry.task_id, "dropped", None))
+        if entry in self.waiting_for_node_death:
+            self.waiting_for_node_death.remove(entry)
+        if entry.submitted_refs:
+            self.task_done(entry)
 
     def _rerun(self, entry: TaskEntry) -> None:
         """Submits `entry` again. A retried task still holds its argument counts; they are

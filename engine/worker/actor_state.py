@@ -4,7 +4,8 @@ The logic (ordering, restarts, death, the handle-scope rule) is the pure
 `ownership.actor_submitter.ActorSubmitter`; this module only turns the core worker's calls
 into its events and its instructions into I/O: pushes, lease requests, ACTOR_UPDATE and
 ACTOR_LOOKUP to the head, KILL_WORKER to a daemon, ActorDiedError values stored under a
-failed call's return ids.
+failed call's return ids, the creation handed back to the task manager (resolved again for
+a restart, dropped when the actor is dead).
 
 Not thread-safe: used with the core worker's state lock held (lookup answers arrive on the
 I/O thread, which holds it). Instructions are applied in the order their events happened:
@@ -73,6 +74,15 @@ class ActorState:
     def history(self) -> list:
         return self.machine.history()
 
+    def handle_address(self) -> tuple[str | None, bytes | None]:
+        """(address, worker id) a handle sent to another process carries: none while our
+        constructor runs there (it may yet fail to fetch an argument and the worker be
+        replaced), so the receiver asks the head, which answers once the actor is up."""
+        machine = self.machine
+        if machine.starting:
+            return None, None
+        return machine.address, machine.worker_id
+
     def lease_options(self) -> dict | None:
         """What the actor's lease request says beyond its resources (LEASE_REQUEST)."""
         if not self.detached and not self.placement:
@@ -108,6 +118,10 @@ class ActorState:
             self._run(core, self.machine.call_failed(entry.task_id))
         else:
             self._run(core, self.machine.creation_failed(_constructor_failure(value)))
+
+    def creation_lost_argument(self, core, entry) -> None:
+        """The constructor could not fetch an argument; the task manager resolves it again."""
+        self._run(core, self.machine.creation_lost_argument())
 
     def lease_granted(self, core, worker_id: bytes, address: str, node_id: str, daemon: str) -> None:
         self._run(core, self.machine.lease_granted(worker_id, address, node_id, daemon))
@@ -172,9 +186,12 @@ class ActorState:
         elif kind is S.KillWorker:
             core.transport.send(instruction.daemon or core.daemon_address,
                                 [pack([P.KILL_WORKER, instruction.worker_id, instruction.reason, core.address])])
+        elif kind is S.ResolveCreation:
+            core.tm.rerun_creation(instruction.entry, instruction.reason)
+            core.apply()
         elif kind is S.ReleaseCreationArgs:
-            if instruction.entry.submitted_refs:
-                core._task_done(instruction.entry)
+            core.tm.end_creation(instruction.entry)
+            core.apply()
         else:
             raise AssertionError(f"unknown actor instruction {instruction!r}")
 

@@ -246,6 +246,8 @@ class CoreWorker:
                 ins[1].actor.task_finished(self, ins[1])
             elif kind == tm.ACTOR_TASK_FAILED:
                 ins[1].actor.task_failed(self, ins[1], ins[2])
+            elif kind == tm.ACTOR_ARG_LOST:
+                ins[1].actor.creation_lost_argument(self, ins[1])
             elif kind == tm.ACTOR_LEASE:
                 _, actor, grant, error = ins
                 if grant is None:
@@ -311,10 +313,6 @@ class CoreWorker:
     def _fail_task(self, entry: TaskEntry, value) -> None:
         """Stores an error under every return id of the task (actor state calls this). Lock held."""
         self.tm.fail(entry, value)
-        self.apply()
-
-    def _task_done(self, entry: TaskEntry) -> None:
-        self.tm.task_done(entry)
         self.apply()
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:

@@ -15,6 +15,7 @@ from conftest import add_node_ready, process_gone, wait_for
 from ownrun import engine
 from ownrun.engine import cluster
 from ownrun.engine.api import _core
+from ownrun.engine.cluster import embedded
 from ownrun.engine.rpc import protocol as P
 
 NODE_DEATH_TIMEOUT = 2.0  # the default is 1 s; 2 s keeps a busy 2-core machine from losing live nodes
@@ -226,4 +227,94 @@ def test_actor_on_a_dead_node_restarts_on_another_node_with_its_resource(fresh_c
     second_node = engine.get(actor.node_id.remote(), timeout=60)
     assert second_node not in (first_node, fresh_cluster["node_id"])
     assert engine.get(actor.square.remote(3, 0), timeout=30)[0] == 9
+    engine.kill(actor)
+
+
+@pytest.fixture
+def two_slot_node():
+    """A fresh cluster: the driver's node, with 1 CPU, one slot of resource "t" and one of "a"."""
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    info = engine.init(num_cpus=1, resources={"t": 1, "a": 1}, node_death_timeout=NODE_DEATH_TIMEOUT)
+    try:
+        yield info["node_id"]
+    finally:
+        engine.shutdown()
+
+
+@engine.remote(num_cpus=1, resources={"t": 1})
+class SlotHolder:
+    """Holds the CPU and the "t" slot of the node it runs on, so that work goes elsewhere."""
+
+    def ready(self):
+        return engine.get_runtime_context().node_id
+
+
+@engine.remote(num_cpus=0, resources={"t": 1})
+def table_made_here(marker: str):
+    """A large (shared-memory) value, made where a "t" slot is free: lineage can rebuild it. A
+    rebuild is slow (the marker exists then), so a constructor could read the lost copy first."""
+    import numpy as np
+
+    if os.path.exists(marker):
+        time.sleep(2)
+    open(marker, "w").close()
+    return {"node": engine.get_runtime_context().node_id, "data": np.arange(1 << 18, dtype=np.float64)}
+
+
+@engine.remote
+class TableReader:
+    def __init__(self, table):
+        self.total = float(table["data"].sum())
+        self.made_on = table["node"]
+
+    def where(self):
+        return engine.get_runtime_context().node_id, self.made_on
+
+    def read(self):
+        return self.total
+
+
+def test_actor_restarted_after_its_node_died_rebuilds_its_constructor_argument_lost_with_it(two_slot_node,
+                                                                                           tmp_path):
+    head = two_slot_node
+    holder = SlotHolder.remote()  # node B gets the table and the actor
+    assert engine.get(holder.ready.remote(), timeout=30) == head
+    node_b = add_node_ready(num_cpus=1, resources={"t": 1})
+    table = table_made_here.remote(str(tmp_path / "made"))
+    actor = TableReader.options(**RESTARTABLE).remote(table)
+    assert engine.get(actor.where.remote(), timeout=30) == (node_b, node_b), "the only copy is on node B"
+    expected = float(sum(range(1 << 18)))
+    assert engine.get(actor.read.remote(), timeout=30) == expected
+    engine.kill(holder)
+
+    cluster.kill_node(node_b)
+    # The restart re-resolves the constructor's argument (rebuilt from lineage on the driver's
+    # node), never reads it from the dead node: the next call succeeds with the right value.
+    assert engine.get(actor.read.remote(), timeout=60) == expected
+    assert engine.get(actor.where.remote(), timeout=30) == (head, head)
+    engine.kill(actor)
+
+
+
+def test_actor_whose_constructor_cannot_read_its_argument_from_a_stalled_node_is_started_again(
+        two_slot_node, tmp_path):
+    head = two_slot_node
+    holder = SlotHolder.remote()  # the table is made on node B
+    assert engine.get(holder.ready.remote(), timeout=30) == head
+    node_b = add_node_ready(num_cpus=1, resources={"t": 1})
+    table = table_made_here.remote(str(tmp_path / "made"))
+    assert engine.wait([table], timeout=30)[0], "the table is made"
+    engine.kill(holder)
+    daemon_b = embedded.current().node_procs[node_b]
+    daemon_b.send_signal(signal.SIGSTOP)  # node B stalls: not known dead yet
+    try:
+        # The constructor, on the driver's node ("a"), cannot read the table from node B; once
+        # node B is declared dead the table is rebuilt and the actor started again (its worker
+        # replaced, no restart counted), the call kept for it.
+        actor = TableReader.options(resources={"a": 1}, **RESTARTABLE).remote(table)
+        assert engine.get(actor.read.remote(), timeout=90) == float(sum(range(1 << 18)))
+        assert engine.get(actor.where.remote(), timeout=30) == (head, head)
+    finally:
+        daemon_b.send_signal(signal.SIGCONT)
+    wait_for(lambda: daemon_b.poll() is not None, timeout=60, message="the fenced daemon exits")
     engine.kill(actor)

@@ -11,18 +11,9 @@ import time
 import pytest
 from conftest import wait_for
 from ownrun import engine
+from remote_helpers import wait_for_file
 
 pytestmark = pytest.mark.usefixtures("cluster")
-
-
-@engine.remote
-def wait_for_file(path, seconds=300.0):
-    deadline = time.monotonic() + seconds
-    while not os.path.exists(path):
-        if time.monotonic() >= deadline:
-            return "timeout"
-        time.sleep(0.01)
-    return "go"
 
 
 @engine.remote

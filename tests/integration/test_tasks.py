@@ -12,6 +12,7 @@ from conftest import wait_for
 from ownrun import engine
 from ownrun.engine import debug
 from ownrun.engine.rpc import protocol as P
+from remote_helpers import wait_for_file
 
 pytestmark = pytest.mark.usefixtures("cluster")
 
@@ -92,18 +93,6 @@ def touch_and_sleep(path, seconds):
         f.write(str(os.getpid()))
     time.sleep(seconds)
     return "finished"
-
-
-@engine.remote
-def wait_for_file(path, seconds=60.0):
-    """Returns "go" once `path` exists, "timeout" if it did not appear within `seconds`: a
-    task the test finishes when it chooses, whatever the machine's speed."""
-    deadline = time.monotonic() + seconds
-    while not os.path.exists(path):
-        if time.monotonic() >= deadline:
-            return "timeout"
-        time.sleep(0.01)
-    return "go"
 
 
 @engine.remote

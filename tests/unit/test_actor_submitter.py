@@ -22,6 +22,7 @@ from ownrun.engine.ownership.actor_submitter import (
     ReleaseCreationArgs,
     ReportToHead,
     RequestLease,
+    ResolveCreation,
 )
 
 ACTOR = b"A" * 16
@@ -72,19 +73,31 @@ def created(max_restarts: int = 0, max_task_retries: int = 0) -> tuple[ActorSubm
     return actor, creation
 
 
+def restart(actor: ActorSubmitter, creation: Entry, worker: bytes = b"w2") -> list:
+    """After a death: the creation's arguments resolve again, a lease arrives, the constructor
+    replies. Returns what the constructor's reply released (the held calls)."""
+    assert step(actor, "creation_submitted", creation) == [RequestLease(creation.resources)]
+    out = step(actor, "lease_granted", worker, "tcp://" + worker.decode(), "n1", "tcp://d1")
+    assert pushed(out) == ["init"] and actor.starting
+    return step(actor, "call_finished", creation.task_id)
+
+
 def view(state: str, worker: bytes | None, address: str | None = None, reason: str | None = None) -> dict:
     return {"actor_id": ACTOR, "state": state, "address": address, "worker_id": worker, "reason": reason}
 
 
 # ---- ordering ------------------------------------------------------------------------------------
-def test_calls_before_the_lease_are_pushed_in_order_right_after_the_constructor():
+def test_calls_before_the_lease_are_pushed_in_order_once_the_constructor_replied():
     actor = ActorSubmitter(ACTOR, "Counter", True)
     creation = Entry("init")
     step(actor, "creation_submitted", creation)
     for name in ("a", "b", "c"):
         assert call(actor, name)[1] == []
     out = step(actor, "lease_granted", b"w1", "tcp://w1", "n1", "tcp://d1")
-    assert pushed(out) == ["init", "a", "b", "c"]
+    assert pushed(out) == ["init"]
+    assert call(actor, "late")[1] == []  # held too, behind the others
+    out = step(actor, "call_finished", creation.task_id)
+    assert pushed(out) == ["a", "b", "c", "late"]
     assert all(i.address == "tcp://w1" and i.worker_id == b"w1" for i in out)
     assert call(actor, "d")[1] == [PushTask(actor.in_flight[b"d".ljust(16, b"\0")].entry, "tcp://w1", b"w1")]
 
@@ -115,12 +128,12 @@ def test_calls_in_flight_when_the_actor_died_rerun_first_in_order_and_numbers_co
         call(actor, name, retries=-1)
     step(actor, "call_finished", Entry("a").task_id)
     out = step(actor, "worker_died", b"w1", "SIGKILL")
-    assert out[:2] == [ReportToHead(RESTARTING, "SIGKILL"), RequestLease(creation.resources)]
+    assert out[:2] == [ReportToHead(RESTARTING, "SIGKILL"), ResolveCreation(creation, "SIGKILL")]
     assert actor.state == RESTARTING and not failed(out)
     _, out = call(actor, "d", retries=-1)  # submitted while it restarts
     assert out == []
-    out = step(actor, "lease_granted", b"w2", "tcp://w2", "n1", "tcp://d1")
-    assert pushed(out) == ["init", "b", "c", "d"]
+    out = restart(actor, creation)
+    assert pushed(out) == ["b", "c", "d"]
     assert [c.seq for c in actor.in_flight.values()] == [1, 2, 3]
     _, out = call(actor, "e", retries=-1)
     assert pushed(out) == ["e"] and actor.in_flight[Entry("e").task_id].seq == 4
@@ -128,10 +141,10 @@ def test_calls_in_flight_when_the_actor_died_rerun_first_in_order_and_numbers_co
 
 
 def test_a_call_without_retries_left_fails_naming_the_reason_and_later_calls_reach_the_restart():
-    actor, _ = created(max_restarts=1, max_task_retries=1)
+    actor, creation = created(max_restarts=1, max_task_retries=1)
     call(actor, "once", retries=1)
     step(actor, "worker_died", b"w1", "SIGKILL")
-    step(actor, "lease_granted", b"w2", "tcp://w2", "n1", "tcp://d1")
+    restart(actor, creation)
     out = step(actor, "worker_died", None, "out of memory")  # "once" used its one retry
     # max_restarts=1 is used up by now: the actor dies for good
     assert actor.state == DEAD
@@ -140,20 +153,20 @@ def test_a_call_without_retries_left_fails_naming_the_reason_and_later_calls_rea
 
 
 def test_exhausted_task_retries_fail_the_call_but_not_the_actor():
-    actor, _ = created(max_restarts=-1, max_task_retries=0)
+    actor, creation = created(max_restarts=-1, max_task_retries=0)
     call(actor, "running", retries=0)
     out = step(actor, "worker_died", b"w1", "SIGKILL")
     message = failed(out)["running"]
     assert "SIGKILL" in message and "max_task_retries=0" in message
     assert "Counter" in message and actor.state == RESTARTING
-    step(actor, "lease_granted", b"w2", "tcp://w2", "n1", "tcp://d1")
+    restart(actor, creation)
     assert pushed(call(actor, "later")[1]) == ["later"]
 
 
 def test_restarts_used_up_kill_the_actor_for_good_and_fail_later_calls():
     actor, creation = created(max_restarts=1)
     step(actor, "worker_died", b"w1", "SIGKILL")
-    step(actor, "lease_granted", b"w2", "tcp://w2", "n1", "tcp://d1")
+    restart(actor, creation)
     call(actor, "queued")
     out = step(actor, "worker_died", b"w2", "SIGSEGV")
     assert actor.state == DEAD
@@ -177,6 +190,67 @@ def test_a_death_notice_for_another_worker_is_ignored():
     actor, _ = created(max_restarts=-1)
     assert step(actor, "worker_died", b"w9", "SIGKILL") == []
     assert actor.state == ALIVE
+
+
+def test_a_restart_resolves_the_creation_again_before_it_asks_for_a_lease():
+    actor, creation = created(max_restarts=-1, max_task_retries=-1)
+    out = step(actor, "worker_died", b"w1", "node n1 died")
+    assert ResolveCreation(creation, "node n1 died") in out
+    assert not any(isinstance(i, RequestLease) for i in out) and actor.resolving
+    assert step(actor, "lease_granted", b"w9", "tcp://w9", "n1", "tcp://d1") == [
+        KillWorker(b"w9", "tcp://d1", "a second worker for an actor that has one")]  # none was asked for
+    assert step(actor, "creation_submitted", creation) == [RequestLease(creation.resources)]
+    assert not actor.resolving and actor.lease_outstanding
+
+
+def test_a_constructor_that_could_not_fetch_an_argument_costs_no_restart_and_its_calls_wait():
+    actor, creation = created(max_restarts=2, max_task_retries=-1)
+    call(actor, "a", retries=-1)
+    step(actor, "worker_died", b"w1", "connection lost")
+    step(actor, "creation_submitted", creation)
+    out = step(actor, "lease_granted", b"w2", "tcp://w2", "n2", "tcp://d2")
+    assert pushed(out) == ["init"]
+    call(actor, "b", retries=-1)
+    out = step(actor, "creation_lost_argument")
+    assert out == [KillWorker(b"w2", "tcp://d2", S.ARGUMENT_LOST)]
+    assert actor.state == RESTARTING and actor.resolving
+    assert actor.restarts == 1 and actor.restarts_left == 1
+    assert step(actor, "worker_died", None, S.ARGUMENT_LOST) == []  # our kill: nothing to restart
+    assert step(actor, "creation_lost_argument") == []  # told twice
+    assert pushed(restart(actor, creation, b"w3")) == ["a", "b"]
+    assert actor.restarts == 1 and not failed(out)
+
+
+def test_a_first_constructor_that_could_not_fetch_an_argument_is_placed_again_unreported():
+    actor = ActorSubmitter(ACTOR, "Counter", True)
+    creation = Entry("init")
+    step(actor, "creation_submitted", creation)
+    step(actor, "lease_granted", b"w1", "tcp://w1", "n1", "tcp://d1")
+    call(actor, "a")
+    out = step(actor, "creation_lost_argument")
+    assert out == [KillWorker(b"w1", "tcp://d1", S.ARGUMENT_LOST)] and actor.state == PENDING
+    assert pushed(restart(actor, creation, b"w2")) == ["a"]
+
+
+def test_calls_held_for_a_constructor_that_raised_go_to_its_worker_which_fails_them():
+    actor = ActorSubmitter(ACTOR, "Counter", True, -1)
+    creation = Entry("init")
+    step(actor, "creation_submitted", creation)
+    step(actor, "lease_granted", b"w1", "tcp://w1", "n1", "tcp://d1")
+    call(actor, "a")
+    # the reply carries the constructor's error (stored as the creation's result); the worker
+    # answers the calls with "the actor's constructor raised ...", as for calls sent after it
+    assert pushed(step(actor, "call_finished", creation.task_id)) == ["a"]
+    assert actor.state == ALIVE
+
+
+def test_a_kill_while_the_creation_resolves_again_releases_it_and_fails_the_calls():
+    actor, creation = created(max_restarts=-1)
+    step(actor, "worker_died", b"w1", "SIGKILL")
+    call(actor, "a")
+    out = step(actor, "kill", S.KILLED)
+    assert ReleaseCreationArgs(creation) in out and "kill" in failed(out)["a"]
+    assert not any(isinstance(i, KillWorker) for i in out)  # no worker to kill
 
 
 # ---- the creator's lease and kill --------------------------------------------------------------------
@@ -321,12 +395,13 @@ def test_a_handle_with_an_address_subscribes_without_naming_a_dead_worker():
 
 # ---- history -----------------------------------------------------------------------------------------
 def test_history_tells_what_happened_to_the_actor_and_is_bounded():
-    actor, _ = created(max_restarts=-1)
+    actor, creation = created(max_restarts=-1)
     step(actor, "worker_died", b"w1", "SIGKILL")
     events = [(event, state) for event, state, _ in actor.history()]
-    assert events == [("creation_submitted", PENDING), ("lease_granted", ALIVE), ("worker_died", RESTARTING)]
+    assert events == [("creation_submitted", PENDING), ("lease_granted", ALIVE), ("constructed", ALIVE),
+                      ("worker_died", RESTARTING)]
     for i in range(200):
-        step(actor, "lease_granted", b"w%d" % (i + 2), "tcp://w", "n1", "tcp://d1")
+        restart(actor, creation, b"w%d" % (i + 2))
         step(actor, "worker_died", None, "again")
     assert len(actor.history()) == S.HISTORY
 
@@ -353,8 +428,9 @@ def test_random_events_keep_the_invariants_and_each_worker_sees_calls_in_order(s
                 if i.entry in waiting:  # the core worker drops a failed task: it never resolves
                     waiting.remove(i.entry)
 
+    init = Entry("init")
     if creator:
-        check(step(actor, "creation_submitted", Entry("init")))
+        check(step(actor, "creation_submitted", init))
     for n in range(60):
         r = rng.random()
         if r < 0.35:
@@ -368,6 +444,11 @@ def test_random_events_keep_the_invariants_and_each_worker_sees_calls_in_order(s
             gone = waiting.pop(rng.randrange(len(waiting)))
             finished.add(gone.name)  # failed by the core worker (its argument was an error)
             check(step(actor, "call_failed", gone.task_id))
+        elif r < 0.66 and actor.starting:  # the constructor replies, or could not fetch an argument
+            lost = rng.random() < 0.25
+            check(step(actor, "creation_lost_argument") if lost else step(actor, "call_finished", init.task_id))
+        elif r < 0.7 and creator and actor.resolving:  # the creation's arguments resolved again
+            check(step(actor, "creation_submitted", init))
         elif r < 0.72 and actor.in_flight:
             done = next(iter(actor.in_flight.values())).entry
             finished.add(done.name)
@@ -393,3 +474,16 @@ def test_random_events_keep_the_invariants_and_each_worker_sees_calls_in_order(s
     calls_failed = set(fails) - {"init"}
     assert set(seq_of) == finished | calls_failed, set(seq_of) ^ (finished | calls_failed)
     assert not finished & calls_failed
+
+
+# ---- the shell ---------------------------------------------------------------------------------------------
+def test_a_handle_sent_while_the_constructor_runs_carries_no_address():
+    from ownrun.engine.worker.actor_state import ActorState
+
+    state = ActorState(ACTOR, None, "Counter", owned=True, max_restarts=-1)
+    creation = Entry("init")
+    state.machine.creation_submitted(creation)
+    state.machine.lease_granted(b"w1", "tcp://w1", "n1", "tcp://d1")
+    assert state.handle_address() == (None, None)  # the receiver asks the head instead
+    state.machine.call_finished(creation.task_id)
+    assert state.handle_address() == ("tcp://w1", b"w1")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import gc
 import os
 import pickle
-import uuid
 
 import numpy as np
 import pytest
+from conftest import unit_store_name
 from ownrun.engine.store.arena_client import ArenaClient
 from ownrun.engine.store.object_store import ObjectStore
 
@@ -19,7 +19,7 @@ WRITER = b"writer"
 
 @pytest.fixture
 def store(tmp_path):
-    store = ObjectStore(f"ownrun-test-{uuid.uuid4().hex}", MIB, str(tmp_path / "spill"))
+    store = ObjectStore(unit_store_name(), MIB, str(tmp_path / "spill"))
     yield store
     store.validate_state()
     store.close()

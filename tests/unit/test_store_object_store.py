@@ -5,9 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import random
-import uuid
 
 import pytest
+from conftest import unit_store_name
 from ownrun.engine.errors import ObjectStoreFullError
 from ownrun.engine.store.object_store import SHM_DIR, ObjectStore, Placement
 
@@ -27,7 +27,7 @@ def make_store(spill_dir):
     stores = []
 
     def make(capacity=MIB):
-        store = ObjectStore(f"ownrun-test-{uuid.uuid4().hex}", capacity, spill_dir)
+        store = ObjectStore(unit_store_name(), capacity, spill_dir)
         stores.append(store)
         return store
 

@@ -10,8 +10,10 @@ import collections
 import types
 
 import pytest
-from owner_harness import DAEMON, OWNER, Owner
+from owner_harness import DAEMON, NODE, OWNER, Owner
 from ownrun.engine import errors
+from ownrun.engine.ownership import actor_submitter as S
+from ownrun.engine.ownership.actor_submitter import PENDING, RESTARTING
 from ownrun.engine.ownership.task_manager import HISTORY_PER_ID, PUSHED, QUEUED, WAITING_DEPS
 from ownrun.engine.rpc import protocol as P
 
@@ -219,3 +221,164 @@ def test_a_get_of_a_borrowed_object_is_nudged_only_when_its_owner_has_no_value_e
     assert owner.ref(oid) is None or not owner.ref(oid).owner_pending
     owner.step("value_pending", oid)  # a late notice for a value we have: nothing to do
     assert owner.nudged == [waiter]
+
+
+# ---- an actor whose constructor argument was lost with its node ---------------------------------------
+NODE_B, DAEMON_B = "nodeB", "tcp://daemonB"
+
+
+def _actor_on_node_b(owner):
+    """An actor (max_restarts=-1) on node B, constructed with `make`'s return, whose only copy
+    is on node B; one call has run on it."""
+    make = owner.submit(owner.task("make"))
+    owner.grant("tcp://wb", DAEMON_B, NODE_B)
+    owner.reply_shm(make, "tcp://wb", NODE_B, DAEMON_B)
+    actor, creation = owner.create_actor([make.return_ids[0]])
+    owner.grant("tcp://a1", DAEMON_B, NODE_B)
+    assert actor.pushed == [("init", b"tcp://a1")] and creation.dep_meta[0][5] == DAEMON_B
+    first = owner.call(actor, "first")
+    assert actor.pushed[-1] == ("init", b"tcp://a1"), "a call waits for the constructor's reply"
+    owner.reply_inline(creation, None, "tcp://a1")
+    assert actor.pushed[-1] == ("first", b"tcp://a1")
+    owner.reply_inline(first, 1, "tcp://a1")
+    return make, actor, creation
+
+
+def _rebuild_on_node_a(owner, make):
+    """The lost argument's task re-runs on the owner's node: its new copy is there."""
+    owner.grant("tcp://w2")
+    assert owner.pushed[-1] == (make.task_id, "tcp://w2")
+    owner.reply_shm(make, "tcp://w2")
+
+
+def _constructs_and_serves(owner, actor, creation, call, worker: str):
+    owner.grant(worker)
+    assert actor.pushed[-1] == ("init", worker.encode())
+    assert creation.dep_meta[0][5] == DAEMON, "the constructor reads the argument's new copy"
+    owner.reply_inline(creation, None, worker)
+    assert actor.pushed[-1] == (call.name, worker.encode())
+    owner.reply_inline(call, 7, worker)
+    assert owner.value_of(call.return_ids[0]) == 7
+
+
+def test_a_restart_after_the_node_death_is_known_rebuilds_the_constructor_argument_first(owner):
+    make, actor, creation = _actor_on_node_b(owner)
+    # The head's NODE_DIED: the argument's only copy is lost and its task re-runs; then the
+    # actor's worker, which was on that node, restarts.
+    owner.step("node_died", NODE_B, DAEMON_B, ["tcp://wb", "tcp://a1"], "SIGKILL")
+    assert make.task_id in owner.tm.tasks
+    actor.step("worker_died", None, f"node {NODE_B} died")
+    assert not owner.tm.actor_lease_requests, "no actor lease before its argument is back"
+    later = owner.call(actor, "later")
+    _rebuild_on_node_a(owner, make)
+    _constructs_and_serves(owner, actor, creation, later, "tcp://a2")
+    assert actor.machine.restarts == 1 and actor.killed == []
+    assert creation.task_id not in owner.tm.tasks and creation.submitted_refs, "kept for the next restart"
+
+
+def test_a_constructor_that_could_not_fetch_its_argument_waits_for_the_node_death_and_costs_no_restart(owner):
+    make, actor, creation = _actor_on_node_b(owner)
+    # The actor's worker is seen dying first: node B is not known dead yet, so the restarted
+    # constructor is sent to read the copy on node B, and cannot.
+    owner.step("worker_died", b"tcp://a1", "tcp://a1", "connection lost")
+    actor.step("worker_died", None, "connection lost")
+    owner.grant("tcp://a2")
+    assert actor.pushed[-1] == ("init", b"tcp://a2") and creation.dep_meta[0][5] == DAEMON_B
+    later = owner.call(actor, "later")
+    owner.reply_arg_lost(creation, "tcp://a2")
+    assert actor.killed == [(b"tcp://a2", S.ARGUMENT_LOST)]
+    assert actor.machine.restarts == 1 and actor.machine.state == RESTARTING
+    assert later.task_id in owner.tm.tasks and not owner.lease_requests, "it waits for the death notice"
+    assert ("later", b"tcp://a2") not in actor.pushed
+    owner.step("worker_died", b"tcp://a2", "tcp://a2", S.ARGUMENT_LOST)  # our kill landed
+    owner.step("node_died", NODE_B, DAEMON_B, ["tcp://wb"], "SIGKILL")
+    _rebuild_on_node_a(owner, make)
+    _constructs_and_serves(owner, actor, creation, later, "tcp://a3")
+    assert actor.machine.restarts == 1
+
+
+def test_a_first_constructor_that_could_not_fetch_its_argument_is_started_again(owner):
+    make = owner.submit(owner.task("make"))
+    owner.grant("tcp://wb", DAEMON_B, NODE_B)
+    owner.reply_shm(make, "tcp://wb", NODE_B, DAEMON_B)
+    actor, creation = owner.create_actor([make.return_ids[0]], max_restarts=0)
+    owner.step("node_died", NODE_B, DAEMON_B, ["tcp://wb"], "SIGKILL")  # after the push
+    first = owner.call(actor, "first")
+    owner.grant("tcp://a1")
+    owner.reply_arg_lost(creation, "tcp://a1")
+    assert actor.machine.state == PENDING and actor.killed == [(b"tcp://a1", S.ARGUMENT_LOST)]
+    _rebuild_on_node_a(owner, make)
+    _constructs_and_serves(owner, actor, creation, first, "tcp://a2")
+    assert actor.machine.restarts == 0
+
+
+def test_a_restart_asks_the_owner_of_a_borrowed_argument_lost_with_its_node(owner):
+    table = b"noise-table-id-000001"
+    other = "tcp://driver"
+    owner.tm.refs.get_or_add_borrowed(table, other)
+    owner.step("apply_ref_ops", collections.deque([(table, other, 1)]))
+    owner.step("value_reply", table, [P.VALUE_SHM, NODE_B, 1 << 20, None, DAEMON_B], [b"header"], other)
+    actor, creation = owner.create_actor([table], dep_owner=other)
+    owner.grant("tcp://a1", DAEMON_B, NODE_B)
+    owner.reply_inline(creation, None, "tcp://a1")
+    owner.step("node_died", NODE_B, DAEMON_B, ["tcp://a1"], "SIGKILL")
+    actor.step("worker_died", None, f"node {NODE_B} died")
+    assert owner.sent_of(P.GET_VALUE) == [(other, [P.GET_VALUE, OWNER, table])]
+    assert not owner.lease_requests, "not sent to read the copy that died"
+    later = owner.call(actor, "later")
+    owner.step("value_reply", table, [P.VALUE_SHM, NODE, 1 << 20, None, DAEMON], [b"header"], other)
+    _constructs_and_serves(owner, actor, creation, later, "tcp://a2")
+
+
+def test_a_killed_actor_drops_its_creation_while_it_resolves_again(owner):
+    make, actor, creation = _actor_on_node_b(owner)
+    owner.step("node_died", NODE_B, DAEMON_B, ["tcp://wb", "tcp://a1"], "SIGKILL")
+    actor.step("worker_died", None, f"node {NODE_B} died")
+    pending = owner.call(actor, "pending")
+    actor.step("kill", S.KILLED)
+    assert creation.task_id not in owner.tm.tasks and creation.submitted_refs is None
+    kind, exc = owner.value_of(pending.return_ids[0])
+    assert kind == "error" and isinstance(exc, errors.ActorDiedError)
+    _rebuild_on_node_a(owner, make)  # the argument arrives: nothing is started for a dead actor
+    assert not owner.lease_requests and actor.pushed[-1] == ("first", b"tcp://a1")
+
+
+def test_a_late_creation_reply_from_a_worker_the_actor_left_is_ignored(owner):
+    make, actor, creation = _actor_on_node_b(owner)
+    owner.step("node_died", NODE_B, DAEMON_B, ["tcp://wb", "tcp://a1"], "SIGKILL")
+    actor.step("worker_died", None, f"node {NODE_B} died")
+    owner.reply_inline(creation, None, "tcp://a1")  # sent before it died, arrived after
+    assert owner.tm.tasks[creation.task_id] is creation and creation.state == WAITING_DEPS
+    _rebuild_on_node_a(owner, make)
+    _constructs_and_serves(owner, actor, creation, owner.call(actor, "later"), "tcp://a2")
+
+
+def test_a_constructor_that_raised_keeps_its_arguments_for_a_restart(owner):
+    make = owner.submit(owner.task("make"))
+    owner.grant("tcp://wb")
+    owner.reply_shm(make, "tcp://wb")
+    actor, creation = owner.create_actor([make.return_ids[0]])
+    owner.drop(make.return_ids[0])  # only the actor needs it now
+    owner.grant("tcp://a1")
+    owner.reply_error(creation, ValueError("bad config"), "tcp://a1")
+    assert creation.submitted_refs and owner.ref(make.return_ids[0]).value is not None
+    owner.step("worker_died", b"tcp://a1", "tcp://a1", "SIGKILL")
+    actor.step("worker_died", None, "SIGKILL")
+    later = owner.call(actor, "later")
+    _constructs_and_serves(owner, actor, creation, later, "tcp://a2")
+
+
+def test_an_actor_killed_while_its_constructor_waits_for_a_node_death_is_not_started_again(owner):
+    make = owner.submit(owner.task("make"))
+    owner.grant("tcp://wb", DAEMON_B, NODE_B)
+    owner.reply_shm(make, "tcp://wb", NODE_B, DAEMON_B)
+    actor, creation = owner.create_actor([make.return_ids[0]])
+    owner.drop(make.return_ids[0])
+    owner.grant("tcp://a1")
+    owner.reply_arg_lost(creation, "tcp://a1")  # node B is not known dead yet: it waits
+    actor.step("kill", S.KILLED)
+    kind, exc = owner.value_of(creation.return_ids[0])
+    assert kind == "error" and isinstance(exc, errors.ActorDiedError)
+    owner.step("node_died", NODE_B, DAEMON_B, ["tcp://wb"], "SIGKILL")
+    assert creation.task_id not in owner.tm.tasks and not owner.tm.actor_lease_requests
+    assert owner.ref(make.return_ids[0]) is None, "nothing holds the argument any more"
