@@ -91,6 +91,8 @@ def run_batch(envs_: list, policy: Policy, thetas: np.ndarray, mean, std, seeds,
         if running[0] < observed:
             seen.append(obs[[k for k in running if k < observed]])
         actions = policy.act_batch(layers, normalize(obs, mean, std))
+        if policy.info.discrete:  # Python ints: a numpy int costs Discrete.contains a slow dtype check per step
+            actions = actions.tolist()
         still = []
         for k in running:
             obs[k], reward, terminated, truncated, _ = envs_[k].step(actions[k])

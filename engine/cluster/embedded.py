@@ -101,10 +101,18 @@ class LocalCluster:
         head = self._spawn_head([] if self.head_port is None else ["--port", str(self.head_port)])
         self.procs.append(head)
         try:
-            self.head_address = processes.wait_ready(head, "the head", self._head_log(), timeout)
-            if self.head_port is None:
+            if self.head_port is not None:
+                # Unix sockets: the head's address is known before it binds, so its nodes start
+                # beside it (what they send it waits in their sockets until it is up).
+                self.head_address = addresses.ipc_endpoint(self.bind, self.head_port)
+                pending = [self._spawn_node(self.num_cpus, self.resources) for _ in range(self.num_nodes)]
+                bound = processes.wait_ready(head, "the head", self._head_log(), timeout)
+                if bound != self.head_address:
+                    raise ClusterError(f"the head bound {bound}, not {self.head_address}")
+            else:
+                self.head_address = processes.wait_ready(head, "the head", self._head_log(), timeout)
                 self.head_port = addresses.parse(self.head_address)[1]
-            pending = [self._spawn_node(self.num_cpus, self.resources) for _ in range(self.num_nodes)]
+                pending = [self._spawn_node(self.num_cpus, self.resources) for _ in range(self.num_nodes)]
             self._write_session()
             for proc, node_id, log_path in pending:
                 self._node_ready(proc, node_id, log_path, timeout)

@@ -68,3 +68,16 @@ def test_ppo_then_plot_from_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert png.stat().st_size > 1000
     assert invoke("rl", "plot", str(tmp_path), "-o", str(png)).exit_code == 5
+
+
+def test_an_rl_command_imports_no_other_commands_module():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom ownrun.cli.main import app\ntry:\n    app(['rl', 'es', '--help'])\n"
+            "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.startswith('ownrun.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = out.strip().splitlines()[-1]
+    assert "ownrun.cli.rl" in loaded
+    for other in ("video", "bench", "logs", "run", "start", "state", "status"):
+        assert f"'ownrun.cli.{other}'" not in loaded, loaded
