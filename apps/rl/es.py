@@ -15,7 +15,8 @@ One iteration of the owner (`es_owner`, one task per training run):
    centered ranks, gradient, Adam, merge the filter statistics in worker order;
 6. send the iteration's row to the driver's Recorder; every K iterations checkpoint.
 
-Rollout workers are actors with `max_restarts=-1, max_task_retries=-1`: a killed worker is
+Workers get the noise table's ref in a list and fetch it in their first call, so they start
+while the noise task is still drawing it. Rollout workers are actors with `max_restarts=-1, max_task_retries=-1`: a killed worker is
 restarted and its call re-run with the same chunk (one whose restart fails for good is
 replaced by a new actor, when the owner aggregates), and rollouts are deterministic given
 (weights, filter, chunk), so the iteration is the one planned. A re-run owner resumes from the
@@ -105,18 +106,32 @@ def run_batch(envs_: list, policy: Policy, thetas: np.ndarray, mean, std, seeds,
 
 
 class EsWorker:
-    """Runs antithetic pairs of one iteration's chunk; holds a read-only view of the noise table."""
+    """Runs antithetic pairs of one iteration's chunk; holds a read-only view of the noise table.
 
-    def __init__(self, env_id: str, policy_kind: str, hidden: int, table: np.ndarray, sigma: float,
+    `table`: the table, or `[its ref]`. A ref inside a list is not waited for before the
+    constructor runs, so the worker starts while the noise task is still drawing the table; its
+    first `rollouts` fetches it (zero-copy from the node's store) and announces when it had it."""
+
+    def __init__(self, env_id: str, policy_kind: str, hidden: int, table: np.ndarray | list, sigma: float,
                  announce_key: str | None = None):
         info = envs.describe(env_id)
         self.env_id = env_id
         self.envs: list = []  # one per episode of a chunk, made as needed and kept
         self.policy = Policy(info, policy_kind, hidden)
-        self.table = table
+        self._table = table if isinstance(table, np.ndarray) else None
+        self._table_box = None if isinstance(table, np.ndarray) else table
         self.sigma = sigma
+        self.announce_key = announce_key
         if announce_key:
             state.announce(announce_key)
+
+    @property
+    def table(self) -> np.ndarray:
+        if self._table is None:
+            self._table = engine.get(self._table_box[0])
+            if self.announce_key:
+                state.announce(self.announce_key, table_ts=time.time())
+        return self._table
 
     def rollouts(self, bundle: tuple, chunk: Chunk) -> dict:
         """theta + sigma*eps and theta - sigma*eps for each planned index (both halves on the pair's
@@ -272,8 +287,7 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
     attempt = state.next_attempt(prefix)
     (table_ref,) = table_box
     info = envs.describe(config.env)
-    table = engine.get(table_ref)
-    owner = EsOwner(config, info, len(table))
+    owner = EsOwner(config, info, config.noise_size)
     checkpoint = state.load_checkpoint(prefix) if config.checkpoint_every else None
     if checkpoint is not None:
         owner.restore(checkpoint)
@@ -281,13 +295,14 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
     make_worker = RemoteEsWorker.options(**settings.worker_options)
 
     def new_worker(k: int):
-        return make_worker.remote(config.env, config.policy, config.hidden, table_ref, config.sigma,
-                                  state.worker_key(prefix, k))
+        return make_worker.remote(config.env, config.policy, config.hidden, [table_ref], config.sigma,
+                                  state.worker_key(prefix, k))  # boxed: workers start while the table is drawn
 
     workers = [new_worker(k) for k in range(settings.workers)]
     make_aggregator = RemoteEsAggregator.options(**{**settings.worker_options, "num_cpus": 0})
     aggregators = [make_aggregator.remote(table_ref, owner.policy.num_params) for _ in range(config.aggregators)]
     engine.get([w.ready.remote() for w in workers])  # iterations are timed from here on
+    table = None  # fetched for the first gradient, once the workers' first rollouts have had it
     target = config.target if config.target is not None else info.reward_threshold
     reached = False
     recorded = None  # the last row sent to the Recorder
@@ -307,6 +322,8 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
         exact = bool(np.array_equal(gathered["indices"], planned))
         if not exact:
             raise RuntimeError(f"iteration {owner.iteration + 1}: the pairs received are not the ones planned")
+        if table is None:
+            table = engine.get(table_ref)
         owner.update(gathered, _gradient(owner, table, aggregators, gathered))
         del refs, bundle
         if worker_private is None:
