@@ -5,7 +5,8 @@ sessions left: their processes are gone but files remain) and how its peers auth
 (every process of the cluster, the driver included, binds a unix socket inside the private
 session directory, which only this user can reach; if that path is too long for a unix
 socket, they bind loopback tcp and hold a cluster key created for the cluster: a peer
-without it is refused, see rpc/auth.py), launching the head and node daemons and waiting for them to report ready,
+without it is refused, see rpc/auth.py), launching the head and node daemons (on unix sockets the nodes start beside the head: its
+address is known before it binds) and waiting for them to report ready,
 connecting the driver, adding and SIGKILLing nodes, supervising the
 head (a daemon thread waits on the head process and, unless the cluster is stopping,
 restarts it on the same port and session directory), and stopping everything so no
