@@ -45,6 +45,12 @@ def test_ppo_takes_tuned_values_for_unset_options_and_keeps_the_given_ones():
     assert config.PpoConfig(env="Pendulum-v1", gamma=0.9).gamma == 0.9
 
 
+def test_ppo_on_pendulum_stops_at_rllibs_tuned_target_with_minibatches_of_128():
+    tuned = config.PpoConfig(env="Pendulum-v1")
+    assert (tuned.target, tuned.minibatch, tuned.max_steps) == (-300.0, 128, 400_000)
+    assert config.PpoConfig(env="Pendulum-v1", target=-200).target == -200
+
+
 def test_ppo_then_plot_from_the_command_line(tmp_path):
     # Unset flags take PPO's tuned CartPole values, given ones win; autograd stays in the owner
     # (a fresh cluster: on a shared one a reused worker process may have run an owner before).
