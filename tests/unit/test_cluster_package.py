@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -178,7 +179,8 @@ def test_a_session_still_starting_is_not_cleaned_up_by_another_process(tmp_path,
 
 
 class _FakeDaemon:
-    """A started daemon for LocalCluster.start: runs until terminated or killed."""
+    """A started daemon for LocalCluster.start: runs until terminated, killed or waited for with
+    a timeout (stop's wait for the daemons it asked to exit)."""
 
     def __init__(self, module: str):
         import threading
@@ -187,8 +189,9 @@ class _FakeDaemon:
         self._exited = threading.Event()
 
     def wait(self, timeout=None):
-        self._exited.wait(timeout)
-        self.returncode = 0
+        if timeout is None:  # the head's supervisor: until the cluster stops it
+            self._exited.wait()
+        self.returncode = 0  # LocalCluster.stop waiting for a daemon to exit: it has
         return 0
 
     def poll(self):
@@ -226,3 +229,4 @@ def test_the_nodes_of_an_embedded_cluster_start_beside_its_head_on_unix_sockets(
         assert cluster.head_address == f"ipc://{paths.socket_dir(cluster.session_dir)}/1"
     finally:
         cluster.stop(None)
+        shutil.rmtree(cluster.session_dir)  # its fake daemons' pid 0 would look alive to later sweeps
