@@ -306,7 +306,7 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
     target = config.target if config.target is not None else info.reward_threshold
     reached = False
     recorded = None  # the last row sent to the Recorder
-    worker_private = None  # bytes of private memory per worker, measured after the first iteration
+    pids: list = []  # the rollout workers' processes in the last iteration
     while not reached:
         if config.max_steps is not None and owner.steps >= config.max_steps:
             break
@@ -326,9 +326,7 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
             table = engine.get(table_ref)
         owner.update(gathered, _gradient(owner, table, aggregators, gathered))
         del refs, bundle
-        if worker_private is None:
-            pids = sorted(set(gathered["pids"]))
-            worker_private = (memory.private_bytes(pids) or 0) / len(pids)
+        pids = sorted(set(gathered["pids"]))
         eval_mean = float(gathered["eval_returns"].mean())
         reached = target is not None and eval_mean >= target
         now = time.time()
@@ -343,6 +341,8 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
             state.save_checkpoint(prefix, owner.checkpoint())
     if recorded is not None:  # calls of one caller run in order: every row is in before we return
         engine.get(recorded)
+    # private memory per worker (reading smaps takes a while: after the iterations, not between them)
+    worker_private = (memory.private_bytes(pids) or 0) / len(pids) if pids else None
     for actor in workers + aggregators:
         engine.kill(actor)
     return {"attempt": attempt, "resumed_from": resumed_from, "iterations": owner.iteration,
