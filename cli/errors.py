@@ -29,7 +29,6 @@ from typing import Any
 
 from ownrun.cli.console import console
 from rich.markup import escape
-from rich.traceback import Traceback
 from typer.core import TyperGroup
 
 
@@ -117,6 +116,8 @@ def report(exc: BaseException, debug: bool) -> int:
     """Print `exc` as one line (after its traceback when `debug`); return the exit code."""
     code, message = classify(exc)
     if debug and code not in _QUIET:
+        from rich.traceback import Traceback  # only with --debug: rich.traceback is slow to import
+
         console.print(Traceback.from_exception(type(exc), exc, exc.__traceback__))
     console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return code

@@ -15,7 +15,8 @@ One iteration of the owner (`es_owner`, one task per training run):
    centered ranks, gradient, Adam, merge the filter statistics in worker order;
 6. send the iteration's row to the driver's Recorder; every K iterations checkpoint.
 
-Rollout workers are actors with `max_restarts=-1, max_task_retries=-1`: a killed worker is
+Workers get the noise table's ref in a list and fetch it in their first call, so they start
+while the noise task is still drawing it. Rollout workers are actors with `max_restarts=-1, max_task_retries=-1`: a killed worker is
 restarted and its call re-run with the same chunk (one whose restart fails for good is
 replaced by a new actor, when the owner aggregates), and rollouts are deterministic given
 (weights, filter, chunk), so the iteration is the one planned. A re-run owner resumes from the
@@ -91,6 +92,8 @@ def run_batch(envs_: list, policy: Policy, thetas: np.ndarray, mean, std, seeds,
         if running[0] < observed:
             seen.append(obs[[k for k in running if k < observed]])
         actions = policy.act_batch(layers, normalize(obs, mean, std))
+        if policy.info.discrete:  # Python ints: a numpy int costs Discrete.contains a slow dtype check per step
+            actions = actions.tolist()
         still = []
         for k in running:
             obs[k], reward, terminated, truncated, _ = envs_[k].step(actions[k])
@@ -103,18 +106,32 @@ def run_batch(envs_: list, policy: Policy, thetas: np.ndarray, mean, std, seeds,
 
 
 class EsWorker:
-    """Runs antithetic pairs of one iteration's chunk; holds a read-only view of the noise table."""
+    """Runs antithetic pairs of one iteration's chunk; holds a read-only view of the noise table.
 
-    def __init__(self, env_id: str, policy_kind: str, hidden: int, table: np.ndarray, sigma: float,
+    `table`: the table, or `[its ref]`. A ref inside a list is not waited for before the
+    constructor runs, so the worker starts while the noise task is still drawing the table; its
+    first `rollouts` fetches it (zero-copy from the node's store) and announces when it had it."""
+
+    def __init__(self, env_id: str, policy_kind: str, hidden: int, table: np.ndarray | list, sigma: float,
                  announce_key: str | None = None):
         info = envs.describe(env_id)
         self.env_id = env_id
         self.envs: list = []  # one per episode of a chunk, made as needed and kept
         self.policy = Policy(info, policy_kind, hidden)
-        self.table = table
+        self._table = table if isinstance(table, np.ndarray) else None
+        self._table_box = None if isinstance(table, np.ndarray) else table
         self.sigma = sigma
+        self.announce_key = announce_key
         if announce_key:
             state.announce(announce_key)
+
+    @property
+    def table(self) -> np.ndarray:
+        if self._table is None:
+            self._table = engine.get(self._table_box[0])
+            if self.announce_key:
+                state.announce(self.announce_key, table_ts=time.time())
+        return self._table
 
     def rollouts(self, bundle: tuple, chunk: Chunk) -> dict:
         """theta + sigma*eps and theta - sigma*eps for each planned index (both halves on the pair's
@@ -270,8 +287,7 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
     attempt = state.next_attempt(prefix)
     (table_ref,) = table_box
     info = envs.describe(config.env)
-    table = engine.get(table_ref)
-    owner = EsOwner(config, info, len(table))
+    owner = EsOwner(config, info, config.noise_size)
     checkpoint = state.load_checkpoint(prefix) if config.checkpoint_every else None
     if checkpoint is not None:
         owner.restore(checkpoint)
@@ -279,17 +295,18 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
     make_worker = RemoteEsWorker.options(**settings.worker_options)
 
     def new_worker(k: int):
-        return make_worker.remote(config.env, config.policy, config.hidden, table_ref, config.sigma,
-                                  state.worker_key(prefix, k))
+        return make_worker.remote(config.env, config.policy, config.hidden, [table_ref], config.sigma,
+                                  state.worker_key(prefix, k))  # boxed: workers start while the table is drawn
 
     workers = [new_worker(k) for k in range(settings.workers)]
     make_aggregator = RemoteEsAggregator.options(**{**settings.worker_options, "num_cpus": 0})
     aggregators = [make_aggregator.remote(table_ref, owner.policy.num_params) for _ in range(config.aggregators)]
     engine.get([w.ready.remote() for w in workers])  # iterations are timed from here on
+    table = None  # fetched for the first gradient, once the workers' first rollouts have had it
     target = config.target if config.target is not None else info.reward_threshold
     reached = False
     recorded = None  # the last row sent to the Recorder
-    worker_private = None  # bytes of private memory per worker, measured after the first iteration
+    pids: list = []  # the rollout workers' processes in the last iteration
     while not reached:
         if config.max_steps is not None and owner.steps >= config.max_steps:
             break
@@ -305,11 +322,11 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
         exact = bool(np.array_equal(gathered["indices"], planned))
         if not exact:
             raise RuntimeError(f"iteration {owner.iteration + 1}: the pairs received are not the ones planned")
+        if table is None:
+            table = engine.get(table_ref)
         owner.update(gathered, _gradient(owner, table, aggregators, gathered))
         del refs, bundle
-        if worker_private is None:
-            pids = sorted(set(gathered["pids"]))
-            worker_private = (memory.private_bytes(pids) or 0) / len(pids)
+        pids = sorted(set(gathered["pids"]))
         eval_mean = float(gathered["eval_returns"].mean())
         reached = target is not None and eval_mean >= target
         now = time.time()
@@ -324,6 +341,8 @@ def es_owner(config: EsConfig, settings: state.RunSettings, table_box: list, rec
             state.save_checkpoint(prefix, owner.checkpoint())
     if recorded is not None:  # calls of one caller run in order: every row is in before we return
         engine.get(recorded)
+    # private memory per worker (reading smaps takes a while: after the iterations, not between them)
+    worker_private = (memory.private_bytes(pids) or 0) / len(pids) if pids else None
     for actor in workers + aggregators:
         engine.kill(actor)
     return {"attempt": attempt, "resumed_from": resumed_from, "iterations": owner.iteration,

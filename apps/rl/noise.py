@@ -21,7 +21,7 @@ from . import state
 BATCH = 256  # perturbations stacked at once in weighted_sum
 
 
-@engine.remote
+@engine.remote(num_cpus=0)  # the rollout workers' CPUs: they start (and then wait for the table) while it is drawn
 def make_noise(size: int, seed: int, announce_key: str | None = None) -> np.ndarray:
     """`size` float32 standard normals; the same for the same seed."""
     if announce_key:

@@ -117,7 +117,7 @@ def _noise_figures(config: EsConfig, prefix: str, start_ts: float, workers: int,
     (which would include the table if a worker had copied it)."""
     announced = [a for a in (state.read(state.worker_key(prefix, k)) for k in range(workers)) if a]
     table = state.read(state.noise_key(prefix))
-    ready = max((a["ts"] for a in announced), default=None)
+    ready = max((a.get("table_ts", a["ts"]) for a in announced), default=None)
     nodes = len({a["node_id"] for a in announced})
     private = result.get("worker_private_bytes")
     made = table.get("made_ts") if table else None

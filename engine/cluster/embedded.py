@@ -5,7 +5,8 @@ sessions left: their processes are gone but files remain) and how its peers auth
 (every process of the cluster, the driver included, binds a unix socket inside the private
 session directory, which only this user can reach; if that path is too long for a unix
 socket, they bind loopback tcp and hold a cluster key created for the cluster: a peer
-without it is refused, see rpc/auth.py), launching the head and node daemons and waiting for them to report ready,
+without it is refused, see rpc/auth.py), launching the head and node daemons (on unix sockets the nodes start beside the head: its
+address is known before it binds) and waiting for them to report ready,
 connecting the driver, adding and SIGKILLing nodes, supervising the
 head (a daemon thread waits on the head process and, unless the cluster is stopping,
 restarts it on the same port and session directory), and stopping everything so no
@@ -102,10 +103,18 @@ class LocalCluster:
         head = self._spawn_head([] if self.head_port is None else ["--port", str(self.head_port)])
         self.procs.append(head)
         try:
-            self.head_address = processes.wait_ready(head, "the head", self._head_log(), timeout)
-            if self.head_port is None:
+            if self.head_port is not None:
+                # Unix sockets: the head's address is known before it binds, so its nodes start
+                # beside it (what they send it waits in their sockets until it is up).
+                self.head_address = addresses.ipc_endpoint(self.bind, self.head_port)
+                pending = [self._spawn_node(self.num_cpus, self.resources) for _ in range(self.num_nodes)]
+                bound = processes.wait_ready(head, "the head", self._head_log(), timeout)
+                if bound != self.head_address:
+                    raise ClusterError(f"the head bound {bound}, not {self.head_address}")
+            else:
+                self.head_address = processes.wait_ready(head, "the head", self._head_log(), timeout)
                 self.head_port = addresses.parse(self.head_address)[1]
-            pending = [self._spawn_node(self.num_cpus, self.resources) for _ in range(self.num_nodes)]
+                pending = [self._spawn_node(self.num_cpus, self.resources) for _ in range(self.num_nodes)]
             self._write_session()
             for proc, node_id, log_path in pending:
                 self._node_ready(proc, node_id, log_path, timeout)

@@ -45,6 +45,12 @@ def test_ppo_takes_tuned_values_for_unset_options_and_keeps_the_given_ones():
     assert config.PpoConfig(env="Pendulum-v1", gamma=0.9).gamma == 0.9
 
 
+def test_ppo_on_pendulum_stops_at_rllibs_tuned_target_with_minibatches_of_128():
+    tuned = config.PpoConfig(env="Pendulum-v1")
+    assert (tuned.target, tuned.minibatch, tuned.max_steps) == (-300.0, 128, 400_000)
+    assert config.PpoConfig(env="Pendulum-v1", target=-200).target == -200
+
+
 def test_ppo_then_plot_from_the_command_line(tmp_path):
     # Unset flags take PPO's tuned CartPole values, given ones win; autograd stays in the owner
     # (a fresh cluster: on a shared one a reused worker process may have run an owner before).
@@ -68,3 +74,16 @@ def test_ppo_then_plot_from_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert png.stat().st_size > 1000
     assert invoke("rl", "plot", str(tmp_path), "-o", str(png)).exit_code == 5
+
+
+def test_an_rl_command_imports_no_other_commands_module():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom ownrun.cli.main import app\ntry:\n    app(['rl', 'es', '--help'])\n"
+            "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.startswith('ownrun.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = out.strip().splitlines()[-1]
+    assert "ownrun.cli.rl" in loaded
+    for other in ("video", "bench", "logs", "run", "start", "state", "status"):
+        assert f"'ownrun.cli.{other}'" not in loaded, loaded

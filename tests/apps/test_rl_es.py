@@ -125,3 +125,33 @@ def test_an_aggregation_tree_gives_the_iterations_the_owner_alone_gives(tmp_path
     assert all(r["exact"] and r["pairs_received"] == r["pairs_unique"] == 8 for r in tree)
     assert [r["env_steps"] for r in tree] == [r["env_steps"] for r in alone]
     assert [r["mean_return"] for r in tree] == pytest.approx([r["mean_return"] for r in alone])
+
+
+def test_a_rollout_worker_starts_before_its_boxed_noise_table_is_drawn_and_fetches_it_for_its_first_call():
+    import uuid
+
+    from ownrun import engine
+
+    gate = f"rl-test/gate/{uuid.uuid4().hex}"
+
+    @engine.remote(num_cpus=0)
+    def gated_table(key: str):
+        import time
+
+        while engine.kv.get(key) is None:  # held until the test opens the gate
+            time.sleep(0.01)
+        return np.random.default_rng(0).standard_normal(TABLE, dtype=np.float32)
+
+    table_ref = gated_table.remote(gate)
+    worker = es.RemoteEsWorker.options(num_cpus=0).remote("CartPole-v1", "linear", 32, [table_ref], 0.2)
+    try:
+        assert engine.get(worker.ready.remote(), timeout=60)
+        assert engine.wait([table_ref], timeout=0)[0] == []  # constructed before the table exists
+        engine.kv.put(gate, b"open")
+        chunk = es.Chunk(0, np.array([0, 7]), np.array([1, 2]), np.array([3]))
+        bundle = (np.zeros(10, np.float32), np.zeros(4), np.ones(4))
+        out = engine.get(worker.rollouts.remote(bundle, chunk), timeout=60)
+        assert list(out["indices"]) == [0, 7] and out["returns"].shape == (2, 2)
+    finally:
+        engine.kill(worker)
+        engine.kv.delete(gate)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -175,3 +176,57 @@ def test_a_session_still_starting_is_not_cleaned_up_by_another_process(tmp_path,
     os.utime(young, (time.time() - 5, time.time() - 5))
     processes.cleanup_stale_sessions()
     assert os.path.isdir(young)
+
+
+class _FakeDaemon:
+    """A started daemon for LocalCluster.start: runs until terminated, killed or waited for with
+    a timeout (stop's wait for the daemons it asked to exit)."""
+
+    def __init__(self, module: str):
+        import threading
+
+        self.module, self.pid, self.returncode = module, 0, None
+        self._exited = threading.Event()
+
+    def wait(self, timeout=None):
+        if timeout is None:  # the head's supervisor: until the cluster stops it
+            self._exited.wait()
+        self.returncode = 0  # LocalCluster.stop waiting for a daemon to exit: it has
+        return 0
+
+    def poll(self):
+        return 0 if self._exited.is_set() else None
+
+    def terminate(self):
+        self._exited.set()
+
+    kill = terminate
+
+
+def test_the_nodes_of_an_embedded_cluster_start_beside_its_head_on_unix_sockets(monkeypatch):
+    from ownrun.engine.cluster import embedded
+
+    events = []
+
+    def spawn(module, args, log_path, detached=False):
+        events.append(("spawn", module.rsplit(".", 2)[-2]))
+        return _FakeDaemon(module)
+
+    def wait_ready(proc, name, log_path, timeout):
+        events.append(("ready", proc.module.rsplit(".", 2)[-2]))
+        sockets = paths.socket_dir(cluster.session_dir)
+        return f"ipc://{sockets}/1" if proc.module.endswith("head.server") else f"ipc://{sockets}/node"
+
+    monkeypatch.setattr(processes, "spawn", spawn)
+    monkeypatch.setattr(processes, "wait_ready", wait_ready)
+    cluster = embedded.LocalCluster(1.0, {}, 1 << 20, {}, num_nodes=2)
+    cluster.start()
+    try:
+        if cluster.curve is not None:
+            pytest.skip("the session path is too long for unix sockets: the head's tcp port comes first")
+        assert events == [("spawn", "head"), ("spawn", "node"), ("spawn", "node"),
+                          ("ready", "head"), ("ready", "node"), ("ready", "node")]
+        assert cluster.head_address == f"ipc://{paths.socket_dir(cluster.session_dir)}/1"
+    finally:
+        cluster.stop(None)
+        shutil.rmtree(cluster.session_dir)  # its fake daemons' pid 0 would look alive to later sweeps
