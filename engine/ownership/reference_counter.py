@@ -298,4 +298,4 @@ class ReferenceCounter:
 
 def _spec_bytes(task) -> int:
     """What keeping `task` as lineage costs: its by-value argument bytes (and a little)."""
-    return 200 + sum(len(f) for f in task.arg_frames)
+    return 200 + sum(map(len, task.arg_frames))
