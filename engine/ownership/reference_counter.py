@@ -232,7 +232,7 @@ class ReferenceCounter:
                 del self.refs[ref.oid]
             task, ref.task = ref.task, None
             if task is not None:
-                self.lineage_bytes -= _spec_bytes(task)
+                self.lineage_bytes -= task.spec_bytes
                 for oid, _owner in task.deps:
                     dep = self.refs.get(oid)
                     if dep is not None:
@@ -241,10 +241,11 @@ class ReferenceCounter:
 
     def keep_lineage(self, ref: Reference, task) -> None:
         """`ref`'s value can be rebuilt by re-running `task`; pin its arguments' records.
-        Beyond `max_lineage_bytes` of kept specs, new objects get no lineage (OVER_BUDGET)."""
+        Beyond `max_lineage_bytes` of kept specs (`task.spec_bytes` each: its by-value
+        argument bytes and a little), new objects get no lineage (OVER_BUDGET)."""
         if ref.task is not None:
             return
-        size = _spec_bytes(task)
+        size = task.spec_bytes
         if self.lineage_bytes + size > self.max_lineage_bytes:
             ref.no_lineage = OVER_BUDGET
             return
@@ -285,7 +286,7 @@ class ReferenceCounter:
             if ref.copies:
                 assert ref.owned, f"{oid.hex()}: a borrower tracks copies"
             if ref.task is not None:
-                lineage_bytes += _spec_bytes(ref.task)
+                lineage_bytes += ref.task.spec_bytes
                 for dep, _owner in ref.task.deps:
                     lineage_refs[dep] = lineage_refs.get(dep, 0) + 1
         for oid, count in lineage_refs.items():
@@ -294,8 +295,3 @@ class ReferenceCounter:
                 f"{oid.hex()}: lineage count {ref.lineage_refs}, {count} lineage entries use it"
         assert lineage_bytes == self.lineage_bytes, \
             f"lineage bytes {self.lineage_bytes}, the kept specs add up to {lineage_bytes}"
-
-
-def _spec_bytes(task) -> int:
-    """What keeping `task` as lineage costs: its by-value argument bytes (and a little)."""
-    return 200 + sum(map(len, task.arg_frames))

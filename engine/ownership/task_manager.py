@@ -99,7 +99,7 @@ class TaskEntry:
         "task_id", "name", "kind", "fn_id", "fn_blob", "arg_frames", "positions", "deps",
         "nested", "return_ids", "retries_left", "retry_exceptions", "shape", "resources",
         "actor", "state", "unresolved", "worker_id", "cancelled", "dep_meta", "dep_frames",
-        "submitted_refs", "extra",
+        "submitted_refs", "extra", "spec_bytes",
     )
 
     def __init__(self, *, task_id: bytes, name: str, kind: int, fn_id: str, fn_blob: bytes | None,
@@ -129,6 +129,8 @@ class TaskEntry:
         self.dep_frames = None  # inline argument values' frames, set when queued
         self.submitted_refs = None  # every ref counted as submitted for this task
         self.extra = extra  # actor creation options sent to the worker
+        # what keeping it as lineage costs (reference_counter.py): by-value argument bytes and a little
+        self.spec_bytes = 200 + sum(map(len, arg_frames))
 
     def header(self, caller: str, send_fn_blob: bool) -> list:
         actor_id = self.actor.actor_id if self.actor is not None else None
@@ -418,7 +420,8 @@ class TaskManager:
         entry.state = QUEUED
         self._log((entry.task_id, "queue", QUEUED))
         if entry.kind == NORMAL:
-            daemon = self.policy.locality(by_daemon, self.daemon_address, self.dead_daemons)
+            daemon = None if by_daemon is None else \
+                self.policy.locality(by_daemon, self.daemon_address, self.dead_daemons)
             if daemon is None:
                 self.submitter.enqueue(entry, entry.shape, entry.resources)
             else:
