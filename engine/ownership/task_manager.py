@@ -249,10 +249,11 @@ class TaskManager:
                     self._send_value(waiter.requester, oid, ref.value, ref.contains)
                 else:
                     self.out.append((WAKE, waiter, value.kind == ms.ERROR))
-            out = Release()
-            self.refs.check(oid, out)
-            if out:
-                self.release(out)
+            if not ref.in_scope():  # the waiters were all that held it
+                out = Release()
+                self.refs.check(oid, out)
+                if out:
+                    self.release(out)
 
     def put(self, oid: bytes, value: Value, contains: list | None) -> None:
         ref = self.refs.add_owned(oid)
