@@ -826,7 +826,7 @@ class TaskManager:
         for ref in self.refs.refs.values():
             if ref.owned and not ref.freed:
                 return True
-            if not ref.owned and any(count > 0 for count in ref.borrowers.values()):
+            if not ref.owned and any(count > 0 for count in (ref.borrowers or {}).values()):
                 return True
         return False
 
