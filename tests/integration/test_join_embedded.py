@@ -32,3 +32,14 @@ def test_joining_an_address_nothing_listens_at_names_it():
                            capture_output=True, text=True, timeout=120)
     assert child.returncode != 0
     assert "no cluster listens at ipc:///nonexistent/ownrun/sockets/1" in child.stderr
+
+
+def test_init_returns_once_the_head_knows_every_node_alive():
+    """The daemons start together with the head (its socket path is known in advance): init
+    still returns only when the head lists all of them, as it did when they started after it."""
+    engine.init(num_cpus=1, num_nodes=2)
+    try:
+        nodes = engine.nodes()
+        assert len(nodes) == 2 and all(n["alive"] for n in nodes)
+    finally:
+        engine.shutdown()
