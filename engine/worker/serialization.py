@@ -54,6 +54,8 @@ def deserialize(frames: list, received: list | None = None):
 
 
 def frames_size(frames: list) -> int:
+    if len(frames) == 1 and type(frames[0]) is bytes:  # a small value: one pickle, no buffers
+        return len(frames[0])
     return sum(len(f) if isinstance(f, bytes) else f.nbytes for f in frames)
 
 
