@@ -116,6 +116,9 @@ class LocalCluster:
                 self._node_ready(proc, node_id, log_path, timeout)
             self._wait_nodes_known(timeout)
         except BaseException:
+            for proc, _node_id, _log in pending:  # started with the head, told nothing yet: stop them
+                if proc.poll() is None:
+                    proc.terminate()
             self.stop(None)
             raise
         self._head_supervisor = threading.Thread(target=self._supervise_head, name="ownrun-head-supervisor",
