@@ -279,11 +279,13 @@ def _prepare_args(args: tuple, kwargs: dict, fn_name: str):
             positions.append(key)
             kw[key] = None
     try:
-        frames, nested = serialization.serialize((arg_list, kw))
+        frames, nested = serialization.serialize_arguments(arg_list, kw)
     except errors.SerializationError:
         _name_unpicklable(arg_list, kw, fn_name)
         raise
-    return [f if isinstance(f, bytes) else bytes(f) for f in frames], positions, deps, nested
+    if len(frames) > 1:  # out-of-band buffers (numpy arrays): bytes of their own, kept by the task
+        frames = [f if isinstance(f, bytes) else bytes(f) for f in frames]
+    return frames, positions, deps, nested
 
 
 def _name_unpicklable(args: list, kwargs: dict, fn_name: str) -> None:

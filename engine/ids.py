@@ -24,7 +24,12 @@ def return_id(task_id: bytes, index: int) -> bytes:
     return task_id + index.to_bytes(4, "little")
 
 
+_FIRST_RETURN = (1).to_bytes(4, "little")
+
+
 def return_ids(task_id: bytes, n: int) -> list[bytes]:
+    if n == 1:
+        return [task_id + _FIRST_RETURN]
     return [task_id + i.to_bytes(4, "little") for i in range(1, n + 1)]
 
 

@@ -32,7 +32,7 @@ import uuid
 
 from ..errors import ClusterError
 from ..head import liveness
-from ..rpc import addresses
+from ..rpc import addresses, oneshot
 from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
 from ..rpc.transport import pack
@@ -103,22 +103,24 @@ class LocalCluster:
         head = self._spawn_head([] if self.head_port is None else ["--port", str(self.head_port)])
         self.procs.append(head)
         try:
-            if self.head_port is not None:
-                # Unix sockets: the head's address is known before it binds, so its nodes start
-                # beside it (what they send it waits in their sockets until it is up).
+            pending = []
+            if self.head_port is not None:  # its unix socket's path is known before it binds:
                 self.head_address = addresses.ipc_endpoint(self.bind, self.head_port)
-                pending = [self._spawn_node(self.num_cpus, self.resources) for _ in range(self.num_nodes)]
-                bound = processes.wait_ready(head, "the head", self._head_log(), timeout)
-                if bound != self.head_address:
-                    raise ClusterError(f"the head bound {bound}, not {self.head_address}")
-            else:
-                self.head_address = processes.wait_ready(head, "the head", self._head_log(), timeout)
-                self.head_port = addresses.parse(self.head_address)[1]
-                pending = [self._spawn_node(self.num_cpus, self.resources) for _ in range(self.num_nodes)]
+                pending = self._spawn_nodes()  # the nodes start meanwhile (their beats wait for it)
+            address = processes.wait_ready(head, "the head", self._head_log(), timeout)
+            if self.head_port is None:
+                self.head_address, self.head_port = address, addresses.parse(address)[1]
+                pending = self._spawn_nodes()
+            elif address != self.head_address:
+                raise ClusterError(f"the head bound {address}, not {self.head_address}")
             self._write_session()
             for proc, node_id, log_path in pending:
                 self._node_ready(proc, node_id, log_path, timeout)
+            self._wait_nodes_known(timeout)
         except BaseException:
+            for proc, _node_id, _log in pending:  # started with the head, told nothing yet: stop them
+                if proc.poll() is None:
+                    proc.terminate()
             self.stop(None)
             raise
         self._head_supervisor = threading.Thread(target=self._supervise_head, name="ownrun-head-supervisor",
@@ -131,6 +133,24 @@ class LocalCluster:
         return join.connect(self.node_addresses[0], self.bind, self.curve, config)
 
     # ---- nodes ---------------------------------------------------------------------------
+    def _spawn_nodes(self) -> list[tuple]:
+        return [self._spawn_node(self.num_cpus, self.resources) for _ in range(self.num_nodes)]
+
+    def _wait_nodes_known(self, timeout: float) -> None:
+        """Returns once the head lists every node as alive (a node started with the head may
+        beat a little after it is ready, and callers ask the head for nodes at once)."""
+        deadline = time.monotonic() + timeout
+        with oneshot.OneShotClient(self.head_address, self.curve) as client:
+            while True:
+                view = join.call(client, P.NODE_LIST, timeout)
+                alive = {node_id for node_id, node in view.items() if node["alive"]}
+                if alive.issuperset(self.node_ids):
+                    return
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"the head did not hear from nodes {sorted(set(self.node_ids) - alive)} "
+                                       f"within {timeout:.0f}s; see {self._head_log()}")
+                time.sleep(0.01)
+
     def _spawn_node(self, num_cpus: float, resources: dict) -> tuple:
         node_id = f"node{len(self.node_ids) + self._nodes_spawning}-{uuid.uuid4().hex[:6]}"
         self._nodes_spawning += 1

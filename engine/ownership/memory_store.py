@@ -81,7 +81,7 @@ def value_from_meta(meta: list, frames: list, pos: int) -> tuple[Value, list | N
     payload = frames[pos:pos + n]
     if kind == ERROR:
         return Value(ERROR, payload, None, None, 0), contains
-    return Value(INLINE, payload, None, None, sum(len(f) for f in payload)), contains
+    return Value(INLINE, payload, None, None, sum(map(len, payload))), contains
 
 
 class BorrowerWait:

@@ -41,8 +41,9 @@ class Reference:
     local: int = 0  # live ObjectRef instances in this process
     submitted: int = 0  # pending tasks we submitted that carry the ref
     contained_in: int = 0  # records we hold whose value contains this ref
-    borrowers: dict[str, int] = field(default_factory=dict)  # processes borrowing via us
-    parents: dict[str, int] = field(default_factory=dict)  # processes counting us as borrower
+    # (None until the first one: most objects are never borrowed; see `_count`)
+    borrowers: dict[str, int] | None = None  # processes borrowing via us
+    parents: dict[str, int] | None = None  # processes counting us as borrower
     contains: list | None = None  # [[oid, owner], ...] refs nested in this object's value
     # Value state (the in-process memory store, see memory_store.py): None while pending.
     value: object = None  # a memory_store.Value
@@ -59,19 +60,33 @@ class Reference:
     def in_scope(self) -> bool:
         if self.local > 0 or self.submitted > 0 or self.contained_in > 0:
             return True
-        for count in self.borrowers.values():
-            if count > 0:
-                return True
+        if self.borrowers:
+            for count in self.borrowers.values():
+                if count > 0:
+                    return True
         return False
 
     def held_apart_from(self, borrower: str) -> bool:
         """In scope for a reason other than `borrower` borrowing it through us."""
         if self.local > 0 or self.submitted > 0 or self.contained_in > 0:
             return True
-        for addr, count in self.borrowers.items():
+        for addr, count in (self.borrowers or {}).items():
             if count > 0 and addr != borrower:
                 return True
         return False
+
+    def borrowed(self) -> int:
+        """Registrations of borrowers through us (the state API shows it)."""
+        return sum(self.borrowers.values()) if self.borrowers else 0
+
+
+def _count(ref: Reference, table: str, address: str, delta: int = 1) -> None:
+    """Adds `delta` to `address`'s count in `ref.borrowers` or `ref.parents` (made on first use)."""
+    counts = getattr(ref, table)
+    if counts is None:
+        counts = {}
+        setattr(ref, table, counts)
+    counts[address] = counts.get(address, 0) + delta
 
 
 @dataclass(slots=True)
@@ -150,15 +165,14 @@ class ReferenceCounter:
             inner = self.get_or_add_borrowed(oid, owner)
             inner.contained_in += 1
             if registered_by is not None and owner != self.address:
-                inner.parents[registered_by] = inner.parents.get(registered_by, 0) + 1
+                _count(inner, "parents", registered_by)
 
     def register_borrower(self, refs: list, borrower: str) -> None:
         """We hand these refs to `borrower`, who will report their release to us."""
         for oid, owner in refs:
             if owner == borrower:
                 continue  # the owner needs no registration for its own objects
-            ref = self.get_or_add_borrowed(oid, owner)
-            ref.borrowers[borrower] = ref.borrowers.get(borrower, 0) + 1
+            _count(self.get_or_add_borrowed(oid, owner), "borrowers", borrower)
 
     def still_borrowed(self, refs: list, parent: str) -> list:
         """At the end of a task from `parent`: which received refs we still hold.
@@ -173,7 +187,7 @@ class ReferenceCounter:
             # A ref the parent itself borrows back from us (we returned it) is not reported:
             # the parent will tell us when it is done, and reporting would make a cycle.
             if ref is not None and ref.held_apart_from(parent):
-                ref.parents[parent] = ref.parents.get(parent, 0) + 1
+                _count(ref, "parents", parent)
                 kept.append(oid)
         return kept
 
@@ -181,25 +195,24 @@ class ReferenceCounter:
         for oid in oids:
             ref = self.refs.get(oid)
             if ref is not None:
-                ref.borrowers[borrower] = ref.borrowers.get(borrower, 0) + 1
+                _count(ref, "borrowers", borrower)
 
     def borrower_released(self, borrower: str, oid: bytes, count: int, out: Release) -> None:
         ref = self.refs.get(oid)
         if ref is None:
             return
-        left = ref.borrowers.get(borrower, 0) - count
-        if left == 0:
-            ref.borrowers.pop(borrower, None)
-        else:
-            ref.borrowers[borrower] = left
+        _count(ref, "borrowers", borrower, -count)
+        if ref.borrowers[borrower] == 0:
+            del ref.borrowers[borrower]
         self._check(ref, out)
 
     def process_died(self, address: str, out: Release) -> None:
         """A process died: it borrows nothing any more and will send no notices."""
         for ref in list(self.refs.values()):
-            if ref.borrowers.pop(address, None) is not None:
+            if ref.borrowers and ref.borrowers.pop(address, None) is not None:
                 self._check(ref, out)
-            ref.parents.pop(address, None)
+            if ref.parents:
+                ref.parents.pop(address, None)
 
     # ---- scope -----------------------------------------------------------------------
     def _check(self, ref: Reference, out: Release) -> None:
@@ -215,10 +228,11 @@ class ReferenceCounter:
                 if ref.owned:
                     out.freed_owned.append(ref)
                 else:
-                    for parent, count in ref.parents.items():
-                        if count:
-                            out.notice(parent, ref.oid, count)
-                    ref.parents = {}
+                    if ref.parents:
+                        for parent, count in ref.parents.items():
+                            if count:
+                                out.notice(parent, ref.oid, count)
+                        ref.parents = None
                 contains, ref.contains = ref.contains, None
                 if contains:
                     for oid, _owner in contains:
@@ -232,7 +246,7 @@ class ReferenceCounter:
                 del self.refs[ref.oid]
             task, ref.task = ref.task, None
             if task is not None:
-                self.lineage_bytes -= _spec_bytes(task)
+                self.lineage_bytes -= task.spec_bytes
                 for oid, _owner in task.deps:
                     dep = self.refs.get(oid)
                     if dep is not None:
@@ -241,10 +255,11 @@ class ReferenceCounter:
 
     def keep_lineage(self, ref: Reference, task) -> None:
         """`ref`'s value can be rebuilt by re-running `task`; pin its arguments' records.
-        Beyond `max_lineage_bytes` of kept specs, new objects get no lineage (OVER_BUDGET)."""
+        Beyond `max_lineage_bytes` of kept specs (`task.spec_bytes` each: its by-value
+        argument bytes and a little), new objects get no lineage (OVER_BUDGET)."""
         if ref.task is not None:
             return
-        size = _spec_bytes(task)
+        size = task.spec_bytes
         if self.lineage_bytes + size > self.max_lineage_bytes:
             ref.no_lineage = OVER_BUDGET
             return
@@ -285,7 +300,7 @@ class ReferenceCounter:
             if ref.copies:
                 assert ref.owned, f"{oid.hex()}: a borrower tracks copies"
             if ref.task is not None:
-                lineage_bytes += _spec_bytes(ref.task)
+                lineage_bytes += ref.task.spec_bytes
                 for dep, _owner in ref.task.deps:
                     lineage_refs[dep] = lineage_refs.get(dep, 0) + 1
         for oid, count in lineage_refs.items():
@@ -294,8 +309,3 @@ class ReferenceCounter:
                 f"{oid.hex()}: lineage count {ref.lineage_refs}, {count} lineage entries use it"
         assert lineage_bytes == self.lineage_bytes, \
             f"lineage bytes {self.lineage_bytes}, the kept specs add up to {lineage_bytes}"
-
-
-def _spec_bytes(task) -> int:
-    """What keeping `task` as lineage costs: its by-value argument bytes (and a little)."""
-    return 200 + sum(len(f) for f in task.arg_frames)

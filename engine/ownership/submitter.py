@@ -79,13 +79,27 @@ class Submitter:
         queue = self.queues.get(shape)
         if queue is None:
             queue = self.queues[shape] = ShapeQueue(shape, resources, daemon)
-        queue.ready.append(entry)
+        ready = queue.ready
+        if ready and len(queue.lease_requests) >= self.max_lease_requests:
+            # Tasks wait already, so the last dispatch left no lease room for the first of
+            # them, and every lease request is out: dispatching again would do nothing (the
+            # common case while a burst of tasks outruns the workers).
+            ready.append(entry)
+            return
+        ready.append(entry)
         self.dispatch(queue)
 
     def dispatch(self, queue: ShapeQueue) -> None:
+        """Pushes ready tasks to leases with room (the least loaded first), then asks for
+        more leases if tasks still wait. Leaves no lease with room for the first ready task.
+        `depth(entry)` depends on the entry's function only: asked again when it changes."""
         ready = queue.ready
-        limit = self._depth(ready[0]) if ready else self.max_in_flight
-        while ready:
+        if not ready:
+            return
+        head = ready[0]
+        fn_id = head.fn_id
+        limit = self._depth(head)
+        while True:
             best = None
             for lease in queue.leases:
                 n = len(lease.in_flight)
@@ -101,8 +115,12 @@ class Submitter:
             if entry.extra is not None and entry.extra.get("max_calls"):
                 _count_call(best, entry.fn_id, entry.extra["max_calls"])
             self._push(entry, best)
-            if ready:
-                limit = self._depth(ready[0])
+            if not ready:
+                return
+            head = ready[0]
+            if head.fn_id != fn_id:
+                fn_id = head.fn_id
+                limit = self._depth(head)
         if ready:
             wanted = min(self.max_lease_requests, -(-len(ready) // limit))
             while len(queue.lease_requests) < wanted:

@@ -103,7 +103,7 @@ class TaskEntry:
         "task_id", "name", "kind", "fn_id", "fn_blob", "arg_frames", "positions", "deps",
         "nested", "return_ids", "retries_left", "retry_exceptions", "shape", "resources",
         "actor", "state", "unresolved", "worker_id", "cancelled", "dep_meta", "dep_frames",
-        "submitted_refs", "extra",
+        "submitted_refs", "extra", "spec_bytes",
     )
 
     def __init__(self, *, task_id: bytes, name: str, kind: int, fn_id: str, fn_blob: bytes | None,
@@ -133,6 +133,8 @@ class TaskEntry:
         self.dep_frames = None  # inline argument values' frames, set when queued
         self.submitted_refs = None  # every ref counted as submitted for this task
         self.extra = extra  # actor creation options sent to the worker
+        # what keeping it as lineage costs (reference_counter.py): by-value argument bytes and a little
+        self.spec_bytes = 200 + sum(map(len, arg_frames))
 
     def header(self, caller: str, send_fn_blob: bool) -> list:
         actor_id = self.actor.actor_id if self.actor is not None else None
@@ -251,10 +253,11 @@ class TaskManager:
                     self._send_value(waiter.requester, oid, ref.value, ref.contains)
                 else:
                     self.out.append((WAKE, waiter, value.kind == ms.ERROR))
-            out = Release()
-            self.refs.check(oid, out)
-            if out:
-                self.release(out)
+            if not ref.in_scope():  # the waiters were all that held it
+                out = Release()
+                self.refs.check(oid, out)
+                if out:
+                    self.release(out)
 
     def put(self, oid: bytes, value: Value, contains: list | None) -> None:
         ref = self.refs.add_owned(oid)
@@ -422,7 +425,8 @@ class TaskManager:
         entry.state = QUEUED
         self._log((entry.task_id, "queue", QUEUED))
         if entry.kind == NORMAL:
-            daemon = self.policy.locality(by_daemon, self.daemon_address, self.dead_daemons)
+            daemon = None if by_daemon is None else \
+                self.policy.locality(by_daemon, self.daemon_address, self.dead_daemons)
             if daemon is None:
                 self.submitter.enqueue(entry, entry.shape, entry.resources)
             else:
@@ -860,7 +864,7 @@ class TaskManager:
         for ref in self.refs.refs.values():
             if ref.owned and not ref.freed:
                 return True
-            if not ref.owned and any(count > 0 for count in ref.borrowers.values()):
+            if not ref.owned and any(count > 0 for count in (ref.borrowers or {}).values()):
                 return True
         return False
 

@@ -82,7 +82,7 @@ def objects(refs: dict, owner: dict, callsite=_no_callsite) -> list[dict]:
                      "where": where, "node_id": node,
                      "pinned": value is not None and value.kind == ms.SHM,  # the primary copy stays while in scope
                      "copies": len(ref.copies or ()), "local_refs": ref.local, "submitted_refs": ref.submitted,
-                     "contained_in": ref.contained_in, "borrowers": sum(ref.borrowers.values()),
+                     "contained_in": ref.contained_in, "borrowers": ref.borrowed(),
                      "callsite": callsite(oid), **owner})
     return rows
 

@@ -85,8 +85,9 @@ def method_spec(cls, name: str) -> list | None:
 
 def check(signature: CallCheck | None, args: tuple, kwargs: dict, fn_name: str) -> None:
     """Raises TypeError naming `fn_name` if `args`/`kwargs` do not fit `signature`."""
-    if signature is None:
-        return
+    if signature is None or (not kwargs and signature.fewest is not None and signature.fewest <= len(args)
+                             and (signature.most is None or len(args) <= signature.most)):
+        return  # the common call, decided by the count of positional arguments (see CallCheck)
     try:
         signature.bind(args, kwargs)
     except TypeError as exc:

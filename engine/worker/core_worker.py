@@ -148,12 +148,18 @@ class CoreWorker:
     # ---- the I/O thread ---------------------------------------------------------------------
     def _io_loop(self) -> None:
         handlers = self._handlers
+        instructions = self.tm.out
         next_housekeeping = time.monotonic() + 0.1
+        messages = None
         while not self.stopping:
             if self._daemon_pid is not None and self._daemon_pidfd is None:
                 deaths.watch_daemon(self)
+            if messages:  # busy: sleep at most until the housekeeping tick (no idle-lease sums)
+                timeout_ms = max(1, min(100, int((next_housekeeping - time.monotonic()) * 1000) + 1))
+            else:
+                timeout_ms = self._poll_timeout_ms(next_housekeeping)
             try:
-                messages, tokens = self.transport.poll(self._poll_timeout_ms(next_housekeeping))
+                messages, tokens = self.transport.poll(timeout_ms)
             except Exception:  # noqa: BLE001 - transport closed during shutdown
                 if self.stopping:
                     return
@@ -175,7 +181,8 @@ class CoreWorker:
                             self.handler_errors += 1
                             CoreWorker.handler_errors_in_process += 1
                             log_handler_error(log, "failed to handle a message")
-                        self.apply()  # before the next message: its handler may act at once
+                        if instructions:
+                            self.apply()  # before the next message: its handler may act at once
             if self.ref_ops or self.released_streams or time.monotonic() >= next_housekeeping:
                 with self.lock:
                     self._apply_ref_ops()
@@ -210,7 +217,8 @@ class CoreWorker:
         frames) sleeps up to `IDLE_TICK_MS`, so hundreds of idle processes do not wake the
         machine ten times a second each. Dropped refs (`ref_ops`, which never wake the loop)
         are applied on that slower tick at the latest. Flags are read without the lock (a
-        stale answer only delays one tick)."""
+        stale answer only delays one tick). Asked only after a poll that brought no message: a busy
+        loop sleeps at most until the next housekeeping tick, and works this out once it is quiet."""
         submitter = self.tm.submitter
         if submitter.request_shapes or submitter.recalled or len(self.pins):
             return max(1, min(100, int((next_housekeeping - time.monotonic()) * 1000) + 1))
@@ -273,7 +281,8 @@ class CoreWorker:
     # ---- tasks ----------------------------------------------------------------------------------
     def submit_task(self, entry: TaskEntry) -> list[ObjectRef]:
         """Registers and queues a task; returns refs to its results."""
-        self.check_local_node()
+        if self.failed_with is not None:
+            self.check_local_node()
         guard = cancellation.current() if self.executor is not None else None
         if guard is not None:  # submitted by a running task: not interruptible meanwhile
             guard.children.append(entry.task_id)
@@ -285,7 +294,8 @@ class CoreWorker:
         if self.tm.centralized:
             objects.task_meta_submit(self, entry)
         with self.lock:
-            self.tm.apply_ref_ops(self.ref_ops)
+            if self.ref_ops:
+                self.tm.apply_ref_ops(self.ref_ops)
             self.tm.submit(entry)
             if callsites.ENABLED:
                 self.callsites.record(entry.return_ids, callsites.caller(), self.tm.refs.refs)

@@ -4,6 +4,7 @@
 import subprocess
 import sys
 
+import pytest
 from ownrun import engine
 
 CHILD = """
@@ -32,3 +33,34 @@ def test_joining_an_address_nothing_listens_at_names_it():
                            capture_output=True, text=True, timeout=120)
     assert child.returncode != 0
     assert "no cluster listens at ipc:///nonexistent/ownrun/sockets/1" in child.stderr
+
+
+def test_init_returns_once_the_head_knows_every_node_alive():
+    """The daemons start together with the head (its socket path is known in advance): init
+    still returns only when the head lists all of them, as it did when they started after it."""
+    engine.init(num_cpus=1, num_nodes=2)
+    try:
+        nodes = engine.nodes()
+        assert len(nodes) == 2 and all(n["alive"] for n in nodes)
+    finally:
+        engine.shutdown()
+
+
+def test_a_head_that_does_not_start_leaves_no_node_daemon_running(monkeypatch):
+    """The daemons start together with the head: if the head then fails, they are stopped too."""
+    from ownrun.engine.cluster import embedded, processes
+    from ownrun.engine.errors import NodeStartError
+
+    real = processes.wait_ready
+
+    def head_fails(proc, name, log_path, timeout):
+        if name == "the head":
+            raise NodeStartError(name, "refused by the test", log_path, [])
+        return real(proc, name, log_path, timeout)
+
+    monkeypatch.setattr(processes, "wait_ready", head_fails)
+    cluster = embedded.LocalCluster(1, {}, 64 << 20, {})
+    with pytest.raises(NodeStartError, match="refused by the test"):
+        cluster.start()
+    assert len(cluster.procs) == 2  # the head and the daemon started with it
+    assert all(proc.poll() is not None for proc in cluster.procs)

@@ -251,3 +251,28 @@ def test_max_calls_spends_the_lease_and_retires_its_worker_when_the_tasks_replie
     assert fakes.returned == [b"w1"] and fakes.retired == [True]
     grant(sub, fakes, 1, b"w2")  # the third call on a fresh worker
     assert fakes.pushed[-1] == (b"t2", b"w2")
+
+
+def test_a_burst_beyond_leases_and_requests_waits_then_goes_out_in_order(submitter, fakes):
+    enqueue(submitter, *range(20))  # leases full and every request out: the rest only queue
+    assert len(fakes.requested) == 3 and not fakes.pushed
+    grant(submitter, fakes, 0, b"w1")
+    assert [t for t, _ in fakes.pushed] == [b"t0", b"t1"]
+    assert len(fakes.requested) == 4  # the granted request was replaced
+    enqueue(submitter, 20)
+    assert len(fakes.pushed) == 2 and len(fakes.requested) == 4  # still no room, no more requests
+    for i in range(2, 21):
+        finished = fakes.pushed[i - 2][0]
+        submitter.task_finished(b"w1", finished, now=float(i))
+        assert fakes.pushed[-1][0] == f"t{i}".encode()
+    assert [t for t, _ in fakes.pushed] == [f"t{i}".encode() for i in range(21)]
+
+
+def test_a_function_with_a_different_depth_is_held_to_its_own_limit(fakes):
+    depths = {"short": 3, "long": 1}
+    sub = Submitter(fakes.push, fakes.request_lease, fakes.return_lease, fakes.cancel_request,
+                    max_in_flight=3, max_lease_requests=1, depth=lambda entry: depths[entry.fn_id])
+    for i, fn in enumerate(["short", "short", "long", "long"]):
+        sub.enqueue(SimpleNamespace(task_id=f"t{i}".encode(), fn_id=fn, extra=None), CPU1, dict(CPU1))
+    grant(sub, fakes, 0, b"w1")
+    assert [t for t, _ in fakes.pushed] == [b"t0", b"t1"]  # t2 (depth 1) waits for an empty worker
