@@ -219,6 +219,7 @@ def test_the_nodes_of_an_embedded_cluster_start_beside_its_head_on_unix_sockets(
 
     monkeypatch.setattr(processes, "spawn", spawn)
     monkeypatch.setattr(processes, "wait_ready", wait_ready)
+    monkeypatch.setattr(embedded.LocalCluster, "_wait_nodes_known", lambda self, timeout: None)  # no real head
     cluster = embedded.LocalCluster(1.0, {}, 1 << 20, {}, num_nodes=2)
     cluster.start()
     try:
