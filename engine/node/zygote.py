@@ -62,13 +62,14 @@ def main() -> None:
                 if "import" in request:
                     _warm(request["import"])
                     continue
+                zygote_pid = os.getpid()
                 pid = os.fork()
                 if pid == 0:
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     os.close(read_fd)
                     os.close(write_fd)
-                    set_pdeathsig(signal.SIGKILL)
+                    set_pdeathsig(signal.SIGKILL, parent=zygote_pid)  # a zygote killed mid-fork too
                     worker_main.run(config, request)
                     os._exit(0)
                 out.write(f"STARTED {request['worker_id']} {pid}\n")

@@ -19,13 +19,17 @@ import sys
 _PR_SET_PDEATHSIG = 1
 
 
-def set_pdeathsig(sig: int = signal.SIGKILL) -> None:
-    """Asks the kernel to send `sig` to this process when its parent exits."""
+def set_pdeathsig(sig: int = signal.SIGKILL, parent: int | None = None) -> None:
+    """Asks the kernel to send `sig` to this process when its parent exits. With `parent`
+    (the pid that forked us), a parent that exited before the request took effect is caught
+    too: this process exits at once (else it would outlive it, reparented to init)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except OSError:
         pass
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def announce_ready(address: str, log_path: str | None) -> None:
