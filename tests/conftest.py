@@ -217,12 +217,30 @@ def process_gone(proc: psutil.Process | int) -> bool:
         return True
 
 
+def _marked_by_this_run(exclude: set[int]) -> list:
+    """Processes carrying this run's mark that are not our descendants: orphans re-parented
+    to init (e.g. a worker whose zygote died while forking it) escape `children()`."""
+    found = []
+    for other in psutil.process_iter(["pid"]):
+        if other.info["pid"] in exclude:
+            continue
+        try:
+            if other.environ().get(RUN_ENV) == RUN_ID and other.status() != psutil.STATUS_ZOMBIE:
+                found.append(other)
+        except psutil.Error:  # another user's, or exited meanwhile
+            pass
+    return found
+
+
 def wait_for_quiet(proc: psutil.Process, timeout: float = 10.0) -> list:
-    """The test process's live descendants, after giving exiting ones `timeout` s to go."""
+    """The test process's live descendants and this run's orphans, after giving exiting ones
+    `timeout` s to go."""
     deadline = time.monotonic() + timeout
+    mine = {proc.pid, *(p.pid for p in proc.parents())}
     while True:
         alive = []
-        for child in proc.children(recursive=True):
+        children = proc.children(recursive=True)
+        for child in children + _marked_by_this_run(mine | {c.pid for c in children}):
             try:
                 if child.status() != psutil.STATUS_ZOMBIE:
                     alive.append(f"{child.pid} {' '.join(child.cmdline())[:120]}")
