@@ -22,7 +22,7 @@ from .generator import ObjectRefGenerator
 from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
 from .rpc import protocol as P
-from .util import malloc_tuning, signature
+from .util import labels, malloc_tuning, signature
 from .worker import serialization
 from .worker.actor_state import ActorState
 from .worker.context import RuntimeContext, task_context
@@ -32,10 +32,10 @@ _init_lock = threading.Lock()
 _init_info: dict | None = None  # what the current init() returned
 
 TASK_OPTIONS = {"num_returns", "num_cpus", "resources", "max_retries", "retry_exceptions", "name",
-                "memory", "num_gpus", "scheduling_strategy", "max_calls"}
+                "memory", "num_gpus", "scheduling_strategy", "max_calls", *labels.OPTIONS}
 ACTOR_OPTIONS = {"num_cpus", "resources", "name", "max_restarts", "max_task_retries",
                  "max_concurrency", "lifetime", "namespace", "get_if_exists", "memory", "num_gpus",
-                 "scheduling_strategy"}
+                 "scheduling_strategy", *labels.OPTIONS}
 METHOD_OPTIONS = {"num_returns"}
 # Ray options ownrun does not implement, each with the values that mean "off" in Ray (accepted
 # and ignored, so `ray.init(include_dashboard=False)` runs); any other value is rejected.
@@ -44,7 +44,7 @@ UNSUPPORTED_OPTIONS = {
     "placement_group_bundle_index": (None, -1), "placement_group_capture_child_tasks": (None, False),
     "accelerator_type": (None,), "concurrency_groups": (None,),
     "concurrency_group": (None,), "max_pending_calls": (None, -1), "_metadata": (None,),
-    "label_selector": (None, {}), "enable_task_events": (None, True), "memory": (None, 0),
+    "enable_task_events": (None, True), "memory": (None, 0),
     "scheduling_strategy": (None, "DEFAULT"),
     "_generator_backpressure_num_objects": (None,), "retry_exceptions_allowlist": (None,),
 }
@@ -240,6 +240,8 @@ def _check_options(options: dict, allowed: set, what: str) -> None:
         raise ValueError(f"unknown option(s) for {what}: {', '.join(sorted(unknown))}; "
                          f"allowed: {', '.join(sorted(allowed))}")
     _reject_unsupported(options, UNSUPPORTED_OPTIONS, what)
+    if "label_selector" in options or "fallback_strategy" in options:
+        labels.check(options)  # as Ray checks them; submitting with them is refused (labels.refusal)
     for key in set(options) - allowed:  # a Ray option this kind of call does not take
         if options[key] is not None:
             raise ValueError(f"{what}: option {key}={options[key]!r} is not supported by ownrun")
@@ -311,8 +313,19 @@ class _Exported:
         return self._id, self._blob
 
 
+def _refuse(message: str):
+    raise ValueError(message)
+
+
+def _no_dags(what: str):
+    raise NotImplementedError(f"{what}.bind(): Ray DAGs (bind) are not supported by ownrun; use .remote()")
+
+
 class RemoteFunction:
     def __init__(self, fn, options: dict, exported: _Exported | None = None):
+        if inspect.iscoroutinefunction(fn):  # as Ray: a task runs no event loop
+            raise ValueError(f"'async def' should not be used for remote tasks ({fn.__qualname__}): "
+                             "wrap the async function with `asyncio.run(f())`")
         _check_options(options, TASK_OPTIONS, f"task {fn.__name__}")
         self._fn = fn
         self._options = options
@@ -328,12 +341,18 @@ class RemoteFunction:
                        if v} or None
         if options.get("name"):
             self._name = options["name"]
+        refusal = labels.refusal(options, f"task {self._name}")
+        if refusal:  # no cost per call for the others: this instance's remote() only refuses
+            self.remote = lambda *args, **kwargs: _refuse(refusal)
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"remote function {self._name} cannot be called directly; use {self._name}.remote()")
 
     def options(self, **options) -> RemoteFunction:
         return RemoteFunction(self._fn, {**self._options, **options}, self._exported)
+
+    def bind(self, *args, **kwargs):
+        _no_dags(self._name)
 
     def remote(self, *args, **kwargs):
         signature.check(self._exported.signature, args, kwargs, self._name)
@@ -370,19 +389,40 @@ class ActorClass:
         self._cls = cls
         self._options = options
         self._exported = exported or _Exported(cls)
-        self._methods = {name: _method_options(m) for name, m in inspect.getmembers(cls, callable)
-                         if not name.startswith("__") or name == "__call__"}
-        self._specs = {name: signature.method_spec(cls, name) for name in self._methods}
+        self._methods, self._specs = _actor_methods(cls)
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"actor class {self._cls.__name__} cannot be instantiated directly; "
                         f"use {self._cls.__name__}.remote()")
 
+    def __getattr__(self, item: str):
+        """Class attributes, static and class methods of the user's class, as in Ray (`Foo.X`,
+        `Foo.factory(1)` runs locally)."""
+        cls = self.__dict__.get("_cls")
+        if cls is None or item.startswith("__"):
+            raise AttributeError(item)
+        return getattr(cls, item)
+
+    def __dir__(self) -> list:
+        return sorted({*super().__dir__(), *dir(self._cls)})
+
+    def __mro_entries__(self, bases):  # `class B(SomeActorClass)`: Ray refuses it too
+        raise errors.ActorClassInheritanceException(
+            f"class inheriting from actor class {self._cls.__name__}: Inheriting from actor classes is "
+            "not currently supported. You can instead inherit from a non-actor base class and make "
+            "the derived class an actor class (with @remote).")
+
     def options(self, **options) -> ActorClass:
         return ActorClass(self._cls, {**self._options, **options}, self._exported)
 
+    def bind(self, *args, **kwargs):
+        _no_dags(self._cls.__name__)
+
     def remote(self, *args, **kwargs) -> ActorHandle:
         cls_name = self._cls.__name__
+        refusal = labels.refusal(self._options, f"actor {cls_name}")
+        if refusal:
+            raise ValueError(refusal)
         signature.check(self._exported.signature, args, kwargs, cls_name)
         core = _core_or_init()
         options = self._options
@@ -429,6 +469,13 @@ class ActorClass:
         return ActorHandle(actor_id, cls_name, self._methods, creation_ref, name, restarts, self._specs)
 
 
+def _actor_methods(cls) -> tuple[dict, dict]:
+    """({method name: its @method options}, {method name: its compact signature}) of a class."""
+    methods = {name: _method_options(m) for name, m in inspect.getmembers(cls, callable)
+               if not name.startswith("__") or name == "__call__"}
+    return methods, {name: signature.method_spec(cls, name) for name in methods}
+
+
 def _method_options(method) -> dict:
     return dict(getattr(method, "__ownrun_method_options__", {}))
 
@@ -441,6 +488,12 @@ def method(**options):
         fn.__ownrun_method_options__ = options
         return fn
     return wrap
+
+
+# Methods every actor has (Ray's names), run by the executor (`worker/executor.py`):
+# `__ray_ready__()` -> True once the actor is created, `__ray_call__(fn, *args)` ->
+# `fn(instance, *args)`, `__ray_terminate__()` ends the actor as `exit_actor()` does.
+RAY_ACTOR_METHODS = ("__ray_ready__", "__ray_call__", "__ray_terminate__")
 
 
 class ActorMethod:
@@ -456,6 +509,9 @@ class ActorMethod:
 
     def remote(self, *args, **kwargs):
         return self._handle._call(self._name, args, kwargs, self._options)
+
+    def bind(self, *args, **kwargs):
+        _no_dags(f"{self._handle._class_name}.{self._name}")
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"actor method {self._name} cannot be called directly; use .{self._name}.remote()")
@@ -477,13 +533,15 @@ class ActorHandle:
         methods = self.__dict__.get("_methods", {})
         if item in methods:
             return ActorMethod(self, item, methods[item])
+        if item in RAY_ACTOR_METHODS:
+            return ActorMethod(self, item, {})
         raise AttributeError(f"actor {self.__dict__.get('_class_name')} has no method {item!r}")
 
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id.hex()[:12]})"
 
-    def __dir__(self) -> list:
-        return sorted({*super().__dir__(), *self._methods})
+    def __dir__(self) -> list:  # the actor's methods, as Ray lists them
+        return sorted({"__init__", *self._methods, *RAY_ACTOR_METHODS})
 
     def __eq__(self, other) -> bool:  # handles to one actor are equal, as in Ray
         return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
@@ -610,6 +668,9 @@ def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> No
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    """Kills the actor at once (pending and later calls fail with ActorDiedError). With
+    `no_restart=False` only its process is killed, as a crash would: it restarts if its
+    `max_restarts` allows, as in Ray."""
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"kill() takes an actor handle, not {type(actor).__name__}")
     core = _core()
@@ -618,7 +679,10 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
         if state is None:
             state = core.actors[actor._actor_id] = ActorState(actor._actor_id, actor._name,
                                                               actor._class_name, owned=False)
-        state.kill(core)
+        if no_restart:
+            state.kill(core)
+        else:
+            state.kill_to_restart(core)
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
@@ -633,7 +697,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     view = core.call(core.head_address, P.ACTOR_LOOKUP, name, None, namespace)
     if view is None or view["state"] == "DEAD":
         where = f" in namespace {namespace!r}" if namespace else ""
-        raise ValueError(f"no live actor named {name!r}{where}")
+        raise ValueError(f"Failed to look up actor with name {name!r}{where}: no live actor of that name")
     return _handle_from_view(core, name, view)
 
 
@@ -652,6 +716,23 @@ def _handle_from_view(core, name: str | None, view: dict) -> ActorHandle:
             max_task_retries=restarts[1]))
     return ActorHandle(actor_id, class_name, info.get("methods", {}), None, name, restarts,
                        info.get("signatures"))
+
+
+def current_actor() -> ActorHandle:
+    """A handle to the actor this code runs in (`get_runtime_context().current_actor`). As in
+    Ray it does not keep the actor alive."""
+    core = _core()
+    executor = core.executor
+    instance = executor.actor if executor is not None else None
+    if instance is None or task_context.actor_id is None:
+        raise RuntimeError("current_actor is only available in an actor's methods")
+    cls = type(instance)
+    methods, specs = _actor_methods(cls)
+    actor_id = task_context.actor_id
+    if actor_id not in core.actors:
+        core.actors.setdefault(actor_id, ActorState(actor_id, None, cls.__name__, owned=False,
+                                                    address=core.address, worker_id=core.worker_id))
+    return ActorHandle(actor_id, cls.__name__, methods, None, None, (0, 0), specs)
 
 
 def get_runtime_context() -> RuntimeContext:

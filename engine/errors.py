@@ -77,6 +77,10 @@ class TaskCancelledError(EngineError):
     """The task was cancelled with `engine.cancel` before it finished."""
 
 
+class ActorClassInheritanceException(TypeError):
+    """`class B(A)` where `A` is an actor class (Ray's name and message)."""
+
+
 class ActorDiedError(EngineError):
     """The actor is dead; the message carries the reason (killed, crashed, owner died)."""
 

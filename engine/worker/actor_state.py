@@ -129,6 +129,9 @@ class ActorState:
         """Kills the actor's process; calls from here fail at once, not when the kill lands."""
         self._run(core, self.machine.kill(reason))
 
+    def kill_to_restart(self, core) -> None:
+        self._run(core, self.machine.kill_to_restart())
+
     def handles_out_of_scope(self, core) -> None:
         self._run(core, self.machine.handles_out_of_scope())
 

@@ -36,6 +36,13 @@ class RuntimeContext:
     def get_actor_id(self) -> str | None:
         return self.actor_id
 
+    @property
+    def current_actor(self):
+        """A handle to the actor this code runs in (RuntimeError outside an actor), as in Ray."""
+        from ..api import current_actor
+
+        return current_actor()
+
 
 class _TaskContext(threading.local):
     task_id: bytes | None = None

@@ -20,6 +20,7 @@ while resolving arguments or storing results is reported the same way, never dro
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import os
@@ -479,10 +480,29 @@ def _method(instance, name: str):
     of the same name does not hide it."""
     attrs = getattr(instance, "__dict__", None)
     if attrs is None or name not in attrs:  # the common case, at getattr's cost
-        return getattr(instance, name)
+        try:
+            return getattr(instance, name)
+        except AttributeError:
+            special = _RAY_METHODS.get(name)  # every actor has these (api.RAY_ACTOR_METHODS)
+            if special is None:
+                raise
+            return functools.partial(special, instance)
     try:
         raw = inspect.getattr_static(type(instance), name)
     except AttributeError:
         return getattr(instance, name)  # e.g. provided by __getattr__
     get = getattr(type(raw), "__get__", None)
     return raw if get is None else get(raw, instance, type(instance))
+
+
+def _ray_terminate(instance):
+    exc = SystemExit(0)
+    exc.ownrun_exit_reason = "__ray_terminate__() was called"
+    raise exc
+
+
+_RAY_METHODS = {
+    "__ray_ready__": lambda instance: True,
+    "__ray_call__": lambda instance, fn, *args, **kwargs: fn(instance, *args, **kwargs),
+    "__ray_terminate__": _ray_terminate,
+}

@@ -1,0 +1,159 @@
+"""Ray Core API surface (issue 12): actor handles' built-in methods, remote classes' attributes,
+label-scheduling options checked as Ray checks them, `kill(no_restart=False)`,
+`get_runtime_context().current_actor` - each as a Ray program expects it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import wait_for
+from ownrun import engine
+
+
+class _Base:
+    BASE = 2
+
+    @staticmethod
+    def base_static():
+        return 1
+
+
+@engine.remote
+class Attributes(_Base):
+    X = 3
+
+    def __init__(self, x=0):
+        self.x = x
+
+    @staticmethod
+    def static():
+        return Attributes.BASE + Attributes.X  # the remote class's attributes, inside the actor
+
+    @classmethod
+    def factory(cls, x):
+        return cls(x)
+
+    def via_class(self):
+        return Attributes.static() + Attributes.base_static()
+
+    def get_x(self):
+        return self.x
+
+
+@engine.remote
+class Plain:
+    def pid(self):
+        return os.getpid()
+
+    def me(self):
+        return engine.get_runtime_context().current_actor
+
+    def call_myself(self):
+        handle = engine.get_runtime_context().current_actor
+        return handle.pid.remote()
+
+
+def test_actor_handles_have_ray_ready_call_and_terminate(cluster):
+    a = Plain.remote()
+    with pytest.raises(TypeError):
+        a.__ray_ready__()
+    assert engine.get(a.__ray_ready__.remote()) is True
+    assert engine.get(a.__ray_call__.remote(lambda self, x: (type(self).__name__, x * 2), x=2)) == ("Plain", 4)
+    pid = engine.get(a.pid.remote())
+    a.__ray_terminate__.remote()
+    with pytest.raises(engine.ActorDiedError, match="__ray_terminate__"):
+        engine.get(a.pid.remote(), timeout=30)
+    assert pid != os.getpid()
+
+
+def test_remote_class_gives_class_attributes_static_and_class_methods(cluster):
+    assert Attributes.X == 3 and Attributes.BASE == 2
+    assert Attributes.static() == 5
+    local = Attributes.factory(7)  # runs here, on the user's class, as in Ray
+    assert local.get_x() == 7
+    a = Attributes.remote()
+    assert engine.get(a.via_class.remote()) == 6
+    with pytest.raises(AttributeError):
+        Attributes.no_such_attribute  # noqa: B018
+
+
+def test_inheriting_from_an_actor_class_raises_ActorClassInheritanceException():
+    with pytest.raises(engine.actor.ActorClassInheritanceException, match="Inheriting from actor classes"):
+        class Derived(Plain):  # noqa: F841
+            pass
+
+
+def test_async_def_remote_function_is_rejected_as_in_ray():
+    async def f():
+        return 1
+
+    with pytest.raises(ValueError, match="async def"):
+        engine.remote(f)
+
+
+def test_dir_lists_rays_names_and_bind_fails_naming_dags(cluster):
+    assert {n for n in dir(Plain) if not n.startswith("_")} >= {"pid", "me", "options", "remote", "bind"}
+    a = Plain.remote()
+    assert set(dir(a)) == {"__init__", "pid", "me", "call_myself", "__ray_ready__", "__ray_call__",
+                           "__ray_terminate__"}
+    assert {n for n in dir(a.pid) if not n.startswith("_")} == {"options", "remote", "bind"}
+    for bind in (Plain.bind, a.pid.bind, engine.remote(lambda: 1).bind):
+        with pytest.raises(NotImplementedError, match="bind"):
+            bind()
+
+
+@pytest.mark.parametrize("options, error", [
+    ({"label_selector": {"ray.io/market-type": "spot", "ray.io/accelerator-type": "H100"}}, None),
+    ({"label_selector": {"zone": "!in(a, b)"}}, None),
+    ({"label_selector": ""}, TypeError),
+    ({"label_selector": {"-bad-key-": "x"}}, ValueError),
+    ({"label_selector": {"key": "-bad-value-"}}, ValueError),
+    ({"fallback_strategy": [{"label_selector": {"region": "in(us-west-1, us-east-1)"}}]}, None),
+    ({"fallback_strategy": {"label_selector": {"a": "b"}}}, TypeError),
+    ({"fallback_strategy": ["not-a-dict"]}, ValueError),
+    ({"fallback_strategy": [{"memory": "1Gi"}]}, ValueError),
+])
+def test_label_options_are_checked_as_ray_does_and_refused_when_submitted(cluster, options, error):
+    if error is not None:
+        with pytest.raises(error):
+            engine.remote(**options)(_Base)
+        with pytest.raises(error):
+            engine.remote(**options)(lambda: 1)
+        return
+    actor_class = Plain.options(**options)
+    task = engine.remote(**options)(lambda: 1)
+    name = next(iter(options))
+    with pytest.raises(ValueError, match=f"option {name}=.*not supported by ownrun"):
+        actor_class.remote()
+    with pytest.raises(ValueError, match=f"option {name}=.*not supported by ownrun"):
+        task.remote()
+    assert engine.get(task.options(**{name: None}).remote()) == 1  # the option off again
+
+
+def test_current_actor_is_a_handle_to_the_running_actor(cluster):
+    a = Plain.remote()
+    assert engine.get(a.me.remote()) == a
+    assert engine.get(engine.get(a.call_myself.remote())) == engine.get(a.pid.remote())
+    with pytest.raises(RuntimeError, match="current_actor"):
+        engine.get_runtime_context().current_actor  # noqa: B018 - not in an actor
+
+
+def test_kill_with_no_restart_false_restarts_the_actor(cluster):
+    a = Plain.options(max_restarts=1, max_task_retries=-1).remote()
+    pid = engine.get(a.pid.remote())
+    engine.kill(a, no_restart=False)
+    wait_for(lambda: engine.get(a.pid.remote(), timeout=30) != pid, timeout=30)
+    engine.kill(a, no_restart=False)  # its one restart is used up: now it dies
+    with pytest.raises(engine.ActorDiedError, match="no_restart=False"):
+        wait_for(lambda: engine.get(a.pid.remote(), timeout=30) is None, timeout=30)
+    b = Plain.remote()  # max_restarts=0: the kill ends it
+    engine.get(b.pid.remote())
+    engine.kill(b, no_restart=False)
+    with pytest.raises(engine.ActorDiedError):
+        wait_for(lambda: engine.get(b.pid.remote(), timeout=30) is None, timeout=30)
+
+
+def test_get_actor_of_a_missing_name_says_failed_to_look_up(cluster):
+    with pytest.raises(ValueError, match="Failed to look up actor with name 'nobody'"):
+        engine.get_actor("nobody")
