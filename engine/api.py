@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import logging
 import os
+import sys
 import threading
 
 from . import errors, ids, object_ref
@@ -181,6 +182,7 @@ def _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_t
     if inline_threshold is not None:
         config["inline_threshold"] = int(min(inline_threshold, 2**62))
     config.setdefault("prestart_workers", int(cpus) if prestart_workers else 0)
+    config["driver_sys_path"] = _driver_sys_path()
     cluster = embedded.LocalCluster(cpus, dict(resources or {}), store, config, num_nodes=num_nodes)
     cluster.start()
     try:
@@ -191,6 +193,20 @@ def _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_t
     embedded.set_current(cluster)
     object_ref.set_worker(core)
     return {"session_dir": cluster.session_dir, "node_id": core.node_id, "address": cluster.head_address}
+
+
+def _driver_sys_path() -> list[str]:
+    """What workers put on their sys.path for this driver, as Ray does: the directory of the
+    driver's script and the current directory, when the script's directory is on the driver's
+    sys.path (not for `python -m pkg.mod`, nor with `python -P`), so the script's sibling
+    modules import in tasks."""
+    script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None
+    if script is None:
+        return []
+    directory = os.path.dirname(os.path.realpath(script))
+    if directory not in sys.path:
+        return []
+    return [directory, os.path.abspath(os.curdir)]
 
 
 def shutdown() -> None:

@@ -25,6 +25,9 @@ def main() -> None:
 
     set_pdeathsig(signal.SIGKILL)
     config = json.loads(sys.argv[1])
+    # The driver's script directory (embedded clusters; api._driver_sys_path), as Ray's workers
+    # have it: after the first entry, so it shadows nothing the engine imports.
+    sys.path[1:1] = [d for d in config["config"].get("driver_sys_path", ()) if d not in sys.path]
     # Pre-import what every worker needs, so forks start warm.
     import cloudpickle  # noqa: F401
     import msgpack  # noqa: F401

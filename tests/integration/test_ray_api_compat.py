@@ -157,3 +157,32 @@ def test_kill_with_no_restart_false_restarts_the_actor(cluster):
 def test_get_actor_of_a_missing_name_says_failed_to_look_up(cluster):
     with pytest.raises(ValueError, match="Failed to look up actor with name 'nobody'"):
         engine.get_actor("nobody")
+
+
+def test_workers_import_modules_beside_the_driver_script_but_not_for_python_m(tmp_path):
+    import subprocess
+    import sys
+
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helper.py").write_text("def where():\n    import sys\n    return sys.path\n")
+    driver = (
+        "import sys\n"
+        "from ownrun import engine\n"
+        "engine.init(num_cpus=1)\n"
+        "paths = engine.get(engine.remote(lambda: __import__('sys').path).remote())\n"
+        "print('HERE' if {folder!r} in paths else 'ABSENT')\n"
+        "engine.shutdown()\n")
+    (package / "script.py").write_text(
+        driver.format(folder=str(package)).replace(
+            "print(", "import helper\nassert engine.get(engine.remote(helper.where).remote())\nprint("))
+    (package / "module.py").write_text(driver.format(folder=str(package)))
+    done = subprocess.run([sys.executable, str(package / "script.py")], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "HERE" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "package.module"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "ABSENT" in done.stdout
