@@ -164,9 +164,17 @@ def get(core, refs: list, timeout: float | None):
     with core.lock:
         core._apply_ref_ops()
         waiter, values = core.tm.wait_for_values(refs, lambda missing, ready: Waiter(missing, None, True))
-        if waiter is not None and core.executor is not None:
+        failed = waiter is not None and any(v is not None and v.kind == ERROR for v in values)
+        if failed:  # one already holds an error: raise it now, as Ray does, not after the others
+            core.tm.stop_waiting(refs, waiter)
+            waiter = None
+        elif waiter is not None and core.executor is not None:
             waiter.must_block = _must_block(core, refs)
         core.apply()
+    if failed:
+        for r, value in zip(refs, values, strict=True):
+            if value is not None and value.kind == ERROR:
+                materialize(core, r.id, value, deadline, r.owner)  # raises it
     if waiter is not None:
         _block_on(core, waiter, deadline, refs)
         with core.lock:

@@ -186,3 +186,24 @@ def test_workers_import_modules_beside_the_driver_script_but_not_for_python_m(tm
                           timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "ABSENT" in done.stdout
+
+
+@engine.remote
+class Stuck:
+    def fail(self):
+        raise ValueError("boom")
+
+    def hang(self):
+        import threading
+
+        threading.Event().wait()
+
+
+def test_get_raises_at_once_for_an_object_already_failed_while_others_never_finish(cluster):
+    a, b = Stuck.remote(), Stuck.remote()
+    failed = a.fail.remote()
+    with pytest.raises(ValueError):
+        engine.get(failed)
+    with pytest.raises(ValueError, match="boom"):  # before: waited for hang() forever
+        engine.get([b.hang.remote(), failed], timeout=60)
+    engine.kill(b)
