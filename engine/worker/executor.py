@@ -455,9 +455,11 @@ def _drop_tracebacks(exc: BaseException | None) -> None:
 def _serialize_error(err: BaseException) -> list:
     try:
         return serialization.serialize(err)[0]
-    except BaseException:  # noqa: BLE001 - the cause may not pickle: keep the traceback text
+    except BaseException as exc:  # noqa: BLE001 - the cause may not pickle: keep the traceback text
         if isinstance(err, errors.TaskError):
-            return serialization.serialize(errors.TaskError(err.function_name, err.traceback_str, None))[0]
+            cause = errors.EngineError(f"the exception {type(err.cause).__name__} the task raised isn't "
+                                       f"serializable ({type(exc).__name__}: {exc}); its traceback is above")
+            return serialization.serialize(errors.TaskError(err.function_name, err.traceback_str, cause))[0]
         return serialization.serialize(errors.EngineError(f"{type(err).__name__}: {err}"))[0]
 
 

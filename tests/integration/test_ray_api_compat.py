@@ -207,3 +207,42 @@ def test_get_raises_at_once_for_an_object_already_failed_while_others_never_fini
     with pytest.raises(ValueError, match="boom"):  # before: waited for hang() forever
         engine.get([b.hang.remote(), failed], timeout=60)
     engine.kill(b)
+
+
+def test_task_error_instance_of_the_cause_reads_its_attributes_and_pickles(cluster):
+    import cloudpickle
+
+    class _TwoFields(Exception):  # local: pickled by value (workers cannot import this module)
+        def __init__(self, one, two):
+            super().__init__(one, two)
+            self.one, self.two = one, two
+
+    def raise_it():
+        raise _TwoFields("a", "b")
+
+    with pytest.raises(_TwoFields) as info:
+        engine.get(engine.remote(raise_it).remote())
+    assert isinstance(info.value, engine.TaskError)
+    assert (info.value.one, info.value.two) == ("a", "b")  # the cause's attributes
+    dual = engine.TaskError("f", "traceback", _TwoFields("x", "y")).make_dual_exception_instance()
+    again = cloudpickle.loads(cloudpickle.dumps(dual))
+    assert isinstance(again, engine.TaskError) and isinstance(again, _TwoFields)
+    assert (again.one, again.two) == ("x", "y")
+
+
+def test_an_unserializable_task_exception_has_a_cause_saying_so(cluster):
+    import threading
+
+    class Unpicklable(Exception):
+        def __init__(self):
+            super().__init__()
+            self.lock = threading.Lock()
+
+    def raise_it():
+        raise Unpicklable
+
+    with pytest.raises(engine.TaskError) as info:
+        engine.get(engine.remote(raise_it).remote())
+    assert isinstance(info.value.cause, engine.EngineError)
+    assert "isn't serializable" in str(info.value.cause)
+    assert "Unpicklable" in str(info.value)  # the traceback text is kept
