@@ -798,12 +798,20 @@ class TaskManager:
     # ---- cancel ---------------------------------------------------------------------------------------
     def cancel(self, task_id: bytes, force: bool, recursive: bool = True) -> None:
         """Cancels a pending task: one not pushed yet fails now; a pushed one is the worker's
-        to interrupt (`recursive`: it cancels the tasks it submitted too)."""
+        to interrupt (`recursive`: it cancels the tasks it submitted too). An actor call not
+        pushed yet fails now; a pushed one is the actor's: dropped if it waits there, marked
+        (`is_canceled()`) if it runs in a thread, its asyncio task cancelled in an async actor."""
         entry = self.tasks.get(task_id)
         if entry is None:
             return
         entry.cancelled = True
         self._log((task_id, "cancel", entry.state))
+        if entry.kind == ACTOR_METHOD:  # as Ray: a queued call is dropped, a running one only told
+            if entry.state != PUSHED:  # waiting for its arguments or its turn in the caller's order
+                self.fail(entry, error_of(errors.TaskCancelledError(f"task {entry.name} was cancelled")))
+            elif entry.actor.address is not None:  # never force: engine.kill ends an actor
+                self.out.append((SEND, entry.actor.address, [P.CANCEL_TASK, task_id, False, recursive], ()))
+            return
         if entry.state == WAITING_DEPS or self.submitter.remove_queued(task_id) is not None:
             self.fail(entry, error_of(errors.TaskCancelledError(f"task {entry.name} was cancelled")))
             return

@@ -62,14 +62,15 @@ def current() -> TaskGuard | None:
 class TaskGuard:
     """One running task's cancellation state. See the module docstring for the protocol."""
 
-    __slots__ = ("task_id", "name", "ident", "cancelled", "waiter", "children", "_token", "_injected",
-                 "_in_user")
+    __slots__ = ("task_id", "name", "ident", "cancelled", "requested", "waiter", "children", "_token",
+                 "_injected", "_in_user")
 
     def __init__(self, task_id: bytes, name: str):
         self.task_id = task_id
         self.name = name
         self.ident = threading.get_ident()
         self.cancelled = False
+        self.requested = False  # an actor call's cancel: only `is_canceled()` tells it (Ray)
         self.waiter = None  # the Waiter of a get/wait the task is blocked in
         self.children: list[bytes] = []  # task ids this task submitted
         self._token: list = []
@@ -129,6 +130,11 @@ class TaskGuard:
         return errors.TaskCancelledError(f"task {self.name} was cancelled")
 
     # ---- the I/O thread --------------------------------------------------------------------
+    def request(self) -> None:
+        """Marks a running actor call as asked to stop, without interrupting it (as Ray does:
+        the method polls `get_runtime_context().is_canceled()`)."""
+        self.requested = True
+
     def cancel(self) -> None:
         """Marks the task cancelled; wakes its blocked get/wait, or interrupts its own code."""
         self.cancelled = True

@@ -36,6 +36,17 @@ class RuntimeContext:
     def get_actor_id(self) -> str | None:
         return self.actor_id
 
+    def is_canceled(self) -> bool:
+        """Whether the task or actor call this thread runs was cancelled (`engine.cancel`): a
+        running actor call is not interrupted, it polls this (as in Ray). RuntimeError outside
+        a task and in an async actor's calls (as Ray)."""
+        from . import cancellation
+
+        guard = cancellation.current()
+        if guard is None:
+            raise RuntimeError("is_canceled() is only available in a task or a threaded actor's method")
+        return guard.requested or guard.cancelled
+
     @property
     def current_actor(self):
         """A handle to the actor this code runs in (RuntimeError outside an actor), as in Ray."""

@@ -316,6 +316,11 @@ class CoreWorker:
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:
         """Cancels the task that creates `ref`; a ref owned by another process: its owner does."""
         task_id = ids.task_id_of(ref.id)
+        if force:
+            entry = self.tm.tasks.get(task_id)
+            if entry is not None and entry.kind == tm.ACTOR_METHOD:
+                raise ValueError("cancel(force=True) is not supported for actor tasks (Ray neither): "
+                                 "use engine.kill() to end the actor")
         if ref.owner != self.address:
             self.transport.send(ref.owner, [pack([P.CANCEL_REQUEST, task_id, force, recursive])])
             return

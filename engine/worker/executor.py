@@ -67,6 +67,7 @@ class Executor:
         self.async_limit: asyncio.Semaphore | None = None
         self.function_blobs: dict[str, bytes] = {}  # sent but not loaded yet (see _keep_function)
         self.running: dict[bytes, TaskGuard] = {}  # task id -> its guard, while it runs
+        self.running_async: dict[bytes, asyncio.Task] = {}  # an async actor's calls, while they run
         self.exiting = False
         self._modules_seen = len(sys.modules)
         self._known_modules = set(sys.modules)
@@ -102,12 +103,20 @@ class Executor:
                     self._reply_error(item[0], errors.TaskCancelledError(f"task {item[0][3]} was cancelled"),
                                       [], lock_held=True)
                     return
+        if self.loop is not None:  # an async actor: cancel the call's asyncio task (Ray)
+            task = self.running_async.get(task_id)
+            if task is not None:
+                self.loop.call_soon_threadsafe(task.cancel)
+            return
         guard = self.running.get(task_id)
         if guard is None:
-            return  # finished already
-        if force:  # the task may not check for interrupts (its children fate-share with us)
-            os._exit(1)
-        guard.cancel()
+            return  # finished already (or waits in a threaded actor's pool: best effort, as Ray)
+        if self.actor_id is not None:  # a running actor call is only told (is_canceled()), as in Ray
+            guard.request()
+        else:
+            if force:  # the task may not check for interrupts (its children fate-share with us)
+                os._exit(1)
+            guard.cancel()
         if recursive:  # the tasks it submitted, which this process owns
             self.core.cancel_tasks(guard.children, force, recursive)
 
@@ -283,6 +292,7 @@ class Executor:
         failed = False
         started = time.perf_counter()
         token = task_context.enter(task_id, name, self.actor_id)
+        self.running_async[task_id] = asyncio.current_task()
         try:
             async with self.async_limit:
                 fn = self._function(h)
@@ -293,11 +303,15 @@ class Executor:
                 results = _split_returns(value, h[7])
         except SystemExit as exc:
             self._exit_actor(name, exc)  # does not return
+        except asyncio.CancelledError:  # engine.cancel() of this call
+            failed = True
+            results = _CancelledMarker(name)
         except BaseException as exc:  # noqa: BLE001
             failed = True
             results = _failure(name, exc)
         finally:
             args = kwargs = value = fn = None
+            self.running_async.pop(task_id, None)
             task_context.exit(token)
         box = [results]
         results = None

@@ -246,3 +246,60 @@ def test_an_unserializable_task_exception_has_a_cause_saying_so(cluster):
     assert isinstance(info.value.cause, engine.EngineError)
     assert "isn't serializable" in str(info.value.cause)
     assert "Unpicklable" in str(info.value)  # the traceback text is kept
+
+
+# ---- cancel of actor calls (Ray: a queued one is dropped, a running one only told) ----------
+@engine.remote
+class Worker:
+    def spin(self, started):
+        open(started, "w").close()
+        while not engine.get_runtime_context().is_canceled():
+            pass
+        return "stopped"
+
+    def pid(self):
+        return os.getpid()
+
+
+@engine.remote
+class AsyncWorker:
+    async def sleep(self, started):
+        import asyncio
+
+        open(started, "w").close()
+        await asyncio.sleep(600)
+
+    async def ping(self):
+        return "pong"
+
+
+def test_cancel_of_actor_calls_drops_queued_ones_and_tells_running_ones(cluster, tmp_path):
+    a = Worker.remote()
+    started = str(tmp_path / "started")
+    running = a.spin.remote(started)
+    queued = a.pid.remote()
+    wait_for(lambda: os.path.exists(started), timeout=30)
+    engine.cancel(queued)
+    with pytest.raises(engine.TaskCancelledError):
+        engine.get(queued, timeout=30)
+    engine.cancel(running)  # not interrupted: it sees is_canceled() and returns
+    assert engine.get(running, timeout=30) == "stopped"
+    assert engine.get(a.pid.remote(), timeout=30) > 0  # the actor goes on, in order
+    with pytest.raises(ValueError, match="force=True"):
+        engine.cancel(a.pid.remote(), force=True)
+
+
+def test_cancel_of_an_async_actor_call_cancels_its_asyncio_task(cluster, tmp_path):
+    a = AsyncWorker.remote()
+    started = str(tmp_path / "started")
+    ref = a.sleep.remote(started)
+    wait_for(lambda: os.path.exists(started), timeout=30)
+    engine.cancel(ref)
+    with pytest.raises(engine.TaskCancelledError):
+        engine.get(ref, timeout=30)
+    assert engine.get(a.ping.remote(), timeout=30) == "pong"
+
+
+def test_is_canceled_outside_a_task_raises(cluster):
+    with pytest.raises(RuntimeError, match="is_canceled"):
+        engine.get_runtime_context().is_canceled()
