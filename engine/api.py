@@ -324,9 +324,31 @@ class _Exported:
 
     def get(self) -> tuple[str, bytes]:
         if self._blob is None:
-            self._blob = serialization.dumps_function(self.obj)
-            self._id = hashlib.blake2b(self._blob, digest_size=12).hexdigest()
+            blob = serialization.dumps_function(self.obj)
+            _check_function_size(self.obj, len(blob))
+            self._blob = blob
+            self._id = hashlib.blake2b(blob, digest_size=12).hexdigest()
         return self._id, self._blob
+
+
+FUNCTION_SIZE_WARN = 10**7  # pickled function or class sizes, as Ray's thresholds
+FUNCTION_SIZE_ERROR = 10**8
+
+
+def _check_function_size(obj, size: int) -> None:
+    """A function or class is sent to every worker that runs it: one that captured a large
+    object is refused over 100 MB and warned about over 10 MB, with Ray's messages."""
+    if size <= FUNCTION_SIZE_WARN:
+        return
+    what = "actor" if inspect.isclass(obj) else "remote function"
+    name = obj.__name__ if inspect.isclass(obj) else getattr(obj, "__qualname__", obj.__name__)
+    mib = size / 2**20
+    advice = ("Check that its definition is not implicitly capturing a large array or other object in "
+              "scope. Tip: use engine.put() to put large objects in the object store.")
+    if size > FUNCTION_SIZE_ERROR:
+        raise ValueError(f"The {what} {name} is too large ({mib:.0f} MiB > the limit of "
+                         f"{FUNCTION_SIZE_ERROR / 2**20:.0f} MiB). {advice}")
+    log.warning("The %s %s is very large (%.0f MiB). %s", what, name, mib, advice)
 
 
 def _refuse(message: str):

@@ -139,7 +139,8 @@ class NodeDaemon:
         config = {"daemon_address": self.transport.address, "node_id": self.node_id,
                   "head_address": self.head_address, "session_dir": self.session_dir,
                   "arena_name": self.arena_name, "config": self.config}
-        proc = subprocess.Popen([sys.executable, "-m", "ownrun.engine.node.zygote", json.dumps(config)],
+        proc = subprocess.Popen([sys.executable, *process_tools.interpreter_flags(), "-m",
+                                 "ownrun.engine.node.zygote", json.dumps(config)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         os.set_blocking(proc.stdout.fileno(), False)
         self.transport.watch_fd(proc.stdout.fileno(), "zygote")

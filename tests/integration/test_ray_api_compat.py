@@ -303,3 +303,36 @@ def test_cancel_of_an_async_actor_call_cancels_its_asyncio_task(cluster, tmp_pat
 def test_is_canceled_outside_a_task_raises(cluster):
     with pytest.raises(RuntimeError, match="is_canceled"):
         engine.get_runtime_context().is_canceled()
+
+
+def test_a_remote_function_or_actor_class_over_100_mb_pickled_is_refused_naming_it(cluster):
+    big = bytearray(101 * 1000 * 1000)
+
+    def f():
+        return len(big)
+
+    class Holder:
+        def size(self):
+            return len(big)
+
+    with pytest.raises(ValueError, match="The remote function .*f is too large"):
+        engine.remote(f).remote()
+    with pytest.raises(ValueError, match="The actor Holder is too large"):
+        engine.remote(Holder).remote()
+
+
+def test_workers_inherit_the_drivers_no_user_site_flag(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "flags.py"
+    script.write_text(
+        "import sys\n"
+        "from ownrun import engine\n"
+        "engine.init(num_cpus=1)\n"
+        "flag = engine.get(engine.remote(lambda: __import__('sys').flags.no_user_site).remote())\n"
+        "print('FLAG', flag, sys.flags.no_user_site)\n"
+        "engine.shutdown()\n")
+    done = subprocess.run([sys.executable, "-s", str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "FLAG 1 1" in done.stdout
