@@ -802,7 +802,11 @@ class TaskManager:
         pushed yet fails now; a pushed one is the actor's: dropped if it waits there, marked
         (`is_canceled()`) if it runs in a thread, its asyncio task cancelled in an async actor."""
         entry = self.tasks.get(task_id)
-        if entry is None:
+        if entry is None:  # finished: as in Ray, its outputs are not rebuilt by re-running it
+            ref = self.refs.refs.get(return_id(task_id, 1))
+            if ref is not None and ref.task is not None and ref.task.task_id == task_id:
+                ref.task.cancelled = True
+                self._log((task_id, "cancel", "lineage"))
             return
         entry.cancelled = True
         self._log((task_id, "cancel", entry.state))
