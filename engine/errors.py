@@ -92,6 +92,12 @@ class TaskCancelledError(EngineError):
     """The task was cancelled with `engine.cancel` before it finished."""
 
 
+class TaskInterrupted(TaskCancelledError, KeyboardInterrupt):
+    """What a non-forced cancel raises inside the running task (cancellation.py): a
+    TaskCancelledError that is also the KeyboardInterrupt Ray raises there, so code written for
+    Ray (`except KeyboardInterrupt:`) sees it. A task that handles it and returns, returns."""
+
+
 class ActorClassInheritanceException(TypeError):
     """`class B(A)` where `A` is an actor class (Ray's name and message)."""
 

@@ -26,7 +26,9 @@ cancel (Ray's default).
 
 Thread-safety: `cancel` runs on the I/O thread, everything else on the task's own thread;
 the token is the only state both change and they do so with single atomic list operations.
-Failures: `TaskCancelledError` raised in the task's thread, by design.
+Failures: `TaskInterrupted` (a TaskCancelledError and, as Ray raises, a KeyboardInterrupt)
+raised in the task's thread, by design. A task that handles it and returns a value returns
+that value (as in Ray); `get_runtime_context().is_canceled()` tells it it was cancelled.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ class TaskGuard:
             raise self.error()
 
     def error(self) -> errors.TaskCancelledError:
-        return errors.TaskCancelledError(f"task {self.name} was cancelled")
+        return errors.TaskInterrupted(f"task {self.name} was cancelled")
 
     # ---- the I/O thread --------------------------------------------------------------------
     def request(self) -> None:
@@ -145,7 +147,7 @@ class TaskGuard:
             self._token.pop()
         except IndexError:
             return  # in engine code: it checks `cancelled` before returning to the task
-        _set_async_exc(self.ident, errors.TaskCancelledError)
+        _set_async_exc(self.ident, errors.TaskInterrupted)
         self._injected = True
 
 

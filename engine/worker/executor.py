@@ -242,8 +242,7 @@ class Executor:
                     value = fn(*args, **kwargs)
                 finally:
                     guard.leave_user()  # ...to here (or raise its TaskCancelledError here)
-                if guard.cancelled:  # even if the task caught the interrupt
-                    raise guard.error()
+                # A task that handled the cancel's KeyboardInterrupt and returned, returns (Ray).
                 results = _split_returns(value, h[7])
         except errors.TaskCancelledError:
             results = _CancelledMarker(name)

@@ -336,3 +336,22 @@ def test_workers_inherit_the_drivers_no_user_site_flag(tmp_path):
     done = subprocess.run([sys.executable, "-s", str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "FLAG 1 1" in done.stdout
+
+
+def test_a_cancelled_task_sees_keyboard_interrupt_and_may_return_a_value(cluster, tmp_path):
+    started = tmp_path / "started"
+
+    def handles_the_cancel(path):
+        open(path, "w").close()
+        try:
+            while True:
+                pass
+        except KeyboardInterrupt:  # what Ray raises in the task
+            if engine.get_runtime_context().is_canceled():
+                return "cancelled, handled"
+        return "not reached"
+
+    ref = engine.remote(handles_the_cancel).remote(str(started))
+    wait_for(started.exists, timeout=60)
+    engine.cancel(ref)
+    assert engine.get(ref, timeout=60) == "cancelled, handled"
