@@ -582,6 +582,7 @@ class NodeDaemon:
         self.reply(addr, req_id, {"node_id": self.node_id, "store": self.store.stats(),
                                   "scheduler": self.scheduler.usage(), "clients": len(self.clients),
                                   "handler_errors": self.handler_errors,
+                                  "nodes_known": sorted(self.spillback.view),
                                   "malformed": self.inbox.malformed,
                                   "transfer": {"pulls": len(self.transfers.pulls),
                                                "max_bytes_per_loop": self.max_transfer_bytes_per_loop,
