@@ -51,6 +51,7 @@ from .errors import (
     SerializationError,
     TaskCancelledError,
     TaskError,
+    TaskUnschedulableError,
     WorkerCrashedError,
 )
 from .generator import ObjectRefGenerator
@@ -73,7 +74,7 @@ __all__ = [
     "init", "shutdown", "is_initialized", "session_dir", "remote", "method", "get", "put", "wait",
     "cancel", "kill", "get_actor", "get_runtime_context",
     "EngineError", "TaskError", "WorkerCrashedError", "GetTimeoutError", "TaskCancelledError",
-    "ActorDiedError", "ObjectStoreFullError", "ObjectLostError", "OwnerDiedError", "ObjectFreedError",
+    "ActorDiedError", "TaskUnschedulableError", "ObjectStoreFullError", "ObjectLostError", "OwnerDiedError", "ObjectFreedError",
     "RuntimeNotInitializedError", "SerializationError", "NodeUnreachableError", "ObjectReconstructionFailedError",
     "cluster", "nodes", "timeline",
     "kv",

@@ -23,7 +23,7 @@ from .generator import ObjectRefGenerator
 from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
 from .rpc import protocol as P
-from .util import labels, malloc_tuning, signature
+from .util import labels, malloc_tuning, scheduling_strategies, signature
 from .worker import serialization
 from .worker.actor_state import ActorState
 from .worker.context import RuntimeContext, task_context
@@ -46,7 +46,6 @@ UNSUPPORTED_OPTIONS = {
     "accelerator_type": (None,), "concurrency_groups": (None,),
     "concurrency_group": (None,), "max_pending_calls": (None, -1), "_metadata": (None,),
     "enable_task_events": (None, True), "memory": (None, 0),
-    "scheduling_strategy": (None, "DEFAULT"),
     "_generator_backpressure_num_objects": (None,), "retry_exceptions_allowlist": (None,),
 }
 UNSUPPORTED_INIT = {
@@ -256,6 +255,8 @@ def _check_options(options: dict, allowed: set, what: str) -> None:
         raise ValueError(f"unknown option(s) for {what}: {', '.join(sorted(unknown))}; "
                          f"allowed: {', '.join(sorted(allowed))}")
     _reject_unsupported(options, UNSUPPORTED_OPTIONS, what)
+    if options.get("scheduling_strategy") is not None:
+        scheduling_strategies.check(options["scheduling_strategy"], what, allowed is ACTOR_OPTIONS)
     if "label_selector" in options or "fallback_strategy" in options:
         labels.check(options)  # as Ray checks them; submitting with them is refused (labels.refusal)
     for key in set(options) - allowed:  # a Ray option this kind of call does not take
@@ -379,6 +380,8 @@ class RemoteFunction:
                        if v} or None
         if options.get("name"):
             self._name = options["name"]
+        strategy = options.get("scheduling_strategy")
+        self._strategy = None if strategy in (None, "DEFAULT") else strategy  # SPREAD, node affinity
         refusal = labels.refusal(options, f"task {self._name}")
         if refusal:  # no cost per call for the others: this instance's remote() only refuses
             self.remote = lambda *args, **kwargs: _refuse(refusal)
@@ -406,6 +409,8 @@ class RemoteFunction:
                           retry_exceptions=self._retry_exceptions, shape=self._shape,
                           resources=self._resources,
                           extra={**(self._extra or {}), "namespace": namespace} if namespace else self._extra)
+        if self._strategy is not None:
+            entry.extra = {**(entry.extra or {}), "place_on": _place_on(core, self._strategy, self._name)}
         if self._streaming:
             entry.retries_left = 0
             core.submit_task(entry)
@@ -414,6 +419,41 @@ class RemoteFunction:
         if n == 1:
             return refs[0]
         return refs
+
+
+def _place_on(core, strategy, name: str) -> list:
+    """[daemon address, pinned] of a task's scheduling strategy: the next live node in turn
+    (SPREAD), or the named node (NodeAffinitySchedulingStrategy; pinned unless soft)."""
+    nodes = _live_daemons(core, refresh=False)
+    if strategy == "SPREAD":
+        if not nodes:
+            return [core.daemon_address, False]
+        core.spread_next = (getattr(core, "spread_next", -1) + 1) % len(nodes)
+        return [sorted(nodes.values())[core.spread_next], False]
+    daemon = nodes.get(strategy.node_id)
+    if daemon is None:
+        daemon = _live_daemons(core, refresh=True).get(strategy.node_id)
+    if daemon is None:
+        if strategy.soft:
+            return [core.daemon_address, False]
+        raise errors.TaskUnschedulableError(
+            f"task {name} cannot be scheduled: NodeAffinitySchedulingStrategy(soft=False) names node "
+            f"{strategy.node_id}, which is not alive")
+    return [daemon, not strategy.soft]
+
+
+def _live_daemons(core, refresh: bool) -> dict:
+    """{node id: daemon address} of the live nodes, as the head listed them at most 1 s ago
+    (or now, with `refresh`). For scheduling strategies only: not on the plain task path."""
+    import time
+
+    cached = getattr(core, "live_daemons", None)
+    now = time.monotonic()
+    if refresh or cached is None or now - cached[0] > 1.0:
+        view = core.call(core.head_address, P.NODE_LIST)
+        cached = core.live_daemons = (now, {node_id: n["address"] for node_id, n in view.items()
+                                            if n.get("alive", True)})
+    return cached[1]
 
 
 # ---- actors ------------------------------------------------------------------------------------------

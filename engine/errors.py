@@ -98,6 +98,11 @@ class TaskInterrupted(TaskCancelledError, KeyboardInterrupt):
     Ray (`except KeyboardInterrupt:`) sees it. A task that handles it and returns, returns."""
 
 
+class TaskUnschedulableError(EngineError):
+    """No node may run the task: `NodeAffinitySchedulingStrategy(soft=False)` names a node that
+    is not (or no longer) alive, or lacks the task's resources."""
+
+
 class ActorClassInheritanceException(TypeError):
     """`class B(A)` where `A` is an actor class (Ray's name and message)."""
 

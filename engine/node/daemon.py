@@ -313,7 +313,8 @@ class NodeDaemon:
         actor_options = h[7] if len(h) > 7 else {}
         req = LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor, hops,
                            detached=bool(actor_options.get("detached")),
-                           placement=actor_options.get("placement") or {})
+                           placement=actor_options.get("placement") or {},
+                           pinned=bool(actor_options.get("pinned")))
         self.apply_placement(self.spillback.request(req, time.monotonic()))
 
     def apply_placement(self, placement: Placement) -> None:

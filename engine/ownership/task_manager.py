@@ -418,6 +418,10 @@ class TaskManager:
         entry.state = QUEUED
         self._log((entry.task_id, "queue", QUEUED))
         if entry.kind == NORMAL:
+            place_on = entry.extra.get("place_on") if entry.extra is not None else None
+            if place_on is not None:  # scheduling_strategy: SPREAD or NodeAffinitySchedulingStrategy
+                self._queue_on(entry, *place_on)
+                return
             daemon = self.policy.locality(by_daemon, self.daemon_address, self.dead_daemons)
             if daemon is None:
                 self.submitter.enqueue(entry, entry.shape, entry.resources)
@@ -427,6 +431,20 @@ class TaskManager:
             self.out.append((ACTOR_ENQUEUE, entry))
 
     # ---- leases (callbacks of the submitter) ----------------------------------------------------
+    def _queue_on(self, entry: TaskEntry, daemon: str, pinned: bool) -> None:
+        """Leases for `entry` from `daemon` first (SPREAD, soft affinity: it may spill them
+        elsewhere), or only from it (`pinned`: hard node affinity; its node dead: the task fails)."""
+        if not pinned:
+            if daemon in self.dead_daemons:
+                daemon = self.daemon_address
+            self.submitter.enqueue(entry, (entry.shape, daemon), entry.resources, daemon)
+        elif daemon in self.dead_daemons:
+            self.fail(entry, error_of(errors.TaskUnschedulableError(
+                f"task {entry.name} cannot be scheduled: NodeAffinitySchedulingStrategy(soft=False) names "
+                f"a node that died")))
+        else:
+            self.submitter.enqueue(entry, (entry.shape, daemon, "pinned"), entry.resources, daemon, {"pinned": True})
+
     def _push(self, entry: TaskEntry, lease) -> None:
         entry.state = PUSHED
         entry.worker_id = lease.worker_id
@@ -485,9 +503,9 @@ class TaskManager:
             queue = self.submitter.queues.get(shape)
             if queue is not None:
                 queue.lease_requests.discard(request_id)
+                error = errors.TaskUnschedulableError if queue.lease_options is not None else errors.EngineError
                 while queue.ready:
-                    self.fail(queue.ready.popleft(), error_of(errors.EngineError(address_or_error)),
-                              address_or_error)
+                    self.fail(queue.ready.popleft(), error_of(error(address_or_error)), address_or_error)
             return
         self.submitter.lease_granted(request_id, worker_id, address_or_error, node_id, daemon, now)
 
@@ -653,9 +671,15 @@ class TaskManager:
         for lease in [le for le in submitter.leases_by_worker.values() if le.daemon == daemon]:
             for entry in submitter.worker_died(lease.worker_id):
                 self._retry_or_fail(entry, why)
+        unschedulable = []
         for queue in submitter.queues.values():
-            if queue.daemon == daemon:  # its arguments' node is gone: ask our own daemon
+            if queue.daemon == daemon and queue.lease_options is not None:  # pinned there
+                unschedulable.extend(queue.ready)
+                queue.ready.clear()
+            elif queue.daemon == daemon:  # its arguments' node is gone: ask our own daemon
                 queue.daemon = None
+        for entry in unschedulable:
+            self._queue_on(entry, daemon, True)  # fails it
         for request_id, asked in list(self.lease_daemons.items()):
             if asked == daemon:  # that request will never be answered: ask elsewhere
                 self.lease_daemons.pop(request_id, None)
