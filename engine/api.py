@@ -256,7 +256,7 @@ def _check_options(options: dict, allowed: set, what: str) -> None:
                          f"allowed: {', '.join(sorted(allowed))}")
     _reject_unsupported(options, UNSUPPORTED_OPTIONS, what)
     if options.get("scheduling_strategy") is not None:
-        scheduling_strategies.check(options["scheduling_strategy"], what, allowed is ACTOR_OPTIONS)
+        scheduling_strategies.check(options["scheduling_strategy"], what)
     if "label_selector" in options or "fallback_strategy" in options:
         labels.check(options)  # as Ray checks them; submitting with them is refused (labels.refusal)
     for key in set(options) - allowed:  # a Ray option this kind of call does not take
@@ -510,6 +510,8 @@ class ActorClass:
         if name == "":
             raise ValueError("actor name cannot be an empty string")
         detached = options.get("lifetime") == "detached"
+        strategy = options.get("scheduling_strategy")
+        target = None if strategy in (None, "DEFAULT") else _place_on(core, strategy, f"actor {cls_name}")
         namespace = options.get("namespace") or _namespace(core)
         fn_id, blob = self._exported.get()
         shape, resources = _resources(options, 0)
@@ -530,6 +532,7 @@ class ActorClass:
         state = ActorState(actor_id, name, cls_name, owned=True, max_restarts=restarts[0],
                            max_task_retries=restarts[1], detached=detached,
                            placement={"CPU": 1.0} if default else None)  # 1 CPU to place, 0 to run (Ray)
+        state.target = target  # [daemon, pinned]: where its lease is asked for (scheduling_strategy)
         task_id = core.next_id()
         entry = TaskEntry(task_id=task_id, name=f"{cls_name}.__init__", kind=ACTOR_CREATION, fn_id=fn_id,
                           fn_blob=blob, arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,

@@ -73,6 +73,7 @@ NORMAL, ACTOR_CREATION, ACTOR_METHOD = 0, 1, 2
 HISTORY_ENTRIES = 4096  # transitions kept, all ids together
 HISTORY_PER_ID = 32  # most recent entries `history(id)` returns
 FINISHED_TASKS = 10_000  # finished tasks remembered for the state API (engine/state/), newest last
+_PINNED_NODE_DIED = "NodeAffinitySchedulingStrategy(soft=False) names a node that died"
 ACTOR_LEASE_IDS = 1_000_000_000  # actor lease request ids start here (normal ones below)
 
 
@@ -470,11 +471,23 @@ class TaskManager:
         self.out.append((SEND, daemon, [P.LEASE_CANCEL, self.address, request_id], ()))
 
     def request_actor_lease(self, actor, resources: dict) -> None:
+        """Asks our daemon for an actor's worker, or the daemon its scheduling strategy names
+        (`actor.target`: [daemon, pinned]; pinned to a dead node: the lease fails)."""
+        target = getattr(actor, "target", None)
+        daemon = None
+        if target is not None:
+            daemon, pinned = target
+            if daemon in self.dead_daemons:
+                if pinned:
+                    self.out.append((ACTOR_LEASE, actor, None, _PINNED_NODE_DIED))
+                    return
+                daemon = None
         self._next_actor_request += 1
         request_id = self._next_actor_request
         self.actor_lease_requests[request_id] = actor
         actor.resources = resources
-        self._request_lease(request_id, None, resources, for_actor=True, actor_options=actor.lease_options())
+        self._request_lease(request_id, None, resources, daemon, for_actor=True,
+                            actor_options=actor.lease_options())
 
     def lease_granted(self, request_id: int, worker_id: bytes | None, address_or_error: str,
                       node_id: str, daemon: str, spill_to: str | None, now: float) -> None:
@@ -687,7 +700,8 @@ class TaskManager:
                 if actor is None:
                     self.on_event("lease_answered", request_id, None, f"node {node_id} died")
                 if actor is not None:
-                    self._request_lease(request_id, None, actor.resources, for_actor=True)
+                    self.actor_lease_requests.pop(request_id, None)
+                    self.request_actor_lease(actor, actor.resources)  # elsewhere, or fails if pinned there
                     continue
                 shape = submitter.request_shapes.pop(request_id, None)
                 queue = submitter.queues.get(shape)

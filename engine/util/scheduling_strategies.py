@@ -1,12 +1,13 @@
 """Ray's `ray.util.scheduling_strategies` subset: `NodeAffinitySchedulingStrategy`.
 
-A task's `scheduling_strategy` option takes `"DEFAULT"` (or None), `"SPREAD"` (each task asks
+A task's or actor's `scheduling_strategy` option takes `"DEFAULT"` (or None), `"SPREAD"` (each task asks
 the next live node in turn for its lease; a busy node may still send it elsewhere) or a
 `NodeAffinitySchedulingStrategy(node_id, soft)`: `soft=False` runs it on that node only (its
 lease request is never spilled; a node that is unknown, dead or lacks the resources fails the
 task with `TaskUnschedulableError`), `soft=True` prefers that node (any other when it is
-unknown, dead or busy). Actors take only the default strategy: anything else is refused,
-naming the option. Placement groups are not supported. Plain values; thread-safe.
+unknown, dead or busy). Actors take the same, for where they are created and restarted (a
+hard affinity to a node that is not alive fails the actor). Anything else (placement groups)
+is refused, naming the option. Plain values; thread-safe.
 """
 
 from __future__ import annotations
@@ -29,12 +30,9 @@ class NodeAffinitySchedulingStrategy:
         return f"NodeAffinitySchedulingStrategy(node_id={self.node_id!r}, soft={self.soft})"
 
 
-def check(strategy, what: str, for_actor: bool) -> None:
-    """Raises ValueError naming the option for a strategy `what` cannot take."""
-    if strategy is None or strategy == "DEFAULT":
-        return
-    if not for_actor and (strategy == "SPREAD" or isinstance(strategy, NodeAffinitySchedulingStrategy)):
+def check(strategy, what: str) -> None:
+    """Raises ValueError naming the option for a strategy ownrun does not take."""
+    if strategy is None or strategy in ("DEFAULT", "SPREAD") or isinstance(strategy, NodeAffinitySchedulingStrategy):
         return
     raise ValueError(f"{what}: option scheduling_strategy={strategy!r} is not supported by ownrun "
-                     + ("(actors take the default one)" if for_actor else
-                        "('DEFAULT', 'SPREAD' or NodeAffinitySchedulingStrategy are)"))
+                     "('DEFAULT', 'SPREAD' or NodeAffinitySchedulingStrategy are)")

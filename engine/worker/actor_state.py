@@ -35,6 +35,7 @@ class ActorState:
         self.actor_id = actor_id
         self.detached = detached  # lifetime="detached": its worker outlives its creator
         self.placement = placement  # needed on a node to place the actor there, not held
+        self.target: list | None = None  # [daemon, pinned] of its scheduling_strategy, if any
         self.name = name
         self.class_name = class_name
         self.owned = owned
@@ -74,9 +75,10 @@ class ActorState:
 
     def lease_options(self) -> dict | None:
         """What the actor's lease request says beyond its resources (LEASE_REQUEST)."""
-        if not self.detached and not self.placement:
+        pinned = self.target is not None and self.target[1]
+        if not self.detached and not self.placement and not pinned:
             return None
-        return {"detached": self.detached, "placement": self.placement or {}}
+        return {"detached": self.detached, "placement": self.placement or {}, "pinned": pinned}
 
     # ---- events ---------------------------------------------------------------------------------
     def submitted(self, core, entry) -> None:

@@ -1,4 +1,4 @@
-"""Task scheduling strategies with Ray's names (issue 12): "SPREAD" and
+"""Task and actor scheduling strategies with Ray's names (issue 12): "SPREAD" and
 NodeAffinitySchedulingStrategy(node_id, soft); what ownrun does not take is refused naming it."""
 
 from __future__ import annotations
@@ -53,14 +53,31 @@ def test_spread_asks_each_node_in_turn(two_nodes):
     assert set(engine.get([spread.remote(i) for i in range(8)], timeout=60)) == set(two_nodes)
 
 
-def test_actors_and_unknown_strategies_are_refused_naming_the_option(two_nodes):
-    @engine.remote
-    class A:
-        pass
+@engine.remote
+class Where:
+    def node_id(self):
+        return engine.get_runtime_context().get_node_id()
 
-    for strategy in ("SPREAD", NodeAffinitySchedulingStrategy(two_nodes[0], soft=False)):
-        with pytest.raises(ValueError, match="scheduling_strategy"):
-            A.options(scheduling_strategy=strategy)
+
+def test_actors_take_node_affinity_and_spread(two_nodes):
+    first, second = two_nodes
+    for target in (second, first):
+        for soft in (False, True):
+            a = Where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(target, soft=soft)).remote()
+            assert engine.get(a.node_id.remote(), timeout=60) == target
+    spread = [Where.options(num_cpus=0.5, scheduling_strategy="SPREAD").remote() for _ in range(4)]
+    assert set(engine.get([a.node_id.remote() for a in spread], timeout=60)) == {first, second}
+    with pytest.raises(engine.TaskUnschedulableError, match="no-such-node"):
+        Where.options(scheduling_strategy=NodeAffinitySchedulingStrategy("no-such-node", soft=False)).remote()
+    lacking = Where.options(resources={"only_second": 1},
+                            scheduling_strategy=NodeAffinitySchedulingStrategy(first, soft=False)).remote()
+    with pytest.raises(engine.ActorDiedError, match="NodeAffinitySchedulingStrategy"):
+        engine.get(lacking.node_id.remote(), timeout=60)
+
+
+def test_unknown_strategies_are_refused_naming_the_option(two_nodes):
+    with pytest.raises(ValueError, match="scheduling_strategy"):
+        Where.options(scheduling_strategy="PACK")
     with pytest.raises(ValueError, match="scheduling_strategy"):
         node_of.options(scheduling_strategy="PACK")
     assert engine.get(node_of.options(scheduling_strategy="DEFAULT").remote(), timeout=60) in two_nodes
