@@ -724,9 +724,9 @@ def get(refs, *, timeout: float | None = None):
 def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
     """`(ready, not_ready)`: the first `num_returns` refs with values, in the order given.
 
-    `fetch_local` is accepted but not honoured yet: a ready object may still be on another
-    node (`get` fetches it). Copying it here first changes what the owner's recovery sees
-    (a reported secondary copy that is not pinned), so it waits for engine work."""
+    With `fetch_local=True` (Ray's default) a ready object held on another node is copied to
+    this node's store before it is returned as ready (one that does not arrive before the
+    timeout is returned as not ready); `fetch_local=False` returns it where it is."""
     if isinstance(refs, ObjectRef) or not isinstance(refs, (list, tuple)):
         raise TypeError(f"wait() takes a list of ObjectRefs, not {type(refs).__name__}")
     for r in refs:
@@ -739,7 +739,7 @@ def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_loca
     if not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
     core = _core_or_init()
-    return core.wait(list(refs), num_returns, timeout)
+    return core.wait(list(refs), num_returns, timeout, bool(fetch_local))
 
 
 def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:

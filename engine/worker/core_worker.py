@@ -354,9 +354,10 @@ class CoreWorker:
         self.check_local_node()
         return self._engine_call(objects.get, refs, timeout)
 
-    def wait(self, refs: list, num_returns: int, timeout: float | None) -> tuple[list, list]:
+    def wait(self, refs: list, num_returns: int, timeout: float | None,
+             fetch_local: bool = False) -> tuple[list, list]:
         self.check_local_node()
-        return self._engine_call(objects.wait, refs, num_returns, timeout)
+        return self._engine_call(objects.wait, refs, num_returns, timeout, fetch_local)
 
     def on_ready(self, ref: ObjectRef, callback) -> None:
         objects.on_ready(self, ref, callback)

@@ -251,7 +251,8 @@ def _block_on(core, waiter: Waiter, deadline, refs) -> None:
                                      f"not ready after the timeout")
 
 
-def wait(core, refs: list, num_returns: int, timeout: float | None) -> tuple[list, list]:
+def wait(core, refs: list, num_returns: int, timeout: float | None,
+         fetch_local: bool = False) -> tuple[list, list]:
     deadline = None if timeout is None else time.monotonic() + timeout
 
     def waiter_for(missing: int, ready: int):
@@ -277,7 +278,55 @@ def wait(core, refs: list, num_returns: int, timeout: float | None) -> tuple[lis
              else not_ready).append(r)
         if waiter is not None:
             core.tm.stop_waiting(refs, waiter)
+        remote = [(r, table[r.id].value) for r in ready] if fetch_local else ()
+        remote = [(r, v) for r, v in remote if v.kind == SHM and v.daemon != core.daemon_address]
+    if remote:
+        late = _fetch_all(core, remote, deadline)
+        if late:  # not local in time: not ready (as Ray counts them with fetch_local=True)
+            not_ready = [r for r in refs if r in late or r in not_ready]
+            ready = [r for r in ready if r not in late]
     return ready, not_ready
+
+
+def _fetch_all(core, remote: list, deadline) -> set:
+    """Pulls the shared-memory copies of `remote` [(ref, value)] into our node's store without
+    reading them (wait's `fetch_local`); returns the refs not here by `deadline`. Each pull
+    goes on after the deadline and its pin is recorded whenever it lands, kept briefly (a `get`
+    right after maps it with no round trip), then released: none leaks. A lost copy counts as
+    fetched (`get` rebuilds it or raises, as for any lost object)."""
+    pending = {}
+    done = threading.Event()
+
+    def landed(r, ok, placement):  # I/O thread, core lock held
+        if ok and placement is not None:
+            _report_copy_locked(core, r.id, r.owner)
+            if not core.pins.add(r.id, _placement(placement), 0, time.monotonic()):
+                core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [r.id]])])
+        pending.pop(r, None)
+        if not pending:
+            done.set()
+
+    for r, value in remote:
+        if core.pins.acquire(r.id) is not None:  # pinned here already
+            core.pins.view_released(r.id)
+            continue
+        pending[r] = value
+    if not pending:
+        return set()
+    for r, value in list(pending.items()):
+        core.call_async(core.daemon_address, P.OBJ_GET, r.id, core.worker_id, value.daemon,
+                        callback=lambda ok, placement, r=r: landed(r, ok, placement))
+    done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    with core.lock:  # the callbacks change it under the lock
+        return set(pending)
+
+
+def _report_copy_locked(core, oid: bytes, owner: str | None) -> None:
+    """`_report_copy` with the core lock already held (I/O thread)."""
+    if owner == core.address:
+        core.tm.copy_made(oid, core.daemon_address, core.node_id)
+    elif owner is not None:
+        core.transport.send(owner, [pack([P.OBJ_COPIED, oid, core.daemon_address, core.node_id])])
 
 
 def on_ready(core, ref, callback) -> None:

@@ -81,3 +81,24 @@ def test_unknown_strategies_are_refused_naming_the_option(two_nodes):
     with pytest.raises(ValueError, match="scheduling_strategy"):
         node_of.options(scheduling_strategy="PACK")
     assert engine.get(node_of.options(scheduling_strategy="DEFAULT").remote(), timeout=60) in two_nodes
+
+
+def test_wait_with_fetch_local_copies_a_remote_object_here_and_without_it_does_not(two_nodes):
+    import numpy as np
+
+    _first, second = two_nodes
+
+    def local_objects():
+        from ownrun.engine import debug
+
+        return debug.node_stats()["store"]["num_objects"]
+
+    on_second = engine.remote(lambda: np.zeros(2_000_000)).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(second, soft=False))
+    before = local_objects()
+    ref = on_second.remote()
+    assert engine.wait([ref], fetch_local=False, timeout=60) == ([ref], [])
+    assert local_objects() == before  # ready where it is, on the other node
+    assert engine.wait([ref], timeout=60) == ([ref], [])  # fetch_local=True: Ray's default
+    assert local_objects() == before + 1
+    assert engine.get(ref, timeout=60).shape == (2_000_000,)
