@@ -410,7 +410,7 @@ class RemoteFunction:
                           resources=self._resources,
                           extra={**(self._extra or {}), "namespace": namespace} if namespace else self._extra)
         if self._strategy is not None:
-            entry.extra = {**(entry.extra or {}), "place_on": _place_on(core, self._strategy, self._name)}
+            entry.extra = {**(entry.extra or {}), "place_on": scheduling_strategies.place_on(core, self._strategy, self._name)}
         if self._streaming:
             entry.retries_left = 0
             core.submit_task(entry)
@@ -419,41 +419,6 @@ class RemoteFunction:
         if n == 1:
             return refs[0]
         return refs
-
-
-def _place_on(core, strategy, name: str) -> list:
-    """[daemon address, pinned] of a task's scheduling strategy: the next live node in turn
-    (SPREAD), or the named node (NodeAffinitySchedulingStrategy; pinned unless soft)."""
-    nodes = _live_daemons(core, refresh=False)
-    if strategy == "SPREAD":
-        if not nodes:
-            return [core.daemon_address, False]
-        core.spread_next = (getattr(core, "spread_next", -1) + 1) % len(nodes)
-        return [sorted(nodes.values())[core.spread_next], False]
-    daemon = nodes.get(strategy.node_id)
-    if daemon is None:
-        daemon = _live_daemons(core, refresh=True).get(strategy.node_id)
-    if daemon is None:
-        if strategy.soft:
-            return [core.daemon_address, False]
-        raise errors.TaskUnschedulableError(
-            f"task {name} cannot be scheduled: NodeAffinitySchedulingStrategy(soft=False) names node "
-            f"{strategy.node_id}, which is not alive")
-    return [daemon, not strategy.soft]
-
-
-def _live_daemons(core, refresh: bool) -> dict:
-    """{node id: daemon address} of the live nodes, as the head listed them at most 1 s ago
-    (or now, with `refresh`). For scheduling strategies only: not on the plain task path."""
-    import time
-
-    cached = getattr(core, "live_daemons", None)
-    now = time.monotonic()
-    if refresh or cached is None or now - cached[0] > 1.0:
-        view = core.call(core.head_address, P.NODE_LIST)
-        cached = core.live_daemons = (now, {node_id: n["address"] for node_id, n in view.items()
-                                            if n.get("alive", True)})
-    return cached[1]
 
 
 # ---- actors ------------------------------------------------------------------------------------------
@@ -511,7 +476,7 @@ class ActorClass:
             raise ValueError("actor name cannot be an empty string")
         detached = options.get("lifetime") == "detached"
         strategy = options.get("scheduling_strategy")
-        target = None if strategy in (None, "DEFAULT") else _place_on(core, strategy, f"actor {cls_name}")
+        target = None if strategy in (None, "DEFAULT") else scheduling_strategies.place_on(core, strategy, f"actor {cls_name}")
         namespace = options.get("namespace") or _namespace(core)
         fn_id, blob = self._exported.get()
         shape, resources = _resources(options, 0)
