@@ -150,11 +150,14 @@ def _view(core, oid: bytes, placement):
     return serialization.deserialize(serialization.frames_from_shm(view), [])
 
 
-def _report_copy(core, oid: bytes, owner: str) -> None:
+def _report_copy(core, oid: bytes, owner: str, lock_held: bool = False) -> None:
     """Our node now holds a secondary copy: the owner can pin it if the primary is lost."""
     if owner == core.address:
-        with core.lock:
+        if lock_held:
             core.tm.copy_made(oid, core.daemon_address, core.node_id)
+        else:
+            with core.lock:
+                core.tm.copy_made(oid, core.daemon_address, core.node_id)
     else:
         core.transport.send(owner, [pack([P.OBJ_COPIED, oid, core.daemon_address, core.node_id])])
 
@@ -278,8 +281,8 @@ def wait(core, refs: list, num_returns: int, timeout: float | None,
              else not_ready).append(r)
         if waiter is not None:
             core.tm.stop_waiting(refs, waiter)
-        remote = [(r, table[r.id].value) for r in ready] if fetch_local else ()
-        remote = [(r, v) for r, v in remote if v.kind == SHM and v.daemon != core.daemon_address]
+        remote = [(r, v) for r, v in ((r, table[r.id].value) for r in ready)
+                  if v.kind == SHM and v.daemon != core.daemon_address] if fetch_local else None
     if remote:
         late = _fetch_all(core, remote, deadline)
         if late:  # not local in time: not ready (as Ray counts them with fetch_local=True)
@@ -299,7 +302,8 @@ def _fetch_all(core, remote: list, deadline) -> set:
 
     def landed(r, ok, placement):  # I/O thread, core lock held
         if ok and placement is not None:
-            _report_copy_locked(core, r.id, r.owner)
+            if r.owner is not None:
+                _report_copy(core, r.id, r.owner, lock_held=True)
             if not core.pins.add(r.id, _placement(placement), 0, time.monotonic()):
                 core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [r.id]])])
         pending.pop(r, None)
@@ -319,14 +323,6 @@ def _fetch_all(core, remote: list, deadline) -> set:
     done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
     with core.lock:  # the callbacks change it under the lock
         return set(pending)
-
-
-def _report_copy_locked(core, oid: bytes, owner: str | None) -> None:
-    """`_report_copy` with the core lock already held (I/O thread)."""
-    if owner == core.address:
-        core.tm.copy_made(oid, core.daemon_address, core.node_id)
-    elif owner is not None:
-        core.transport.send(owner, [pack([P.OBJ_COPIED, oid, core.daemon_address, core.node_id])])
 
 
 def on_ready(core, ref, callback) -> None:
