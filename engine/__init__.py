@@ -54,7 +54,7 @@ from .errors import (
     TaskUnschedulableError,
     WorkerCrashedError,
 )
-from .generator import ObjectRefGenerator
+from .generator import DynamicObjectRefGenerator, ObjectRefGenerator
 from .object_ref import ObjectRef
 
 ObjectID = ObjectRef  # Ray's older name
@@ -68,7 +68,7 @@ def timeline(path: str | None = None, address: str | None = None, cluster_key: s
     return _timeline(path, address, cluster_key)
 
 __all__ = [
-    "ActorClass", "ActorHandle", "RemoteFunction", "ObjectRef", "ObjectID", "ObjectRefGenerator",
+    "ActorClass", "ActorHandle", "RemoteFunction", "ObjectRef", "ObjectID", "ObjectRefGenerator", "DynamicObjectRefGenerator",
     "available_resources", "cluster_resources", "get_gpu_ids", "get_node_ip_address", "exit_actor",
     "actor", "util",
     "init", "shutdown", "is_initialized", "session_dir", "remote", "method", "get", "put", "wait",

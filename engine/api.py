@@ -263,13 +263,13 @@ def _check_options(options: dict, allowed: set, what: str) -> None:
         if options[key] is not None:
             raise ValueError(f"{what}: option {key}={options[key]!r} is not supported by ownrun")
     num_returns = options.get("num_returns", 1)
-    if num_returns == "streaming" and allowed is TASK_OPTIONS:
+    if num_returns in ("streaming", "dynamic") and allowed is TASK_OPTIONS:
         if options.get("max_retries"):
-            raise ValueError(f"{what}: num_returns='streaming' tasks are not retried by ownrun "
+            raise ValueError(f"{what}: num_returns={num_returns!r} tasks are not retried by ownrun "
                              f"(max_retries={options['max_retries']!r} given; use 0)")
     elif not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0:
         raise ValueError(f"{what}: option num_returns={num_returns!r} is not supported by ownrun "
-                         "(a non-negative int is, or 'streaming' for a remote function)")
+                         "(a non-negative int is, or 'streaming' or 'dynamic' for a remote function)")
     max_calls = options.get("max_calls")
     if max_calls is not None and (not isinstance(max_calls, int) or isinstance(max_calls, bool) or max_calls < 0):
         raise ValueError(f"{what}: option max_calls={max_calls!r} is not supported (a non-negative int is; "
@@ -370,14 +370,15 @@ class RemoteFunction:
         self._options = options
         self._exported = exported or _Exported(fn)
         self._name = getattr(fn, "__qualname__", fn.__name__)
-        self._streaming = options.get("num_returns") == "streaming"
+        self._dynamic = options.get("num_returns") == "dynamic"  # streamed; one ref lists the items
+        self._streaming = self._dynamic or options.get("num_returns") == "streaming"
         self._num_returns = 0 if self._streaming else int(options.get("num_returns", 1))
         self._shape, self._resources = _resources(options, 1)
         self._max_retries = int(options.get("max_retries", 3))
         self._retry_exceptions = bool(options.get("retry_exceptions", False))
         # what the worker and the submitter need beyond the spec: streaming, max_calls
-        self._extra = {k: v for k, v in (("streaming", self._streaming), ("max_calls", options.get("max_calls")))
-                       if v} or None
+        self._extra = {k: v for k, v in (("streaming", self._streaming), ("dynamic", self._dynamic),
+                                         ("max_calls", options.get("max_calls"))) if v} or None
         if options.get("name"):
             self._name = options["name"]
         strategy = options.get("scheduling_strategy")
@@ -413,6 +414,9 @@ class RemoteFunction:
             entry.extra = {**(entry.extra or {}), "place_on": scheduling_strategies.place_on(core, self._strategy, self._name)}
         if self._streaming:
             entry.retries_left = 0
+            if self._dynamic:
+                entry.return_ids = [ids.dynamic_id(task_id)]
+                return core.submit_task(entry)[0]
             core.submit_task(entry)
             return ObjectRefGenerator(core, task_id)
         refs = core.submit_task(entry)

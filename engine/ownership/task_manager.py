@@ -26,6 +26,7 @@ instructions appended to `self.out` (a deque, drained by the shell in order):
     (ACTOR_TASK_DONE, entry)           an actor task replied
     (ACTOR_TASK_FAILED, entry, value)  an actor task ended here with an error, without a reply
     (ACTOR_LEASE, actor, grant)        a lease for an actor arrived (grant None: infeasible, see reason)
+    (DYNAMIC_END, task_id, n, oid)     a num_returns="dynamic" task yielded n items: store their refs under oid
     (KILL_ACTOR, creation_oid)         the last handle of an unnamed actor went out of scope
     (META_DONE, entry)                 centralized-metadata baseline: tell the head the task is done
 
@@ -33,7 +34,10 @@ A streaming generator task (`num_returns="streaming"`) has no fixed return ids: 
 yields arrives on its own (`generator_item`) as return 1, 2, ...; the stream (`streams`) holds
 one count on every item until the caller's generator hands it out as an ObjectRef (or is
 dropped: `release_stream`); a failure becomes the item after the last one; the end wakes the
-generator. Items have no lineage (the task is not re-run to rebuild one item).
+generator. Items have no lineage (the task is not re-run to rebuild one item). A
+`num_returns="dynamic"` task streams the same way but returns one ref (`ids.dynamic_id`): at
+the end the shell stores under it the list of the items' refs (`DYNAMIC_END`), which then
+hold them; a failure is stored under it instead.
 
 Failures are stored as error values under the task's return ids, so `get` raises them.
 `history(id)` answers "what happened to this task/object?" from a bounded transition log.
@@ -68,7 +72,7 @@ STATE_NAMES = ("waiting_deps", "queued", "pushed")
 NORMAL, ACTOR_CREATION, ACTOR_METHOD = 0, 1, 2
 
 (SEND, PUSH, WAKE, ACTOR_SUBMITTED, ACTOR_ENQUEUE, ACTOR_TASK_DONE, ACTOR_TASK_FAILED, ACTOR_LEASE, KILL_ACTOR,
- META_DONE, NUDGE) = range(11)
+ META_DONE, NUDGE, DYNAMIC_END) = range(12)
 
 HISTORY_ENTRIES = 4096  # transitions kept, all ids together
 HISTORY_PER_ID = 32  # most recent entries `history(id)` returns
@@ -80,13 +84,14 @@ ACTOR_LEASE_IDS = 1_000_000_000  # actor lease request ids start here (normal on
 class Stream:
     """What a streaming generator task has yielded so far (items 1..count)."""
 
-    __slots__ = ("count", "done", "released", "waiters")
+    __slots__ = ("count", "done", "released", "waiters", "dynamic")
 
-    def __init__(self):
+    def __init__(self, dynamic: bytes | None = None):
         self.count = 0  # items stored (a failure counts as the last item)
         self.done = False  # the task ended: no more items
         self.released = False  # the caller's generator is gone: items are freed as they come
         self.waiters: list = []  # woken (WAKE) by the next item or the end
+        self.dynamic = dynamic  # num_returns="dynamic": the ref whose value lists the items
 
 
 def _no_event(kind: str, key, name, detail) -> None:
@@ -366,7 +371,7 @@ class TaskManager:
             refs.add_submitted(submitted)
         self.tasks[entry.task_id] = entry
         if entry.extra is not None and entry.kind == NORMAL and entry.extra.get("streaming"):
-            self.streams[entry.task_id] = Stream()
+            self.streams[entry.task_id] = Stream(entry.return_ids[0] if entry.extra.get("dynamic") else None)
         self._log((entry.task_id, "submit", WAITING_DEPS))
         if entry.actor is not None:
             self.out.append((ACTOR_SUBMITTED, entry))
@@ -627,6 +632,14 @@ class TaskManager:
         """The task ended (`error`: how it failed, stored as the item after the last)."""
         stream = self.streams.get(task_id)
         if stream is None or stream.done:
+            return
+        if stream.dynamic is not None:  # its one ref gets the list of items (the shell builds it)
+            stream.done = True
+            if error is None:
+                self.out.append((DYNAMIC_END, task_id, stream.count, stream.dynamic))
+            else:
+                self.store(stream.dynamic, error, None, None)
+                self.release_stream(task_id, 0)
             return
         if error is not None:
             self._add_item(task_id, stream, error, None, None)

@@ -254,6 +254,8 @@ class CoreWorker:
                     actor.handles_out_of_scope(self)  # killed once our calls to it have finished
             elif kind == tm.META_DONE:
                 objects.task_meta_done(self, ins[1])
+            elif kind == tm.DYNAMIC_END:
+                objects.dynamic_end(self, *ins[1:])
 
     def _apply_ref_ops(self) -> None:
         """Applies queued count changes and released generators (lock held)."""

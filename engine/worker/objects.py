@@ -325,6 +325,18 @@ def _fetch_all(core, remote: list, deadline) -> set:
         return set(pending)
 
 
+def dynamic_end(core, task_id: bytes, count: int, oid: bytes) -> None:
+    """A `num_returns="dynamic"` task yielded `count` items (lock held): its ref `oid` gets a
+    `DynamicObjectRefGenerator` of their refs as its value, which then holds them (the refs
+    made here take over the stream's counts, and go when this returns)."""
+    from ..generator import DynamicObjectRefGenerator
+
+    refs = [core.new_ref(ids.return_id(task_id, i)) for i in range(1, count + 1)]
+    core.tm.release_stream(task_id, count)
+    frames, contains = serialization.serialize(DynamicObjectRefGenerator(refs))
+    core.tm.store(oid, inline_value(frames, serialization.frames_size(frames)), contains, None)
+
+
 def on_ready(core, ref, callback) -> None:
     """Runs `callback(True)` (on some thread) once `ref` has a value."""
     with core.lock:

@@ -355,3 +355,54 @@ def test_a_cancelled_task_sees_keyboard_interrupt_and_may_return_a_value(cluster
     wait_for(started.exists, timeout=60)
     engine.cancel(ref)
     assert engine.get(ref, timeout=60) == "cancelled, handled"
+
+
+# ---- num_returns="dynamic": one ref whose value lists the items' refs ---------------------------
+@engine.remote(num_returns="dynamic")
+def squares(n, fail_at=None):
+    import numpy as np
+
+    for i in range(n):
+        if i == fail_at:
+            raise ValueError(f"failed at {i}")
+        yield np.full(50_000, i * i) if i % 2 else i * i  # odd items large (shared memory)
+
+
+@engine.remote
+def total(generator):  # the ref, passed at top level, arrives as its value (as in Ray)
+    import numpy as np
+
+    return sum(int(np.max(v)) for v in engine.get(list(generator)))
+
+
+def test_dynamic_returns_give_one_ref_whose_value_lists_the_items(cluster):
+    ref = squares.remote(5)
+    assert isinstance(ref, engine.ObjectRef)
+    generator = engine.get(ref, timeout=60)
+    assert isinstance(generator, engine.DynamicObjectRefGenerator) and len(generator) == 5
+    values = engine.get(list(generator), timeout=60)
+    assert [int(v.max()) if hasattr(v, "max") else v for v in values] == [0, 1, 4, 9, 16]
+    assert engine.get(total.remote(ref), timeout=60) == 30  # passed on: a borrower reads them too
+    assert len(engine.get(squares.remote(0), timeout=60)) == 0
+
+
+def test_a_dynamic_task_that_raises_gives_its_error_to_the_ref(cluster):
+    with pytest.raises(ValueError, match="failed at 2"):
+        engine.get(squares.remote(5, fail_at=2), timeout=60)
+
+
+def test_dynamic_items_are_freed_with_the_ref_that_lists_them(cluster):
+    from ownrun.engine.api import _core
+
+    core = _core()
+    ref = squares.remote(4)
+    generator = engine.get(ref, timeout=60)
+    item_ids = [r.id for r in generator]
+    del generator
+    assert all(i in core.tm.refs.refs for i in item_ids)  # held by the ref's value
+    del ref
+    def freed():
+        engine.put(0)  # a put applies the dropped refs' counts first
+        return not any(i in core.tm.refs.refs for i in item_ids)
+
+    wait_for(freed, timeout=30)
