@@ -37,7 +37,7 @@ TASK_OPTIONS = {"num_returns", "num_cpus", "resources", "max_retries", "retry_ex
 ACTOR_OPTIONS = {"num_cpus", "resources", "name", "max_restarts", "max_task_retries",
                  "max_concurrency", "lifetime", "namespace", "get_if_exists", "memory", "num_gpus",
                  "scheduling_strategy", *labels.OPTIONS}
-METHOD_OPTIONS = {"num_returns"}
+METHOD_OPTIONS = {"num_returns", "name"}  # name: the call's task name (state API, timeline, logs)
 # Ray options ownrun does not implement, each with the values that mean "off" in Ray (accepted
 # and ignored, so `ray.init(include_dashboard=False)` runs); any other value is rejected.
 UNSUPPORTED_OPTIONS = {
@@ -627,6 +627,8 @@ class ActorHandle:
             nested = [*(nested or ()), [creation.id, creation.owner]]
         task_id = core.next_id()
         n = int(options.get("num_returns", 1))
+        if options and options.get("name"):
+            qualname = options["name"]
         entry = TaskEntry(task_id=task_id, name=qualname, kind=ACTOR_METHOD, fn_id=method_name, fn_blob=None,
                           arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,
                           return_ids=ids.return_ids(task_id, n), retries_left=state.max_task_retries,
@@ -793,7 +795,7 @@ def get_runtime_context() -> RuntimeContext:
                           task_id=task_id.hex() if task_id else None,
                           actor_id=actor_id.hex() if actor_id else None,
                           job_mode="driver" if core.mode == "driver" else "worker",
-                          namespace=_namespace(core) or "")
+                          namespace=_namespace(core) or "", task_name=task_context.task_name)
 
 
 # ---- the cluster, from a task or the driver ----------------------------------------------------------

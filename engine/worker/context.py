@@ -20,6 +20,7 @@ class RuntimeContext:
     actor_id: str | None
     job_mode: str
     namespace: str = ""
+    task_name: str | None = None
 
     def get_namespace(self) -> str:
         return self.namespace
@@ -35,6 +36,11 @@ class RuntimeContext:
 
     def get_actor_id(self) -> str | None:
         return self.actor_id
+
+    def get_task_name(self) -> str | None:
+        """The running task's name: the function's (or `options(name=)`), `Class.method` for
+        an actor call (or its `options(name=)`)."""
+        return self.task_name
 
     def is_canceled(self) -> bool:
         """Whether the task or actor call this thread runs was cancelled (`engine.cancel`): a

@@ -406,3 +406,17 @@ def test_dynamic_items_are_freed_with_the_ref_that_lists_them(cluster):
         return not any(i in core.tm.refs.refs for i in item_ids)
 
     wait_for(freed, timeout=30)
+
+
+@engine.remote
+class Named:
+    def task_name(self):
+        return engine.get_runtime_context().get_task_name()
+
+
+def test_actor_method_options_name_names_the_call(cluster):
+    a = Named.remote()
+    assert engine.get(a.task_name.remote(), timeout=60) == "Named.task_name"
+    assert engine.get(a.task_name.options(name="custom").remote(), timeout=60) == "custom"
+    assert engine.get(engine.remote(lambda: engine.get_runtime_context().get_task_name()).options(
+        name="a_task").remote(), timeout=60) == "a_task"
