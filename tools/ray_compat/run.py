@@ -159,7 +159,7 @@ KNOWN_CAUSES = {
     "test_asyncio_actor_shutdown_when_non_async_method_mixed": "timing: the 10000 pings finish before the method's 1 s sleep ends",
     "test_resource_leak_when_cancel_actor_in_phase_of_creating": "kill of an actor still in its constructor does not free its CPU",
     "test_actor_namespace_access": "namespaces and lifetime='detached' (issue 12 #2)",
-    "test_options_name": "actor method .options(name=) not supported (and no ray::<name> process title)",
+    "test_options_name": "no ray::<name> process title (an actor method's .options(name=) itself works)",
 }
 
 
