@@ -51,9 +51,10 @@ from .errors import (
     SerializationError,
     TaskCancelledError,
     TaskError,
+    TaskUnschedulableError,
     WorkerCrashedError,
 )
-from .generator import ObjectRefGenerator
+from .generator import DynamicObjectRefGenerator, ObjectRefGenerator
 from .object_ref import ObjectRef
 
 ObjectID = ObjectRef  # Ray's older name
@@ -67,13 +68,13 @@ def timeline(path: str | None = None, address: str | None = None, cluster_key: s
     return _timeline(path, address, cluster_key)
 
 __all__ = [
-    "ActorClass", "ActorHandle", "RemoteFunction", "ObjectRef", "ObjectID", "ObjectRefGenerator",
+    "ActorClass", "ActorHandle", "RemoteFunction", "ObjectRef", "ObjectID", "ObjectRefGenerator", "DynamicObjectRefGenerator",
     "available_resources", "cluster_resources", "get_gpu_ids", "get_node_ip_address", "exit_actor",
     "actor", "util",
     "init", "shutdown", "is_initialized", "session_dir", "remote", "method", "get", "put", "wait",
     "cancel", "kill", "get_actor", "get_runtime_context",
     "EngineError", "TaskError", "WorkerCrashedError", "GetTimeoutError", "TaskCancelledError",
-    "ActorDiedError", "ObjectStoreFullError", "ObjectLostError", "OwnerDiedError", "ObjectFreedError",
+    "ActorDiedError", "TaskUnschedulableError", "ObjectStoreFullError", "ObjectLostError", "OwnerDiedError", "ObjectFreedError",
     "RuntimeNotInitializedError", "SerializationError", "NodeUnreachableError", "ObjectReconstructionFailedError",
     "cluster", "nodes", "timeline",
     "kv",

@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import logging
 import os
+import sys
 import threading
 
 from . import errors, ids, object_ref
@@ -23,7 +24,7 @@ from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
 from .rpc import notices
 from .rpc import protocol as P
-from .util import malloc_tuning, signature
+from .util import labels, malloc_tuning, scheduling_strategies, signature
 from .worker import serialization
 from .worker.actor_state import ActorState
 from .worker.context import RuntimeContext, task_context
@@ -33,11 +34,11 @@ _init_lock = threading.Lock()
 _init_info: dict | None = None  # what the current init() returned
 
 TASK_OPTIONS = {"num_returns", "num_cpus", "resources", "max_retries", "retry_exceptions", "name",
-                "memory", "num_gpus", "scheduling_strategy", "max_calls"}
+                "memory", "num_gpus", "scheduling_strategy", "max_calls", *labels.OPTIONS}
 ACTOR_OPTIONS = {"num_cpus", "resources", "name", "max_restarts", "max_task_retries",
                  "max_concurrency", "lifetime", "namespace", "get_if_exists", "memory", "num_gpus",
-                 "scheduling_strategy"}
-METHOD_OPTIONS = {"num_returns"}
+                 "scheduling_strategy", *labels.OPTIONS}
+METHOD_OPTIONS = {"num_returns", "name"}  # name: the call's task name (state API, timeline, logs)
 # Ray options ownrun does not implement, each with the values that mean "off" in Ray (accepted
 # and ignored, so `ray.init(include_dashboard=False)` runs); any other value is rejected.
 UNSUPPORTED_OPTIONS = {
@@ -45,8 +46,7 @@ UNSUPPORTED_OPTIONS = {
     "placement_group_bundle_index": (None, -1), "placement_group_capture_child_tasks": (None, False),
     "accelerator_type": (None,), "concurrency_groups": (None,),
     "concurrency_group": (None,), "max_pending_calls": (None, -1), "_metadata": (None,),
-    "label_selector": (None, {}), "enable_task_events": (None, True), "memory": (None, 0),
-    "scheduling_strategy": (None, "DEFAULT"),
+    "enable_task_events": (None, True), "memory": (None, 0),
     "_generator_backpressure_num_objects": (None,), "retry_exceptions_allowlist": (None,),
 }
 UNSUPPORTED_INIT = {
@@ -182,6 +182,7 @@ def _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_t
     if inline_threshold is not None:
         config["inline_threshold"] = int(min(inline_threshold, 2**62))
     config.setdefault("prestart_workers", int(cpus) if prestart_workers else 0)
+    config["driver_sys_path"] = _driver_sys_path()
     cluster = embedded.LocalCluster(cpus, dict(resources or {}), store, config, num_nodes=num_nodes)
     cluster.start()
     try:
@@ -192,6 +193,20 @@ def _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_t
     embedded.set_current(cluster)
     object_ref.set_worker(core)
     return {"session_dir": cluster.session_dir, "node_id": core.node_id, "address": cluster.head_address}
+
+
+def _driver_sys_path() -> list[str]:
+    """What workers put on their sys.path for this driver, as Ray does: the directory of the
+    driver's script and the current directory, when the script's directory is on the driver's
+    sys.path (not for `python -m pkg.mod`, nor with `python -P`), so the script's sibling
+    modules import in tasks."""
+    script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None
+    if script is None:
+        return []
+    directory = os.path.dirname(os.path.realpath(script))
+    if directory not in sys.path:
+        return []
+    return [directory, os.path.abspath(os.curdir)]
 
 
 def shutdown() -> None:
@@ -241,17 +256,21 @@ def _check_options(options: dict, allowed: set, what: str) -> None:
         raise ValueError(f"unknown option(s) for {what}: {', '.join(sorted(unknown))}; "
                          f"allowed: {', '.join(sorted(allowed))}")
     _reject_unsupported(options, UNSUPPORTED_OPTIONS, what)
+    if options.get("scheduling_strategy") is not None:
+        scheduling_strategies.check(options["scheduling_strategy"], what)
+    if "label_selector" in options or "fallback_strategy" in options:
+        labels.check(options)  # as Ray checks them; submitting with them is refused (labels.refusal)
     for key in set(options) - allowed:  # a Ray option this kind of call does not take
         if options[key] is not None:
             raise ValueError(f"{what}: option {key}={options[key]!r} is not supported by ownrun")
     num_returns = options.get("num_returns", 1)
-    if num_returns == "streaming" and allowed is TASK_OPTIONS:
+    if num_returns in ("streaming", "dynamic") and allowed is TASK_OPTIONS:
         if options.get("max_retries"):
-            raise ValueError(f"{what}: num_returns='streaming' tasks are not retried by ownrun "
+            raise ValueError(f"{what}: num_returns={num_returns!r} tasks are not retried by ownrun "
                              f"(max_retries={options['max_retries']!r} given; use 0)")
     elif not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0:
         raise ValueError(f"{what}: option num_returns={num_returns!r} is not supported by ownrun "
-                         "(a non-negative int is, or 'streaming' for a remote function)")
+                         "(a non-negative int is, or 'streaming' or 'dynamic' for a remote function)")
     max_calls = options.get("max_calls")
     if max_calls is not None and (not isinstance(max_calls, int) or isinstance(max_calls, bool) or max_calls < 0):
         raise ValueError(f"{what}: option max_calls={max_calls!r} is not supported (a non-negative int is; "
@@ -309,34 +328,76 @@ class _Exported:
 
     def get(self) -> tuple[str, bytes]:
         if self._blob is None:
-            self._blob = serialization.dumps_function(self.obj)
-            self._id = hashlib.blake2b(self._blob, digest_size=12).hexdigest()
+            blob = serialization.dumps_function(self.obj)
+            _check_function_size(self.obj, len(blob))
+            self._blob = blob
+            self._id = hashlib.blake2b(blob, digest_size=12).hexdigest()
         return self._id, self._blob
+
+
+FUNCTION_SIZE_WARN = 10**7  # pickled function or class sizes, as Ray's thresholds
+FUNCTION_SIZE_ERROR = 10**8
+
+
+def _check_function_size(obj, size: int) -> None:
+    """A function or class is sent to every worker that runs it: one that captured a large
+    object is refused over 100 MB and warned about over 10 MB, with Ray's messages."""
+    if size <= FUNCTION_SIZE_WARN:
+        return
+    what = "actor" if inspect.isclass(obj) else "remote function"
+    name = obj.__name__ if inspect.isclass(obj) else getattr(obj, "__qualname__", obj.__name__)
+    mib = size / 2**20
+    advice = ("Check that its definition is not implicitly capturing a large array or other object in "
+              "scope. Tip: use engine.put() to put large objects in the object store.")
+    if size > FUNCTION_SIZE_ERROR:
+        raise ValueError(f"The {what} {name} is too large ({mib:.0f} MiB > the limit of "
+                         f"{FUNCTION_SIZE_ERROR / 2**20:.0f} MiB). {advice}")
+    log.warning("The %s %s is very large (%.0f MiB). %s", what, name, mib, advice)
+
+
+def _refuse(message: str):
+    raise ValueError(message)
+
+
+def _no_dags(what: str):
+    raise NotImplementedError(f"{what}.bind(): Ray DAGs (bind) are not supported by ownrun; use .remote()")
 
 
 class RemoteFunction:
     def __init__(self, fn, options: dict, exported: _Exported | None = None):
+        if inspect.iscoroutinefunction(fn):  # as Ray: a task runs no event loop
+            raise ValueError(f"'async def' should not be used for remote tasks ({fn.__qualname__}): "
+                             "wrap the async function with `asyncio.run(f())`")
         _check_options(options, TASK_OPTIONS, f"task {fn.__name__}")
         self._fn = fn
         self._options = options
         self._exported = exported or _Exported(fn)
         self._name = getattr(fn, "__qualname__", fn.__name__)
-        self._streaming = options.get("num_returns") == "streaming"
+        self._dynamic = options.get("num_returns") == "dynamic"  # streamed; one ref lists the items
+        self._streaming = self._dynamic or options.get("num_returns") == "streaming"
         self._num_returns = 0 if self._streaming else int(options.get("num_returns", 1))
         self._shape, self._resources = _resources(options, 1)
         self._max_retries = int(options.get("max_retries", 3))
         self._retry_exceptions = bool(options.get("retry_exceptions", False))
         # what the worker and the submitter need beyond the spec: streaming, max_calls
-        self._extra = {k: v for k, v in (("streaming", self._streaming), ("max_calls", options.get("max_calls")))
-                       if v} or None
+        self._extra = {k: v for k, v in (("streaming", self._streaming), ("dynamic", self._dynamic),
+                                         ("max_calls", options.get("max_calls"))) if v} or None
         if options.get("name"):
             self._name = options["name"]
+        strategy = options.get("scheduling_strategy")
+        self._strategy = None if strategy in (None, "DEFAULT") else strategy  # SPREAD, node affinity
+        refusal = labels.refusal(options, f"task {self._name}")
+        if refusal:  # no cost per call for the others: this instance's remote() only refuses
+            self.remote = lambda *args, **kwargs: _refuse(refusal)
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"remote function {self._name} cannot be called directly; use {self._name}.remote()")
 
     def options(self, **options) -> RemoteFunction:
         return RemoteFunction(self._fn, {**self._options, **options}, self._exported)
+
+    def bind(self, *args, **kwargs):
+        _no_dags(self._name)
 
     def remote(self, *args, **kwargs):
         signature.check(self._exported.signature, args, kwargs, self._name)
@@ -352,8 +413,13 @@ class RemoteFunction:
                           retry_exceptions=self._retry_exceptions, shape=self._shape,
                           resources=self._resources,
                           extra={**(self._extra or {}), "namespace": namespace} if namespace else self._extra)
+        if self._strategy is not None:
+            entry.extra = {**(entry.extra or {}), "place_on": scheduling_strategies.place_on(core, self._strategy, self._name)}
         if self._streaming:
             entry.retries_left = 0
+            if self._dynamic:
+                entry.return_ids = [ids.dynamic_id(task_id)]
+                return core.submit_task(entry)[0]
             core.submit_task(entry)
             return ObjectRefGenerator(core, task_id)
         refs = core.submit_task(entry)
@@ -373,19 +439,40 @@ class ActorClass:
         self._cls = cls
         self._options = options
         self._exported = exported or _Exported(cls)
-        self._methods = {name: _method_options(m) for name, m in inspect.getmembers(cls, callable)
-                         if not name.startswith("__") or name == "__call__"}
-        self._specs = {name: signature.method_spec(cls, name) for name in self._methods}
+        self._methods, self._specs = _actor_methods(cls)
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"actor class {self._cls.__name__} cannot be instantiated directly; "
                         f"use {self._cls.__name__}.remote()")
 
+    def __getattr__(self, item: str):
+        """Class attributes, static and class methods of the user's class, as in Ray (`Foo.X`,
+        `Foo.factory(1)` runs locally)."""
+        cls = self.__dict__.get("_cls")
+        if cls is None or item.startswith("__"):
+            raise AttributeError(item)
+        return getattr(cls, item)
+
+    def __dir__(self) -> list:
+        return sorted({*super().__dir__(), *dir(self._cls)})
+
+    def __mro_entries__(self, bases):  # `class B(SomeActorClass)`: Ray refuses it too
+        raise errors.ActorClassInheritanceException(
+            f"class inheriting from actor class {self._cls.__name__}: Inheriting from actor classes is "
+            "not currently supported. You can instead inherit from a non-actor base class and make "
+            "the derived class an actor class (with @remote).")
+
     def options(self, **options) -> ActorClass:
         return ActorClass(self._cls, {**self._options, **options}, self._exported)
 
+    def bind(self, *args, **kwargs):
+        _no_dags(self._cls.__name__)
+
     def remote(self, *args, **kwargs) -> ActorHandle:
         cls_name = self._cls.__name__
+        refusal = labels.refusal(self._options, f"actor {cls_name}")
+        if refusal:
+            raise ValueError(refusal)
         signature.check(self._exported.signature, args, kwargs, cls_name)
         core = _core_or_init()
         options = self._options
@@ -395,6 +482,8 @@ class ActorClass:
         if name == "":
             raise ValueError("actor name cannot be an empty string")
         detached = options.get("lifetime") == "detached"
+        strategy = options.get("scheduling_strategy")
+        target = None if strategy in (None, "DEFAULT") else scheduling_strategies.place_on(core, strategy, f"actor {cls_name}")
         namespace = options.get("namespace") or _namespace(core)
         fn_id, blob = self._exported.get()
         shape, resources = _resources(options, 0)
@@ -417,6 +506,7 @@ class ActorClass:
                            max_task_retries=restarts[1], detached=detached,
                            placement={"CPU": 1.0} if default else None,  # 1 CPU to place, 0 to run (Ray)
                            key=key)
+        state.target = target  # [daemon, pinned]: where its lease is asked for (scheduling_strategy)
         task_id = core.next_id()
         entry = TaskEntry(task_id=task_id, name=f"{cls_name}.__init__", kind=ACTOR_CREATION, fn_id=fn_id,
                           fn_blob=blob, arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,
@@ -435,6 +525,13 @@ class ActorClass:
         return ActorHandle(actor_id, cls_name, self._methods, creation_ref, name, restarts, self._specs)
 
 
+def _actor_methods(cls) -> tuple[dict, dict]:
+    """({method name: its @method options}, {method name: its compact signature}) of a class."""
+    methods = {name: _method_options(m) for name, m in inspect.getmembers(cls, callable)
+               if not name.startswith("__") or name == "__call__"}
+    return methods, {name: signature.method_spec(cls, name) for name in methods}
+
+
 def _method_options(method) -> dict:
     return dict(getattr(method, "__ownrun_method_options__", {}))
 
@@ -447,6 +544,12 @@ def method(**options):
         fn.__ownrun_method_options__ = options
         return fn
     return wrap
+
+
+# Methods every actor has (Ray's names), run by the executor (`worker/executor.py`):
+# `__ray_ready__()` -> True once the actor is created, `__ray_call__(fn, *args)` ->
+# `fn(instance, *args)`, `__ray_terminate__()` ends the actor as `exit_actor()` does.
+RAY_ACTOR_METHODS = ("__ray_ready__", "__ray_call__", "__ray_terminate__")
 
 
 class ActorMethod:
@@ -462,6 +565,9 @@ class ActorMethod:
 
     def remote(self, *args, **kwargs):
         return self._handle._call(self._name, args, kwargs, self._options)
+
+    def bind(self, *args, **kwargs):
+        _no_dags(f"{self._handle._class_name}.{self._name}")
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"actor method {self._name} cannot be called directly; use .{self._name}.remote()")
@@ -483,13 +589,15 @@ class ActorHandle:
         methods = self.__dict__.get("_methods", {})
         if item in methods:
             return ActorMethod(self, item, methods[item])
+        if item in RAY_ACTOR_METHODS:
+            return ActorMethod(self, item, {})
         raise AttributeError(f"actor {self.__dict__.get('_class_name')} has no method {item!r}")
 
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id.hex()[:12]})"
 
-    def __dir__(self) -> list:
-        return sorted({*super().__dir__(), *self._methods})
+    def __dir__(self) -> list:  # the actor's methods, as Ray lists them
+        return sorted({"__init__", *self._methods, *RAY_ACTOR_METHODS})
 
     def __eq__(self, other) -> bool:  # handles to one actor are equal, as in Ray
         return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
@@ -524,6 +632,8 @@ class ActorHandle:
             nested = [*(nested or ()), [creation.id, creation.owner]]
         task_id = core.next_id()
         n = int(options.get("num_returns", 1))
+        if options and options.get("name"):
+            qualname = options["name"]
         entry = TaskEntry(task_id=task_id, name=qualname, kind=ACTOR_METHOD, fn_id=method_name, fn_blob=None,
                           arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,
                           return_ids=ids.return_ids(task_id, n), retries_left=state.max_task_retries,
@@ -590,9 +700,9 @@ def get(refs, *, timeout: float | None = None):
 def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
     """`(ready, not_ready)`: the first `num_returns` refs with values, in the order given.
 
-    `fetch_local` is accepted but not honoured yet: a ready object may still be on another
-    node (`get` fetches it). Copying it here first changes what the owner's recovery sees
-    (a reported secondary copy that is not pinned), so it waits for engine work."""
+    With `fetch_local=True` (Ray's default) a ready object held on another node is copied to
+    this node's store before it is returned as ready (one that does not arrive before the
+    timeout is returned as not ready); `fetch_local=False` returns it where it is."""
     if isinstance(refs, ObjectRef) or not isinstance(refs, (list, tuple)):
         raise TypeError(f"wait() takes a list of ObjectRefs, not {type(refs).__name__}")
     for r in refs:
@@ -605,7 +715,7 @@ def wait(refs, *, num_returns: int = 1, timeout: float | None = None, fetch_loca
     if not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
     core = _core_or_init()
-    return core.wait(list(refs), num_returns, timeout)
+    return core.wait(list(refs), num_returns, timeout, bool(fetch_local))
 
 
 def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
@@ -615,6 +725,9 @@ def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> No
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    """Kills the actor at once (pending and later calls fail with ActorDiedError). With
+    `no_restart=False` only its process is killed, as a crash would: it restarts if its
+    `max_restarts` allows, as in Ray."""
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"kill() takes an actor handle, not {type(actor).__name__}")
     core = _core()
@@ -623,7 +736,10 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
         if state is None:
             state = core.actors[actor._actor_id] = ActorState(actor._actor_id, actor._name,
                                                               actor._class_name, owned=False)
-        state.kill(core)
+        if no_restart:
+            state.kill(core)
+        else:
+            state.kill_to_restart(core)
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
@@ -638,7 +754,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     view = core.call(core.head_address, P.ACTOR_LOOKUP, name, None, namespace, core.notice_token)
     if view is None or view["state"] == "DEAD":
         where = f" in namespace {namespace!r}" if namespace else ""
-        raise ValueError(f"no live actor named {name!r}{where}")
+        raise ValueError(f"Failed to look up actor with name {name!r}{where}: no live actor of that name")
     return _handle_from_view(core, name, view)
 
 
@@ -659,6 +775,23 @@ def _handle_from_view(core, name: str | None, view: dict) -> ActorHandle:
                        info.get("signatures"))
 
 
+def current_actor() -> ActorHandle:
+    """A handle to the actor this code runs in (`get_runtime_context().current_actor`). As in
+    Ray it does not keep the actor alive."""
+    core = _core()
+    executor = core.executor
+    instance = executor.actor if executor is not None else None
+    if instance is None or task_context.actor_id is None:
+        raise RuntimeError("current_actor is only available in an actor's methods")
+    cls = type(instance)
+    methods, specs = _actor_methods(cls)
+    actor_id = task_context.actor_id
+    if actor_id not in core.actors:
+        core.actors.setdefault(actor_id, ActorState(actor_id, None, cls.__name__, owned=False,
+                                                    address=core.address, worker_id=core.worker_id))
+    return ActorHandle(actor_id, cls.__name__, methods, None, None, (0, 0), specs)
+
+
 def get_runtime_context() -> RuntimeContext:
     core = _core()
     task_id = task_context.task_id
@@ -667,7 +800,7 @@ def get_runtime_context() -> RuntimeContext:
                           task_id=task_id.hex() if task_id else None,
                           actor_id=actor_id.hex() if actor_id else None,
                           job_mode="driver" if core.mode == "driver" else "worker",
-                          namespace=_namespace(core) or "")
+                          namespace=_namespace(core) or "", task_name=task_context.task_name)
 
 
 # ---- the cluster, from a task or the driver ----------------------------------------------------------

@@ -43,6 +43,7 @@ class TaskError(EngineError):
                     "__init__": _dual_init,
                     "__str__": TaskError.__str__,
                     "__reduce__": TaskError.__reduce__,
+                    "__getattr__": _cause_attribute,  # e.errno, e.one: the cause's, as in Ray
                 })
                 _dual_classes[cause_cls] = cls
             return cls(self.function_name, self.traceback_str, self.cause)
@@ -50,11 +51,25 @@ class TaskError(EngineError):
             return self
 
 
+    make_dual_exception_instance = as_instanceof_cause  # Ray's name
+
+
 _dual_classes: dict[type, type] = {}
 
 
+def _cause_attribute(self, name: str):
+    cause = self.__dict__.get("cause")
+    if cause is None or name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(cause, name)
+
+
 def _dual_init(self, function_name, traceback_str, cause):
-    TaskError.__init__(self, function_name, traceback_str, cause)
+    # Not through the cause class's __init__, which may take other arguments (as Ray does).
+    self.function_name = function_name
+    self.traceback_str = traceback_str
+    self.cause = cause
+    self.args = (function_name, traceback_str, cause)
 
 
 def _subclassable(cls: type) -> bool:
@@ -75,6 +90,21 @@ class GetTimeoutError(EngineError, TimeoutError):
 
 class TaskCancelledError(EngineError):
     """The task was cancelled with `engine.cancel` before it finished."""
+
+
+class TaskInterrupted(TaskCancelledError, KeyboardInterrupt):
+    """What a non-forced cancel raises inside the running task (cancellation.py): a
+    TaskCancelledError that is also the KeyboardInterrupt Ray raises there, so code written for
+    Ray (`except KeyboardInterrupt:`) sees it. A task that handles it and returns, returns."""
+
+
+class TaskUnschedulableError(EngineError):
+    """No node may run the task: `NodeAffinitySchedulingStrategy(soft=False)` names a node that
+    is not (or no longer) alive, or lacks the task's resources."""
+
+
+class ActorClassInheritanceException(TypeError):
+    """`class B(A)` where `A` is an actor class (Ray's name and message)."""
 
 
 class ActorDiedError(EngineError):

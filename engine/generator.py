@@ -1,4 +1,5 @@
-"""`ObjectRefGenerator`: what `.remote()` of a `num_returns="streaming"` task returns (Ray's name).
+"""`ObjectRefGenerator`: what `.remote()` of a `num_returns="streaming"` task returns (Ray's name);
+`DynamicObjectRefGenerator`: what `get` of a `num_returns="dynamic"` task's one ref gives.
 
 Owns the caller's side of a streaming generator task: iterating yields an `ObjectRef` per item
 the task yields, in order, as soon as the item has arrived at this process (the owner), so a
@@ -78,3 +79,21 @@ class ObjectRefGenerator:
             self._core.released_streams.append((self._task_id, self._handed_out))
         except AttributeError:  # half-built (the constructor failed)
             pass
+
+
+class DynamicObjectRefGenerator:
+    """What `get` of a `num_returns="dynamic"` task's ref gives (Ray's name): the refs of the
+    items its generator yielded, in order. The value of that ref holds them (they live as long
+    as it does, or as the refs taken from here); it can be passed to tasks and pickled."""
+
+    def __init__(self, refs: list):
+        self._refs = list(refs)
+
+    def __iter__(self):
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __repr__(self) -> str:
+        return f"DynamicObjectRefGenerator({len(self._refs)} refs)"

@@ -33,6 +33,14 @@ def return_ids(task_id: bytes, n: int) -> list[bytes]:
     return [task_id + i.to_bytes(4, "little") for i in range(1, n + 1)]
 
 
+DYNAMIC_INDEX = 0xFFFFFFFF  # the one ref of a num_returns="dynamic" task (its items are 1, 2, ...)
+
+
+def dynamic_id(task_id: bytes) -> bytes:
+    """The id of the ref a `num_returns="dynamic"` task returns: its value lists the items."""
+    return task_id + DYNAMIC_INDEX.to_bytes(4, "little")
+
+
 def put_id(task_id: bytes) -> bytes:
     return task_id + PUT_INDEX.to_bytes(4, "little")
 

@@ -42,17 +42,32 @@ def nodes() -> list[dict]:
 
 
 def add_node(num_cpus: float = 1, resources: dict | None = None) -> str:
-    """Starts a node daemon on this machine; returns its node id once it is registered."""
+    """Starts a node daemon on this machine; returns its node id once it is registered and
+    the other live nodes' daemons know it (so work submitted next may be placed there: they
+    learn the cluster view from the head's answers to their heartbeats)."""
     cluster = _embedded()
     node_id = cluster.add_node(num_cpus, dict(resources or {}))
     core = _core()
     deadline = time.monotonic() + 10
+    view: dict = {}
     while time.monotonic() < deadline:  # the head learns of it from its first heartbeat
         view = core.call(core.head_address, P.NODE_LIST)
         if node_id in view:
             break
         time.sleep(0.02)
+    daemons = [n["address"] for other, n in view.items() if other != node_id and n.get("alive", True)]
+    while daemons and time.monotonic() < deadline:
+        daemons = [d for d in daemons if not _knows(core, d, node_id)]
+        if daemons:
+            time.sleep(0.02)
     return node_id
+
+
+def _knows(core, daemon: str, node_id: str) -> bool:
+    try:
+        return node_id in core.call(daemon, P.NODE_STATS).get("nodes_known", ())
+    except errors.EngineError:  # that node died meanwhile: it need not know
+        return True
 
 
 def kill_node(node_id: str) -> None:

@@ -44,7 +44,7 @@ def spawn(module: str, args: list[str], log_path: str, *, detached: bool = False
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, paths.PRIVATE_FILE)
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [sys.executable, *process_tools.interpreter_flags(), "-m", module, *args],
             stdin=subprocess.DEVNULL if detached else subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=fd, close_fds=True, start_new_session=detached, umask=DAEMON_UMASK,
             env=malloc_tuning.child_env(),

@@ -147,7 +147,8 @@ class NodeDaemon:
         config = {"daemon_address": self.transport.address, "node_id": self.node_id,
                   "head_address": self.head_address, "session_dir": self.session_dir,
                   "arena_name": self.arena_name, "config": self.config}
-        proc = subprocess.Popen([sys.executable, "-m", "ownrun.engine.node.zygote", json.dumps(config)],
+        proc = subprocess.Popen([sys.executable, *process_tools.interpreter_flags(), "-m",
+                                 "ownrun.engine.node.zygote", json.dumps(config)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         os.set_blocking(proc.stdout.fileno(), False)
         self.transport.watch_fd(proc.stdout.fileno(), "zygote")
@@ -320,7 +321,8 @@ class NodeDaemon:
         actor_options = h[7] if len(h) > 7 else {}
         req = LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor, hops,
                            detached=bool(actor_options.get("detached")),
-                           placement=actor_options.get("placement") or {})
+                           placement=actor_options.get("placement") or {},
+                           pinned=bool(actor_options.get("pinned")))
         self.apply_placement(self.spillback.request(req, time.monotonic()))
 
     def apply_placement(self, placement: Placement) -> None:
@@ -604,6 +606,7 @@ class NodeDaemon:
         self.reply(addr, req_id, {"node_id": self.node_id, "store": self.store.stats(),
                                   "scheduler": self.scheduler.usage(), "clients": len(self.clients),
                                   "handler_errors": self.handler_errors,
+                                  "nodes_known": sorted(self.spillback.view),
                                   "malformed": self.inbox.malformed,
                                   "unauthorized": self.inbox.unauthorized,
                                   "transfer": {"pulls": len(self.transfers.pulls),

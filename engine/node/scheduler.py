@@ -39,6 +39,7 @@ class LeaseRequest:
     queued_at: float = 0.0  # when it was queued here (set by `Spillback`)
     detached: bool = False  # a detached actor's: its worker outlives the owner
     placement: dict = field(default_factory=dict)  # needed on a node to be placed there, not held
+    pinned: bool = False  # NodeAffinitySchedulingStrategy(soft=False): this node or none, never spilled
 
     def to_place(self) -> dict:
         """What a node must have to be chosen: the resources, or more where `placement` says

@@ -3,6 +3,9 @@
 Owns the node's copy of the head's cluster view and the requests no node can satisfy yet.
 Rules, in order, for a request arriving at this node (`request`):
 
+0. Pinned here (`NodeAffinitySchedulingStrategy(node, soft=False)`) -> it queues here if this
+   node's total resources fit it, else it is rejected naming the node; it is never spilled.
+
 Nodes are chosen by what a request needs to be placed (`LeaseRequest.to_place()`: a default
 actor needs 1 CPU on the node, as in Ray, yet holds none); a node grants what it holds.
 
@@ -108,6 +111,14 @@ class Spillback:
 
     # ---- the decisions -----------------------------------------------------------------------
     def _place(self, req: LeaseRequest, now: float, out: Placement, deadline: float) -> None:
+        if req.pinned:  # rule 0
+            if not self.scheduler.feasible(req.to_place()):
+                out.reject.append((req, f"NodeAffinitySchedulingStrategy(soft=False) names node {self.node_id}, "
+                                        f"which has {self.scheduler.total}, not {req.to_place()}"))
+                return
+            req.queued_at = now
+            self._merge(out, self.scheduler.request(req))
+            return
         if not self.scheduler.feasible(req.to_place()):
             target = self.target(req.to_place(), need_available=False)
             if target is not None:
@@ -192,6 +203,9 @@ class Spillback:
                 if n != self.node_id and _takes_leases(v)}
         keep = []
         for req in waiting:
+            if req.pinned:
+                keep.append(req)
+                continue
             for node_id, avail in free.items():
                 if _fits(avail, req.to_place()):
                     for k, v in req.to_place().items():  # don't send them all to one free CPU

@@ -34,6 +34,11 @@ def main() -> None:
     from ..store import arena_client  # noqa: F401
     from ..worker import core_worker, executor, worker_main  # noqa: F401
 
+    # The driver's script directory (embedded clusters; api._driver_sys_path), as Ray's workers
+    # have it: added once the engine's own modules are imported, so a module of the user's
+    # named like one of them does not replace it.
+    sys.path[1:1] = [d for d in config["config"].get("driver_sys_path", ()) if d not in sys.path]
+
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(write_fd)
     signal.signal(signal.SIGCHLD, lambda *_: None)

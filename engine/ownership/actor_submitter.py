@@ -64,6 +64,8 @@ PENDING, ALIVE, RESTARTING, DEAD = "PENDING", "ALIVE", "RESTARTING", "DEAD"
 STATES = (PENDING, ALIVE, RESTARTING, DEAD)
 KILLED = "killed by engine.kill()"
 ARGUMENT_LOST = "its constructor could not fetch an argument (the argument's node died); it is started again"
+# engine.kill(no_restart=False): a crash on purpose, restarted if max_restarts allows (Ray)
+KILLED_TO_RESTART = "its process was killed by engine.kill(no_restart=False)"
 OUT_OF_SCOPE = "all handles to the actor went out of scope"
 EXITED = "the actor exited"  # sys.exit() / exit_actor() in a method: intended, never restarted
 NOT_KNOWN = "the actor is not known to the cluster (its creator may have died)"
@@ -390,6 +392,15 @@ class ActorSubmitter:
         if self.worker_id is not None:
             out.append(KillWorker(self.worker_id, self.daemon, reason))
         return out + self._die(reason)
+
+    def kill_to_restart(self) -> list:
+        """`engine.kill(no_restart=False)`: ends the actor's process as a crash would, so the
+        creator restarts it if `max_restarts` allows (and calls retry as `max_task_retries`
+        allows), as in Ray. An actor with no process yet is left to start."""
+        if self.state != ALIVE or self.worker_id is None:
+            return []
+        self._note("kill_to_restart")
+        return [KillWorker(self.worker_id, self.daemon, KILLED_TO_RESTART)]
 
     def handles_out_of_scope(self) -> list:
         """Every handle to the actor is gone (creator only): kill it once the calls this

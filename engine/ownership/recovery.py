@@ -6,12 +6,13 @@ node died, or it was freed and a re-running task needs it again):
   1. Owned and lost? Borrowed objects are the owner's business; an object whose creating
      task is still pending will get its value from that task.
   2. Another live copy (a secondary copy another node pulled)? Pin it: it becomes the value.
-  3. Else resubmit the task that created it (its lineage), if it has retries left.
+  3. Else resubmit the task that created it (its lineage), if it has retries left and was
+     not cancelled (`engine.cancel` of a finished task: as in Ray, it is not re-run).
   4. Recurse into that task's arguments: lost ones are planned first, so they are being
      rebuilt by the time the task resolves its arguments again.
 When none of this works the object gets an error naming the real cause: created by
 `put()` (no lineage), returned by an actor task (actors are not re-run for this), lineage
-not kept (over the lineage budget), or its task has no retries left.
+not kept (over the lineage budget), or its task has no retries left or was cancelled.
 
 `plan` returns actions — `(PIN, ref, daemon, node_id)`, `(RESUBMIT, task)`,
 `(LOST, ref, exception)` — that the task manager applies; it changes no state itself.
@@ -77,9 +78,10 @@ class RecoveryPlanner:
             actions.append((LOST, ref, errors.ObjectLostError(
                 f"{who} is lost ({why}) and cannot be rebuilt: {cause}")))
             return
-        if task.retries_left == 0:
+        if task.retries_left == 0 or task.cancelled:
+            cause = "was cancelled" if task.cancelled else "has no retries left to rebuild it"
             actions.append((LOST, ref, errors.ObjectReconstructionFailedError(
-                f"{who} is lost ({why}) and its task {task.name} has no retries left to rebuild it")))
+                f"{who} is lost ({why}) and its task {task.name} {cause}")))
             return
         planned.add(task.task_id)
         # 4. Recurse into its lost arguments first.

@@ -37,6 +37,7 @@ class ShapeQueue:
     shape: tuple  # the queue's key: resource shape and preferred node
     resources: dict
     daemon: str | None = None  # where to ask for leases first (the node holding the arguments)
+    lease_options: dict | None = None  # {"pinned": True}: leases only from `daemon` (node affinity)
     ready: deque = field(default_factory=deque)
     leases: list = field(default_factory=list)
     lease_requests: set = field(default_factory=set)  # outstanding lease request ids
@@ -75,10 +76,11 @@ class Submitter:
         self.request_shapes: dict[int, tuple] = {}  # outstanding lease request -> shape
         self.recalled = False  # a daemon has requests waiting: return leases as soon as idle
 
-    def enqueue(self, entry, shape: tuple, resources: dict, daemon: str | None = None) -> None:
+    def enqueue(self, entry, shape: tuple, resources: dict, daemon: str | None = None,
+                lease_options: dict | None = None) -> None:
         queue = self.queues.get(shape)
         if queue is None:
-            queue = self.queues[shape] = ShapeQueue(shape, resources, daemon)
+            queue = self.queues[shape] = ShapeQueue(shape, resources, daemon, lease_options)
         ready = queue.ready
         if ready and len(queue.lease_requests) >= self.max_lease_requests:
             # Tasks wait already, so the last dispatch left no lease room for the first of
@@ -128,7 +130,11 @@ class Submitter:
                 request_id = self._next_request
                 queue.lease_requests.add(request_id)
                 self.request_shapes[request_id] = queue.shape
-                self._request_lease(request_id, queue.shape, queue.resources, queue.daemon)
+                if queue.lease_options is None:
+                    self._request_lease(request_id, queue.shape, queue.resources, queue.daemon)
+                else:
+                    self._request_lease(request_id, queue.shape, queue.resources, queue.daemon,
+                                        actor_options=queue.lease_options)
 
     def lease_granted(self, request_id: int, worker_id: bytes, address: str,
                       node_id: str, daemon: str, now: float) -> Lease | None:

@@ -30,6 +30,7 @@ instructions appended to `self.out` (a deque, drained by the shell in order):
     (ACTOR_ARG_LOST, entry)            an actor's constructor could not fetch an argument: its worker is
                                        discarded; the creation is resolved again (ACTOR_ENQUEUE follows)
     (ACTOR_LEASE, actor, grant)        a lease for an actor arrived (grant None: infeasible, see reason)
+    (DYNAMIC_END, task_id, n, oid)     a num_returns="dynamic" task yielded n items: store their refs under oid
     (KILL_ACTOR, creation_oid)         the last handle of an unnamed actor went out of scope
     (META_DONE, entry)                 centralized-metadata baseline: tell the head the task is done
 
@@ -37,7 +38,10 @@ A streaming generator task (`num_returns="streaming"`) has no fixed return ids: 
 yields arrives on its own (`generator_item`) as return 1, 2, ...; the stream (`streams`) holds
 one count on every item until the caller's generator hands it out as an ObjectRef (or is
 dropped: `release_stream`); a failure becomes the item after the last one; the end wakes the
-generator. Items have no lineage (the task is not re-run to rebuild one item).
+generator. Items have no lineage (the task is not re-run to rebuild one item). A
+`num_returns="dynamic"` task streams the same way but returns one ref (`ids.dynamic_id`): at
+the end the shell stores under it the list of the items' refs (`DYNAMIC_END`), which then
+hold them; a failure is stored under it instead.
 
 Failures are stored as error values under the task's return ids, so `get` raises them.
 `history(id)` answers "what happened to this task/object?" from a bounded transition log.
@@ -72,24 +76,26 @@ STATE_NAMES = ("waiting_deps", "queued", "pushed")
 NORMAL, ACTOR_CREATION, ACTOR_METHOD = 0, 1, 2
 
 (SEND, PUSH, WAKE, ACTOR_SUBMITTED, ACTOR_ENQUEUE, ACTOR_TASK_DONE, ACTOR_TASK_FAILED, ACTOR_LEASE, KILL_ACTOR,
- META_DONE, NUDGE, ACTOR_ARG_LOST) = range(12)
+ META_DONE, NUDGE, ACTOR_ARG_LOST, DYNAMIC_END) = range(13)
 
 HISTORY_ENTRIES = 4096  # transitions kept, all ids together
 HISTORY_PER_ID = 32  # most recent entries `history(id)` returns
 FINISHED_TASKS = 10_000  # finished tasks remembered for the state API (engine/state/), newest last
+_PINNED_NODE_DIED = "NodeAffinitySchedulingStrategy(soft=False) names a node that died"
 ACTOR_LEASE_IDS = 1_000_000_000  # actor lease request ids start here (normal ones below)
 
 
 class Stream:
     """What a streaming generator task has yielded so far (items 1..count)."""
 
-    __slots__ = ("count", "done", "released", "waiters")
+    __slots__ = ("count", "done", "released", "waiters", "dynamic")
 
-    def __init__(self):
+    def __init__(self, dynamic: bytes | None = None):
         self.count = 0  # items stored (a failure counts as the last item)
         self.done = False  # the task ended: no more items
         self.released = False  # the caller's generator is gone: items are freed as they come
         self.waiters: list = []  # woken (WAKE) by the next item or the end
+        self.dynamic = dynamic  # num_returns="dynamic": the ref whose value lists the items
 
 
 def _no_event(kind: str, key, name, detail) -> None:
@@ -372,7 +378,7 @@ class TaskManager:
             refs.add_submitted(submitted)
         self.tasks[entry.task_id] = entry
         if entry.extra is not None and entry.kind == NORMAL and entry.extra.get("streaming"):
-            self.streams[entry.task_id] = Stream()
+            self.streams[entry.task_id] = Stream(entry.return_ids[0] if entry.extra.get("dynamic") else None)
         self._log((entry.task_id, "submit", WAITING_DEPS))
         if entry.actor is not None:
             self.out.append((ACTOR_SUBMITTED, entry))
@@ -425,6 +431,10 @@ class TaskManager:
         entry.state = QUEUED
         self._log((entry.task_id, "queue", QUEUED))
         if entry.kind == NORMAL:
+            place_on = entry.extra.get("place_on") if entry.extra is not None else None
+            if place_on is not None:  # scheduling_strategy: SPREAD or NodeAffinitySchedulingStrategy
+                self._queue_on(entry, *place_on)
+                return
             daemon = None if by_daemon is None else \
                 self.policy.locality(by_daemon, self.daemon_address, self.dead_daemons)
             if daemon is None:
@@ -435,6 +445,20 @@ class TaskManager:
             self.out.append((ACTOR_ENQUEUE, entry))
 
     # ---- leases (callbacks of the submitter) ----------------------------------------------------
+    def _queue_on(self, entry: TaskEntry, daemon: str, pinned: bool) -> None:
+        """Leases for `entry` from `daemon` first (SPREAD, soft affinity: it may spill them
+        elsewhere), or only from it (`pinned`: hard node affinity; its node dead: the task fails)."""
+        if not pinned:
+            if daemon in self.dead_daemons:
+                daemon = self.daemon_address
+            self.submitter.enqueue(entry, (entry.shape, daemon), entry.resources, daemon)
+        elif daemon in self.dead_daemons:
+            self.fail(entry, error_of(errors.TaskUnschedulableError(
+                f"task {entry.name} cannot be scheduled: NodeAffinitySchedulingStrategy(soft=False) names "
+                f"a node that died")))
+        else:
+            self.submitter.enqueue(entry, (entry.shape, daemon, "pinned"), entry.resources, daemon, {"pinned": True})
+
     def _push(self, entry: TaskEntry, lease) -> None:
         entry.state = PUSHED
         entry.worker_id = lease.worker_id
@@ -460,11 +484,23 @@ class TaskManager:
         self.out.append((SEND, daemon, [P.LEASE_CANCEL, self.address, request_id], ()))
 
     def request_actor_lease(self, actor, resources: dict) -> None:
+        """Asks our daemon for an actor's worker, or the daemon its scheduling strategy names
+        (`actor.target`: [daemon, pinned]; pinned to a dead node: the lease fails)."""
+        target = getattr(actor, "target", None)
+        daemon = None
+        if target is not None:
+            daemon, pinned = target
+            if daemon in self.dead_daemons:
+                if pinned:
+                    self.out.append((ACTOR_LEASE, actor, None, _PINNED_NODE_DIED))
+                    return
+                daemon = None
         self._next_actor_request += 1
         request_id = self._next_actor_request
         self.actor_lease_requests[request_id] = actor
         actor.resources = resources
-        self._request_lease(request_id, None, resources, for_actor=True, actor_options=actor.lease_options())
+        self._request_lease(request_id, None, resources, daemon, for_actor=True,
+                            actor_options=actor.lease_options())
 
     def lease_granted(self, request_id: int, worker_id: bytes | None, address_or_error: str,
                       node_id: str, daemon: str, spill_to: str | None, now: float) -> None:
@@ -493,9 +529,9 @@ class TaskManager:
             queue = self.submitter.queues.get(shape)
             if queue is not None:
                 queue.lease_requests.discard(request_id)
+                error = errors.TaskUnschedulableError if queue.lease_options is not None else errors.EngineError
                 while queue.ready:
-                    self.fail(queue.ready.popleft(), error_of(errors.EngineError(address_or_error)),
-                              address_or_error)
+                    self.fail(queue.ready.popleft(), error_of(error(address_or_error)), address_or_error)
             return
         self.submitter.lease_granted(request_id, worker_id, address_or_error, node_id, daemon, now)
 
@@ -613,6 +649,14 @@ class TaskManager:
         stream = self.streams.get(task_id)
         if stream is None or stream.done:
             return
+        if stream.dynamic is not None:  # its one ref gets the list of items (the shell builds it)
+            stream.done = True
+            if error is None:
+                self.out.append((DYNAMIC_END, task_id, stream.count, stream.dynamic))
+            else:
+                self.store(stream.dynamic, error, None, None)
+                self.release_stream(task_id, 0)
+            return
         if error is not None:
             self._add_item(task_id, stream, error, None, None)
         stream.done = True
@@ -669,9 +713,15 @@ class TaskManager:
         for lease in [le for le in submitter.leases_by_worker.values() if le.daemon == daemon]:
             for entry in submitter.worker_died(lease.worker_id):
                 self._retry_or_fail(entry, why)
+        unschedulable = []
         for queue in submitter.queues.values():
-            if queue.daemon == daemon:  # its arguments' node is gone: ask our own daemon
+            if queue.daemon == daemon and queue.lease_options is not None:  # pinned there
+                unschedulable.extend(queue.ready)
+                queue.ready.clear()
+            elif queue.daemon == daemon:  # its arguments' node is gone: ask our own daemon
                 queue.daemon = None
+        for entry in unschedulable:
+            self._queue_on(entry, daemon, True)  # fails it
         for request_id, asked in list(self.lease_daemons.items()):
             if asked == daemon:  # that request will never be answered: ask elsewhere
                 self.lease_daemons.pop(request_id, None)
@@ -679,7 +729,8 @@ class TaskManager:
                 if actor is None:
                     self.on_event("lease_answered", request_id, None, f"node {node_id} died")
                 if actor is not None:
-                    self._request_lease(request_id, None, actor.resources, for_actor=True)
+                    self.actor_lease_requests.pop(request_id, None)
+                    self.request_actor_lease(actor, actor.resources)  # elsewhere, or fails if pinned there
                     continue
                 shape = submitter.request_shapes.pop(request_id, None)
                 queue = submitter.queues.get(shape)
@@ -840,12 +891,24 @@ class TaskManager:
     # ---- cancel ---------------------------------------------------------------------------------------
     def cancel(self, task_id: bytes, force: bool, recursive: bool = True) -> None:
         """Cancels a pending task: one not pushed yet fails now; a pushed one is the worker's
-        to interrupt (`recursive`: it cancels the tasks it submitted too)."""
+        to interrupt (`recursive`: it cancels the tasks it submitted too). An actor call not
+        pushed yet fails now; a pushed one is the actor's: dropped if it waits there, marked
+        (`is_canceled()`) if it runs in a thread, its asyncio task cancelled in an async actor."""
         entry = self.tasks.get(task_id)
-        if entry is None:
+        if entry is None:  # finished: as in Ray, its outputs are not rebuilt by re-running it
+            ref = self.refs.refs.get(return_id(task_id, 1))
+            if ref is not None and ref.task is not None and ref.task.task_id == task_id:
+                ref.task.cancelled = True
+                self._log((task_id, "cancel", "lineage"))
             return
         entry.cancelled = True
         self._log((task_id, "cancel", entry.state))
+        if entry.kind == ACTOR_METHOD:  # as Ray: a queued call is dropped, a running one only told
+            if entry.state != PUSHED:  # waiting for its arguments or its turn in the caller's order
+                self.fail(entry, error_of(errors.TaskCancelledError(f"task {entry.name} was cancelled")))
+            elif entry.actor.address is not None:  # never force: engine.kill ends an actor
+                self.out.append((SEND, entry.actor.address, [P.CANCEL_TASK, task_id, False, recursive], ()))
+            return
         if entry.state == WAITING_DEPS or self.submitter.remove_queued(task_id) is not None:
             self.fail(entry, error_of(errors.TaskCancelledError(f"task {entry.name} was cancelled")))
             return

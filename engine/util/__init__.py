@@ -1,7 +1,7 @@
 """Ray's `ray.util` subset: `list_named_actors`, `ActorPool`, `queue.Queue` (more to come:
 placement groups)."""
 
-from . import queue
+from . import queue, scheduling_strategies
 from .actor_pool import ActorPool
 
 
@@ -12,4 +12,4 @@ def list_named_actors(all_namespaces: bool = False) -> list:
     return names(all_namespaces)
 
 
-__all__ = ["list_named_actors", "ActorPool", "queue"]
+__all__ = ["list_named_actors", "ActorPool", "queue", "scheduling_strategies"]

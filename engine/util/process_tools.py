@@ -19,6 +19,13 @@ import sys
 _PR_SET_PDEATHSIG = 1
 
 
+def interpreter_flags() -> list[str]:
+    """This interpreter's -S / -s (no site module, no user site directory): the engine starts
+    its processes (head, daemons, zygotes, so workers) with them too, as Ray's workers inherit
+    the driver's."""
+    return [flag for flag, on in (("-S", sys.flags.no_site), ("-s", sys.flags.no_user_site)) if on]
+
+
 def set_pdeathsig(sig: int = signal.SIGKILL, parent: int | None = None) -> None:
     """Asks the kernel to send `sig` to this process when its parent exits. With `parent`
     (the pid that forked us), a parent that exited before the request took effect is caught

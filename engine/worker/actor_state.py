@@ -37,6 +37,7 @@ class ActorState:
         self.key = key  # the creator's proof of its reports to the head (rpc/notices.py)
         self.detached = detached  # lifetime="detached": its worker outlives its creator
         self.placement = placement  # needed on a node to place the actor there, not held
+        self.target: list | None = None  # [daemon, pinned] of its scheduling_strategy, if any
         self.name = name
         self.class_name = class_name
         self.owned = owned
@@ -85,9 +86,10 @@ class ActorState:
 
     def lease_options(self) -> dict | None:
         """What the actor's lease request says beyond its resources (LEASE_REQUEST)."""
-        if not self.detached and not self.placement:
+        pinned = self.target is not None and self.target[1]
+        if not self.detached and not self.placement and not pinned:
             return None
-        return {"detached": self.detached, "placement": self.placement or {}}
+        return {"detached": self.detached, "placement": self.placement or {}, "pinned": pinned}
 
     # ---- events ---------------------------------------------------------------------------------
     def submitted(self, core, entry) -> None:
@@ -143,6 +145,9 @@ class ActorState:
     def kill(self, core, reason: str = S.KILLED) -> None:
         """Kills the actor's process; calls from here fail at once, not when the kill lands."""
         self._run(core, self.machine.kill(reason))
+
+    def kill_to_restart(self, core) -> None:
+        self._run(core, self.machine.kill_to_restart())
 
     def handles_out_of_scope(self, core) -> None:
         self._run(core, self.machine.handles_out_of_scope())

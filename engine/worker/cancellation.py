@@ -26,7 +26,9 @@ cancel (Ray's default).
 
 Thread-safety: `cancel` runs on the I/O thread, everything else on the task's own thread;
 the token is the only state both change and they do so with single atomic list operations.
-Failures: `TaskCancelledError` raised in the task's thread, by design.
+Failures: `TaskInterrupted` (a TaskCancelledError and, as Ray raises, a KeyboardInterrupt)
+raised in the task's thread, by design. A task that handles it and returns a value returns
+that value (as in Ray); `get_runtime_context().is_canceled()` tells it it was cancelled.
 """
 
 from __future__ import annotations
@@ -62,14 +64,15 @@ def current() -> TaskGuard | None:
 class TaskGuard:
     """One running task's cancellation state. See the module docstring for the protocol."""
 
-    __slots__ = ("task_id", "name", "ident", "cancelled", "waiter", "children", "_token", "_injected",
-                 "_in_user")
+    __slots__ = ("task_id", "name", "ident", "cancelled", "requested", "waiter", "children", "_token",
+                 "_injected", "_in_user")
 
     def __init__(self, task_id: bytes, name: str):
         self.task_id = task_id
         self.name = name
         self.ident = threading.get_ident()
         self.cancelled = False
+        self.requested = False  # an actor call's cancel: only `is_canceled()` tells it (Ray)
         self.waiter = None  # the Waiter of a get/wait the task is blocked in
         self.children: list[bytes] = []  # task ids this task submitted
         self._token: list = []
@@ -126,9 +129,14 @@ class TaskGuard:
             raise self.error()
 
     def error(self) -> errors.TaskCancelledError:
-        return errors.TaskCancelledError(f"task {self.name} was cancelled")
+        return errors.TaskInterrupted(f"task {self.name} was cancelled")
 
     # ---- the I/O thread --------------------------------------------------------------------
+    def request(self) -> None:
+        """Marks a running actor call as asked to stop, without interrupting it (as Ray does:
+        the method polls `get_runtime_context().is_canceled()`)."""
+        self.requested = True
+
     def cancel(self) -> None:
         """Marks the task cancelled; wakes its blocked get/wait, or interrupts its own code."""
         self.cancelled = True
@@ -139,7 +147,7 @@ class TaskGuard:
             self._token.pop()
         except IndexError:
             return  # in engine code: it checks `cancelled` before returning to the task
-        _set_async_exc(self.ident, errors.TaskCancelledError)
+        _set_async_exc(self.ident, errors.TaskInterrupted)
         self._injected = True
 
 

@@ -20,6 +20,7 @@ class RuntimeContext:
     actor_id: str | None
     job_mode: str
     namespace: str = ""
+    task_name: str | None = None
 
     def get_namespace(self) -> str:
         return self.namespace
@@ -35,6 +36,29 @@ class RuntimeContext:
 
     def get_actor_id(self) -> str | None:
         return self.actor_id
+
+    def get_task_name(self) -> str | None:
+        """The running task's name: the function's (or `options(name=)`), `Class.method` for
+        an actor call (or its `options(name=)`)."""
+        return self.task_name
+
+    def is_canceled(self) -> bool:
+        """Whether the task or actor call this thread runs was cancelled (`engine.cancel`): a
+        running actor call is not interrupted, it polls this (as in Ray). RuntimeError outside
+        a task and in an async actor's calls (as Ray)."""
+        from . import cancellation
+
+        guard = cancellation.current()
+        if guard is None:
+            raise RuntimeError("is_canceled() is only available in a task or a threaded actor's method")
+        return guard.requested or guard.cancelled
+
+    @property
+    def current_actor(self):
+        """A handle to the actor this code runs in (RuntimeError outside an actor), as in Ray."""
+        from ..api import current_actor
+
+        return current_actor()
 
 
 class _TaskContext(threading.local):

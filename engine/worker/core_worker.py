@@ -268,6 +268,8 @@ class CoreWorker:
                     actor.handles_out_of_scope(self)  # killed once our calls to it have finished
             elif kind == tm.META_DONE:
                 objects.task_meta_done(self, ins[1])
+            elif kind == tm.DYNAMIC_END:
+                objects.dynamic_end(self, *ins[1:])
 
     def _apply_ref_ops(self) -> None:
         """Applies queued count changes and released generators (lock held)."""
@@ -328,6 +330,11 @@ class CoreWorker:
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:
         """Cancels the task that creates `ref`; a ref owned by another process: its owner does."""
         task_id = ids.task_id_of(ref.id)
+        if force:
+            entry = self.tm.tasks.get(task_id)
+            if entry is not None and entry.kind == tm.ACTOR_METHOD:
+                raise ValueError("cancel(force=True) is not supported for actor tasks (Ray neither): "
+                                 "use engine.kill() to end the actor")
         if ref.owner != self.address:
             self.transport.send(ref.owner, [pack([P.CANCEL_REQUEST, task_id, force, recursive])])
             return
@@ -361,9 +368,10 @@ class CoreWorker:
         self.check_local_node()
         return self._engine_call(objects.get, refs, timeout)
 
-    def wait(self, refs: list, num_returns: int, timeout: float | None) -> tuple[list, list]:
+    def wait(self, refs: list, num_returns: int, timeout: float | None,
+             fetch_local: bool = False) -> tuple[list, list]:
         self.check_local_node()
-        return self._engine_call(objects.wait, refs, num_returns, timeout)
+        return self._engine_call(objects.wait, refs, num_returns, timeout, fetch_local)
 
     def on_ready(self, ref: ObjectRef, callback) -> None:
         objects.on_ready(self, ref, callback)

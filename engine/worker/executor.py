@@ -20,6 +20,7 @@ while resolving arguments or storing results is reported the same way, never dro
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import os
@@ -66,6 +67,7 @@ class Executor:
         self.async_limit: asyncio.Semaphore | None = None
         self.function_blobs: dict[str, bytes] = {}  # sent but not loaded yet (see _keep_function)
         self.running: dict[bytes, TaskGuard] = {}  # task id -> its guard, while it runs
+        self.running_async: dict[bytes, asyncio.Task] = {}  # an async actor's calls, while they run
         self.exiting = False
         self._modules_seen = len(sys.modules)
         self._known_modules = set(sys.modules)
@@ -101,12 +103,20 @@ class Executor:
                     self._reply_error(item[0], errors.TaskCancelledError(f"task {item[0][3]} was cancelled"),
                                       [], lock_held=True)
                     return
+        if self.loop is not None:  # an async actor: cancel the call's asyncio task (Ray)
+            task = self.running_async.get(task_id)
+            if task is not None:
+                self.loop.call_soon_threadsafe(task.cancel)
+            return
         guard = self.running.get(task_id)
         if guard is None:
-            return  # finished already
-        if force:  # the task may not check for interrupts (its children fate-share with us)
-            os._exit(1)
-        guard.cancel()
+            return  # finished already (or waits in a threaded actor's pool: best effort, as Ray)
+        if self.actor_id is not None:  # a running actor call is only told (is_canceled()), as in Ray
+            guard.request()
+        else:
+            if force:  # the task may not check for interrupts (its children fate-share with us)
+                os._exit(1)
+            guard.cancel()
         if recursive:  # the tasks it submitted, which this process owns
             self.core.cancel_tasks(guard.children, force, recursive)
 
@@ -232,8 +242,7 @@ class Executor:
                     value = fn(*args, **kwargs)
                 finally:
                     guard.leave_user()  # ...to here (or raise its TaskCancelledError here)
-                if guard.cancelled:  # even if the task caught the interrupt
-                    raise guard.error()
+                # A task that handled the cancel's KeyboardInterrupt and returned, returns (Ray).
                 results = _split_returns(value, h[7])
         except errors.TaskCancelledError:
             results = _CancelledMarker(name)
@@ -282,6 +291,7 @@ class Executor:
         failed = False
         started = time.perf_counter()
         token = task_context.enter(task_id, name, self.actor_id)
+        self.running_async[task_id] = asyncio.current_task()
         try:
             async with self.async_limit:
                 fn = self._function(h)
@@ -292,11 +302,15 @@ class Executor:
                 results = _split_returns(value, h[7])
         except SystemExit as exc:
             self._exit_actor(name, exc)  # does not return
+        except asyncio.CancelledError:  # engine.cancel() of this call
+            failed = True
+            results = _CancelledMarker(name)
         except BaseException as exc:  # noqa: BLE001
             failed = True
             results = _failure(name, exc)
         finally:
             args = kwargs = value = fn = None
+            self.running_async.pop(task_id, None)
             task_context.exit(token)
         box = [results]
         results = None
@@ -455,9 +469,11 @@ def _drop_tracebacks(exc: BaseException | None) -> None:
 def _serialize_error(err: BaseException) -> list:
     try:
         return serialization.serialize(err)[0]
-    except BaseException:  # noqa: BLE001 - the cause may not pickle: keep the traceback text
+    except BaseException as exc:  # noqa: BLE001 - the cause may not pickle: keep the traceback text
         if isinstance(err, errors.TaskError):
-            return serialization.serialize(errors.TaskError(err.function_name, err.traceback_str, None))[0]
+            cause = errors.EngineError(f"the exception {type(err.cause).__name__} the task raised isn't "
+                                       f"serializable ({type(exc).__name__}: {exc}); its traceback is above")
+            return serialization.serialize(errors.TaskError(err.function_name, err.traceback_str, cause))[0]
         return serialization.serialize(errors.EngineError(f"{type(err).__name__}: {err}"))[0]
 
 
@@ -480,10 +496,29 @@ def _method(instance, name: str):
     of the same name does not hide it."""
     attrs = getattr(instance, "__dict__", None)
     if attrs is None or name not in attrs:  # the common case, at getattr's cost
-        return getattr(instance, name)
+        try:
+            return getattr(instance, name)
+        except AttributeError:
+            special = _RAY_METHODS.get(name)  # every actor has these (api.RAY_ACTOR_METHODS)
+            if special is None:
+                raise
+            return functools.partial(special, instance)
     try:
         raw = inspect.getattr_static(type(instance), name)
     except AttributeError:
         return getattr(instance, name)  # e.g. provided by __getattr__
     get = getattr(type(raw), "__get__", None)
     return raw if get is None else get(raw, instance, type(instance))
+
+
+def _ray_terminate(instance):
+    exc = SystemExit(0)
+    exc.ownrun_exit_reason = "__ray_terminate__() was called"
+    raise exc
+
+
+_RAY_METHODS = {
+    "__ray_ready__": lambda instance: True,
+    "__ray_call__": lambda instance, fn, *args, **kwargs: fn(instance, *args, **kwargs),
+    "__ray_terminate__": _ray_terminate,
+}

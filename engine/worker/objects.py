@@ -150,11 +150,14 @@ def _view(core, oid: bytes, placement):
     return serialization.deserialize(serialization.frames_from_shm(view), [])
 
 
-def _report_copy(core, oid: bytes, owner: str) -> None:
+def _report_copy(core, oid: bytes, owner: str, lock_held: bool = False) -> None:
     """Our node now holds a secondary copy: the owner can pin it if the primary is lost."""
     if owner == core.address:
-        with core.lock:
+        if lock_held:
             core.tm.copy_made(oid, core.daemon_address, core.node_id)
+        else:
+            with core.lock:
+                core.tm.copy_made(oid, core.daemon_address, core.node_id)
     else:
         core.transport.send(owner, [pack([P.OBJ_COPIED, oid, core.daemon_address, core.node_id])])
 
@@ -164,9 +167,17 @@ def get(core, refs: list, timeout: float | None):
     with core.lock:
         core._apply_ref_ops()
         waiter, values = core.tm.wait_for_values(refs, lambda missing, ready: Waiter(missing, None, True))
-        if waiter is not None and core.executor is not None:
+        failed = waiter is not None and any(v is not None and v.kind == ERROR for v in values)
+        if failed:  # one already holds an error: raise it now, as Ray does, not after the others
+            core.tm.stop_waiting(refs, waiter)
+            waiter = None
+        elif waiter is not None and core.executor is not None:
             waiter.must_block = _must_block(core, refs)
         core.apply()
+    if failed:
+        for r, value in zip(refs, values, strict=True):
+            if value is not None and value.kind == ERROR:
+                materialize(core, r.id, value, deadline, r.owner)  # raises it
     if waiter is not None:
         _block_on(core, waiter, deadline, refs)
         with core.lock:
@@ -243,7 +254,8 @@ def _block_on(core, waiter: Waiter, deadline, refs) -> None:
                                      f"not ready after the timeout")
 
 
-def wait(core, refs: list, num_returns: int, timeout: float | None) -> tuple[list, list]:
+def wait(core, refs: list, num_returns: int, timeout: float | None,
+         fetch_local: bool = False) -> tuple[list, list]:
     deadline = None if timeout is None else time.monotonic() + timeout
 
     def waiter_for(missing: int, ready: int):
@@ -269,7 +281,60 @@ def wait(core, refs: list, num_returns: int, timeout: float | None) -> tuple[lis
              else not_ready).append(r)
         if waiter is not None:
             core.tm.stop_waiting(refs, waiter)
+        remote = [(r, v) for r, v in ((r, table[r.id].value) for r in ready)
+                  if v.kind == SHM and v.daemon != core.daemon_address] if fetch_local else None
+    if remote:
+        late = _fetch_all(core, remote, deadline)
+        if late:  # not local in time: not ready (as Ray counts them with fetch_local=True)
+            not_ready = [r for r in refs if r in late or r in not_ready]
+            ready = [r for r in ready if r not in late]
     return ready, not_ready
+
+
+def _fetch_all(core, remote: list, deadline) -> set:
+    """Pulls the shared-memory copies of `remote` [(ref, value)] into our node's store without
+    reading them (wait's `fetch_local`); returns the refs not here by `deadline`. Each pull
+    goes on after the deadline and its pin is recorded whenever it lands, kept briefly (a `get`
+    right after maps it with no round trip), then released: none leaks. A lost copy counts as
+    fetched (`get` rebuilds it or raises, as for any lost object)."""
+    pending = {}
+    done = threading.Event()
+
+    def landed(r, ok, placement):  # I/O thread, core lock held
+        if ok and placement is not None:
+            if r.owner is not None:
+                _report_copy(core, r.id, r.owner, lock_held=True)
+            if not core.pins.add(r.id, _placement(placement), 0, time.monotonic()):
+                core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [r.id]])])
+        pending.pop(r, None)
+        if not pending:
+            done.set()
+
+    for r, value in remote:
+        if core.pins.acquire(r.id) is not None:  # pinned here already
+            core.pins.view_released(r.id)
+            continue
+        pending[r] = value
+    if not pending:
+        return set()
+    for r, value in list(pending.items()):
+        core.call_async(core.daemon_address, P.OBJ_GET, r.id, core.worker_id, value.daemon,
+                        callback=lambda ok, placement, r=r: landed(r, ok, placement))
+    done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    with core.lock:  # the callbacks change it under the lock
+        return set(pending)
+
+
+def dynamic_end(core, task_id: bytes, count: int, oid: bytes) -> None:
+    """A `num_returns="dynamic"` task yielded `count` items (lock held): its ref `oid` gets a
+    `DynamicObjectRefGenerator` of their refs as its value, which then holds them (the refs
+    made here take over the stream's counts, and go when this returns)."""
+    from ..generator import DynamicObjectRefGenerator
+
+    refs = [core.new_ref(ids.return_id(task_id, i)) for i in range(1, count + 1)]
+    core.tm.release_stream(task_id, count)
+    frames, contains = serialization.serialize(DynamicObjectRefGenerator(refs))
+    core.tm.store(oid, inline_value(frames, serialization.frames_size(frames)), contains, None)
 
 
 def on_ready(core, ref, callback) -> None:

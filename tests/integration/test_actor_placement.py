@@ -24,3 +24,16 @@ def test_default_actor_is_not_placed_on_a_node_without_cpus():
         assert cpu_node != info["node_id"]
     finally:
         engine.shutdown()
+
+
+def test_actors_created_right_after_add_node_spread_to_the_new_node():
+    # add_node returns once the other nodes' daemons know the new node (not only the head), so
+    # default actors created at once are spread over both, as in Ray.
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    info = engine.init(num_cpus=1, node_death_timeout=NODE_DEATH_TIMEOUT)
+    try:
+        new_node = engine.cluster.add_node(num_cpus=1)
+        actors = [Where.remote() for _ in range(10)]
+        assert set(engine.get([a.node_id.remote() for a in actors], timeout=60)) == {info["node_id"], new_node}
+    finally:
+        engine.shutdown()

@@ -95,7 +95,7 @@ def test_object_whose_put_argument_was_freed_fails_with_object_lost(head_node):
     put_ref = engine.put(np.ones(MIB // 8))
     out = copy_on_b.remote(put_ref)
     del put_ref  # only the task holds the put object now; it is freed once the task ends
-    ready, _ = engine.wait([out], timeout=30)
+    ready, _ = engine.wait([out], timeout=30, fetch_local=False)  # its only copy stays on b
     assert ready, "the copy task finished"
 
     cluster.kill_node(node_b)
@@ -189,7 +189,7 @@ def test_task_retried_after_its_node_died_still_gets_an_argument_only_it_held(he
 def test_task_submitted_towards_a_node_that_just_died_runs_elsewhere(head_node):
     node_x = add_node(num_cpus=1, resources={"w": 1})
     big = ones_on_w.remote(MIB // 8)  # X is the only "w" node yet: the array lives there
-    engine.wait([big], timeout=30)
+    engine.wait([big], timeout=30, fetch_local=False)
     add_node(num_cpus=1, resources={"w": 1})  # where the array can be rebuilt
 
     cluster.kill_node(node_x)
@@ -285,7 +285,7 @@ def big_on_b():
 def test_task_runs_where_its_large_argument_lives(head_node):
     node_b = add_node(num_cpus=1, resources={"b": 1})
     big = big_on_b.remote()
-    engine.wait([big], timeout=30)
+    engine.wait([big], timeout=30, fetch_local=False)
     total, where = engine.get(sum_and_node_id.remote(big), timeout=30)
     assert total == 10 * MIB // 8
     if where != node_b:
@@ -334,7 +334,7 @@ def test_get_of_an_object_on_a_hung_node_honours_its_timeout():
     try:
         node_b = add_node(num_cpus=1, resources={"b": 1})
         ref = ones_on_b.remote(MIB // 8)
-        engine.wait([ref], timeout=30)
+        engine.wait([ref], timeout=30, fetch_local=False)  # its only copy stays on b
         hung = [p for p in psutil.Process().children(recursive=True) if node_b in " ".join(p.cmdline())]
         assert hung, "node B's processes"
         for proc in hung:

@@ -39,7 +39,7 @@ def _big_from_small_then_kill(head_node, small):
     """B (large result, on node w1) consumes A's small result by ref; then w1 dies."""
     first = add_node(num_cpus=1, resources={"w": 1})
     big = fill_on_w.remote(small.remote())  # A's ref is dropped: only lineage remembers A
-    ready, _ = engine.wait([big], timeout=30)
+    ready, _ = engine.wait([big], timeout=30, fetch_local=False)  # its only copy stays on w1
     assert ready, "the task finished"
     add_node(num_cpus=1, resources={"w": 1})  # somewhere to rebuild on
     cluster.kill_node(first)

@@ -82,7 +82,7 @@ def test_large_transfer_moves_in_bounded_chunks_while_heartbeats_flow():
     try:
         source = add_node_ready(num_cpus=1, resources={"source": 1})
         big = ones.options(resources={"source": 1}, num_cpus=0).remote(200 * MIB)
-        engine.wait([big], timeout=60)
+        engine.wait([big], timeout=60, fetch_local=False)
         value = engine.get(big, timeout=120)
         assert value.nbytes == 200 * MIB and value.sum() == 200 * MIB // 8
         core = api._core()
@@ -117,7 +117,7 @@ def test_pull_from_a_node_that_dies_ends_with_an_error_the_reader_sees():
     try:
         source = add_node_ready(num_cpus=1, resources={"source": 1})
         big = ones.options(resources={"source": 1}, num_cpus=0, max_retries=0).remote(64 * MIB)
-        engine.wait([big], timeout=60)
+        engine.wait([big], timeout=60, fetch_local=False)
         source_daemon = _daemon_of(source)
         source_daemon.send_signal(signal.SIGSTOP)  # no more chunks, no more heartbeats: it dies
         with pytest.raises(engine.EngineError):
@@ -189,7 +189,7 @@ def test_a_read_that_fails_for_a_passing_reason_is_retried_not_reported_lost():
     try:
         add_node_ready(num_cpus=1, resources={"source": 1})
         remote = ones.options(resources={"source": 1}, num_cpus=0).remote(6 * MIB)
-        engine.wait([remote], timeout=60)
+        engine.wait([remote], timeout=60, fetch_local=False)
         hold = engine.put(np.zeros(12 * MIB // 8))
         held = [engine.get(hold)]  # pinned while this view lives: no room for the 6 MiB copy
 

@@ -165,3 +165,14 @@ def test_kept_lineage_is_accounted_and_released(owner):
     assert owner.tm.refs.lineage_bytes > 0
     owner.drop(a.return_ids[0])
     assert owner.tm.refs.lineage_bytes == 0
+
+
+def test_a_finished_task_cancelled_afterwards_is_not_rerun_to_rebuild_its_lost_output(owner):
+    a = owner.submit(owner.task("a"))
+    run_on_node1(owner, a)
+    owner.step("cancel", a.task_id, False)  # finished: only its lineage is marked (Ray)
+    kill_node1(owner)
+    assert a.task_id not in owner.tm.tasks
+    kind, exc = owner.value_of(a.return_ids[0])
+    assert kind == "error" and isinstance(exc, errors.ObjectReconstructionFailedError)
+    assert "was cancelled" in str(exc)

@@ -276,3 +276,23 @@ def test_a_dead_node_is_forgotten_by_the_actor_counts(make_policy):
     for _ in range(4):
         _placed(policy.request(actor_request(), now=2.0), counts)
     assert counts == {"tcp://here": 2, "tcp://b": 2}
+
+
+def test_pinned_request_waits_here_while_busy_and_is_never_spilled(make_policy):
+    policy = make_policy(cpus=1, pooled=1, other=node("tcp://other", 8))
+    first, pinned = request(), request()
+    pinned.pinned = True
+    assert policy.request(first, now=1.0).local.grants  # takes the only CPU
+    out = policy.request(pinned, now=1.0)
+    assert out.spill == [] and out.reject == [] and not out.local.grants  # a busy node: waits here
+    out = policy.tick(now=5.0)  # long past spill_after
+    assert out.spill == [] and pinned in policy.scheduler.pending
+
+
+def test_pinned_request_this_node_cannot_fit_is_rejected_naming_node_affinity(make_policy):
+    policy = make_policy(cpus=1, big=node("tcp://big", 8))
+    req = request(cpus=4)
+    req.pinned = True
+    out = policy.request(req, now=1.0)
+    assert out.spill == [] and [r for r, _ in out.reject] == [req]
+    assert "NodeAffinitySchedulingStrategy" in out.reject[0][1]

@@ -98,3 +98,35 @@ def test_a_dropped_generator_frees_what_it_never_handed_out_and_later_items(owne
     owner.drain()
     owner.tm.validate_state()
     assert rid(g, 1) not in owner.tm.refs.refs
+
+
+def dynamic(owner: Owner):
+    from ownrun.engine import ids
+
+    entry = owner.task("gen", num_returns=0, retries=0)
+    entry.return_ids = [ids.dynamic_id(entry.task_id)]
+    entry.extra = {"streaming": True, "dynamic": True}
+    owner.submit(entry)
+    owner.grant()
+    return entry
+
+
+def test_a_dynamic_task_asks_the_shell_to_list_its_items_under_its_one_ref(owner):
+    from ownrun.engine.ownership import task_manager as tm
+
+    g = dynamic(owner)
+    item(owner, g, 1, "a")
+    item(owner, g, 2, "b")
+    owner.tm.task_reply("tcp://w1", g.task_id, [], None, b"tcp://w1", 0.01, [b"h"], 1.0)
+    assert (tm.DYNAMIC_END, g.task_id, 2, g.return_ids[0]) in owner.tm.out
+    owner.drain()
+
+
+def test_a_dynamic_task_that_fails_stores_its_error_under_its_one_ref_and_frees_the_items(owner):
+    g = dynamic(owner)
+    item(owner, g, 1, "a")
+    frames, _ = serialization.serialize(ValueError("boom"))
+    end(owner, g, returns=[[ERROR, len(frames), None]], frames=frames)
+    kind, exc = owner.value_of(g.return_ids[0])
+    assert kind == "error" and "boom" in str(exc)
+    assert rid(g, 1) not in owner.tm.refs.refs and g.task_id not in owner.tm.streams

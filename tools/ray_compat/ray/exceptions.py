@@ -19,6 +19,7 @@ OwnerDiedError = _e.OwnerDiedError
 ObjectFreedError = _e.ObjectFreedError
 ObjectReconstructionFailedError = _e.ObjectReconstructionFailedError
 LocalRayletDiedError = _e.LocalNodeDiedError
+TaskUnschedulableError = _e.TaskUnschedulableError
 
 
 def __getattr__(name):
