@@ -303,7 +303,7 @@ def test_actor_whose_constructor_cannot_read_its_argument_from_a_stalled_node_is
     assert engine.get(holder.ready.remote(), timeout=30) == head
     node_b = add_node_ready(num_cpus=1, resources={"t": 1})
     table = table_made_here.remote(str(tmp_path / "made"))
-    assert engine.wait([table], timeout=30)[0], "the table is made"
+    assert engine.wait([table], timeout=30, fetch_local=False)[0], "the table is made (its only copy stays on B)"
     engine.kill(holder)
     daemon_b = embedded.current().node_procs[node_b]
     daemon_b.send_signal(signal.SIGSTOP)  # node B stalls: not known dead yet
