@@ -150,16 +150,11 @@ class CoreWorker:
         handlers = self._handlers
         instructions = self.tm.out
         next_housekeeping = time.monotonic() + 0.1
-        messages = None
         while not self.stopping:
             if self._daemon_pid is not None and self._daemon_pidfd is None:
                 deaths.watch_daemon(self)
-            if messages:  # busy: sleep at most until the housekeeping tick (no idle-lease sums)
-                timeout_ms = max(1, min(100, int((next_housekeeping - time.monotonic()) * 1000) + 1))
-            else:
-                timeout_ms = self._poll_timeout_ms(next_housekeeping)
             try:
-                messages, tokens = self.transport.poll(timeout_ms)
+                messages, tokens = self.transport.poll(self._poll_timeout_ms(next_housekeeping))
             except Exception:  # noqa: BLE001 - transport closed during shutdown
                 if self.stopping:
                     return
@@ -217,8 +212,9 @@ class CoreWorker:
         frames) sleeps up to `IDLE_TICK_MS`, so hundreds of idle processes do not wake the
         machine ten times a second each. Dropped refs (`ref_ops`, which never wake the loop)
         are applied on that slower tick at the latest. Flags are read without the lock (a
-        stale answer only delays one tick). Asked only after a poll that brought no message: a busy
-        loop sleeps at most until the next housekeeping tick, and works this out once it is quiet."""
+        stale answer only delays one tick). Asked before every poll, busy or not: capping a busy
+        loop's sleep at the housekeeping tick instead woke each of the main job's ~250 processes
+        (and ran its housekeeping) after every message it got: ~7% more CPU for the whole job."""
         submitter = self.tm.submitter
         if submitter.request_shapes or submitter.recalled or len(self.pins):
             return max(1, min(100, int((next_housekeeping - time.monotonic()) * 1000) + 1))
