@@ -80,6 +80,10 @@ def watch_parent(transport, parent_pid: int) -> int | None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists. Not a pid (0 or negative: `kill` would signal a whole
+    process group, and succeed) is not alive."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
