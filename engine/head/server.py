@@ -204,8 +204,8 @@ class Head:
         _, node_id, addr, total, available, store_stats = h[:6]
         token = h[6] if len(h) > 6 else None
         known = self.tables.notice_token(node_id)
-        if known is not None and not notices.genuine(token, known):
-            self.inbox.refuse(P.HEARTBEAT, f"a heartbeat for node {node_id} at {addr} without its token")
+        if known is not None and not self.inbox.proven(h, 6, known, f"a heartbeat for node {node_id} at {addr} "
+                                                                  f"without its token"):
             return
         steps = self.liveness.beat(node_id, time.monotonic())
         fenced = any(isinstance(step, liveness.Fence) for step in steps)
@@ -315,10 +315,7 @@ class Head:
         """True when a node's report `h` carries that node's token (or the node sent none);
         else it is refused (rpc/notices.py)."""
         known = self.tables.notice_token(node_id)
-        if known is None or notices.genuine(h[token_at] if len(h) > token_at else None, known):
-            return True
-        self.inbox.refuse(h[0], f"a report of node {node_id} without its token")
-        return False
+        return known is None or self.inbox.proven(h, token_at, known, f"a report of node {node_id} without its token")
 
     def on_worker_died(self, h) -> None:
         """A worker died: an actor on it is RESTARTING until its creator restarts it or gives
@@ -389,10 +386,9 @@ class Head:
         from before keys — takes any report)."""
         _, actor_id, state, address, reason, worker_id = h[:6]
         record = self.tables.actors.get(actor_id)
-        if record is not None and record.key is not None and not notices.genuine(h[6] if len(h) > 6 else None,
-                                                                                 record.key):
-            self.inbox.refuse(P.ACTOR_UPDATE, f"a {state} report of actor {actor_id.hex()} without its key "
-                                              f"(claimed address {address})")
+        if record is not None and record.key is not None and not self.inbox.proven(
+                h, 6, record.key, f"a {state} report of actor {actor_id.hex()} without its key "
+                                  f"(claimed address {address})"):
             return
         self._set_actor_state(actor_id, state, address, reason, worker_id)
 

@@ -530,10 +530,7 @@ class NodeDaemon:
 
     def _from_head(self, h, token_at: int) -> bool:
         """True when the notice `h` carries our token (rpc/notices.py); else it is refused."""
-        if notices.genuine(h[token_at] if len(h) > token_at else None, self.notice_token):
-            return True
-        self.inbox.refuse(h[0], "a head notice without this daemon's token")
-        return False
+        return self.inbox.proven(h, token_at, self.notice_token, "a head notice without this daemon's token")
 
     def on_cluster_view(self, h) -> None:
         if not self._from_head(h, 2):

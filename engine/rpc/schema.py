@@ -29,6 +29,7 @@ import logging
 import time
 
 from ..util.handler_errors import MALFORMED_MARK, UNAUTHORIZED_MARK
+from . import notices
 from . import protocol as P
 from .transport import unpack
 
@@ -342,30 +343,36 @@ class Inbox:
             return header[1], header[2], reason
         return None
 
+    def proven(self, header: list, at: int, expected: bytes | None, reason: str) -> bool:
+        """True when field `at` of `header` (absent: none) is the secret `expected`
+        (notices.genuine); else the message is refused (`refuse`, with `reason`)."""
+        if notices.genuine(header[at] if len(header) > at else None, expected):
+            return True
+        self.refuse(header[0], reason)
+        return False
+
     def refuse(self, kind: int, reason: str) -> None:
         """Drops a well-formed message its sender had no right to send (a notice without the
         receiver's token, an actor report without the actor's key: notices.py); counted in
         `unauthorized`, logged at most once per type per `LOG_INTERVAL` seconds. Never fatal."""
         self.unauthorized += 1
-        key = ("unauthorized", kind)
         count = self.unauthorized_by_kind[kind] = self.unauthorized_by_kind.get(kind, 0) + 1
+        self._warn(("unauthorized", kind), count, f"{UNAUTHORIZED_MARK} {self.service} ignored a message of "
+                                                  f"type {kind}: {reason}")
+
+    def drop(self, kind, reason: str) -> None:
+        self.malformed += 1
+        count = self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+        self._warn(kind, count, f"{MALFORMED_MARK} {self.service} dropped a malformed message of type {kind}: "
+                                f"{reason}")
+
+    def _warn(self, key, count: int, line: str) -> None:
+        """Logs `line` unless a line of `key` went out less than `LOG_INTERVAL` s ago; the next
+        line says how many of that kind came in between (`count`: how many so far)."""
         now = time.monotonic()
         last = self._logged.get(key)
         if last is None or now - last[0] >= LOG_INTERVAL:
             since = count - (last[1] if last else 0) - 1
             more = f" ({since} more of this type since the last line)" if since > 0 else ""
-            self.log.warning("%s %s ignored a message of type %s: %s%s", UNAUTHORIZED_MARK, self.service,
-                             kind, reason, more)
+            self.log.warning("%s%s", line, more)
             self._logged[key] = (now, count)
-
-    def drop(self, kind, reason: str) -> None:
-        self.malformed += 1
-        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
-        now = time.monotonic()
-        last = self._logged.get(kind)
-        if last is None or now - last[0] >= LOG_INTERVAL:
-            since = self.by_kind[kind] - (last[1] if last else 0) - 1
-            more = f" ({since} more of this type since the last line)" if since > 0 else ""
-            self.log.warning("%s %s dropped a malformed message of type %s: %s%s", MALFORMED_MARK, self.service,
-                             kind, reason, more)
-            self._logged[kind] = (now, self.by_kind[kind])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import time
 
-from ..rpc import notices
 from ..rpc import protocol as P
 from ..rpc.transport import pack
 from . import deaths
@@ -25,9 +24,8 @@ from . import deaths
 def _proven(core, at: int, handler):
     """`handler`, run only for a notice whose field `at` is this process's notice token."""
     def checked(h, frames):
-        if notices.genuine(h[at] if len(h) > at else None, core.notice_token):
+        if core.inbox.proven(h, at, core.notice_token, "a notice without this process's token"):
             return handler(h, frames)
-        core.inbox.refuse(h[0], "a notice without this process's token")
         type(core).unauthorized_in_process += 1
         return None
     return checked
