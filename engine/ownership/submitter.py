@@ -82,13 +82,12 @@ class Submitter:
         if queue is None:
             queue = self.queues[shape] = ShapeQueue(shape, resources, daemon, lease_options)
         ready = queue.ready
-        if ready and len(queue.lease_requests) >= self.max_lease_requests:
-            # Tasks wait already, so the last dispatch left no lease room for the first of
+        ready.append(entry)
+        if len(ready) > 1 and len(queue.lease_requests) >= self.max_lease_requests:
+            # Tasks waited already, so the last dispatch left no lease room for the first of
             # them, and every lease request is out: dispatching again would do nothing (the
             # common case while a burst of tasks outruns the workers).
-            ready.append(entry)
             return
-        ready.append(entry)
         self.dispatch(queue)
 
     def dispatch(self, queue: ShapeQueue) -> None:
@@ -130,11 +129,8 @@ class Submitter:
                 request_id = self._next_request
                 queue.lease_requests.add(request_id)
                 self.request_shapes[request_id] = queue.shape
-                if queue.lease_options is None:
-                    self._request_lease(request_id, queue.shape, queue.resources, queue.daemon)
-                else:
-                    self._request_lease(request_id, queue.shape, queue.resources, queue.daemon,
-                                        actor_options=queue.lease_options)
+                self._request_lease(request_id, queue.shape, queue.resources, queue.daemon,
+                                    actor_options=queue.lease_options)
 
     def lease_granted(self, request_id: int, worker_id: bytes, address: str,
                       node_id: str, daemon: str, now: float) -> Lease | None:

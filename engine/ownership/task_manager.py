@@ -454,8 +454,7 @@ class TaskManager:
             self.submitter.enqueue(entry, (entry.shape, daemon), entry.resources, daemon)
         elif daemon in self.dead_daemons:
             self.fail(entry, error_of(errors.TaskUnschedulableError(
-                f"task {entry.name} cannot be scheduled: NodeAffinitySchedulingStrategy(soft=False) names "
-                f"a node that died")))
+                f"task {entry.name} cannot be scheduled: {_PINNED_NODE_DIED}")))
         else:
             self.submitter.enqueue(entry, (entry.shape, daemon, "pinned"), entry.resources, daemon, {"pinned": True})
 

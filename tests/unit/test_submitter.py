@@ -25,7 +25,7 @@ class Fakes:
     def push(self, entry, lease) -> None:
         self.pushed.append((entry.task_id, lease.worker_id))
 
-    def request_lease(self, request_id, shape, resources, daemon=None) -> None:
+    def request_lease(self, request_id, shape, resources, daemon=None, actor_options=None) -> None:
         assert dict(shape) == resources
         self.requested.append((request_id, shape))
 
