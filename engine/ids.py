@@ -38,7 +38,7 @@ DYNAMIC_INDEX = 0xFFFFFFFF  # the one ref of a num_returns="dynamic" task (its i
 
 def dynamic_id(task_id: bytes) -> bytes:
     """The id of the ref a `num_returns="dynamic"` task returns: its value lists the items."""
-    return task_id + DYNAMIC_INDEX.to_bytes(4, "little")
+    return return_id(task_id, DYNAMIC_INDEX)
 
 
 def put_id(task_id: bytes) -> bytes:

@@ -238,7 +238,7 @@ class HeadTables:
                              methods=dict(info.get("methods") or {}), owner=info.get("owner"),
                              options=options, key=key if type(key) is bytes else None)
         self._db.execute(
-            f"INSERT OR REPLACE INTO actors ({', '.join(_ACTOR_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO actors ({', '.join(_ACTOR_COLUMNS)}) VALUES ({','.join('?' * len(_ACTOR_COLUMNS))})",
             (record.actor_id, record.name, record.state, None, None, None, record.class_name,
              msgpack.packb(record.methods, use_bin_type=True), record.owner,
              msgpack.packb(record.options, use_bin_type=True), record.key))
