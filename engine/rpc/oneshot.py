@@ -30,7 +30,6 @@ import os
 import time
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from . import addresses
 from . import auth as A
@@ -122,9 +121,7 @@ class OneShotClient:
                                 _MESSAGES[reason].format(a=addresses.plain(self.address), t=timeout))
 
     def _read_monitor(self) -> None:
-        while self._monitor.poll(0):
-            event = recv_monitor_message(self._monitor)
-            kind = event["event"]
+        for kind, value in self._monitor.events():
             if kind == zmq.EVENT_CONNECTED:
                 self._connected = True
             elif kind == zmq.EVENT_CONNECT_RETRIED and not self._connected:
@@ -132,7 +129,7 @@ class OneShotClient:
             elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._handshake_ok = True
             elif kind & A.HANDSHAKE_FAILED:
-                self._failures.append((kind, event["value"], time.monotonic()))
+                self._failures.append((kind, value, time.monotonic()))
 
     def _verdict(self, timed_out: bool) -> str | None:
         """Why the request cannot succeed, or None to keep waiting."""

@@ -36,10 +36,12 @@ import threading
 
 import msgpack
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import addresses
 from .auth import AuthGate
 from .cluster_key import CurveKeys
+from .unix_transport import UnixTransport
 
 _packb = msgpack.Packer(use_bin_type=True).pack
 _unpackb = msgpack.unpackb
@@ -78,6 +80,7 @@ def validate_address(address: str) -> str:
 ENV_BIND = "OWNRUN_NODE_BIND"
 ENV_KEY = "OWNRUN_NODE_KEY"
 ENV_NODE_IP = "OWNRUN_NODE_IP"
+ENV_ZMQ_IPC = "OWNRUN_ZMQ_IPC"  # set (to 1): unix-socket peers speak zmq too (A/B measurements)
 _thread_identity = threading.local()
 
 
@@ -110,12 +113,22 @@ def _process_identity() -> tuple[str, CurveKeys | None]:
     return os.environ.get(ENV_BIND, "127.0.0.1"), CurveKeys.load(key_path) if key_path else None
 
 
-class Transport:
-    """A process's inbox and its outgoing connections."""
+def Transport(bind_host: str | None = None, port: int | str = 0,  # noqa: N802 - the transport's constructor
+              curve: CurveKeys | None = None) -> ZmqTransport | UnixTransport:
+    """A process's transport: bound at `bind_host` (default: this process's network identity).
+    `ipc://DIR` without a cluster key (an embedded cluster's processes) gets plain unix sockets
+    (unix_transport.py: no zmq I/O thread, a third of the CPU per message); anything else zmq."""
+    if bind_host is None and curve is None:
+        bind_host, curve = _process_identity()
+    if bind_host and addresses.is_ipc(bind_host) and curve is None and not os.environ.get(ENV_ZMQ_IPC):
+        return UnixTransport(bind_host, port)
+    return ZmqTransport(bind_host, port, curve)
+
+
+class ZmqTransport:
+    """A process's inbox and its outgoing connections, through zmq."""
 
     def __init__(self, bind_host: str | None = None, port: int | str = 0, curve: CurveKeys | None = None):
-        if bind_host is None and curve is None:
-            bind_host, curve = _process_identity()
         bind_host = bind_host or "127.0.0.1"
         self.curve = curve
         self._ctx = zmq.Context()
@@ -184,9 +197,9 @@ class Transport:
             sock.curve_secretkey = self.curve.secret
         return sock
 
-    def monitor_peer(self, address: str) -> zmq.Socket:
-        """Connects to `address` now and returns a PAIR socket reporting that connection's
-        events (zmq socket monitor; for one-shot clients that diagnose a silent peer)."""
+    def monitor_peer(self, address: str) -> ZmqConnectionEvents:
+        """Connects to `address` now and returns that connection's events (zmq socket monitor;
+        for one-shot clients that diagnose a silent peer)."""
         with self._send_lock:
             self._disconnect_locked(address)
             sock = self._peer_socket(address)
@@ -194,7 +207,7 @@ class Transport:
             sock.connect(address)
             self._peers[address] = sock
             self._monitored.append((sock, monitor))
-            return monitor
+            return ZmqConnectionEvents(monitor)
 
     def watch_peer(self, address: str, token: object) -> None:
         """Makes `poll` report `token` once the connection to `address` drops after being up:
@@ -308,3 +321,17 @@ class Transport:
                 os.close(self._wake_fd)
                 self._wake_fd = -1
             self._ctx.term()
+
+
+class ZmqConnectionEvents:
+    """The events of one zmq connection (`monitor_peer`): (zmq event, value) pairs."""
+
+    def __init__(self, monitor: zmq.Socket):
+        self._monitor = monitor
+
+    def events(self) -> list[tuple[int, int]]:
+        events = []
+        while not self._monitor.closed and self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)
+            events.append((event["event"], event["value"]))
+        return events
