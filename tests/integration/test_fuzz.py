@@ -194,7 +194,7 @@ def test_services_survive_random_frames_and_mutated_messages():
         probe = engine.remote(_Probe).remote()
         actor = engine.get(probe.core_stats.remote(), timeout=60)
         head_before, node_before = debug.head_stats(), debug.node_stats()
-        fuzzer = Transport("127.0.0.1", curve=cluster.curve)  # a buggy peer of this cluster
+        fuzzer = Transport(cluster.bind, curve=cluster.curve)  # a buggy peer of this cluster (a member)
         try:
             templates = _templates(fuzzer.address, daemon)
             # The cases issue 11 names: a short PUSH_TASK, a list as task id, an EXIT_WORKER from a

@@ -89,7 +89,7 @@ def test_a_member_cannot_declare_a_live_node_dead_or_speak_for_an_actors_owner(c
                 **{n["node_id"]: core.call(n["address"], P.NODE_STATS)["unauthorized"] for n in nodes}}
 
     before = unauthorized()
-    rogue = Transport("127.0.0.1", curve=cluster.curve)  # holds what every member holds
+    rogue = Transport(cluster.bind, curve=cluster.curve)  # holds what every member holds
     assert (cluster.curve is not None) == core.address.startswith("tcp://")
     try:
         # "Your own node died": the actor's worker would exit at once, the other daemon would

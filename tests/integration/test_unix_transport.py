@@ -1,0 +1,136 @@
+"""The unix-socket transport (rpc/unix_transport.py) with real sockets: messages of any size
+arrive whole and in order, a send never blocks on a slow or absent peer, a peer that binds late
+still gets what was sent to it, a peer's exit is reported to whoever watches it, a connection
+that does not speak ownrun's format is closed and counted, and nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+import pytest
+from ownrun.engine.rpc import transport as T
+from ownrun.engine.rpc.unix_transport import UnixTransport
+
+from tests.conftest import wait_for
+
+
+@pytest.fixture()
+def sockets_dir(tmp_path):
+    path = tmp_path / "s"
+    path.mkdir(mode=0o700)
+    return "ipc://" + str(path)
+
+
+def _receive(transport: UnixTransport, count: int, timeout: float = 20.0) -> list[list]:
+    got: list[list] = []
+    wait_for(lambda: got.extend(transport.poll(20)[0]) or len(got) >= count, timeout=timeout,
+             message=f"{count} messages")
+    return got
+
+
+def test_an_ipc_transport_without_a_key_is_a_unix_transport_and_tcp_stays_zmq(sockets_dir):
+    unix, tcp = T.Transport(sockets_dir), T.Transport("127.0.0.1")
+    try:
+        assert isinstance(unix, UnixTransport) and unix.address.startswith(sockets_dir + "/")
+        assert isinstance(tcp, T.ZmqTransport)
+    finally:
+        unix.close()
+        tcp.close()
+
+
+def test_messages_of_every_size_arrive_whole_and_in_order_while_the_sender_flushes(sockets_dir):
+    a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
+    big = os.urandom(8 << 20)  # far above the socket's buffer: written over many polls
+    sent = [[T.pack([i]), big if i % 10 == 3 else os.urandom(i * 37)] for i in range(40)]
+    stop = threading.Event()
+    flusher = threading.Thread(target=lambda: [a.poll(10) for _ in iter(stop.is_set, True)])
+    flusher.start()  # a's I/O thread: writes what the peer's socket did not take at once
+    try:
+        for frames in sent:
+            assert a.send(b.address, frames)
+        assert _receive(b, len(sent)) == sent
+    finally:
+        stop.set()
+        flusher.join()
+        a.close()
+        b.close()
+
+
+def test_a_send_to_a_peer_that_binds_later_is_delivered_when_it_listens(sockets_dir):
+    sender = UnixTransport(sockets_dir)
+    late_address = f"{sockets_dir}/late-peer"
+    try:
+        assert sender.send(late_address, [b"before it listened"])  # queued: nothing listens yet
+        late = UnixTransport(sockets_dir, port="late-peer")
+        try:
+            got: list = []
+            wait_for(lambda: (sender.poll(10), got.extend(late.poll(10)[0]))[1] or got,
+                     message="the queued message after the peer bound")
+            assert got == [[b"before it listened"]]
+        finally:
+            late.close()
+    finally:
+        sender.close()
+
+
+def test_sends_to_a_peer_that_does_not_read_never_block_and_arrive_once_it_reads(sockets_dir):
+    a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
+    chunk = b"x" * (64 << 10)
+    try:
+        for i in range(400):  # 25 MiB: far more than the kernel holds for a peer not reading
+            assert a.send(b.address, [T.pack([i]), chunk])
+        got: list = []
+        wait_for(lambda: (a.poll(5), got.extend(b.poll(5)[0]))[1] or len(got) == 400,
+                 message="400 queued messages")
+        assert [T.unpack(m[0])[0] for m in got] == list(range(400))
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_watched_peer_that_closes_is_reported_once_and_its_queue_is_dropped_on_disconnect(sockets_dir):
+    watcher, peer = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
+    try:
+        watcher.watch_peer(peer.address, ("gone", peer.address))
+        peer.close()
+        tokens: list = []
+        wait_for(lambda: tokens.extend(watcher.poll(20)[1]) or tokens, message="the drop")
+        assert tokens == [("gone", peer.address)]
+        assert watcher.send(peer.address, [b"to nobody"])  # queued for a reconnect, like zmq
+        watcher.disconnect(peer.address)
+        assert not watcher._down and peer.address not in watcher._peers
+    finally:
+        watcher.close()
+
+
+def test_a_connection_that_does_not_speak_ownrun_is_closed_counted_and_others_go_on(sockets_dir):
+    server, client = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
+    rogue = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        rogue.connect(server.address[len("ipc://"):])
+        rogue.sendall(b"\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7fzmq greeting")
+        wait_for(lambda: server.poll(20) and server.malformed_connections == 1, message="the refusal")
+        rogue.settimeout(10)
+        assert rogue.recv(10) == b""  # closed by the server
+        assert client.send(server.address, [b"still served"])
+        assert _receive(server, 1) == [[b"still served"]]
+    finally:
+        rogue.close()
+        server.close()
+        client.close()
+
+
+def test_close_removes_the_socket_file_and_every_descriptor(sockets_dir):
+    before = set(os.listdir("/proc/self/fd"))
+    a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
+    a.send(b.address, [b"hello"])
+    _receive(b, 1)
+    b.send(a.address, [b"back"])
+    _receive(a, 1)
+    a.close()
+    b.close()
+    assert os.listdir(sockets_dir[len("ipc://"):]) == []
+    assert set(os.listdir("/proc/self/fd")) <= before
+    assert not a.send(b.address, [b"after close"])
