@@ -13,52 +13,46 @@
 The API keeps Ray Core's names and semantics (DESIGN.md §8).
 """
 
-from . import actor, cluster, kv, util  # noqa: E402 - Ray's ray.actor / ray.util (they import the API)
-from .api import (
-    ActorClass,
-    ActorHandle,
-    RemoteFunction,
-    available_resources,
-    cancel,
-    cluster_resources,
-    exit_actor,
-    get,
-    get_actor,
-    get_gpu_ids,
-    get_node_ip_address,
-    get_runtime_context,
-    init,
-    is_initialized,
-    kill,
-    method,
-    put,
-    remote,
-    session_dir,
-    shutdown,
-    wait,
-)
-from .errors import (
-    ActorDiedError,
-    EngineError,
-    GetTimeoutError,
-    NodeUnreachableError,
-    ObjectFreedError,
-    ObjectLostError,
-    ObjectReconstructionFailedError,
-    ObjectStoreFullError,
-    OwnerDiedError,
-    RuntimeNotInitializedError,
-    SerializationError,
-    TaskCancelledError,
-    TaskError,
-    TaskUnschedulableError,
-    WorkerCrashedError,
-)
-from .generator import DynamicObjectRefGenerator, ObjectRefGenerator
-from .object_ref import ObjectRef
+import importlib
 
-ObjectID = ObjectRef  # Ray's older name
-nodes = cluster.nodes
+# The public names and where they live. Imported on first use (PEP 562), so a process that
+# imports only a part of the engine (a node daemon, the head, a zygote importing
+# `ownrun.engine.node.daemon`) does not pay for the API, the cluster package and the clients.
+_API = ("ActorClass", "ActorHandle", "RemoteFunction", "available_resources", "cancel", "cluster_resources",
+        "exit_actor", "get", "get_actor", "get_gpu_ids", "get_node_ip_address", "get_runtime_context", "init",
+        "is_initialized", "kill", "method", "put", "remote", "session_dir", "shutdown", "wait")
+_ERRORS = ("ActorDiedError", "EngineError", "GetTimeoutError", "NodeUnreachableError", "ObjectFreedError",
+           "ObjectLostError", "ObjectReconstructionFailedError", "ObjectStoreFullError", "OwnerDiedError",
+           "RuntimeNotInitializedError", "SerializationError", "TaskCancelledError", "TaskError",
+           "TaskUnschedulableError", "WorkerCrashedError")
+_WHERE = {**{name: (".api", name) for name in _API}, **{name: (".errors", name) for name in _ERRORS},
+          "DynamicObjectRefGenerator": (".generator", "DynamicObjectRefGenerator"),
+          "ObjectRefGenerator": (".generator", "ObjectRefGenerator"),
+          "ObjectRef": (".object_ref", "ObjectRef"),
+          "ObjectID": (".object_ref", "ObjectRef"),  # Ray's older name
+          "nodes": (".cluster", "nodes"),
+          **{module: ("." + module, None) for module in ("actor", "cluster", "kv", "util")}}
+
+
+def __getattr__(name: str):
+    where = _WHERE.get(name)
+    if where is None:
+        if name.startswith("__"):
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        try:  # a submodule not imported yet (engine.errors, engine.debug, ...)
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    module = importlib.import_module(where[0], __name__)
+    value = module if where[1] is None else getattr(module, where[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def timeline(path: str | None = None, address: str | None = None, cluster_key: str | None = None) -> dict:

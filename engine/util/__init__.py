@@ -1,8 +1,9 @@
 """Ray's `ray.util` subset: `list_named_actors`, `ActorPool`, `queue.Queue` (more to come:
-placement groups)."""
+placement groups). Also the engine's own helpers (handler_errors, process_tools, ...): the
+Ray-facing names are imported on first use, so a process importing a helper does not pay for
+asyncio (queue.py) and the API."""
 
-from . import queue, scheduling_strategies
-from .actor_pool import ActorPool
+import importlib
 
 
 def list_named_actors(all_namespaces: bool = False) -> list:
@@ -10,6 +11,16 @@ def list_named_actors(all_namespaces: bool = False) -> list:
     from ..api import list_named_actors as names  # the API imports util: not at import time
 
     return names(all_namespaces)
+
+
+def __getattr__(name: str):
+    if name == "ActorPool":
+        from .actor_pool import ActorPool
+
+        return ActorPool
+    if name in ("queue", "scheduling_strategies"):
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["list_named_actors", "ActorPool", "queue", "scheduling_strategies"]
