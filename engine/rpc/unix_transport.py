@@ -205,9 +205,12 @@ class UnixTransport:
         return True
 
     def _enqueue(self, peer: _Peer, buffers: list) -> bool:
+        """Keeps a message for later. Buffers other than `bytes` are copied: the caller may
+        change them once `send` returns (an actor's array returned, then mutated by its next
+        call). Lock held."""
         if len(peer.queue) >= PEER_QUEUE_LIMIT:
             return False
-        peer.queue.append(buffers)
+        peer.queue.append([b if type(b) is bytes else bytes(memoryview(b).cast("B")) for b in buffers])
         if peer.sock is None:
             self._down.add(peer)
         else:

@@ -134,3 +134,21 @@ def test_close_removes_the_socket_file_and_every_descriptor(sockets_dir):
     assert os.listdir(sockets_dir[len("ipc://"):]) == []
     assert set(os.listdir("/proc/self/fd")) <= before
     assert not a.send(b.address, [b"after close"])
+
+
+def test_a_queued_message_keeps_what_its_buffers_held_when_sent(sockets_dir):
+    import numpy as np
+
+    a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
+    filler = b"f" * (4 << 20)  # fills the socket: the next message waits in the queue
+    array = np.arange(20_000, dtype=np.int64)  # 160 KB, sent by reference
+    try:
+        assert a.send(b.address, [b"filler", filler])
+        assert a.send(b.address, [b"array", array])
+        array[:] = -1  # the sender's next call changes it
+        got: list = []
+        wait_for(lambda: (a.poll(5), got.extend(b.poll(5)[0]))[1] or len(got) == 2, message="both messages")
+        assert np.array_equal(np.frombuffer(got[1][1], np.int64), np.arange(20_000))
+    finally:
+        a.close()
+        b.close()
