@@ -31,6 +31,7 @@ def main() -> None:
     import numpy  # noqa: F401
     import zmq  # noqa: F401
 
+    from .. import api  # noqa: F401 - the public API tasks call (engine.get, remote, ...)
     from ..store import arena_client  # noqa: F401
     from ..worker import core_worker, executor, worker_main  # noqa: F401
 
