@@ -2,7 +2,7 @@
 
     python benchmarks/report.py [--check] [--results DIR] [--readme PATH]
 
-Owns: turning the JSON of `micro`, `compare`, `cluster`, `video` and `rl` into the markdown between
+Owns: turning the JSON of `main_job`, `micro`, `compare`, `cluster`, `video` and `rl` into the markdown between
 `BEGIN` and `END` in the README, each table followed by where and when it was measured (date,
 machine, load average, git revision: `meta.describe`) and the command that measures it again.
 The README's figures are never typed by hand: edit the JSON by rerunning a benchmark, then
@@ -131,6 +131,31 @@ def video_section(document: dict[str, Any] | None) -> list[str]:
     return lines + ["", _provenance(document, command), ""]
 
 
+def main_job_section(document: dict[str, Any] | None) -> list[str]:
+    command = "python benchmarks/main_job.py"
+    lines = ["### The main job: `ownrun video --videos 60`", ""]
+    if document is None:
+        return lines + _missing("main_job", command)
+    target = (document.get("config") or {}).get("target_idle_share", 0.3)
+    lines += [f"| run | kept up | frames/s | p50 | p99 | max | machine idle (≥ {target:.0%}) | load average |",
+              "|---|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(document["results"], 1):
+        if "error" in r:
+            lines.append(f"| {i} | failed: {r['error']} | | | | | | |")
+            continue
+        idle = r.get("idle_share")
+        mark = "" if idle is None else (" ✓" if idle >= target else " ✗")
+        load = r.get("loadavg")
+        lines.append(f"| {i} | {'yes' if r['kept_up'] else 'no'} | {r['frames_per_s']:.0f} of "
+                     f"{r['target_frames_per_s']:.0f} | {r['p50_s'] * 1e3:.0f} ms | {r['p99_s'] * 1e3:.0f} ms | "
+                     f"{r['max_s'] * 1e3:.0f} ms | {'—' if idle is None else f'{idle:.0%}'}{mark} | "
+                     f"{'—' if not load else f'{load[0]:.1f}–{load[1]:.1f}'} |")
+    note = ("Latency is above the job's 1 s floor (the smoothing window's lookahead); the machine's "
+            "idle share is all CPUs' idle time from /proc/stat while frames flow (start-up excluded), "
+            "so anything else running counts as busy.")
+    return lines + ["", note + " " + _provenance(document, command), ""]
+
+
 def _rounds_load(rounds: list[dict]) -> str:
     loads = [x for r in rounds for x in r.get("loadavg") or []]
     return f"{min(loads):.0f}–{max(loads):.0f}" if loads else "?"
@@ -196,7 +221,8 @@ def rl_section(document: dict[str, Any] | None) -> list[str]:
 
 
 def render_block(results: Path = RESULTS_DIR) -> str:
-    sections = [micro_section(_load(results, "micro")),
+    sections = [main_job_section(_load(results, "main_job")),
+                micro_section(_load(results, "micro")),
                 compare_section(_load(results, "compare")),
                 cluster_section(_load(results, "cluster")),
                 video_section(_load(results, "video")),
