@@ -143,6 +143,7 @@ class TaskEntry:
         self.spec_bytes = 200 + sum(map(len, arg_frames))
 
     def header(self, caller: str, send_fn_blob: bool) -> list:
+        """The PUSH_TASK header: its fields in the order protocol.PUSH_* names them."""
         actor_id = self.actor.actor_id if self.actor is not None else None
         return [P.PUSH_TASK, caller, self.task_id, self.name, self.kind, self.fn_id,
                 self.fn_blob if send_fn_blob else None, len(self.return_ids),

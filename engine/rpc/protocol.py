@@ -17,7 +17,7 @@ from __future__ import annotations
 REPLY = 1  # [REPLY, req_id, ok, result]
 
 # ---- core worker <-> core worker (the task path; no head, no daemon) ----------------
-PUSH_TASK = 10  # [PUSH_TASK, caller_addr, spec] + arg frames
+PUSH_TASK = 10  # [PUSH_TASK, caller_addr, spec] + arg frames: the fields below, by name
 TASK_REPLY = 11  # [TASK_REPLY, worker_addr, task_id, returns, borrowed, worker_id, runtime] + frames
 GET_VALUE = 12  # [GET_VALUE, requester_addr, oid]  (long poll: answered when ready)
 VALUE_REPLY = 13  # [VALUE_REPLY, oid, meta, sender_addr] + value frames
@@ -96,3 +96,25 @@ VALUE_SHM = 1  # [VALUE_SHM, node_id, size, contains, daemon_addr]
 # Task arguments (PUSH_TASK dep_meta) add the object id (and, for VALUE_SHM, its owner):
 #   [VALUE_INLINE, nframes, contains, oid] / [VALUE_SHM, node_id, size, contains, oid, daemon_addr, owner]
 VALUE_ERROR = 2  # [VALUE_ERROR, nframes, contains]  (a pickled exception)
+
+# The fields of a PUSH_TASK header, by position: `TaskEntry.header` writes them, the executor
+# reads them by these names (schema.SHAPES checks their types).
+(PUSH_CALLER,  # the owner's address: where TASK_REPLY goes
+ PUSH_TASK_ID,
+ PUSH_NAME,  # the function's or method's name (errors, the timeline)
+ PUSH_KIND,  # NORMAL, ACTOR_CREATION or ACTOR_METHOD (ownership/task_manager.py)
+ PUSH_FN_ID,
+ PUSH_FN_BLOB,  # the pickled function, the first time this worker gets it; else None
+ PUSH_NUM_RETURNS,
+ PUSH_NUM_ARG_FRAMES,  # frames after the header that carry arguments
+ PUSH_POSITIONS,  # where each argument goes (positional index or keyword), or None
+ PUSH_DEP_META,  # the metadata of arguments passed by reference (see VALUE_* above)
+ PUSH_ACTOR_ID,
+ PUSH_EXTRA,  # dict or None: the job's namespace, actor creation options, streaming
+ ) = range(1, 13)
+# CANCEL_TASK and EXIT_WORKER fields.
+CANCEL_TASK_ID, CANCEL_FORCE, CANCEL_RECURSIVE = range(1, 4)
+EXIT_FROM_DAEMON = 1
+# Names of field positions (above), not message types.
+FIELDS = frozenset(name for name in dir() if name.startswith(("PUSH_", "CANCEL_", "EXIT_FROM")) and name not in
+                   ("PUSH_TASK", "CANCEL_TASK", "CANCEL_REQUEST"))

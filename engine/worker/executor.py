@@ -38,6 +38,19 @@ from ..ownership.actor_submitter import EXITED
 from ..ownership.memory_store import shm_value
 from ..ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL
 from ..rpc import protocol as P
+from ..rpc.protocol import (
+    PUSH_CALLER,
+    PUSH_DEP_META,
+    PUSH_EXTRA,
+    PUSH_FN_BLOB,
+    PUSH_FN_ID,
+    PUSH_KIND,
+    PUSH_NAME,
+    PUSH_NUM_ARG_FRAMES,
+    PUSH_NUM_RETURNS,
+    PUSH_POSITIONS,
+    PUSH_TASK_ID,
+)
 from ..rpc.transport import pack
 from ..state.spans import EVENTS
 from ..util.handler_errors import log_handler_error
@@ -82,9 +95,9 @@ class Executor:
 
     # ---- I/O thread side ------------------------------------------------------------------
     def on_push(self, h, frames) -> None:
-        if h[4] == ACTOR_METHOD and self.pool is not None:
+        if h[PUSH_KIND] == ACTOR_METHOD and self.pool is not None:
             self.pool.submit(self.execute, h, frames)
-        elif h[4] == ACTOR_METHOD and self.loop is not None:
+        elif h[PUSH_KIND] == ACTOR_METHOD and self.loop is not None:
             asyncio.run_coroutine_threadsafe(self._execute_async(h, frames), self.loop)
         else:
             with self.cv:
@@ -93,8 +106,8 @@ class Executor:
 
     def on_cancel(self, h, frames) -> None:
         """[CANCEL_TASK, task_id, force, recursive?]: from the task's owner."""
-        task_id, force = h[1], h[2]
-        recursive = h[3] if len(h) > 3 else True
+        task_id, force = h[P.CANCEL_TASK_ID], h[P.CANCEL_FORCE]
+        recursive = h[P.CANCEL_RECURSIVE] if len(h) > P.CANCEL_RECURSIVE else True
         with self.cv:
             for item in self.queue:
                 if item[0][2] == task_id:
@@ -123,7 +136,7 @@ class Executor:
     def _keep_function(self, h) -> None:
         """A task dropped before it ran may be the one that brought its function: the owner
         sends later tasks of that function without it, so keep the pickled function."""
-        fn_id, fn_blob = h[5], h[6]
+        fn_id, fn_blob = h[PUSH_FN_ID], h[PUSH_FN_BLOB]
         if fn_blob is not None and fn_id not in self.functions:
             self.function_blobs.setdefault(fn_id, fn_blob)
 
@@ -134,8 +147,8 @@ class Executor:
 
     def on_exit(self, h, frames) -> None:
         """Only this worker's own daemon may stop it (it does so for idle pooled workers)."""
-        if h[1] != self.core.daemon_address:
-            log.warning("EXIT_WORKER from %s ignored: not this worker's daemon", h[1][:80])
+        if h[P.EXIT_FROM_DAEMON] != self.core.daemon_address:
+            log.warning("EXIT_WORKER from %s ignored: not this worker's daemon", h[P.EXIT_FROM_DAEMON][:80])
             return
         with self.cv:
             self.exiting = True
@@ -150,18 +163,18 @@ class Executor:
                 if self.exiting and not self.queue:
                     return
                 h, frames = self.queue.popleft()
-            if h[4] == ACTOR_METHOD and (self.pool is not None or self.loop is not None):
+            if h[PUSH_KIND] == ACTOR_METHOD and (self.pool is not None or self.loop is not None):
                 self.on_push(h, frames)  # arrived before the constructor set up concurrency
                 continue
             try:
                 self.execute(h, frames)
             except Exception:  # noqa: BLE001 - e.g. a reply that cannot be sent: keep serving
                 self.core.handler_errors += 1
-                log_handler_error(log, "failed to run or answer task %r", h[3])
+                log_handler_error(log, "failed to run or answer task %r", h[PUSH_NAME])
 
     # ---- one task -------------------------------------------------------------------------------
     def _function(self, h):
-        kind, fn_id, fn_blob = h[4], h[5], h[6]
+        kind, fn_id, fn_blob = h[PUSH_KIND], h[PUSH_FN_ID], h[PUSH_FN_BLOB]
         if kind == ACTOR_METHOD:
             if self.actor is None:
                 raise errors.ActorDiedError(self.actor_error or "the actor was not created")
@@ -170,14 +183,14 @@ class Executor:
         if fn is None:
             blob = fn_blob if fn_blob is not None else self.function_blobs.get(fn_id)
             if blob is None:
-                raise errors.EngineError(f"function {h[3]} was not sent to this worker")
+                raise errors.EngineError(f"function {h[PUSH_NAME]} was not sent to this worker")
             self.function_blobs[fn_id] = blob  # if loading fails, the next task tries again
             fn = self.functions[fn_id] = pickle.loads(blob)
             del self.function_blobs[fn_id]
         return fn
 
     def _arguments(self, h, frames, received: list):
-        n_args, positions, dep_meta = h[8], h[9], h[10]
+        n_args, positions, dep_meta = h[PUSH_NUM_ARG_FRAMES], h[PUSH_POSITIONS], h[PUSH_DEP_META]
         if n_args == 0:
             args, kwargs = [], {}
         else:
@@ -190,7 +203,7 @@ class Executor:
                     value = serialization.deserialize(frames[pos:pos + n], received)
                     pos += n
                 else:
-                    value = self._fetch(h[3], meta)
+                    value = self._fetch(h[PUSH_NAME], meta)
                 if isinstance(where, int):
                     args[where] = value
                 else:
@@ -211,15 +224,15 @@ class Executor:
         return value
 
     def execute(self, h, frames) -> None:
-        task_id, name, kind = h[2], h[3], h[4]
+        task_id, name, kind = h[PUSH_TASK_ID], h[PUSH_NAME], h[PUSH_KIND]
         received: list = []
         results = args = kwargs = value = None
         failed = False
-        streaming = kind == NORMAL and bool(h[12]) and bool(h[12].get("streaming"))
+        streaming = kind == NORMAL and bool(h[PUSH_EXTRA]) and bool(h[PUSH_EXTRA].get("streaming"))
         started = time.perf_counter()
         guard = self.running[task_id] = TaskGuard(task_id, name)
         guard.start()
-        extra = h[12]  # the job's namespace (normal tasks, if not the default), creation options
+        extra = h[PUSH_EXTRA]  # the job's namespace (normal tasks, if not the default), creation options
         token = task_context.enter(task_id, name, self.actor_id, extra.get("namespace") if extra else None)
         try:
             fn = self._function(h)
@@ -228,7 +241,7 @@ class Executor:
             except errors.ObjectLostError as exc:
                 raise ArgumentLostError(str(exc)) from None
             if kind == ACTOR_CREATION:
-                results = [self._create_actor(fn, args, kwargs, h[12] or {})]
+                results = [self._create_actor(fn, args, kwargs, h[PUSH_EXTRA] or {})]
             elif streaming:
                 value = fn(*args, **kwargs)
                 args = kwargs = None
@@ -243,7 +256,7 @@ class Executor:
                 finally:
                     guard.leave_user()  # ...to here (or raise its TaskCancelledError here)
                 # A task that handled the cancel's KeyboardInterrupt and returned, returns (Ray).
-                results = _split_returns(value, h[7])
+                results = _split_returns(value, h[PUSH_NUM_RETURNS])
         except errors.TaskCancelledError:
             results = _CancelledMarker(name)
             failed = True
@@ -270,7 +283,7 @@ class Executor:
         if len(sys.modules) != self._modules_seen:
             self._report_new_modules()
         ended = time.perf_counter()
-        EVENTS.append(("task", task_id, name, h[1], started, ended, failed))  # the timeline's ring buffer
+        EVENTS.append(("task", task_id, name, h[PUSH_CALLER], started, ended, failed))  # the timeline's ring buffer
         self._reply(h, box, received, ended - started, streaming)
 
     def _report_new_modules(self) -> None:
@@ -286,7 +299,7 @@ class Executor:
             self.core.transport.send(self.core.daemon_address, [pack([P.WARM_MODULES, sorted(new)[:500]])])
 
     async def _execute_async(self, h, frames) -> None:
-        task_id, name = h[2], h[3]
+        task_id, name = h[PUSH_TASK_ID], h[PUSH_NAME]
         received: list = []
         failed = False
         started = time.perf_counter()
@@ -299,7 +312,7 @@ class Executor:
                 value = fn(*args, **kwargs)
                 if inspect.isawaitable(value):
                     value = await value
-                results = _split_returns(value, h[7])
+                results = _split_returns(value, h[PUSH_NUM_RETURNS])
         except SystemExit as exc:
             self._exit_actor(name, exc)  # does not return
         except asyncio.CancelledError:  # engine.cancel() of this call
@@ -314,7 +327,7 @@ class Executor:
             task_context.exit(token)
         box = [results]
         results = None
-        EVENTS.append(("task", task_id, name, h[1], started, time.perf_counter(), failed))
+        EVENTS.append(("task", task_id, name, h[PUSH_CALLER], started, time.perf_counter(), failed))
         self._reply(h, box, received)
 
     def _exit_actor(self, method: str, exc: SystemExit) -> None:
@@ -365,9 +378,9 @@ class Executor:
         """Runs a streaming task's generator: each item goes to the caller as it is yielded
         (GENERATOR_ITEM, in order). An exception propagates (the reply carries it)."""
         if not hasattr(generator, "__next__"):
-            raise TypeError(f"{h[3]} has num_returns='streaming' but returned "
+            raise TypeError(f"{h[PUSH_NAME]} has num_returns='streaming' but returned "
                             f"{type(generator).__name__}, not a generator")
-        caller, task_id, core = h[1], h[2], self.core
+        caller, task_id, core = h[PUSH_CALLER], h[PUSH_TASK_ID], self.core
         for index, item in enumerate(generator, start=1):
             meta, frames, contains = self._return_value(h, index, item)
             item = None
@@ -390,10 +403,10 @@ class Executor:
             size = serialization.frames_size(f)
             if size < core.inline_threshold:
                 return [P.VALUE_INLINE, len(f), contains], f, contains
-            core._write_shm(return_id(h[2], index), f, h[1])
+            core._write_shm(return_id(h[PUSH_TASK_ID], index), f, h[PUSH_CALLER])
             return [P.VALUE_SHM, core.node_id, size, contains, core.daemon_address], [], contains
         except BaseException as exc:  # noqa: BLE001
-            f = _serialize_error(_failure(h[3], exc)[0].error)
+            f = _serialize_error(_failure(h[PUSH_NAME], exc)[0].error)
             return [P.VALUE_ERROR, len(f), None], f, None
 
     def _reply(self, h, box: list, received: list, runtime: float | None = None,
@@ -401,13 +414,13 @@ class Executor:
         """Sends the task's results; `box` holds them so that we drop the last reference.
         A streaming task's reply carries no value (its items went ahead), or its error."""
         results = box.pop()
-        caller, task_id = h[1], h[2]
+        caller, task_id = h[PUSH_CALLER], h[PUSH_TASK_ID]
         core = self.core
         metas, frames, contains_all = [], [], []
         if isinstance(results, _CancelledMarker):
             results = _failure(results.name, errors.TaskCancelledError(f"task {results.name} was cancelled"))
-        if len(results) == 1 and isinstance(results[0], _Failure) and h[7] != 1 and not streaming:
-            results = results * h[7]
+        if len(results) == 1 and isinstance(results[0], _Failure) and h[PUSH_NUM_RETURNS] != 1 and not streaming:
+            results = results * h[PUSH_NUM_RETURNS]
         for index, value in enumerate(results, start=1):
             meta, f, contains = self._return_value(h, index, value)
             metas.append(meta)
@@ -425,10 +438,10 @@ class Executor:
 
     def _reply_error(self, h, exc: BaseException, received: list, lock_held: bool = False) -> None:
         f = _serialize_error(exc)
-        metas = [[P.VALUE_ERROR, len(f), None]] * h[7]
-        frames = f * h[7]
-        header = pack([P.TASK_REPLY, self.core.address, h[2], metas, None, self.core.worker_id, None])
-        self.core.transport.send(h[1], [header, *frames])
+        metas = [[P.VALUE_ERROR, len(f), None]] * h[PUSH_NUM_RETURNS]
+        frames = f * h[PUSH_NUM_RETURNS]
+        header = pack([P.TASK_REPLY, self.core.address, h[PUSH_TASK_ID], metas, None, self.core.worker_id, None])
+        self.core.transport.send(h[PUSH_CALLER], [header, *frames])
 
 
 class ArgumentLostError(errors.ObjectLostError):

@@ -26,6 +26,7 @@ from ..rpc import protocol as P
 from ..rpc.transport import pack
 from ..state import callsites
 from . import cancellation, serialization
+from .requests import remote_error
 
 
 class Waiter:
@@ -119,15 +120,7 @@ def materialize(core, oid: bytes, value, deadline: float | None = None, owner: s
     cached = pins.acquire(oid)
     if cached is not None:  # pinned by this process already: map it again, no round trip
         return _view(core, oid, cached)
-    if deadline is None:
-        placement = core.call(core.daemon_address, P.OBJ_GET, oid, core.worker_id, value.daemon)
-    else:  # a fetch from another node must not outlast get()'s timeout
-        try:
-            placement = core.call(core.daemon_address, P.OBJ_GET, oid, core.worker_id, value.daemon,
-                                  timeout=max(0.001, deadline - time.monotonic()))
-        except errors.NodeUnreachableError:
-            raise errors.GetTimeoutError(f"get timed out fetching object {oid.hex()} from node "
-                                         f"{value.node_id}") from None
+    placement = _pinned_placement(core, oid, value, deadline)
     if placement is None:
         raise errors.ObjectLostError(f"object {oid.hex()} is no longer in the object store of node "
                                      f"{value.node_id} (it was freed or its node failed)")
@@ -137,6 +130,39 @@ def materialize(core, oid: bytes, value, deadline: float | None = None, owner: s
     if not pins.add(oid, placement, 1, time.monotonic()):  # another thread pinned it meanwhile
         core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [oid]])])
     return _view(core, oid, placement)
+
+
+def _pinned_placement(core, oid: bytes, value, deadline: float | None):
+    """Our daemon's placement of `oid`, pinned for this process (pulled first if its copy is on
+    another node; None if it is gone). A fetch must not outlast get()'s timeout (GetTimeoutError;
+    without one, the RPC timeout: NodeUnreachableError), but the daemon pins the object when the
+    pull lands, answer or not: a late answer's pin becomes one of our cached pins, released with
+    them, so a timed-out get leaks none."""
+    answer: dict = {}
+    done = threading.Event()
+
+    def answered(ok, placement):  # I/O thread (or a death notice), core lock held
+        if answer.get("abandoned"):
+            if ok and placement is not None and not core.pins.add(oid, _placement(placement), 0, time.monotonic()):
+                core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [oid]])])
+            return
+        answer["ok"], answer["result"] = ok, placement
+        done.set()
+
+    core.call_async(core.daemon_address, P.OBJ_GET, oid, core.worker_id, value.daemon, callback=answered)
+    limit = deadline if deadline is not None else time.monotonic() + core.config["rpc_timeout"]
+    if not done.wait(max(0.0, limit - time.monotonic())):
+        with core.lock:  # the answer is taken under it: it either arrived, or it is abandoned
+            if not done.is_set():
+                answer["abandoned"] = True
+                if deadline is None:
+                    raise errors.NodeUnreachableError(f"no answer from {core.daemon_address} to a read of "
+                                                      f"object {oid.hex()} within {core.config['rpc_timeout']:.0f}s")
+                raise errors.GetTimeoutError(f"get timed out fetching object {oid.hex()} from node "
+                                             f"{value.node_id}")
+    if not answer["ok"]:
+        raise remote_error(answer["result"])
+    return answer["result"]
 
 
 def _view(core, oid: bytes, placement):

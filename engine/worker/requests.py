@@ -58,7 +58,9 @@ class Requests:
 
     def call_async(self, address: str, kind: int, *fields, callback) -> None:
         """Sends a request; `callback(ok, result)` runs on the I/O thread (with the core
-        worker's lock held)."""
+        worker's lock held). A peer known dead raises its error here, as `call` does."""
+        if address in self._dead:
+            raise remote_error(self._dead[address])
         call_id = next(self._ids)
         self._calls[call_id] = _Call(callback, address)
         self._transport.send(address, [pack([kind, call_id, self._address, *fields])])
