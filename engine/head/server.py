@@ -202,9 +202,9 @@ class Head:
         answer is the cluster view the daemons use to pick spillback targets. A node declared
         dead is answered with NODE_FENCED instead: it must stop (liveness.py)."""
         _, node_id, addr, total, available, store_stats = h[:6]
-        token = h[6] if len(h) > 6 else None
+        token = P.optional(h, P.HEARTBEAT_TOKEN)
         known = self.tables.notice_token(node_id)
-        if known is not None and not self.inbox.proven(h, 6, known, f"a heartbeat for node {node_id} at {addr} "
+        if known is not None and not self.inbox.proven(h, P.HEARTBEAT_TOKEN, known, f"a heartbeat for node {node_id} at {addr} "
                                                                   f"without its token"):
             return
         steps = self.liveness.beat(node_id, time.monotonic())
@@ -321,7 +321,7 @@ class Head:
         """A worker died: an actor on it is RESTARTING until its creator restarts it or gives
         up (DEAD at once for a detached actor whose creator is gone); actors it created die."""
         _, node_id, worker_id, addr, reason = h[:5]
-        if not self._from_node(h, node_id, 5):
+        if not self._from_node(h, node_id, P.WORKER_DIED_REMOTE_PROOF):
             return
         self._forget_subscriber([addr])
         for record in list(self.tables.actors.values()):
@@ -343,9 +343,9 @@ class Head:
 
     def on_node_clients(self, h) -> None:
         _, node_id, added, removed = h[:4]
-        if not self._from_node(h, node_id, 5):
+        if not self._from_node(h, node_id, P.NODE_CLIENTS_PROOF):
             return
-        self.tables.update_node_clients(node_id, added, removed, h[4] if len(h) > 4 else None)
+        self.tables.update_node_clients(node_id, added, removed, P.optional(h, P.NODE_CLIENTS_TOKENS))
         self._forget_subscriber(removed)
         self._owners_died(removed, "it left the cluster")
 
@@ -387,7 +387,7 @@ class Head:
         _, actor_id, state, address, reason, worker_id = h[:6]
         record = self.tables.actors.get(actor_id)
         if record is not None and record.key is not None and not self.inbox.proven(
-                h, 6, record.key, f"a {state} report of actor {actor_id.hex()} without its key "
+                h, P.ACTOR_UPDATE_PROOF, record.key, f"a {state} report of actor {actor_id.hex()} without its key "
                                   f"(claimed address {address})"):
             return
         self._set_actor_state(actor_id, state, address, reason, worker_id)
@@ -427,11 +427,11 @@ class Head:
         """Answers once the actor is ALIVE (on a worker other than `not_worker`, the one a
         caller saw die) or DEAD. A name is looked up in the namespace given ("" if none)."""
         _, req_id, addr, key = h[:4]
-        not_worker = h[4] if len(h) > 4 else None
-        namespace = h[5] if len(h) > 5 and h[5] else ""
+        not_worker = P.optional(h, P.LOOKUP_NOT_WORKER)
+        namespace = P.optional(h, P.LOOKUP_NAMESPACE) or ""
         record = self.tables.find_actor(key, namespace)
         if record is not None and not record.dead():
-            self._subscribe(record.actor_id, addr, h[6] if len(h) > 6 else None)
+            self._subscribe(record.actor_id, addr, P.optional(h, P.LOOKUP_TOKEN))
         if record is None:
             self.reply(addr, req_id, None)
         elif record.dead() or (record.settled() and (not_worker is None or record.worker_id != not_worker)):

@@ -214,7 +214,7 @@ class NodeDaemon:
 
     def on_register_client(self, h) -> None:
         _, req_id, addr, worker_id, pid, kind = h[:6]
-        self._add_client(addr, worker_id, pid, kind, h[6] if len(h) > 6 else None)
+        self._add_client(addr, worker_id, pid, kind, P.optional(h, P.REGISTER_CLIENT_TOKEN))
         if self.scheduler.prestarting() and time.monotonic() < self.started_at + 5.0:
             self.deferred_registrations.append(h)  # answered once the pre-started pool is up
             return
@@ -247,7 +247,7 @@ class NodeDaemon:
 
     def on_worker_ready(self, h) -> None:
         _, worker_id, addr, pid = h[:4]
-        self._add_client(addr, worker_id, pid, "worker", h[4] if len(h) > 4 else None)
+        self._add_client(addr, worker_id, pid, "worker", P.optional(h, P.WORKER_READY_TOKEN))
         self.apply(self.scheduler.worker_ready(worker_id, addr, pid))
         if self.deferred_registrations and not self.scheduler.prestarting():
             waiting, self.deferred_registrations = self.deferred_registrations, []
@@ -318,7 +318,7 @@ class NodeDaemon:
     # ---- leases ----------------------------------------------------------------------------
     def on_lease_request(self, h) -> None:
         _, owner_addr, owner_id, request_id, resources, for_actor, hops = h[:7]
-        actor_options = h[7] if len(h) > 7 else {}
+        actor_options = P.optional(h, P.LEASE_ACTOR_OPTIONS, {})
         req = LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor, hops,
                            detached=bool(actor_options.get("detached")),
                            placement=actor_options.get("placement") or {},
@@ -533,14 +533,14 @@ class NodeDaemon:
         return self.inbox.proven(h, token_at, self.notice_token, "a head notice without this daemon's token")
 
     def on_cluster_view(self, h) -> None:
-        if not self._from_head(h, 2):
+        if not self._from_head(h, P.CLUSTER_VIEW_PROOF):
             return
         view = h[1]
         self.apply_placement(self.spillback.view_changed(view, time.monotonic()))
 
     def on_node_died(self, h) -> None:
         """Another node died: its processes owned or borrowed things here."""
-        if not self._from_head(h, 5):
+        if not self._from_head(h, P.NODE_DIED_PROOF):
             return
         _, node_id, daemon_addr, client_addrs, reason = h[:5]
         if daemon_addr in self.dead_daemons:
@@ -561,7 +561,7 @@ class NodeDaemon:
         """The head declared this node dead (it was paused or cut off for the death timeout):
         the owners consider its workers and objects lost, so it stops (killing its workers,
         unlinking its store) rather than serve them. A replacement joins under a new id."""
-        if not self._from_head(h, 3):
+        if not self._from_head(h, P.NODE_FENCED_PROOF):
             return
         _, node_id, reason = h[:3]
         if node_id != self.node_id:

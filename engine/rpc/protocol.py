@@ -115,6 +115,32 @@ VALUE_ERROR = 2  # [VALUE_ERROR, nframes, contains]  (a pickled exception)
 # CANCEL_TASK and EXIT_WORKER fields.
 CANCEL_TASK_ID, CANCEL_FORCE, CANCEL_RECURSIVE = range(1, 4)
 EXIT_FROM_DAEMON = 1
+# Optional trailing fields (older or simpler senders leave them out): read with `optional`.
+REGISTER_CLIENT_TOKEN = 6  # the client's notice token (rpc/notices.py)
+WORKER_READY_TOKEN = 4
+LEASE_ACTOR_OPTIONS = 7  # {detached, placement, pinned}, actor leases only
+HEARTBEAT_TOKEN = 6
+NODE_CLIENTS_TOKENS = 4  # {address: notice token} of the clients that joined
+LOOKUP_NOT_WORKER, LOOKUP_NAMESPACE, LOOKUP_TOKEN = 4, 5, 6  # ACTOR_LOOKUP
+# Where a notice carries its proof (rpc/notices.py): the receiver's token, or the actor's key.
+CLUSTER_VIEW_PROOF = 2
+NODE_DIED_PROOF = 5
+NODE_FENCED_PROOF = 3
+ACTOR_STATE_PROOF = 3
+ACTOR_UPDATE_PROOF = 6
+NODE_CLIENTS_PROOF = 5
+WORKER_DIED_REMOTE_PROOF = 5
+
 # Names of field positions (above), not message types.
-FIELDS = frozenset(name for name in dir() if name.startswith(("PUSH_", "CANCEL_", "EXIT_FROM")) and name not in
-                   ("PUSH_TASK", "CANCEL_TASK", "CANCEL_REQUEST"))
+FIELDS = frozenset({
+    "PUSH_CALLER", "PUSH_TASK_ID", "PUSH_NAME", "PUSH_KIND", "PUSH_FN_ID", "PUSH_FN_BLOB", "PUSH_NUM_RETURNS",
+    "PUSH_NUM_ARG_FRAMES", "PUSH_POSITIONS", "PUSH_DEP_META", "PUSH_ACTOR_ID", "PUSH_EXTRA",
+    "CANCEL_TASK_ID", "CANCEL_FORCE", "CANCEL_RECURSIVE", "EXIT_FROM_DAEMON", "REGISTER_CLIENT_TOKEN",
+    "WORKER_READY_TOKEN", "LEASE_ACTOR_OPTIONS", "HEARTBEAT_TOKEN", "NODE_CLIENTS_TOKENS", "LOOKUP_NOT_WORKER",
+    "LOOKUP_NAMESPACE", "LOOKUP_TOKEN", "CLUSTER_VIEW_PROOF", "NODE_DIED_PROOF", "NODE_FENCED_PROOF",
+    "ACTOR_STATE_PROOF", "ACTOR_UPDATE_PROOF", "NODE_CLIENTS_PROOF", "WORKER_DIED_REMOTE_PROOF"})
+
+
+def optional(header: list, field: int, default=None):
+    """An optional trailing field of a message header, or `default` when the sender left it out."""
+    return header[field] if len(header) > field else default

@@ -79,8 +79,8 @@ def for_core_worker(core) -> dict:
         P.LEASE_GRANTED: lease_granted,
         P.RECALL_LEASES: recall_leases,
         P.WORKER_DIED: functools.partial(deaths.on_worker_died, core),
-        P.NODE_DIED: _proven(core, 5, functools.partial(deaths.on_node_died, core)),
-        P.ACTOR_STATE: _proven(core, 3, actor_state),
+        P.NODE_DIED: _proven(core, P.NODE_DIED_PROOF, functools.partial(deaths.on_node_died, core)),
+        P.ACTOR_STATE: _proven(core, P.ACTOR_STATE_PROOF, actor_state),
         P.STATE_QUERY: state_query,
         P.LOG_LINES: log_lines,
         # a borrower cancels a task we own (`engine.cancel` of a ref it was handed)
