@@ -107,7 +107,7 @@ class Executor:
     def on_cancel(self, h, frames) -> None:
         """[CANCEL_TASK, task_id, force, recursive?]: from the task's owner."""
         task_id, force = h[P.CANCEL_TASK_ID], h[P.CANCEL_FORCE]
-        recursive = h[P.CANCEL_RECURSIVE] if len(h) > P.CANCEL_RECURSIVE else True
+        recursive = P.optional(h, P.CANCEL_RECURSIVE, True)
         with self.cv:
             for item in self.queue:
                 if item[0][2] == task_id:
