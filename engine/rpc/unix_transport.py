@@ -18,8 +18,11 @@ the connection is closed and counted (`malformed_connections`), the process goes
 Semantics kept from zmq PUSH/PULL: `send` never blocks (what the socket does not take now is
 queued in the process and written by the I/O thread when the peer can take more; per-peer order
 is kept); a send to a peer that is not listening (yet: a restarting head, a starting client) is
-queued and retried every `RECONNECT_S` by the I/O thread, like zmq's reconnect; a peer's queue
-beyond `PEER_QUEUE_LIMIT` messages drops the send (False). `disconnect` drops a dead peer's
+queued and retried every `RECONNECT_S` by the I/O thread, like zmq's reconnect (every
+`RECONNECT_SLOW_S` once it has refused for `SLOW_AFTER_S`; after `GIVE_UP_S` its queue is dropped
+and counted in `dropped`, so a peer that is gone for good, and that no death notice named, does
+not wake the process forever); a peer's queue beyond `PEER_QUEUE_LIMIT` messages drops the send
+(False). `disconnect` drops a dead peer's
 queue. Threading as in `transport.py`: `send`/`wake`/`disconnect` from any thread (one lock),
 `poll`, `watch_fd`, `watch_peer` from the I/O thread only.
 """
@@ -44,6 +47,9 @@ log = logging.getLogger("ownrun.transport")
 
 PEER_QUEUE_LIMIT = 200_000  # messages queued to one peer before sends to it are dropped
 RECONNECT_S = 0.1  # retry interval of a peer that refused a connection (zmq's default)
+SLOW_AFTER_S = 5.0  # refused this long: retried every RECONNECT_SLOW_S
+RECONNECT_SLOW_S = 1.0
+GIVE_UP_S = 60.0  # refused this long: what is queued for it is dropped
 MAGIC = 0x6F720000  # the high half of a message's first word ("or"); the low half counts its frames
 MAX_FRAMES = 0xFFFF  # frames in one message, at most (ours have a handful)
 MAX_FRAME = 1 << 31  # bytes in one frame, at most
@@ -80,7 +86,7 @@ class _Peer:
     """The connection this process writes to one peer, and what waits to be written."""
 
     __slots__ = ("address", "path", "sock", "fd", "queue", "written", "mask", "watch_token", "retry_at",
-                 "events")
+                 "refused_since", "events")
 
     def __init__(self, address: str):
         self.address = address
@@ -92,6 +98,7 @@ class _Peer:
         self.mask = 0  # what the epoll set watches on `fd`
         self.watch_token = None  # watch_peer: reported when the connection drops
         self.retry_at = 0.0  # when a refused connection is tried again
+        self.refused_since = 0.0  # when its connections began to be refused (0: they are not)
         self.events: list | None = None  # monitor_peer: connection events not yet read
 
 
@@ -137,6 +144,7 @@ class UnixTransport:
         self._extra_fds: dict[int, object] = {}
         self._down: set[_Peer] = set()  # peers with a queue and no connection: retried
         self.malformed_connections = 0
+        self.dropped = 0  # messages dropped because their peer refused connections for GIVE_UP_S
         self.closed = False
 
     # ---- sending (any thread) -------------------------------------------------------
@@ -190,12 +198,14 @@ class UnixTransport:
             sock.close()
             if exc.errno not in _REFUSED:
                 log.debug("connect to %s failed: %s", peer.address, exc)
-            peer.retry_at = time.monotonic() + RECONNECT_S
+            now = time.monotonic()
+            peer.refused_since = peer.refused_since or now
+            peer.retry_at = now + (RECONNECT_S if now - peer.refused_since < SLOW_AFTER_S else RECONNECT_SLOW_S)
             self._down.add(peer)
             if peer.events is not None:
                 peer.events.append((zmq.EVENT_CONNECT_RETRIED, 0))
             return False
-        peer.sock, peer.fd = sock, sock.fileno()
+        peer.sock, peer.fd, peer.refused_since = sock, sock.fileno(), 0.0
         self._peer_by_fd[peer.fd] = peer
         self._down.discard(peer)
         if peer.events is not None:
@@ -332,8 +342,9 @@ class UnixTransport:
     def poll(self, timeout_ms: int | None) -> tuple[list[list], list[object]]:
         """Waits for input. Returns (messages, tokens of ready extra fds and dropped watched peers)."""
         if self._down:
-            timeout_ms = min(timeout_ms, 100) if timeout_ms is not None and timeout_ms >= 0 else 100
-            self._retry_down()
+            due_ms = self._retry_down()
+            if due_ms is not None:
+                timeout_ms = due_ms if timeout_ms is None or timeout_ms < 0 else min(timeout_ms, due_ms)
         events = self._epoll.poll(-1 if timeout_ms is None else timeout_ms / 1000)
         messages: list[list] = []
         tokens: list[object] = []
@@ -411,14 +422,24 @@ class UnixTransport:
             if mask & _OUT:
                 self._flush(peer)
 
-    def _retry_down(self) -> None:
+    def _retry_down(self) -> int | None:
+        """Tries the peers whose retry is due; drops those refused for `GIVE_UP_S`. Returns the
+        milliseconds until the next retry (None: none left)."""
         now = time.monotonic()
         with self._send_lock:
             for peer in [p for p in self._down if p.retry_at <= now]:
                 if self._peers.get(peer.address) is not peer:
                     self._down.discard(peer)
+                elif peer.refused_since and now - peer.refused_since >= GIVE_UP_S:
+                    self.dropped += len(peer.queue)
+                    log.info("dropped %d message(s) to %s: it has refused connections for %.0f s",
+                             len(peer.queue), peer.address, now - peer.refused_since)
+                    self._disconnect_locked(peer.address)
                 elif self._connect(peer) and peer.queue:
                     self._flush(peer)
+            if not self._down:
+                return None
+            return max(1, int((min(p.retry_at for p in self._down) - time.monotonic()) * 1000) + 1)
 
     def close(self) -> None:
         with self._send_lock:

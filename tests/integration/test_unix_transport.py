@@ -152,3 +152,20 @@ def test_a_queued_message_keeps_what_its_buffers_held_when_sent(sockets_dir):
     finally:
         a.close()
         b.close()
+
+
+def test_a_peer_that_never_listens_is_retried_ever_less_often_then_given_up(sockets_dir, monkeypatch):
+    from ownrun.engine.rpc import unix_transport
+
+    monkeypatch.setattr(unix_transport, "SLOW_AFTER_S", 0.2)
+    monkeypatch.setattr(unix_transport, "RECONNECT_SLOW_S", 0.1)
+    monkeypatch.setattr(unix_transport, "GIVE_UP_S", 0.5)
+    sender = UnixTransport(sockets_dir)
+    try:
+        assert sender.send(f"{sockets_dir}/never-bound", [b"into the void"])
+        assert sender._down  # queued, retried from the I/O thread's polls
+        wait_for(lambda: sender.poll(20) and not sender._down, timeout=10, message="the give-up")
+        assert sender.dropped == 1 and f"{sockets_dir}/never-bound" not in sender._peers
+        assert sender._retry_down() is None  # nothing left to retry: the I/O loop sleeps as long as it likes
+    finally:
+        sender.close()
