@@ -486,6 +486,7 @@ def main(argv=None) -> None:
     parser.add_argument("--cluster-key", default=None,
                         help="the cluster key file: peers must hold it (clusters beyond loopback)")
     args = parser.parse_args(argv)
+    process_tools.raise_open_file_limit()  # a connection per daemon, driver and one-shot client
     # ---- start-up: tables, then the (authenticated) inbox -----------------------------------
     tables = HeadTables.open(args.session_dir)  # before READY: a bad file fails start-up
     job_id = f"driver-{args.parent_pid}" if args.parent_pid else None

@@ -696,6 +696,7 @@ def main(argv=None) -> None:
     parser.add_argument("--cluster-key", default=None,
                         help="the cluster key file (clusters beyond loopback); passed on to workers")
     args = parser.parse_args(argv)
+    process_tools.raise_open_file_limit()  # two descriptors per worker; its workers inherit it
     transport = _start_transport(args)
     daemon = NodeDaemon(transport, args)
     signal.signal(signal.SIGTERM, lambda *_: setattr(daemon, "running", False) or transport.wake())

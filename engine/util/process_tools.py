@@ -12,11 +12,28 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import select
 import signal
 import sys
 
 _PR_SET_PDEATHSIG = 1
+
+
+def raise_open_file_limit(target: int = 65536) -> int:
+    """Raises this process's soft limit of open files toward `target` (within the hard limit),
+    as Ray does: every peer connection is a file descriptor, and a node daemon holds two per
+    worker, so a default soft limit of 1024 is reached near 500 workers. The processes it starts
+    inherit it. Returns the soft limit now (unchanged if the system refuses)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = target if hard == resource.RLIM_INFINITY else min(target, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def interpreter_flags() -> list[str]:

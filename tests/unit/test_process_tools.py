@@ -36,3 +36,26 @@ def test_pid_zero_or_negative_is_not_a_live_process():
     assert not process_tools.pid_alive(0)
     assert not process_tools.pid_alive(-1)
     assert process_tools.pid_alive(os.getpid())
+
+
+def test_the_open_file_limit_is_raised_toward_the_target_within_the_hard_limit():
+    import resource
+    import subprocess
+    import sys
+
+    script = (
+        "import resource\n"
+        "from ownrun.engine.util.process_tools import raise_open_file_limit\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "now = raise_open_file_limit(4096)\n"
+        "print(now, resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)\n"
+        "high = hard if hard != resource.RLIM_INFINITY else 8192\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (high, hard))\n"
+        "print(raise_open_file_limit(16), high)\n"  # never lowered
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    now, soft, hard = int(out[0]), int(out[1]), int(out[2])
+    expected = 4096 if hard == resource.RLIM_INFINITY or hard >= 4096 else hard
+    assert now == soft == expected
+    assert int(out[3]) == int(out[4])
