@@ -57,7 +57,7 @@ from ..rpc import notices
 from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
 from ..rpc.schema import Inbox
-from ..rpc.transport import Transport, pack
+from ..rpc.transport import AnyTransport, Transport, pack
 from ..util import process_tools
 from ..util.handler_errors import log_handler_error
 from . import liveness
@@ -76,7 +76,7 @@ _REQUESTS = frozenset({P.REGISTER_NODE, P.ACTOR_REGISTER, P.ACTOR_LOOKUP, P.KV_P
 class Head:
     """Handles head requests against `tables`. Not thread-safe: the head's one thread."""
 
-    def __init__(self, transport: Transport, tables: HeadTables,
+    def __init__(self, transport: AnyTransport, tables: HeadTables,
                  suspect_after: float = liveness.DEFAULT_SUSPECT_AFTER,
                  dead_after: float = liveness.DEFAULT_DEAD_AFTER):
         self.transport = transport

@@ -38,7 +38,7 @@ from .. import ids
 from ..rpc import notices
 from ..rpc import protocol as P
 from ..rpc.schema import Inbox
-from ..rpc.transport import Transport, pack
+from ..rpc.transport import AnyTransport, Transport, pack
 from ..state.spans import EVENTS
 from ..store.arena_client import ArenaClient
 from ..store.object_store import ObjectStore
@@ -65,7 +65,7 @@ class Client:
 
 
 class NodeDaemon:
-    def __init__(self, transport: Transport, args):
+    def __init__(self, transport: AnyTransport, args):
         self.transport = transport
         self.node_id: str = args.node_id
         self.session_dir = args.session_dir
@@ -708,7 +708,7 @@ def main(argv=None) -> None:
 
 
 # ---- start-up (owned by the cluster start-up code, not the handlers above) --------------------
-def _start_transport(args) -> Transport:
+def _start_transport(args) -> AnyTransport:
     """The daemon's inbox, with the cluster key if any; exports the same identity (bind host,
     key, advertised IP) to the zygote and workers through the environment. A head that is not
     on loopback is asked once before READY, so a missing or wrong key fails the start-up

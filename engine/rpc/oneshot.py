@@ -35,7 +35,7 @@ from . import addresses
 from . import auth as A
 from .cluster_key import CurveKeys
 from .protocol import REPLY
-from .transport import Transport, pack, unpack
+from .transport import AnyTransport, Transport, pack, unpack
 
 REFUSED = "refused"
 UNREACHABLE = "unreachable"
@@ -169,7 +169,7 @@ class OneShotClient:
         self.close()
 
 
-def _bind(bind_host: str, curve: CurveKeys | None) -> tuple[Transport, int | None]:
+def _bind(bind_host: str, curve: CurveKeys | None) -> tuple[AnyTransport, int | None]:
     """A transport bound at a free slot's address (see the module docstring), with the slot's
     locked file descriptor; or at a fresh address (and None) when every slot is taken."""
     if addresses.is_ipc(bind_host):
@@ -198,7 +198,7 @@ def _bind(bind_host: str, curve: CurveKeys | None) -> tuple[Transport, int | Non
     return Transport(bind_host, curve=curve), None
 
 
-def _bind_tcp_slot(bind_host: str, curve: CurveKeys | None, fd: int) -> Transport:
+def _bind_tcp_slot(bind_host: str, curve: CurveKeys | None, fd: int) -> AnyTransport:
     """Binds the port this slot used last (kept in its lock file), else a new one (recorded)."""
     recorded = os.pread(fd, 16, 0).decode(errors="replace").strip()
     if recorded.isdigit():

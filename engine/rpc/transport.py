@@ -114,7 +114,7 @@ def _process_identity() -> tuple[str, CurveKeys | None]:
 
 
 def Transport(bind_host: str | None = None, port: int | str = 0,  # noqa: N802 - the transport's constructor
-              curve: CurveKeys | None = None) -> ZmqTransport | UnixTransport:
+              curve: CurveKeys | None = None) -> AnyTransport:
     """A process's transport: bound at `bind_host` (default: this process's network identity).
     `ipc://DIR` without a cluster key (an embedded cluster's processes) gets plain unix sockets
     (unix_transport.py: no zmq I/O thread, a third of the CPU per message); anything else zmq."""
@@ -335,3 +335,6 @@ class ZmqConnectionEvents:
             event = recv_monitor_message(self._monitor)
             events.append((event["event"], event["value"]))
         return events
+
+
+AnyTransport = ZmqTransport | UnixTransport  # what `Transport(...)` returns (type hints)
