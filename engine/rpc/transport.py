@@ -42,6 +42,7 @@ from . import addresses
 from .auth import AuthGate
 from .cluster_key import CurveKeys
 from .unix_transport import UnixTransport
+from .wakeup import WakeFd
 
 _packb = msgpack.Packer(use_bin_type=True).pack
 _unpackb = msgpack.unpackb
@@ -149,11 +150,10 @@ class ZmqTransport:
         self.address: str = bound if ipc else addresses.advertised(bound, os.environ.get(ENV_NODE_IP))
         self._peers: dict[str, zmq.Socket] = {}
         self._send_lock = threading.Lock()
-        self._wake_lock = threading.RLock()  # the wake eventfd's life (see `wake`)
-        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._wake = WakeFd()
         self._poller = zmq.Poller()
         self._poller.register(self._inbox, zmq.POLLIN)
-        self._poller.register(self._wake_fd, zmq.POLLIN)
+        self._poller.register(self._wake.fd, zmq.POLLIN)
         if self._gate is not None:
             self._gate.started(bound)
             for sock in self._gate.sockets():
@@ -243,16 +243,8 @@ class ZmqTransport:
             sock.close(0)
 
     def wake(self) -> None:
-        """Interrupts a `poll` running in the I/O thread. A no-op once closed: the eventfd's
-        number may belong to another file by then (under a lock, so `close` cannot free it
-        between the check and the write)."""
-        with self._wake_lock:  # re-entrant: a signal handler may wake from inside a wake
-            if self._wake_fd < 0:
-                return
-            try:
-                os.eventfd_write(self._wake_fd, 1)
-            except (BlockingIOError, OSError):
-                pass
+        """Interrupts a `poll` running in the I/O thread. A no-op once closed (wakeup.py)."""
+        self._wake.wake()
 
     # ---- receiving (I/O thread only) -------------------------------------------------
     def watch_fd(self, fd: int, token: object) -> None:
@@ -272,11 +264,8 @@ class ZmqTransport:
         for what, _ in events:
             if what is self._inbox:
                 self._drain_inbox(messages)
-            elif what == self._wake_fd:
-                try:
-                    os.eventfd_read(self._wake_fd)
-                except BlockingIOError:
-                    pass
+            elif what == self._wake.fd:
+                self._wake.drain()
             elif what in self._watched:
                 if self._peer_dropped(what):
                     tokens.append(self._watched[what])
@@ -317,9 +306,7 @@ class ZmqTransport:
             if self._gate is not None:
                 self._gate.close(self._inbox)
             self._inbox.close(0)
-            with self._wake_lock:
-                os.close(self._wake_fd)
-                self._wake_fd = -1
+            self._wake.close()
             self._ctx.term()
 
 

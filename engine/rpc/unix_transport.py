@@ -30,6 +30,7 @@ queue. Threading as in `transport.py`: `send`/`wake`/`disconnect` from any threa
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import logging
 import os
@@ -42,6 +43,7 @@ import time
 import zmq
 
 from . import addresses
+from .wakeup import WakeFd
 
 log = logging.getLogger("ownrun.transport")
 
@@ -122,7 +124,7 @@ class UnixTransport:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:
             if port:
-                with _suppress_missing():
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)  # a fixed name left by an earlier process (a restarted head)
             listener.bind(path)
             listener.listen(4096)
@@ -134,9 +136,8 @@ class UnixTransport:
         self.address: str = addresses.IPC + path
         self._epoll = select.epoll()
         self._epoll.register(listener.fileno(), _IN)
-        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._epoll.register(self._wake_fd, _IN)
-        self._wake_lock = threading.RLock()  # the wake eventfd's life (see `wake`)
+        self._wake = WakeFd()
+        self._epoll.register(self._wake.fd, _IN)
         self._send_lock = threading.Lock()
         self._peers: dict[str, _Peer] = {}
         self._peer_by_fd: dict[int, _Peer] = {}
@@ -210,7 +211,6 @@ class UnixTransport:
         self._down.discard(peer)
         if peer.events is not None:
             peer.events += [(zmq.EVENT_CONNECTED, 0), (zmq.EVENT_HANDSHAKE_SUCCEEDED, 0)]
-        peer.mask = 0
         self._update_mask(peer)
         return True
 
@@ -320,14 +320,8 @@ class UnixTransport:
             self._down.discard(peer)
 
     def wake(self) -> None:
-        """Interrupts a `poll` running in the I/O thread. A no-op once closed."""
-        with self._wake_lock:
-            if self._wake_fd < 0:
-                return
-            try:
-                os.eventfd_write(self._wake_fd, 1)
-            except (BlockingIOError, OSError):
-                pass
+        """Interrupts a `poll` running in the I/O thread. A no-op once closed (wakeup.py)."""
+        self._wake.wake()
 
     # ---- receiving (I/O thread only) -------------------------------------------------
     def watch_fd(self, fd: int, token: object) -> None:
@@ -354,11 +348,8 @@ class UnixTransport:
                 self._read(fd, inbound, messages)
             elif fd == self._listener.fileno():
                 self._accept()
-            elif fd == self._wake_fd:
-                try:
-                    os.eventfd_read(self._wake_fd)
-                except BlockingIOError:
-                    pass
+            elif fd == self._wake.fd:
+                self._wake.drain()
             elif fd in self._peer_by_fd:
                 self._peer_event(self._peer_by_fd[fd], mask, tokens)
             else:
@@ -451,12 +442,10 @@ class UnixTransport:
             for fd, inbound in list(self._inbound.items()):
                 self._close_inbound(fd, inbound)
             self._listener.close()
-            with _suppress_missing():
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path)
             self._epoll.close()
-            with self._wake_lock:
-                os.close(self._wake_fd)
-                self._wake_fd = -1
+            self._wake.close()
 
 
 class _ConnectionEvents:
@@ -514,11 +503,3 @@ def _rest(buffers: list, written: int) -> list:
             return [memoryview(buf).cast("B")[written:], *buffers[i + 1:]]
         written -= size
     return []
-
-
-class _suppress_missing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        return kind is FileNotFoundError

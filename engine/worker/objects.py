@@ -127,9 +127,15 @@ def materialize(core, oid: bytes, value, deadline: float | None = None, owner: s
     if value.daemon != core.daemon_address and owner is not None:
         _report_copy(core, oid, owner)
     placement = _placement(placement)
-    if not pins.add(oid, placement, 1, time.monotonic()):  # another thread pinned it meanwhile
-        core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [oid]])])
+    _keep_pin(core, oid, placement, views=1)
     return _view(core, oid, placement)
+
+
+def _keep_pin(core, oid: bytes, placement, views: int) -> None:
+    """Records the pin our daemon took for us on `oid` (with `views` reading it now); if
+    another thread of ours pinned it meanwhile, the daemon's extra pin is released at once."""
+    if not core.pins.add(oid, placement, views, time.monotonic()):
+        core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [oid]])])
 
 
 def _pinned_placement(core, oid: bytes, value, deadline: float | None):
@@ -143,8 +149,8 @@ def _pinned_placement(core, oid: bytes, value, deadline: float | None):
 
     def answered(ok, placement):  # I/O thread (or a death notice), core lock held
         if answer.get("abandoned"):
-            if ok and placement is not None and not core.pins.add(oid, _placement(placement), 0, time.monotonic()):
-                core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [oid]])])
+            if ok and placement is not None:
+                _keep_pin(core, oid, _placement(placement), views=0)
             return
         answer["ok"], answer["result"] = ok, placement
         done.set()
@@ -330,8 +336,7 @@ def _fetch_all(core, remote: list, deadline) -> set:
         if ok and placement is not None:
             if r.owner is not None:
                 _report_copy(core, r.id, r.owner, lock_held=True)
-            if not core.pins.add(r.id, _placement(placement), 0, time.monotonic()):
-                core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, [r.id]])])
+            _keep_pin(core, r.id, _placement(placement), views=0)
         pending.pop(r, None)
         if not pending:
             done.set()

@@ -44,7 +44,7 @@ def _close(pipes) -> None:
 
 def test_a_transport_woken_after_close_writes_to_no_reused_fd():
     transport = Transport("127.0.0.1")
-    wake_fd = transport._wake_fd
+    wake_fd = transport._wake.fd
     transport.close()
     pipes = _pipes_reusing({wake_fd})
     try:
@@ -62,7 +62,7 @@ def test_store_backed_arrays_outlive_shutdown_and_their_release_touches_no_close
     core = _core()
     opened = {int(fd) for fd in set(os.listdir("/proc/self/fd")) - before}
     engine.shutdown()
-    closed = {fd for fd in opened | {core.transport._wake_fd} if fd >= 0 and not os.path.exists(f"/proc/self/fd/{fd}")}
+    closed = {fd for fd in opened | {core.transport._wake.fd} if fd >= 0 and not os.path.exists(f"/proc/self/fd/{fd}")}
     pipes = _pipes_reusing(closed)
     try:
         assert int(array.sum()) == 999_999 * 1_000_000 // 2  # the mapping outlives the daemon's store
