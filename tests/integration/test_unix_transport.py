@@ -40,6 +40,15 @@ def test_an_ipc_transport_without_a_key_is_a_unix_transport_and_tcp_stays_zmq(so
         tcp.close()
 
 
+def test_the_zmq_switch_makes_an_ipc_transport_speak_zmq(sockets_dir, monkeypatch):
+    monkeypatch.setenv(T.ENV_ZMQ_IPC, "1")
+    transport = T.Transport(sockets_dir)
+    try:
+        assert isinstance(transport, T.ZmqTransport) and transport.address.startswith(sockets_dir + "/")
+    finally:
+        transport.close()
+
+
 def test_messages_of_every_size_arrive_whole_and_in_order_while_the_sender_flushes(sockets_dir):
     a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
     big = os.urandom(8 << 20)  # far above the socket's buffer: written over many polls
