@@ -25,6 +25,9 @@ from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEn
 from .rpc import notices
 from .rpc import protocol as P
 from .util import labels, malloc_tuning, process_tools, scheduling_strategies, signature
+from .util.placement_group import PlacementGroupSchedulingStrategy
+from .util.placement_group import of_options as placement_of
+from .util.placement_group import resources_in as resources_in_group
 from .worker import serialization
 from .worker.actor_state import ActorState
 from .worker.context import RuntimeContext, task_context
@@ -33,18 +36,17 @@ log = logging.getLogger("ownrun.engine")
 _init_lock = threading.Lock()
 _init_info: dict | None = None  # what the current init() returned
 
+PLACEMENT_OPTIONS = {"placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks"}
 TASK_OPTIONS = {"num_returns", "num_cpus", "resources", "max_retries", "retry_exceptions", "name",
-                "memory", "num_gpus", "scheduling_strategy", "max_calls", *labels.OPTIONS}
+                "memory", "num_gpus", "scheduling_strategy", "max_calls", *PLACEMENT_OPTIONS, *labels.OPTIONS}
 ACTOR_OPTIONS = {"num_cpus", "resources", "name", "max_restarts", "max_task_retries",
                  "max_concurrency", "lifetime", "namespace", "get_if_exists", "memory", "num_gpus",
-                 "scheduling_strategy", *labels.OPTIONS}
+                 "scheduling_strategy", *PLACEMENT_OPTIONS, *labels.OPTIONS}
 METHOD_OPTIONS = {"num_returns", "name"}  # name: the call's task name (state API, timeline, logs)
 # Ray options ownrun does not implement, each with the values that mean "off" in Ray (accepted
 # and ignored, so `ray.init(include_dashboard=False)` runs); any other value is rejected.
 UNSUPPORTED_OPTIONS = {
-    "runtime_env": (None, {}), "placement_group": (None, "default"),
-    "placement_group_bundle_index": (None, -1), "placement_group_capture_child_tasks": (None, False),
-    "accelerator_type": (None,), "concurrency_groups": (None,),
+    "runtime_env": (None, {}), "accelerator_type": (None,), "concurrency_groups": (None,),
     "concurrency_group": (None,), "max_pending_calls": (None, -1), "_metadata": (None,),
     "enable_task_events": (None, True), "memory": (None, 0),
     "_generator_backpressure_num_objects": (None,), "retry_exceptions_allowlist": (None,),
@@ -385,14 +387,25 @@ class RemoteFunction:
                                          ("max_calls", options.get("max_calls"))) if v} or None
         if options.get("name"):
             self._name = options["name"]
+        self._placement = placement_of(options)  # a group, "capture" or None
+        if self._placement not in (None, "capture"):
+            self._in_group(self._placement)
         strategy = options.get("scheduling_strategy")
-        self._strategy = None if strategy in (None, "DEFAULT") else strategy  # SPREAD, node affinity
+        self._strategy = None if strategy in (None, "DEFAULT") or self._placement not in (None, "capture") \
+            else strategy  # SPREAD, node affinity
         refusal = labels.refusal(options, f"task {self._name}")
         if refusal:  # no cost per call for the others: this instance's remote() only refuses
             self.remote = lambda *args, **kwargs: _refuse(refusal)
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"remote function {self._name} cannot be called directly; use {self._name}.remote()")
+
+    def _in_group(self, placement: tuple) -> None:
+        """Asks for this function's resources out of a placement group's bundle."""
+        pg, _index, capture = placement
+        self._resources = resources_in_group(placement, self._resources, f"task {self._name}")
+        self._shape = tuple(sorted(self._resources.items()))
+        self._extra = {**(self._extra or {}), "placement_group": [pg.id.hex(), pg.bundle_specs, capture]}
 
     def options(self, **options) -> RemoteFunction:
         return RemoteFunction(self._fn, {**self._options, **options}, self._exported)
@@ -402,6 +415,11 @@ class RemoteFunction:
 
     def remote(self, *args, **kwargs):
         signature.check(self._exported.signature, args, kwargs, self._name)
+        if self._placement == "capture" and task_context.placement_group is not None:
+            captured = task_context.placement_group  # (group, capture): the caller's group
+            if captured[1]:
+                return self.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    captured[0], -1, True)).remote(*args, **kwargs)
         core = _core_or_init()
         fn_id, blob = self._exported.get()
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, self._name)
@@ -484,10 +502,22 @@ class ActorClass:
             raise ValueError("actor name cannot be an empty string")
         detached = options.get("lifetime") == "detached"
         strategy = options.get("scheduling_strategy")
-        target = None if strategy in (None, "DEFAULT") else scheduling_strategies.place_on(core, strategy, f"actor {cls_name}")
+        group = placement_of(options)
+        if group == "capture":
+            captured = task_context.placement_group
+            group = (captured[0], -1, True) if captured is not None and captured[1] else None
+        target = None if strategy in (None, "DEFAULT") or group is not None \
+            else scheduling_strategies.place_on(core, strategy, f"actor {cls_name}")
         namespace = options.get("namespace") or _namespace(core)
         fn_id, blob = self._exported.get()
         shape, resources = _resources(options, 0)
+        default = all(options.get(k) in (None, {}) for k in ("num_cpus", "num_gpus", "resources"))
+        placement = {"CPU": 1.0} if default else None  # 1 CPU to place, 0 to run (Ray)
+        if group is not None:  # its resources (and placement) out of a bundle of the group
+            what = f"actor {cls_name}"
+            placement = resources_in_group(group, placement, what) if placement else None
+            resources = resources_in_group(group, resources, what)
+            shape = tuple(sorted(resources.items()))
         arg_frames, positions, deps, nested = _prepare_args(args, kwargs, f"{cls_name}.__init__")
         actor_id = ids.new_actor_id()
         key = notices.new_token()  # our reports of it (and its worker's) prove themselves with it
@@ -502,11 +532,8 @@ class ActorClass:
             raise ValueError(f"{exc}. Please use a different name, or get_if_exists=True") from None
         if existing is not None:
             return _handle_from_view(core, name, existing)
-        default = all(options.get(k) in (None, {}) for k in ("num_cpus", "num_gpus", "resources"))
         state = ActorState(actor_id, name, cls_name, owned=True, max_restarts=restarts[0],
-                           max_task_retries=restarts[1], detached=detached,
-                           placement={"CPU": 1.0} if default else None,  # 1 CPU to place, 0 to run (Ray)
-                           key=key)
+                           max_task_retries=restarts[1], detached=detached, placement=placement, key=key)
         state.target = target  # [daemon, pinned]: where its lease is asked for (scheduling_strategy)
         task_id = core.next_id()
         entry = TaskEntry(task_id=task_id, name=f"{cls_name}.__init__", kind=ACTOR_CREATION, fn_id=fn_id,
@@ -516,6 +543,8 @@ class ActorClass:
                           extra={"actor_id": actor_id, "name": name or cls_name,
                                  "max_concurrency": options.get("max_concurrency"), "namespace": namespace,
                                  "actor_key": key})
+        if group is not None:
+            entry.extra["placement_group"] = [group[0].id.hex(), group[0].bundle_specs, group[2]]
         with core.lock:
             core.actors[actor_id] = state
             if not detached:  # killed once every handle is gone, named or not (as in Ray)

@@ -53,6 +53,7 @@ import signal
 import sys
 import time
 
+from ..placement_resources import held_bundles
 from ..rpc import notices
 from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
@@ -61,6 +62,7 @@ from ..rpc.transport import AnyTransport, Transport, pack
 from ..util import process_tools
 from ..util.handler_errors import log_handler_error
 from . import liveness
+from . import placement_groups as pgs
 from .tables import HeadTables
 
 log = logging.getLogger("ownrun.head")
@@ -70,7 +72,7 @@ PEER_LINGER = 3.0  # seconds a connection to a requester the head does not other
 # Requests whose header carries [kind, req_id, reply_addr, ...] (answered on failure too).
 _REQUESTS = frozenset({P.REGISTER_NODE, P.ACTOR_REGISTER, P.ACTOR_LOOKUP, P.KV_PUT, P.KV_GET,
                        P.KV_DELETE, P.KV_LIST, P.HEAD_STATS, P.NODE_LIST, P.ACTOR_NAMES,
-                        P.TASK_META_SUBMIT})
+                        P.TASK_META_SUBMIT, P.PG_CREATE, P.PG_REMOVE, P.PG_TABLE})
 
 
 class Head:
@@ -112,7 +114,13 @@ class Head:
             P.WORKER_DIED_REMOTE: self.on_worker_died,
             P.TASK_META_SUBMIT: self.on_task_submit,
             P.TASK_META_DONE: self.on_task_done,
+            P.PG_CREATE: self.on_pg_create,
+            P.PG_REMOVE: self.on_pg_remove,
+            P.PG_TABLE: self.on_pg_table,
         }
+        self.placement_groups = pgs.PlacementGroups()  # bundles -> nodes (placement_groups.py)
+        for row in tables.placement_group_rows():
+            self.placement_groups.load(row)
         # The "centralized" baseline (DESIGN.md §7): a task table and argument ref counts that
         # owners write synchronously before every push, as the paper's Centralized system does.
         self.task_table: dict[bytes, bytes] = {}
@@ -214,6 +222,10 @@ class Head:
             return
         self.node_load[node_id] = available
         self.node_store[node_id] = store_stats
+        for record in self.placement_groups.node_reported(node_id, held_bundles(total)):
+            log.info("placement group %s created: bundles on %s", record.hex, record.view()["bundles_to_node_id"])
+            self.tables.save_placement_group(record.row())
+        self._place_groups()
         if addr not in self.watched:  # its death the OS reports is seen at once
             self.watched.add(addr)
             self.transport.watch_peer(addr, ("node-connection", node_id, addr))
@@ -273,6 +285,10 @@ class Head:
             self.transport.send(client, [pack([*notice, tokens.get(client)])])
         self._forget_subscriber(node.get("clients", ()))
         self._owners_died(node.get("clients", ()), f"its node {node_id} died")
+        for record in self.placement_groups.node_died(node_id):
+            log.warning("placement group %s lost bundles on dead node %s: placing them again", record.hex, node_id)
+            self.tables.save_placement_group(record.row())
+        self._place_groups()
 
     def _forget_subscriber(self, addresses) -> None:
         """Dead processes are told of actor changes no more."""
@@ -352,8 +368,65 @@ class Head:
     def cluster_view(self) -> dict:
         return {node_id: {"address": node["address"], "total": node.get("resources", {}),
                           "available": self.node_load.get(node_id, node.get("resources", {})),
-                          "alive": node["alive"], "suspect": self.liveness.is_suspect(node_id)}
+                          "alive": node["alive"], "suspect": self.liveness.is_suspect(node_id),
+                          "bundles": self.placement_groups.desired(node_id)}
                 for node_id, node in self.tables.nodes.items()}
+
+    # ---- placement groups (placement_groups.py decides; here: persist, tell the nodes) ---------
+    def _push_view(self, node_ids) -> None:
+        """Sends the cluster view now to these nodes (their bundles changed), not at their next beat."""
+        view = None
+        for node_id in node_ids:
+            node = self.tables.nodes.get(node_id)
+            if node is None or not node["alive"]:
+                continue
+            view = view or self.cluster_view()
+            self.transport.send(node["address"], [pack([P.CLUSTER_VIEW, view, node.get("notice_token")])])
+
+    def _place_groups(self) -> None:
+        """Assigns nodes to waiting groups' bundles (if any wait) and tells those nodes."""
+        groups = self.placement_groups
+        if not groups.waiting():
+            return
+        nodes = {node_id: {"total": node.get("resources", {}),
+                           "available": self.node_load.get(node_id, node.get("resources", {}))}
+                 for node_id, node in self.tables.nodes.items()
+                 if node["alive"] and not self.liveness.is_suspect(node_id)}
+        touched = set()
+        for record in groups.place(nodes):
+            self.tables.save_placement_group(record.row())
+            touched |= groups.nodes_of(record)
+        self._push_view(touched)
+
+    def _group_removed(self, record, why: str) -> None:
+        log.info("placement group %s removed: %s", record.hex, why)
+        self.tables.delete_placement_group(record.pg_id)
+        self._push_view(self.placement_groups.nodes_of(record))
+        self._place_groups()  # what it held may fit a waiting group
+
+    def on_pg_create(self, h) -> None:
+        _, req_id, addr, pg_id, bundles, strategy, name, namespace, detached = h
+        record = self.placement_groups.create(pg_id, bundles, strategy, name, namespace, addr, bool(detached))
+        self.tables.save_placement_group(record.row())
+        self.reply(addr, req_id, record.view())
+        self._place_groups()
+
+    def on_pg_remove(self, h) -> None:
+        _, req_id, addr, pg_id = h
+        record = self.placement_groups.remove(pg_id)
+        if record is not None:
+            self._group_removed(record, f"remove_placement_group() from {addr}")
+        self.reply(addr, req_id, record is not None)
+
+    def on_pg_table(self, h) -> None:
+        """One group's view (by id or by name in a namespace; None if unknown), or all of them."""
+        _, req_id, addr, key, namespace = h
+        groups = self.placement_groups
+        if key is None:
+            self.reply(addr, req_id, {r.hex: r.view() for r in groups.groups.values()})
+            return
+        record = groups.find_named(key, namespace) if isinstance(key, str) else groups.find(key)
+        self.reply(addr, req_id, record.view() if record is not None else None)
 
     def on_actor_register(self, h) -> None:
         """Registers an actor; a name taken by a live actor is an error, unless the creator
@@ -416,6 +489,8 @@ class Head:
         so their names are free and their lookups answered), except detached ones, which
         live on with nobody to restart them."""
         for addr in addresses:
+            for group in self.placement_groups.creator_exited(addr):
+                self._group_removed(group, f"its creator {addr} exited ({why})")
             for record in self.tables.owned_by(addr):
                 if record.options.get("detached"):
                     self.orphans.add(record.actor_id)

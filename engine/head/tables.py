@@ -1,6 +1,6 @@
 """The head's tables, persisted in SQLite so a restarted head resumes where it stopped (§2, §5).
 
-Owns four tables in `<session_dir>/head.sqlite3` and the rules that go with them:
+Owns five tables in `<session_dir>/head.sqlite3` and the rules that go with them:
 
 * nodes  - one row per node daemon that registered or sent a heartbeat (re-registering
            replaces its row; its first heartbeat to a restarted head is a no-op unless it
@@ -18,6 +18,9 @@ Owns four tables in `<session_dir>/head.sqlite3` and the rules that go with them
            treat as dead too);
 * kv     - the application key-value store (checkpoints): bytes keys, bytes values;
 * jobs   - one row per driver: id, driver address, pid, start time, end time, state;
+* placement_groups - one row per placement group (`placement_groups.PlacementGroupRecord.row`:
+           bundles, strategy, name, state, the node of each bundle); removed ones are deleted
+           as the head forgets them;
 
 plus a `meta` table holding the head's incarnation (1 on the first start, +1 per restart).
 
@@ -59,6 +62,7 @@ CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOU
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, driver_address TEXT, pid INTEGER, start_time REAL NOT NULL,
     end_time REAL, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS placement_groups (pg_id BLOB PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID;
 """
 
 _ACTOR_COLUMNS = ("actor_id", "name", "state", "address", "worker_id", "reason", "class_name",
@@ -335,6 +339,18 @@ class HeadTables:
             "UPDATE jobs SET state=?, end_time=? WHERE job_id=? AND state='RUNNING'",
             (state, time.time(), job_id))
         return cursor.rowcount > 0
+
+    # ---- placement groups ------------------------------------------------------------------
+    def placement_group_rows(self) -> list[dict]:
+        return [msgpack.unpackb(row[0], raw=False) for row in
+                self._db.execute("SELECT record FROM placement_groups")]
+
+    def save_placement_group(self, row: dict) -> None:
+        self._db.execute("INSERT OR REPLACE INTO placement_groups VALUES (?, ?)",
+                         (row["pg_id"], msgpack.packb(row, use_bin_type=True)))
+
+    def delete_placement_group(self, pg_id: bytes) -> None:
+        self._db.execute("DELETE FROM placement_groups WHERE pg_id=?", (pg_id,))
 
     def jobs(self) -> list[dict]:
         rows = self._db.execute("SELECT job_id, driver_address, pid, start_time, end_time, state "

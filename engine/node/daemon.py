@@ -90,6 +90,8 @@ class NodeDaemon:
         self.address = transport.address
         self.arena = ArenaClient()
         self.transfers = Pulls()  # objects being pulled from other nodes, with their readers
+        self.bundles_told: list = []  # the placement group bundles the head's last view gave us
+        self.bundles_reported = 0  # scheduler.bundles_changed at our last heartbeat
         self.incoming: dict = {}  # oid being pulled -> its store placement (from the first chunk)
         self.transfer_bytes = 0  # chunk bytes sent and received in the current loop iteration
         self.max_transfer_bytes_per_loop = 0  # flow control at work: bounded however big objects are
@@ -518,8 +520,11 @@ class NodeDaemon:
 
     # ---- cluster membership ------------------------------------------------------------------
     def heartbeat(self) -> None:
+        """Our resources (with the placement group bundles held: the head reads them from
+        the total), what is free, the store's stats; and the clients that came and went."""
+        self.bundles_reported = self.scheduler.bundles_changed
         self.transport.send(self.head_address, [pack([P.HEARTBEAT, self.node_id, self.address,
-                                                      self.resources, self.scheduler.available,
+                                                      self.scheduler.total, self.scheduler.available,
                                                       self.store.stats(), self.notice_token])])
         if self.clients_added or self.clients_removed:
             tokens = {a: c.token for a in self.clients_added if (c := self.clients.get(a)) is not None and c.token}
@@ -536,7 +541,21 @@ class NodeDaemon:
         if not self._from_head(h, P.CLUSTER_VIEW_PROOF):
             return
         view = h[1]
+        bundles = (view.get(self.node_id) or {}).get("bundles") or []
+        if bundles != self.bundles_told:
+            self.bundles_told = bundles
+            self.apply_bundles(self.scheduler.set_bundles(bundles))
         self.apply_placement(self.spillback.view_changed(view, time.monotonic()))
+
+    def apply_bundles(self, changes) -> None:
+        """Placement group bundles released: their workers stop, their queued requests fail."""
+        for worker_id in changes.stop:
+            self._kill(worker_id, "its placement group was removed")
+        for req in changes.refused:
+            self.transport.send(req.owner_addr, [pack([P.LEASE_GRANTED, req.request_id, None,
+                                                       "its placement group was removed", self.node_id,
+                                                       self.address, None])])
+        self.apply(changes.decisions)
 
     def on_node_died(self, h) -> None:
         """Another node died: its processes owned or borrowed things here."""
@@ -661,6 +680,8 @@ class NodeDaemon:
                 except Exception:  # noqa: BLE001 - one bad message must not kill the node
                     self.handler_errors += 1
                     log_handler_error(log, "failed to handle a message")
+            if self.scheduler.bundles_changed != self.bundles_reported:  # the head learns it now
+                self.heartbeat()
             if self.transfer_bytes > self.max_transfer_bytes_per_loop:
                 self.max_transfer_bytes_per_loop = self.transfer_bytes
         self.stop()

@@ -14,6 +14,15 @@ asked it cannot be leased; it answers with `reap_answer`: may exit -> stopped; m
 back in the pool, not asked again for `recheck_period` s (`tick` re-asks and gives up on
 unanswered questions). A worker that owns something is therefore never reaped.
 
+Placement group bundles (`set_bundles`, told by the head through the cluster view): a bundle
+takes its resources out of the node's pool (held for the group, like a lease that never
+ends) and adds them back under its group's names (`placement_resources.bundle_resources`),
+which the group's tasks and actors ask for. A bundle is reserved as soon as free resources
+fit it, before any queued lease request (it recalls idle leases holding what it needs). A
+bundle the head no longer lists is released at once: its names leave the node's total, the
+workers leased with them are to be stopped (`BundleChanges.stop`) and requests queued for
+them are refused (`BundleChanges.refused`); its own resources go back to the pool.
+
 Does no I/O: methods return the decisions (grants to send, workers to start, owners to
 ask for idle leases back) for the daemon to carry out. Not thread-safe (daemon thread).
 """
@@ -22,6 +31,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+
+from ..placement_resources import bundle_resources, is_group_resource
 
 STARTING, IDLE, LEASED, DEAD = "starting", "idle", "leased", "dead"
 REAP_QUERIED = "reap_queried"  # idle, asked whether it may exit (owns nothing): not leasable
@@ -75,6 +86,13 @@ class Decisions:
     reap_query: list = field(default_factory=list)  # idle worker ids to ask "may you exit?"
 
 
+@dataclass(slots=True)
+class BundleChanges:
+    decisions: Decisions = field(default_factory=Decisions)
+    stop: list = field(default_factory=list)  # worker ids leased in released bundles: stop them
+    refused: list = field(default_factory=list)  # queued LeaseRequests whose bundle was released
+
+
 def _holds_any(resources: dict, names: set) -> bool:
     for name in names:
         if resources.get(name, 0) > 0:
@@ -94,6 +112,10 @@ class LeaseScheduler:
         self.max_idle_workers = max_idle_workers
         self.recheck_period = recheck_period  # an owner that said "no" is asked again after this
         self.query_timeout = query_timeout  # an unanswered question counts as "no" after this
+        self.bundles: dict[tuple, dict] = {}  # (pg hex, index) -> resources it holds out of the pool
+        self.wanted_bundles: dict[tuple, dict] = {}  # told to hold, waiting for resources to fit
+        self.draining: set[str] = set()  # names of released bundles some lease may still hold
+        self.bundles_changed = 0  # bumped when `bundles` changes (the daemon beats at once)
         self.reaped = 0  # idle workers stopped (they owned nothing)
         self.kept_owners = 0  # answers "I own objects or tasks": kept in the pool
 
@@ -122,6 +144,70 @@ class LeaseScheduler:
     def _release(self, resources: dict) -> None:
         for name, amount in resources.items():
             self.available[name] = self.available.get(name, 0) + amount
+
+    # ---- placement group bundles ---------------------------------------------------------
+    def set_bundles(self, desired: list) -> BundleChanges:
+        """The head's list of bundles this node is to hold ([[pg hex, index, resources]]):
+        releases those not in it, reserves the new ones as they fit."""
+        out = BundleChanges()
+        want = {(pg_hex, index): resources for pg_hex, index, resources in desired}
+        released = [key for key in self.bundles if key not in want]
+        for key in released:
+            self._release_bundle(key)
+        self.wanted_bundles = {k: v for k, v in want.items() if k not in self.bundles}
+        if released:
+            gone = {n for n, total in self.total.items() if is_group_resource(n) and total <= 1e-9}
+            out.refused = [r for r in self.pending if _holds_any(r.resources, gone)]
+            for w in self.workers.values():
+                if w.lease is None or not _holds_any(w.lease.resources, gone):
+                    continue
+                if w.state == STARTING:  # unbound: it joins the pool when ready, its request is refused
+                    self._release(w.lease.resources)
+                    out.refused.append(w.lease)
+                    w.lease, w.dedicated = None, False
+                elif w.state == LEASED:
+                    out.stop.append(w.worker_id)
+            if out.refused:
+                self.pending = deque(r for r in self.pending if not _holds_any(r.resources, gone))
+            self.draining |= gone
+            self._forget_drained()
+        self._schedule_into(out.decisions)
+        return out
+
+    def _forget_drained(self) -> None:
+        """Drops the names of released bundles that no lease holds any more."""
+        held = {n for w in self.workers.values() if w.lease is not None for n in w.lease.resources}
+        for name in [n for n in self.draining if n not in held]:
+            self.draining.discard(name)
+            if abs(self.total.get(name, 0.0)) < 1e-9:  # (a bundle of that name may be back)
+                self.total.pop(name, None)
+                self.available.pop(name, None)
+
+    def _release_bundle(self, key: tuple) -> None:
+        """Its names leave the pool (a lease still holding one leaves `available` below zero
+        until it ends: nothing else fits there meanwhile); its resources come back."""
+        resources = self.bundles.pop(key)
+        for name, amount in bundle_resources(key[0], key[1], resources).items():
+            self.total[name] = self.total.get(name, 0.0) - amount
+            self.available[name] = self.available.get(name, 0.0) - amount
+        self._release(resources)
+        self.bundles_changed += 1
+
+    def _reserve_bundles(self, out: Decisions) -> None:
+        for key, resources in list(self.wanted_bundles.items()):
+            if not self._fits(resources):
+                names = {n for n, amount in resources.items() if amount > 0}
+                for w in self.workers.values():  # idle leases holding what it needs: asked back
+                    if w.state == LEASED and not w.dedicated and _holds_any(w.lease.resources, names):
+                        out.recall.add(w.lease.owner_addr)
+                continue
+            del self.wanted_bundles[key]
+            self._acquire(resources)
+            self.bundles[key] = resources
+            for name, amount in bundle_resources(key[0], key[1], resources).items():
+                self.total[name] = self.total.get(name, 0.0) + amount
+                self.available[name] = self.available.get(name, 0.0) + amount
+            self.bundles_changed += 1
 
     # ---- events ------------------------------------------------------------------------
     def request(self, req: LeaseRequest) -> Decisions:
@@ -163,6 +249,8 @@ class LeaseScheduler:
         else:  # its CPUs were given back when it blocked; the rest are still held
             self._release({k: v for k, v in w.lease.resources.items() if k != "CPU"})
         w.lease, w.blocked = None, 0
+        if self.draining:
+            self._forget_drained()
         if w.dedicated:
             return out
         if retire:
@@ -268,6 +356,8 @@ class LeaseScheduler:
             else:
                 self._release({k: v for k, v in w.lease.resources.items() if k != "CPU"})
         w.state = DEAD
+        if self.draining:
+            self._forget_drained()
         self._schedule_into(out)
         return w, out
 
@@ -291,6 +381,8 @@ class LeaseScheduler:
         return out
 
     def _schedule_into(self, out: Decisions) -> None:
+        if self.wanted_bundles:  # before any request: a group waits for no task to start
+            self._reserve_bundles(out)
         if not self.pending:
             return
         kept: deque[LeaseRequest] = deque()
@@ -359,6 +451,10 @@ class LeaseScheduler:
         assert set(self.idle) == {i for i, w in self.workers.items() if w.state == IDLE}, \
             "the idle list and the idle workers differ"
         held: dict[str, float] = {}
+        for resources in self.bundles.values():  # reserved for placement groups
+            for name, amount in resources.items():
+                held[name] = held.get(name, 0) + amount
+        assert not set(self.bundles) & set(self.wanted_bundles), "a bundle both held and wanted"
         for worker_id, w in self.workers.items():
             assert w.worker_id == worker_id
             assert w.state != DEAD or w.lease is None, "a stopped worker holds a lease"

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..placement_resources import is_group_resource
 from .scheduler import Decisions, LeaseRequest, LeaseScheduler
 
 
@@ -126,7 +127,8 @@ class Spillback:
             else:  # wait for a node that fits to join (the head's view tells)
                 self.infeasible.append((req, deadline))
                 shape = tuple(sorted((k, v) for k, v in req.to_place().items() if v > 0))
-                if shape not in self.warned:
+                if shape not in self.warned and not any(is_group_resource(k) for k, _ in shape):
+                    # (a placement group's request waits for its group without a warning, as in Ray)
                     self.warned.add(shape)
                     out.warn.append((req, f"a request for {dict(shape)} cannot be scheduled right now: no node "
                                           f"has these resources (nodes: {self._totals()}); it waits for "

@@ -84,10 +84,14 @@ TASK_META_SUBMIT = 83  # request: [.., req_id, addr, task_id, spec_bytes, arg_id
 TASK_META_DONE = 84  # [TASK_META_DONE, task_id, arg_ids]  (centralized mode)
 NODE_LIST = 82  # request: [.., req_id, addr]  -> {node_id: {address, alive, total, available, store}}
 ACTOR_NAMES = 85  # request: [.., req_id, addr]  -> [namespace, name] of the live named actors
+PG_CREATE = 86  # request: [.., req_id, addr, pg_id, bundles, strategy, name, namespace, detached]
+PG_REMOVE = 87  # request: [.., req_id, addr, pg_id]  -> True if it was removed now
+PG_TABLE = 88  # request: [.., req_id, addr, pg_id|name|None, namespace]  -> a group's view, or all
 WORKER_DIED_REMOTE = 81  # [WORKER_DIED_REMOTE, node_id, worker_id, worker_addr, reason] (daemon -> head)
 
 # ---- head -> node daemons -------------------------------------------------------------
-CLUSTER_VIEW = 90  # [CLUSTER_VIEW, {node_id: {address, total, available, alive, suspect}}]
+CLUSTER_VIEW = 90  # [CLUSTER_VIEW, {node_id: {address, total, available, alive, suspect, bundles}}]
+#                     bundles: [[pg hex, index, resources]] that node is to hold (placement groups)
 NODE_FENCED = 91  # [NODE_FENCED, node_id, reason]  (the head declared this node dead: stop)
 
 # Return kinds in TASK_REPLY / VALUE_REPLY metadata.

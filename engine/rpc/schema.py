@@ -147,6 +147,9 @@ SHAPES: dict[int, tuple[tuple, tuple]] = {
     P.TASK_META_SUBMIT: (_request(BYTES, BYTES, LIST), ()),
     P.TASK_META_DONE: ((BYTES, LIST), ()),
     P.NODE_LIST: (_request(), ()),
+    P.PG_CREATE: (_request(BYTES, LIST, STR, STR, STR, BOOL), ()),
+    P.PG_REMOVE: (_request(BYTES), ()),
+    P.PG_TABLE: (_request(opt(KEY), STR), ()),
     P.WORKER_DIED_REMOTE: ((STR, BYTES, ADDR, STR), (opt(BYTES),)),  # + the node's notice token
     P.CLUSTER_VIEW: ((DICT,), (opt(BYTES),)),
     P.NODE_FENCED: ((STR, STR), (opt(BYTES),)),

@@ -6,8 +6,9 @@ asks the next live node in turn for its lease; a busy node may still send it els
 lease request is never spilled; a node that is unknown, dead or lacks the resources fails the
 task with `TaskUnschedulableError`), `soft=True` prefers that node (any other when it is
 unknown, dead or busy). Actors take the same, for where they are created and restarted (a
-hard affinity to a node that is not alive fails the actor). Anything else (placement groups)
-is refused, naming the option. `place_on` turns a strategy into where the lease is asked
+hard affinity to a node that is not alive fails the actor).
+`PlacementGroupSchedulingStrategy` (util/placement_group.py) puts it in a placement group's
+bundle. Anything else is refused, naming the option. `place_on` turns a strategy into where the lease is asked
 for ([daemon, pinned]), from the head's list of live nodes (kept at most 1 s on the core
 worker). Thread-safe (a stale list is only a worse choice; a dead node fails the task).
 """
@@ -39,10 +40,13 @@ class NodeAffinitySchedulingStrategy:
 
 def check(strategy, what: str) -> None:
     """Raises ValueError naming the option for a strategy ownrun does not take."""
-    if strategy is None or strategy in ("DEFAULT", "SPREAD") or isinstance(strategy, NodeAffinitySchedulingStrategy):
+    from .placement_group import PlacementGroupSchedulingStrategy
+
+    if strategy is None or strategy in ("DEFAULT", "SPREAD") or isinstance(
+            strategy, (NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy)):
         return
     raise ValueError(f"{what}: option scheduling_strategy={strategy!r} is not supported by ownrun "
-                     "('DEFAULT', 'SPREAD' or NodeAffinitySchedulingStrategy are)")
+                     "('DEFAULT', 'SPREAD', NodeAffinitySchedulingStrategy or PlacementGroupSchedulingStrategy are)")
 
 
 def place_on(core, strategy, name: str) -> list:
@@ -76,3 +80,12 @@ def live_daemons(core, refresh: bool) -> dict:
         cached = core.live_daemons = (now, {node_id: n["address"] for node_id, n in view.items()
                                             if n.get("alive", True)})
     return cached[1]
+
+
+def __getattr__(name: str):
+    """`PlacementGroupSchedulingStrategy` lives with the placement groups (Ray has it here too)."""
+    if name == "PlacementGroupSchedulingStrategy":
+        from .placement_group import PlacementGroupSchedulingStrategy
+
+        return PlacementGroupSchedulingStrategy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

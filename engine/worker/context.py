@@ -65,11 +65,13 @@ class _TaskContext(threading.local):
     task_id: bytes | None = None
     name: str | None = None
     namespace: str | None = None
+    placement_group: tuple | None = None  # (PlacementGroup, capture child tasks) it runs in
 
     def __init__(self):
         self.task_id = None
         self.name = None
         self.namespace = None
+        self.placement_group = None
 
 
 class TaskContextManager:
@@ -80,15 +82,23 @@ class TaskContextManager:
         self.actor_id: bytes | None = None
         self.actor_name: str | None = None
         self.actor_namespace: str | None = None  # the namespace the hosted actor was created in
+        self.actor_placement_group: tuple | None = None  # (PlacementGroup, capture) of the hosted actor
 
-    def enter(self, task_id: bytes, name: str, actor_id: bytes | None, namespace: str | None = None):
+    def enter(self, task_id: bytes, name: str, actor_id: bytes | None, namespace: str | None = None,
+              placement_group: tuple | None = None):
         local = self._local
-        previous = (local.task_id, local.name, local.namespace)
-        local.task_id, local.name, local.namespace = task_id, name, namespace
+        previous = (local.task_id, local.name, local.namespace, local.placement_group)
+        local.task_id, local.name, local.namespace, local.placement_group = task_id, name, namespace, placement_group
         return previous
 
     def exit(self, token) -> None:
-        self._local.task_id, self._local.name, self._local.namespace = token
+        local = self._local
+        local.task_id, local.name, local.namespace, local.placement_group = token
+
+    @property
+    def placement_group(self) -> tuple | None:
+        """(PlacementGroup, capture child tasks) the task this thread runs is in, or None."""
+        return self._local.placement_group or self.actor_placement_group
 
     def set_actor(self, actor_id: bytes | None, name: str | None, namespace: str | None = None) -> None:
         self.actor_id, self.actor_name, self.actor_namespace = actor_id, name, namespace

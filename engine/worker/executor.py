@@ -233,7 +233,8 @@ class Executor:
         guard = self.running[task_id] = TaskGuard(task_id, name)
         guard.start()
         extra = h[PUSH_EXTRA]  # the job's namespace (normal tasks, if not the default), creation options
-        token = task_context.enter(task_id, name, self.actor_id, extra.get("namespace") if extra else None)
+        token = task_context.enter(task_id, name, self.actor_id, extra.get("namespace") if extra else None,
+                                   _placement_group(extra) if extra and "placement_group" in extra else None)
         try:
             fn = self._function(h)
             try:
@@ -355,6 +356,8 @@ class Executor:
         self.actor_id = options.get("actor_id")
         self.actor_name = options.get("name") or cls.__name__
         task_context.set_actor(self.actor_id, self.actor_name, options.get("namespace"))
+        if "placement_group" in options:
+            task_context.actor_placement_group = _placement_group(options)
         instance = cls(*args, **kwargs)
         # The instance first, then the pool or loop: a call pushed meanwhile goes to the main
         # queue (and on to the pool once this task ends); one pushed after the pool exists
@@ -535,3 +538,11 @@ _RAY_METHODS = {
     "__ray_call__": lambda instance, fn, *args, **kwargs: fn(instance, *args, **kwargs),
     "__ray_terminate__": _ray_terminate,
 }
+
+
+def _placement_group(extra: dict) -> tuple:
+    """(PlacementGroup, capture child tasks) from a task's extra ([group hex, bundles, capture])."""
+    from ..util.placement_group import PlacementGroup, PlacementGroupID
+
+    pg_hex, bundles, capture = extra["placement_group"]
+    return PlacementGroup(PlacementGroupID(bytes.fromhex(pg_hex)), bundles), bool(capture)
