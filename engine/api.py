@@ -455,6 +455,7 @@ class ActorClass:
         if options.get("lifetime") not in (None, "non_detached", "detached"):
             raise ValueError(f"actor {cls.__name__}: lifetime must be 'detached' or 'non_detached' "
                              f"(or None), got {options['lifetime']!r}")
+        placement_of(options)  # a bad placement group option fails here, as a task's does
         self._cls = cls
         self._options = options
         self._exported = exported or _Exported(cls)

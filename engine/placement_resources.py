@@ -43,8 +43,8 @@ def held_bundles(total: dict) -> set[tuple[str, int]]:
     """{(pg hex, bundle index)} a node holds, read from the total resources it reports."""
     held = set()
     prefix = f"{BUNDLE}_group_"
-    for name in total:
-        if name.startswith(prefix):
+    for name, amount in total.items():
+        if amount > 0 and name.startswith(prefix):  # (0: released, a lease still holds it)
             rest = name[len(prefix):].split("_", 1)
             if len(rest) == 2 and rest[0].isdigit():
                 held.add((rest[1], int(rest[0])))

@@ -213,10 +213,16 @@ def of_options(options: dict):
     "capture" if it says nothing (the caller's captured group applies), or None (no group)."""
     strategy = options.get("scheduling_strategy")
     if isinstance(strategy, PlacementGroupSchedulingStrategy):
+        if not isinstance(strategy.placement_group, PlacementGroup):
+            raise TypeError("PlacementGroupSchedulingStrategy: placement_group must be a PlacementGroup, "
+                            f"got {type(strategy.placement_group).__name__}")
         return (strategy.placement_group, strategy.placement_group_bundle_index,
                 bool(strategy.placement_group_capture_child_tasks))
     pg = options.get("placement_group", "default")
     if pg not in (None, "default"):
+        if not isinstance(pg, PlacementGroup):
+            raise TypeError(f"option placement_group must be a PlacementGroup (or None/'default'), "
+                            f"got {type(pg).__name__}")
         if strategy not in (None, "DEFAULT"):
             raise ValueError("placement_group and scheduling_strategy cannot both be given")
         index = options.get("placement_group_bundle_index")

@@ -40,7 +40,7 @@ def test_init_rejects_an_unsupported_ray_option_naming_it(option):
 
 @pytest.mark.parametrize("option", [{"runtime_env": {"env_vars": {"A": "1"}}}, {"max_calls": -1},
                                     {"scheduling_strategy": "PACK"}, {"memory": 10**9},
-                                    {"num_returns": "many"}, {"placement_group": object()}])
+                                    {"num_returns": "many"}])
 def test_remote_and_options_reject_an_unsupported_option_naming_it(option):
     name = next(iter(option))
     with pytest.raises(ValueError, match=name):

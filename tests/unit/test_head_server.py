@@ -137,9 +137,9 @@ def test_heartbeat_registers_the_node_and_answers_with_the_cluster_view(head):
     assert address == "tcp://127.0.0.1:7002" and view[0] == P.CLUSTER_VIEW
     assert view[1] == {
         "n1": {"address": "tcp://127.0.0.1:7001", "total": {"CPU": 2.0}, "available": {"CPU": 1.0}, "alive": True,
-               "suspect": False},
+               "suspect": False, "bundles": []},
         "n2": {"address": "tcp://127.0.0.1:7002", "total": {"CPU": 4.0}, "available": {"CPU": 4.0}, "alive": True,
-               "suspect": False},
+               "suspect": False, "bundles": []},
     }
     head = restarted(head)
     try:
@@ -359,3 +359,25 @@ def test_a_nodes_reports_of_its_clients_without_its_token_are_refused(head):
     assert head.tables.nodes["n1"]["clients"] == [CLIENT]
     send(head, P.WORKER_DIED_REMOTE, "n1", b"w1", "tcp://127.0.0.1:6000", "killed", _token("n1"))
     assert head.tables.actors[b"a1"].state == "RESTARTING"
+
+
+def test_a_placement_group_is_sent_to_its_node_created_when_held_and_survives_a_head_restart(head):
+    from ownrun.engine.placement_resources import bundle_resources
+
+    send(head, P.HEARTBEAT, "n1", "tcp://127.0.0.1:7001", {"CPU": 2.0}, {"CPU": 2.0}, {})
+    pg_id = b"g" * 18
+    send(head, P.PG_CREATE, 1, CLIENT, pg_id, [{"CPU": 1}], "PACK", "grp", "", False)
+    ok, view = head.transport.replies()[1]
+    assert ok and view["state"] == "PENDING"
+    address, pushed = head.transport.sent[-1]  # the node hears of its bundle now, not at its next beat
+    assert address == "tcp://127.0.0.1:7001" and pushed[1]["n1"]["bundles"] == [[pg_id.hex(), 0, {"CPU": 1}]]
+    held = {"CPU": 2.0, **bundle_resources(pg_id.hex(), 0, {"CPU": 1})}
+    send(head, P.HEARTBEAT, "n1", "tcp://127.0.0.1:7001", held, {"CPU": 1.0}, {})
+    send(head, P.PG_TABLE, 2, CLIENT, "grp", "")
+    assert head.transport.replies()[2][1]["state"] == "CREATED"
+    again = restarted(head)
+    send(again, P.PG_TABLE, 3, CLIENT, pg_id, "")
+    assert again.transport.replies()[3][1]["bundles_to_node_id"] == {0: "n1"}
+    send(again, P.PG_REMOVE, 4, CLIENT, pg_id)
+    assert again.transport.replies()[4] == (True, True)
+    again.tables.close()

@@ -5,7 +5,7 @@ real module of this layer always wins):
 
 * Ray internals (`ray._private.*`, `ray._raylet`, `ray.experimental.*`, `ray.util.state`,
   ...): the module imports, and every use of what it holds raises `UsesRayInternals`.
-* Ray public modules ownrun has no counterpart for (`ray.util.placement_group`, ...):
+* Ray public modules ownrun has no counterpart for (`ray.util.metrics`, ...):
   likewise, raising `MissingInOwnrun`.
 
 So a test file collects even if it imports such a module at its top, and exactly the tests
@@ -24,8 +24,7 @@ INTERNAL_PREFIXES = (
     "ray.includes", "ray.air", "ray.train", "ray.data", "ray.serve", "ray.tune", "ray.rllib",
 )
 MISSING_PREFIXES = (
-    "ray.util.placement_group", "ray.util.queue",
-    "ray.util.actor_pool", "ray.util.metrics", "ray.util.annotations", "ray.util.collective",
+    "ray.util.metrics", "ray.util.annotations", "ray.util.collective",
     "ray.util.multiprocessing", "ray.util.iter", "ray.util.debug", "ray.util.accelerators",
 )
 
