@@ -24,7 +24,7 @@ _API = ("ActorClass", "ActorHandle", "RemoteFunction", "available_resources", "c
 _ERRORS = ("ActorDiedError", "EngineError", "GetTimeoutError", "NodeUnreachableError", "ObjectFreedError",
            "ObjectLostError", "ObjectReconstructionFailedError", "ObjectStoreFullError", "OwnerDiedError",
            "RuntimeNotInitializedError", "SerializationError", "TaskCancelledError", "TaskError",
-           "TaskUnschedulableError", "WorkerCrashedError")
+           "TaskPlacementGroupRemoved", "TaskUnschedulableError", "WorkerCrashedError")
 _WHERE = {**{name: (".api", name) for name in _API}, **{name: (".errors", name) for name in _ERRORS},
           "DynamicObjectRefGenerator": (".generator", "DynamicObjectRefGenerator"),
           "ObjectRefGenerator": (".generator", "ObjectRefGenerator"),
@@ -68,7 +68,7 @@ __all__ = [
     "init", "shutdown", "is_initialized", "session_dir", "remote", "method", "get", "put", "wait",
     "cancel", "kill", "get_actor", "get_runtime_context",
     "EngineError", "TaskError", "WorkerCrashedError", "GetTimeoutError", "TaskCancelledError",
-    "ActorDiedError", "TaskUnschedulableError", "ObjectStoreFullError", "ObjectLostError", "OwnerDiedError", "ObjectFreedError",
+    "ActorDiedError", "TaskUnschedulableError", "TaskPlacementGroupRemoved", "ObjectStoreFullError", "ObjectLostError", "OwnerDiedError", "ObjectFreedError",
     "RuntimeNotInitializedError", "SerializationError", "NodeUnreachableError", "ObjectReconstructionFailedError",
     "cluster", "nodes", "timeline",
     "kv",

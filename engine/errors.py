@@ -103,6 +103,14 @@ class TaskUnschedulableError(EngineError):
     is not (or no longer) alive, or lacks the task's resources."""
 
 
+PLACEMENT_GROUP_REMOVED = "its placement group was removed"  # in the reasons daemons give
+
+
+class TaskPlacementGroupRemoved(TaskUnschedulableError):
+    """The placement group the task was to run in was removed (before or while it ran): it is
+    not retried (Ray's name)."""
+
+
 class ActorClassInheritanceException(TypeError):
     """`class B(A)` where `A` is an actor class (Ray's name and message)."""
 

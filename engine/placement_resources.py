@@ -69,3 +69,11 @@ def in_group(resources: dict, pg_hex: str, index: int) -> dict:
     marker = group_resource(BUNDLE, pg_hex, index if index >= 0 else None)
     asked[marker] = 0.001
     return asked
+
+
+def group_of(resources: dict) -> str | None:
+    """The hex id of the group whose bundle a request asks for resources from, if any."""
+    for name in resources:
+        if "_group_" in name:
+            return name.rsplit("_", 1)[1]
+    return None

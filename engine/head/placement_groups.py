@@ -221,6 +221,10 @@ class PlacementGroups:
         return [[r.hex, i, r.bundles[i]] for r in self.groups.values() if r.state != REMOVED
                 for i, n in r.assigned.items() if n == node_id]
 
+    def recently_removed(self, count: int = 100) -> list[str]:
+        """Hex ids of the newest removed groups (daemons refuse requests for them)."""
+        return [self.groups[p].hex for p in self.removed_order[-count:] if p in self.groups]
+
     def find(self, key) -> PlacementGroupRecord | None:
         """By id (bytes) or hex (str)."""
         if isinstance(key, str):

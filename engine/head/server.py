@@ -366,11 +366,16 @@ class Head:
         self._owners_died(removed, "it left the cluster")
 
     def cluster_view(self) -> dict:
-        return {node_id: {"address": node["address"], "total": node.get("resources", {}),
+        removed = self.placement_groups.recently_removed()
+        view = {node_id: {"address": node["address"], "total": node.get("resources", {}),
                           "available": self.node_load.get(node_id, node.get("resources", {})),
                           "alive": node["alive"], "suspect": self.liveness.is_suspect(node_id),
                           "bundles": self.placement_groups.desired(node_id)}
                 for node_id, node in self.tables.nodes.items()}
+        if removed:  # (each node reads its own entry's)
+            for node in view.values():
+                node["removed_groups"] = removed
+        return view
 
     # ---- placement groups (placement_groups.py decides; here: persist, tell the nodes) ---------
     def _push_view(self, node_ids) -> None:

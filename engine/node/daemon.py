@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-from .. import ids
+from .. import errors, ids
 from ..rpc import notices
 from ..rpc import protocol as P
 from ..rpc.schema import Inbox
@@ -550,10 +550,10 @@ class NodeDaemon:
     def apply_bundles(self, changes) -> None:
         """Placement group bundles released: their workers stop, their queued requests fail."""
         for worker_id in changes.stop:
-            self._kill(worker_id, "its placement group was removed")
+            self._kill(worker_id, errors.PLACEMENT_GROUP_REMOVED)
         for req in changes.refused:
             self.transport.send(req.owner_addr, [pack([P.LEASE_GRANTED, req.request_id, None,
-                                                       "its placement group was removed", self.node_id,
+                                                       errors.PLACEMENT_GROUP_REMOVED, self.node_id,
                                                        self.address, None])])
         self.apply(changes.decisions)
 

@@ -31,6 +31,10 @@ fits, and requests queued here longer than `spill_after` s go to nodes that have
 resources now (each spilled request counts against the target's free resources, so a
 burst is not sent to a single free CPU).
 
+A request for a placement group's resources waits (as infeasible, without a warning) until
+the group's bundles are held somewhere; one for a group the head removed (the view's
+`removed_groups`) is rejected.
+
 A node the head suspects (silent for its suspect timeout; `suspect` in the view) is no
 target: no new leases go to it until it beats again, while its running work goes on.
 
@@ -43,7 +47,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..placement_resources import is_group_resource
+from .. import errors
+from ..placement_resources import group_of, is_group_resource
 from .scheduler import Decisions, LeaseRequest, LeaseScheduler
 
 
@@ -75,6 +80,7 @@ class Spillback:
         self.infeasible: list[tuple[LeaseRequest, float]] = []  # (request, deadline)
         self.warned: set = set()  # infeasible resource shapes the owners were warned about
         self.actors_placed: dict[str, int] = {}  # node id -> actors this daemon placed there (rule 2)
+        self.removed_groups: frozenset = frozenset()  # hex ids of placement groups the head removed
 
     # ---- events ------------------------------------------------------------------------
     def request(self, req: LeaseRequest, now: float) -> Placement:
@@ -85,6 +91,9 @@ class Spillback:
 
     def view_changed(self, view: dict, now: float) -> Placement:
         self.view = view
+        mine = view.get(self.node_id)
+        if mine is not None:
+            self.removed_groups = frozenset(mine.get("removed_groups") or ())
         out = Placement()
         if self.infeasible:
             self._retry_infeasible(now, out)
@@ -112,6 +121,9 @@ class Spillback:
 
     # ---- the decisions -----------------------------------------------------------------------
     def _place(self, req: LeaseRequest, now: float, out: Placement, deadline: float) -> None:
+        if self.removed_groups and group_of(req.resources) in self.removed_groups:
+            out.reject.append((req, f"{errors.PLACEMENT_GROUP_REMOVED} (placement group {group_of(req.resources)})"))
+            return
         if req.pinned:  # rule 0
             if not self.scheduler.feasible(req.to_place()):
                 out.reject.append((req, f"NodeAffinitySchedulingStrategy(soft=False) names node {self.node_id}, "
@@ -183,7 +195,8 @@ class Spillback:
     def _retry_infeasible(self, now: float, out: Placement) -> None:
         waiting, self.infeasible = self.infeasible, []
         for req, deadline in waiting:
-            if self.scheduler.feasible(req.to_place()) or self.target(req.to_place(), False) is not None:
+            if self.scheduler.feasible(req.to_place()) or self.target(req.to_place(), False) is not None \
+                    or (self.removed_groups and group_of(req.resources) in self.removed_groups):
                 self._place(req, now, out, deadline)
             elif now >= deadline:
                 out.reject.append((req, f"no node can satisfy resources {req.to_place()}; "

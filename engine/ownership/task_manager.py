@@ -530,6 +530,8 @@ class TaskManager:
             if queue is not None:
                 queue.lease_requests.discard(request_id)
                 error = errors.TaskUnschedulableError if queue.lease_options is not None else errors.EngineError
+                if errors.PLACEMENT_GROUP_REMOVED in address_or_error:
+                    error = errors.TaskPlacementGroupRemoved
                 while queue.ready:
                     self.fail(queue.ready.popleft(), error_of(error(address_or_error)), address_or_error)
             return
@@ -753,6 +755,8 @@ class TaskManager:
     def _retry_or_fail(self, entry: TaskEntry, reason: str) -> None:
         if entry.cancelled:
             exc = errors.TaskCancelledError(f"task {entry.name} was cancelled")
+        elif errors.PLACEMENT_GROUP_REMOVED in reason:  # its worker was stopped for that: not retried
+            exc = errors.TaskPlacementGroupRemoved(f"task {entry.name} failed: {reason}")
         elif entry.retries_left != 0:
             if entry.retries_left > 0:
                 entry.retries_left -= 1

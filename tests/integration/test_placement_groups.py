@@ -3,6 +3,8 @@ remove them, lose a node that holds one. Real head, daemons and workers."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import NODE_DEATH_TIMEOUT, wait_for
 from ownrun import engine
@@ -88,6 +90,24 @@ def test_removing_a_group_kills_its_actors_and_frees_its_resources(one_node):
         engine.get(actor.node_and_group.remote(), timeout=60)
     wait_for(lambda: engine.available_resources().get("CPU") == 2.0
              and not any("_group_" in k for k in engine.cluster_resources()), 30, message="the bundle to be released")
+
+
+def test_a_task_running_in_a_removed_group_and_one_submitted_after_fail_as_removed(one_node, tmp_path):
+    started = tmp_path / "started"
+
+    @engine.remote(num_cpus=1, max_retries=3)
+    def long_task(marker):
+        open(marker, "w").close()
+        time.sleep(120)  # stopped by the group's removal long before
+
+    pg = placement_group([{"CPU": 1}])
+    running = long_task.options(scheduling_strategy=in_bundle(pg, 0)).remote(str(started))
+    wait_for(started.exists, 60, message="the task to start in its bundle")
+    remove_placement_group(pg)
+    with pytest.raises(engine.TaskPlacementGroupRemoved, match="placement group was removed"):
+        engine.get(running, timeout=60)  # not retried into a group that is gone
+    with pytest.raises(engine.TaskPlacementGroupRemoved):
+        engine.get(where.options(scheduling_strategy=in_bundle(pg, 0)).remote(), timeout=60)
 
 
 def test_child_tasks_are_captured_in_the_group_only_when_asked():

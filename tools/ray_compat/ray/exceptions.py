@@ -20,6 +20,7 @@ ObjectFreedError = _e.ObjectFreedError
 ObjectReconstructionFailedError = _e.ObjectReconstructionFailedError
 LocalRayletDiedError = _e.LocalNodeDiedError
 TaskUnschedulableError = _e.TaskUnschedulableError
+TaskPlacementGroupRemoved = _e.TaskPlacementGroupRemoved
 
 
 def __getattr__(name):
