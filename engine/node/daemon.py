@@ -15,6 +15,10 @@ daemon's notice token, which it sends the head in its heartbeats; it forwards NO
 its clients with each one's own token, and passes their tokens on to the head (NODE_CLIENTS;
 rpc/notices.py). A notice without its token is dropped and counted (`unauthorized`). What it
 tells the head of its clients (NODE_CLIENTS, WORKER_DIED_REMOTE) carries its token as proof.
+Placement group bundles: the cluster view lists those this node is to hold; the scheduler
+reserves and releases them (`set_bundles`), the daemon stops the workers of released ones
+and refuses their queued requests, and beats at once when what it holds changed (the head
+reads the bundles from the total resources it reports).
 
 It is not on the task path: owners push tasks to leased workers directly.
 Runs as its own process, one thread. Exits (cleaning up its workers and /dev/shm files)
