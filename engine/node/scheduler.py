@@ -3,7 +3,7 @@
 Owns the node's resource accounting and the decision of which request gets which worker.
 A request is bound to a worker as soon as its resources fit: an idle pooled worker, or a
 new worker to start (an actor always gets a new, dedicated worker that it keeps for life).
-A leased worker blocked in `get` gives its CPUs back until it unblocks, so nested tasks
+A leased worker blocked in `get` gives its CPUs (a bundle's, in a placement group) back until it unblocks, so nested tasks
 cannot deadlock the node; while it is blocked the node may be oversubscribed.
 
 Idle reaping: the pool keeps at most `max_idle_workers` idle workers. Past that, the oldest
@@ -91,6 +91,19 @@ class BundleChanges:
     decisions: Decisions = field(default_factory=Decisions)
     stop: list = field(default_factory=list)  # worker ids leased in released bundles: stop them
     refused: list = field(default_factory=list)  # queued LeaseRequests whose bundle was released
+
+
+def _is_cpu(name: str) -> bool:
+    """CPUs, a placement group bundle's included (what a worker blocked in get gives back)."""
+    return name == "CPU" or name.startswith("CPU_group_")
+
+
+def _cpus(resources: dict) -> dict:
+    return {k: v for k, v in resources.items() if _is_cpu(k)}
+
+
+def _without_cpus(resources: dict) -> dict:
+    return {k: v for k, v in resources.items() if not _is_cpu(k)}
 
 
 def _holds_any(resources: dict, names: set) -> bool:
@@ -247,7 +260,7 @@ class LeaseScheduler:
         if not w.blocked:
             self._release(w.lease.resources)
         else:  # its CPUs were given back when it blocked; the rest are still held
-            self._release({k: v for k, v in w.lease.resources.items() if k != "CPU"})
+            self._release(_without_cpus(w.lease.resources))
         w.lease, w.blocked = None, 0
         if self.draining:
             self._forget_drained()
@@ -329,7 +342,7 @@ class LeaseScheduler:
             return Decisions()
         w.blocked += 1
         if w.blocked == 1:
-            self._release({k: v for k, v in w.lease.resources.items() if k == "CPU"})
+            self._release(_cpus(w.lease.resources))
         return self.schedule()
 
     def worker_unblocked(self, worker_id: bytes) -> Decisions:
@@ -337,7 +350,7 @@ class LeaseScheduler:
         if w is not None and w.state == LEASED and w.blocked:
             w.blocked -= 1
             if w.blocked == 0:
-                self._acquire({k: v for k, v in w.lease.resources.items() if k == "CPU"})
+                self._acquire(_cpus(w.lease.resources))
         return Decisions()
 
     def worker_died(self, worker_id: bytes) -> tuple[WorkerState | None, Decisions]:
@@ -354,7 +367,7 @@ class LeaseScheduler:
             elif not w.blocked:
                 self._release(w.lease.resources)
             else:
-                self._release({k: v for k, v in w.lease.resources.items() if k != "CPU"})
+                self._release(_without_cpus(w.lease.resources))
         w.state = DEAD
         if self.draining:
             self._forget_drained()
@@ -469,7 +482,7 @@ class LeaseScheduler:
             if w.lease is not None and w.state in (STARTING, LEASED):
                 assert w.dedicated == w.lease.for_actor
                 for name, amount in w.lease.resources.items():
-                    if not (w.blocked and name == "CPU"):
+                    if not (w.blocked and _is_cpu(name)):
                         held[name] = held.get(name, 0) + amount
         for name in set(self.total) | set(held) | set(self.available):
             total = self.total.get(name, 0)

@@ -165,3 +165,22 @@ def test_strict_spread_uses_one_node_per_bundle_and_a_lost_bundle_is_placed_agai
         assert ran_on == third
     finally:
         engine.shutdown()
+
+
+def test_a_task_blocked_in_get_gives_its_bundles_cpu_to_its_captured_child():
+    engine.init(num_cpus=1)
+    try:
+        @engine.remote(num_cpus=1)
+        def child():
+            return 3
+
+        @engine.remote(num_cpus=1)
+        def parent():
+            return engine.get(child.remote())
+
+        pg = placement_group([{"CPU": 1}])  # every CPU of the node: the child must get the parent's
+        for index in (-1, 0):
+            strategy = PlacementGroupSchedulingStrategy(pg, index, placement_group_capture_child_tasks=True)
+            assert engine.get(parent.options(scheduling_strategy=strategy).remote(), timeout=60) == 3
+    finally:
+        engine.shutdown()

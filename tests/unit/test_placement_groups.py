@@ -232,3 +232,14 @@ def test_releasing_a_bundle_stops_its_workers_refuses_its_queued_requests_and_fr
     sched.worker_died(worker)
     sched.validate_state()
     assert not any("_group_" in name for name in (*sched.total, *sched.available))
+
+
+def test_a_worker_blocked_in_get_gives_its_bundles_cpus_back():
+    sched = scheduler(cpus=1)
+    sched.set_bundles([["ff", 0, {"CPU": 1}]])
+    parent = lease(sched, in_group({"CPU": 1}, "ff", 0))
+    lease(sched, in_group({"CPU": 1}, "ff", 0), request_id=2)
+    assert len(sched.pending) == 1
+    out = sched.worker_blocked(parent)
+    sched.validate_state()
+    assert not sched.pending and len(out.start) == 1  # the child's worker starts in the bundle
