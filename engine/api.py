@@ -64,7 +64,7 @@ UNSUPPORTED_INIT = {
 # Engine settings init() passes on to the processes it starts (DEFAULT_CONFIG of the core
 # worker, the node daemon's and the head's settings).
 ENGINE_CONFIG = {"metadata", "node_death_timeout", "node_suspect_timeout", "cluster_key", "lease_idle_timeout",
-                 "heartbeat_period", "infeasible_timeout", "max_idle_workers", "reap_recheck_period",
+                 "heartbeat_period", "infeasible_timeout", "max_idle_workers", "reap_recheck_period", "idle_worker_grace",
                  "max_in_flight_per_worker", "rpc_timeout"}
 
 

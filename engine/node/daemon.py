@@ -79,7 +79,8 @@ class NodeDaemon:
         self.parent_pid = args.parent_pid
         max_idle = self.config.get("max_idle_workers", max(2, int(self.resources.get("CPU", 1)) * 2))
         self.scheduler = LeaseScheduler(self.resources, ids.new_worker_id, max_idle_workers=int(max_idle),
-                                        recheck_period=float(self.config.get("reap_recheck_period", 5.0)))
+                                        recheck_period=float(self.config.get("reap_recheck_period", 5.0)),
+                                        idle_grace=float(self.config.get("idle_worker_grace", 10.0)))
         self.spillback = Spillback(self.node_id, self.scheduler,
                                    infeasible_timeout=self.config.get("infeasible_timeout"))  # None: wait
         self.arena_name = f"ownrun-{os.path.basename(self.session_dir)}-{self.node_id}"

@@ -6,8 +6,10 @@ new worker to start (an actor always gets a new, dedicated worker that it keeps 
 A leased worker blocked in `get` gives its CPUs (a bundle's, in a placement group) back until it unblocks, so nested tasks
 cannot deadlock the node; while it is blocked the node may be oversubscribed.
 
-Idle reaping: the pool keeps at most `max_idle_workers` idle workers. Past that, the oldest
-idle worker is not stopped outright: it is asked first (`reap_query`), since a worker that
+Idle reaping: the pool keeps at most `max_idle_workers` idle workers, plus any idle for
+less than `idle_grace` s (a burst of owners that lease again soon — the video job's owners
+between their warm-up and their first frame — finds its workers still there instead of
+forking them all again). Past that, the oldest idle worker is not stopped outright: it is asked first (`reap_query`), since a worker that
 ran tasks may own objects (a `put` or a child task's result handed out nested in a list) or
 have tasks of its own in flight, and stopping it would lose them (OwnerDiedError). While
 asked it cannot be leased; it answers with `reap_answer`: may exit -> stopped; may not ->
@@ -74,6 +76,7 @@ class WorkerState:
     dedicated: bool = False  # an actor's worker: never returns to the pool
     queried_at: float | None = None  # when it was asked whether it may exit (REAP_QUERIED)
     kept_at: float | None = None  # when it last answered that it owns objects or tasks
+    idle_since: float = 0.0  # when it last went idle (reaped only after `idle_grace` s of that)
     retired: bool = False  # it ran a function's max_calls: it exits once it may, never leased again
 
 
@@ -115,7 +118,7 @@ def _holds_any(resources: dict, names: set) -> bool:
 
 class LeaseScheduler:
     def __init__(self, total: dict, new_worker_id, max_idle_workers: int,
-                 recheck_period: float = 5.0, query_timeout: float = 10.0):
+                 recheck_period: float = 5.0, query_timeout: float = 10.0, idle_grace: float = 0.0):
         self.total = dict(total)
         self.available = dict(total)
         self.pending: deque[LeaseRequest] = deque()
@@ -123,6 +126,7 @@ class LeaseScheduler:
         self.idle: list[bytes] = []  # oldest first; leases take the newest
         self._new_worker_id = new_worker_id
         self.max_idle_workers = max_idle_workers
+        self.idle_grace = idle_grace  # an idle worker is not reaped before this many seconds idle
         self.recheck_period = recheck_period  # an owner that said "no" is asked again after this
         self.query_timeout = query_timeout  # an unanswered question counts as "no" after this
         self.bundles: dict[tuple, dict] = {}  # (pg hex, index) -> resources it holds out of the pool
@@ -271,7 +275,7 @@ class LeaseScheduler:
             self._ask_to_exit(w, now, out)
             self._schedule_into(out)
             return out
-        w.state = IDLE
+        w.state, w.idle_since = IDLE, now
         self.idle.append(worker_id)
         self._schedule_into(out)
         self._trim_pool(out, now)
@@ -329,6 +333,8 @@ class LeaseScheduler:
         for worker_id in list(self.idle):
             w = self.workers[worker_id]
             if w.kept_at is not None and now - w.kept_at < self.recheck_period:
+                continue
+            if now - w.idle_since < self.idle_grace:
                 continue
             self.idle.remove(worker_id)
             self._ask_to_exit(w, now, out)

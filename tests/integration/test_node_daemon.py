@@ -49,7 +49,7 @@ def test_idle_worker_that_owns_objects_is_not_reaped():
     # value, goes back to the pool first, so when the other two follow it is the oldest idle
     # worker: the one an idle pool over its limit stops.
     assert not engine.is_initialized(), "this test starts its own cluster"
-    engine.init(num_cpus=1, lease_idle_timeout=0.05)
+    engine.init(num_cpus=1, lease_idle_timeout=0.05, idle_worker_grace=0)
     try:
         (nested,), owner_pid = engine.get(nest.remote(1))
         assert owner_pid in debug.worker_pids()

@@ -483,3 +483,16 @@ def test_retired_worker_that_owns_objects_is_never_leased_and_asked_again_later(
     assert sched.tick(now=6.2).reap_query == [w1]  # recheck_period 5 s
     assert sched.reap_answer(w1, may_exit=True, now=6.3).stop == [w1]
     sched.validate_state()
+
+
+def test_idle_workers_over_the_limit_are_reaped_only_after_the_grace_period():
+    ids = (f"g{i}".encode() for i in itertools.count())
+    sched = Checked(LeaseScheduler({"CPU": 4.0}, lambda: next(ids), max_idle_workers=1, idle_grace=10.0))
+    workers = [lease(sched, request(cpus=1)) for _ in range(3)]
+    for worker_id in workers:
+        out = sched.lease_returned(worker_id, now=100.0)
+        assert out.reap_query == []  # a burst coming back: kept for now
+    assert sorted(sched.idle) == sorted(workers)
+    assert sched.tick(105.0).reap_query == []
+    out = sched.tick(110.5)  # idle for the grace period: the pool goes back to its limit
+    assert len(out.reap_query) == 2 and len(sched.idle) == 1
