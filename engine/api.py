@@ -41,13 +41,14 @@ TASK_OPTIONS = {"num_returns", "num_cpus", "resources", "max_retries", "retry_ex
                 "memory", "num_gpus", "scheduling_strategy", "max_calls", *PLACEMENT_OPTIONS, *labels.OPTIONS}
 ACTOR_OPTIONS = {"num_cpus", "resources", "name", "max_restarts", "max_task_retries",
                  "max_concurrency", "lifetime", "namespace", "get_if_exists", "memory", "num_gpus",
-                 "scheduling_strategy", *PLACEMENT_OPTIONS, *labels.OPTIONS}
-METHOD_OPTIONS = {"num_returns", "name"}  # name: the call's task name (state API, timeline, logs)
+                 "scheduling_strategy", "concurrency_groups", *PLACEMENT_OPTIONS, *labels.OPTIONS}
+# name: the call's task name (state API, timeline, logs); concurrency_group: which of the
+# actor's concurrency groups runs it (the default group if none)
+METHOD_OPTIONS = {"num_returns", "name", "concurrency_group"}
 # Ray options ownrun does not implement, each with the values that mean "off" in Ray (accepted
 # and ignored, so `ray.init(include_dashboard=False)` runs); any other value is rejected.
 UNSUPPORTED_OPTIONS = {
-    "runtime_env": (None, {}), "accelerator_type": (None,), "concurrency_groups": (None,),
-    "concurrency_group": (None,), "max_pending_calls": (None, -1), "_metadata": (None,),
+    "runtime_env": (None, {}), "accelerator_type": (None,), "max_pending_calls": (None, -1), "_metadata": (None,),
     "enable_task_events": (None, True), "memory": (None, 0),
     "_generator_backpressure_num_objects": (None,), "retry_exceptions_allowlist": (None,),
 }
@@ -460,6 +461,7 @@ class ActorClass:
         self._options = options
         self._exported = exported or _Exported(cls)
         self._methods, self._specs = _actor_methods(cls)
+        _check_concurrency_groups(cls.__name__, options.get("concurrency_groups"), self._methods)
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"actor class {self._cls.__name__} cannot be instantiated directly; "
@@ -543,7 +545,7 @@ class ActorClass:
                           shape=shape, resources=resources, actor=state,
                           extra={"actor_id": actor_id, "name": name or cls_name,
                                  "max_concurrency": options.get("max_concurrency"), "namespace": namespace,
-                                 "actor_key": key})
+                                 "actor_key": key, "concurrency_groups": options.get("concurrency_groups")})
         if group is not None:
             entry.extra["placement_group"] = [group[0].id.hex(), group[0].bundle_specs, group[2]]
         with core.lock:
@@ -554,6 +556,23 @@ class ActorClass:
         if detached:  # no handle keeps it alive: it lives until engine.kill() or the cluster stops
             creation_ref = None
         return ActorHandle(actor_id, cls_name, self._methods, creation_ref, name, restarts, self._specs)
+
+
+def _check_concurrency_groups(cls_name: str, groups, methods: dict) -> None:
+    """ValueError unless `groups` is {name: threads or coroutines > 0} and every method's
+    `@method(concurrency_group=)` names one of them (Ray checks both at definition)."""
+    if groups is None:
+        groups = {}
+    if not isinstance(groups, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, int) and not isinstance(v, bool) and v > 0
+            for k, v in groups.items()):
+        raise ValueError(f"actor {cls_name}: concurrency_groups must map group names to a positive "
+                         f"int (its concurrency), got {groups!r}")
+    for name, options in methods.items():
+        group = options.get("concurrency_group")
+        if group is not None and group not in groups:
+            raise ValueError(f"actor {cls_name}: method {name} is in concurrency group {group!r}, "
+                             f"which the actor does not define (it has: {sorted(groups) or 'none'})")
 
 
 def _actor_methods(cls) -> tuple[dict, dict]:
@@ -669,6 +688,8 @@ class ActorHandle:
                           arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,
                           return_ids=ids.return_ids(task_id, n), retries_left=state.max_task_retries,
                           retry_exceptions=False, shape=(), resources={}, actor=state)
+        if options and options.get("concurrency_group"):
+            entry.extra = {"concurrency_group": options["concurrency_group"]}
         refs = core.submit_task(entry)
         return refs[0] if n == 1 else refs
 

@@ -2,7 +2,8 @@
 
 Owns: the function cache, the queue of pushed tasks, the actor instance (if this worker
 hosts one) with its concurrency mode (one thread in call order; a thread pool for
-`max_concurrency > 1`; an asyncio loop for actors with `async def` methods), argument
+`max_concurrency > 1`; an asyncio loop for actors with `async def` methods; and per
+concurrency group, a pool of its own threads or a limit on its coroutines), argument
 resolution (inline values, shared-memory values zero-copy), return values (inline below
 the threshold, else written to the node's store as the primary copy), the borrowed-ref
 report in each reply, cancellation (a queued task is answered at once; a running one
@@ -78,6 +79,12 @@ class Executor:
         self.pool: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_limit: asyncio.Semaphore | None = None
+        # Concurrency groups (the actor's `concurrency_groups`): a pool each (threaded actor) or
+        # a limit each (async actor); a call's group is its `.options(concurrency_group=)`, else
+        # its method's `@method(concurrency_group=)`, else the default (the actor's own).
+        self.group_pools: dict[str, ThreadPoolExecutor] = {}
+        self.group_limits: dict[str, asyncio.Semaphore] = {}
+        self.method_groups: dict[str, str] = {}
         self.function_blobs: dict[str, bytes] = {}  # sent but not loaded yet (see _keep_function)
         self.running: dict[bytes, TaskGuard] = {}  # task id -> its guard, while it runs
         self.running_async: dict[bytes, asyncio.Task] = {}  # an async actor's calls, while they run
@@ -95,14 +102,38 @@ class Executor:
 
     # ---- I/O thread side ------------------------------------------------------------------
     def on_push(self, h, frames) -> None:
-        if h[PUSH_KIND] == ACTOR_METHOD and self.pool is not None:
-            self.pool.submit(self.execute, h, frames)
-        elif h[PUSH_KIND] == ACTOR_METHOD and self.loop is not None:
-            asyncio.run_coroutine_threadsafe(self._execute_async(h, frames), self.loop)
-        else:
-            with self.cv:
-                self.queue.append((h, frames))
-                self.cv.notify()
+        if h[PUSH_KIND] == ACTOR_METHOD and (self.pool is not None or self.loop is not None or self.group_pools):
+            pool = self._pool_of(h)
+            if pool is not None:
+                pool.submit(self.execute, h, frames)
+                return
+            if self.loop is not None:
+                asyncio.run_coroutine_threadsafe(self._execute_async(h, frames), self.loop)
+                return
+        with self.cv:
+            self.queue.append((h, frames))
+            self.cv.notify()
+
+    def _pool_of(self, h) -> ThreadPoolExecutor | None:
+        """The thread pool that runs this actor call: its concurrency group's, else the actor's
+        (max_concurrency > 1); None: the main thread (in call order) or the actor's loop."""
+        extra = h[PUSH_EXTRA]
+        group = extra.get("concurrency_group") if extra else None
+        if group is None:
+            group = self.method_groups.get(h[PUSH_FN_ID])
+        if group is not None and self.group_pools:
+            pool = self.group_pools.get(group)
+            if pool is not None:
+                return pool
+        return self.pool
+
+    def _group_limit(self, h) -> asyncio.Semaphore | None:
+        """An async actor call's limit: its concurrency group's, else the actor's."""
+        extra = h[PUSH_EXTRA]
+        group = extra.get("concurrency_group") if extra else None
+        if group is None:
+            group = self.method_groups.get(h[PUSH_FN_ID])
+        return self.group_limits.get(group, self.async_limit) if group is not None else self.async_limit
 
     def on_cancel(self, h, frames) -> None:
         """[CANCEL_TASK, task_id, force, recursive?]: from the task's owner."""
@@ -163,7 +194,7 @@ class Executor:
                 if self.exiting and not self.queue:
                     return
                 h, frames = self.queue.popleft()
-            if h[PUSH_KIND] == ACTOR_METHOD and (self.pool is not None or self.loop is not None):
+            if h[PUSH_KIND] == ACTOR_METHOD and (self.loop is not None or self._pool_of(h) is not None):
                 self.on_push(h, frames)  # arrived before the constructor set up concurrency
                 continue
             try:
@@ -178,6 +209,11 @@ class Executor:
         if kind == ACTOR_METHOD:
             if self.actor is None:
                 raise errors.ActorDiedError(self.actor_error or "the actor was not created")
+            extra = h[PUSH_EXTRA]
+            group = extra.get("concurrency_group") if extra else None
+            if group is not None and group not in self.group_pools and group not in self.group_limits:
+                raise ValueError(f"actor {self.actor_name} has no concurrency group {group!r} (it has: "
+                                 f"{sorted(self.group_pools or self.group_limits) or 'none'})")
             return _method(self.actor, fn_id)
         fn = self.functions.get(fn_id)
         if fn is None:
@@ -307,7 +343,7 @@ class Executor:
         token = task_context.enter(task_id, name, self.actor_id)
         self.running_async[task_id] = asyncio.current_task()
         try:
-            async with self.async_limit:
+            async with self._group_limit(h):
                 fn = self._function(h)
                 args, kwargs = self._arguments(h, frames, received)
                 value = fn(*args, **kwargs)
@@ -371,6 +407,15 @@ class Executor:
             threading.Thread(target=self.loop.run_forever, name="ownrun-actor-loop", daemon=True).start()
         elif max_concurrency > 1:
             self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="ownrun-actor")
+        groups = options.get("concurrency_groups") or {}
+        self.method_groups = {name: getattr(m, "__ownrun_method_options__", {}).get("concurrency_group")
+                              for name, m in inspect.getmembers(cls, callable)}
+        self.method_groups = {k: v for k, v in self.method_groups.items() if v is not None}
+        if is_async:  # a group is a limit on its coroutines, beside the actor's
+            self.group_limits = {name: asyncio.Semaphore(size) for name, size in groups.items()}
+        else:  # a group is a pool of its own threads (the default group: as without groups)
+            self.group_pools = {name: ThreadPoolExecutor(size, thread_name_prefix=f"ownrun-{name}")
+                                for name, size in groups.items()}
         self.core.transport.send(self.core.head_address, [pack([
             P.ACTOR_UPDATE, self.actor_id, "ALIVE", self.core.address, None, self.core.worker_id,
             options.get("actor_key")])])  # the creator's key: the head obeys no other (rpc/notices.py)
