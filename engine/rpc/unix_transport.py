@@ -138,12 +138,17 @@ class UnixTransport:
         self._epoll.register(listener.fileno(), _IN)
         self._wake = WakeFd()
         self._epoll.register(self._wake.fd, _IN)
+        self._nudge = WakeFd()  # wakes a thread reading for its reply (`nudge`): edge-triggered,
+        self._epoll.register(self._nudge.fd, _IN | select.EPOLLET)  # so exactly one waiter wakes
+        self._backlog: set[int] = set()  # inbound fds with more to read than one poll reads
         self._send_lock = threading.Lock()
         self._peers: dict[str, _Peer] = {}
         self._peer_by_fd: dict[int, _Peer] = {}
         self._inbound: dict[int, _Inbound] = {}
         self._extra_fds: dict[int, object] = {}
         self._down: set[_Peer] = set()  # peers with a queue and no connection: retried
+        self.woken = False  # `take` drained a `wake()` (cleared by whoever reads it)
+        self.nudged = False  # `take` drained a `nudge()` (likewise)
         self.malformed_connections = 0
         self.dropped = 0  # messages dropped because their peer refused connections for GIVE_UP_S
         self.closed = False
@@ -323,6 +328,11 @@ class UnixTransport:
         """Interrupts a `poll` running in the I/O thread. A no-op once closed (wakeup.py)."""
         self._wake.wake()
 
+    def nudge(self) -> None:
+        """Wakes a thread waiting in `wait_events` (the last to begin waiting) without marking
+        `woken`: a caller whose reply another thread read and handled."""
+        self._nudge.wake()
+
     # ---- receiving (I/O thread only) -------------------------------------------------
     def watch_fd(self, fd: int, token: object) -> None:
         """Adds a raw fd (a pidfd, a pipe) to the poll set; `poll` reports `token` when readable."""
@@ -335,11 +345,25 @@ class UnixTransport:
 
     def poll(self, timeout_ms: int | None) -> tuple[list[list], list[object]]:
         """Waits for input. Returns (messages, tokens of ready extra fds and dropped watched peers)."""
+        return self.take(self.wait_events(timeout_ms))
+
+    def wait_events(self, timeout_ms: int | None) -> list:
+        """Waits for input; returns the ready fds, for `take`. Two threads may wait at once (a
+        caller blocked in `get` reads its own reply: worker/core_worker.py `wait_reading`):
+        the kernel wakes the one that began waiting last."""
         if self._down:
             due_ms = self._retry_down()
             if due_ms is not None:
                 timeout_ms = due_ms if timeout_ms is None or timeout_ms < 0 else min(timeout_ms, due_ms)
-        events = self._epoll.poll(-1 if timeout_ms is None else timeout_ms / 1000)
+        if self._backlog:  # connections with more to read: no waiting
+            return self._epoll.poll(0) + [(fd, _IN) for fd in list(self._backlog)]
+        return self._epoll.poll(-1 if timeout_ms is None else timeout_ms / 1000)
+
+    def take(self, events: list) -> tuple[list[list], list[object]]:
+        """Reads what `wait_events` found ready: (messages, tokens). One thread at a time (the
+        caller serializes: a connection another thread emptied meanwhile reads nothing). A
+        drained `wake()` sets `woken`, a drained `nudge()` `nudged` (a thread that took one
+        meant for another passes it on)."""
         messages: list[list] = []
         tokens: list[object] = []
         for fd, mask in events:
@@ -350,6 +374,10 @@ class UnixTransport:
                 self._accept()
             elif fd == self._wake.fd:
                 self._wake.drain()
+                self.woken = True
+            elif fd == self._nudge.fd:
+                self._nudge.drain()
+                self.nudged = True
             elif fd in self._peer_by_fd:
                 self._peer_event(self._peer_by_fd[fd], mask, tokens)
             else:
@@ -369,10 +397,16 @@ class UnixTransport:
                 return
             sock.setblocking(False)
             self._inbound[sock.fileno()] = _Inbound(sock)
-            self._epoll.register(sock.fileno(), _IN)
+            # Edge-triggered: one waiting thread is woken per arrival, never a second one for
+            # data the first has not read yet (two threads may wait: `wait_events`).
+            self._epoll.register(sock.fileno(), _IN | select.EPOLLET)
 
     def _read(self, fd: int, inbound: _Inbound, messages: list) -> None:
+        """Reads what the connection holds (all of it: it is edge-triggered; a short read
+        empties a stream socket's queue, and what arrives later is a new edge). After
+        `READS_PER_EVENT` reads the rest waits in `_backlog` for the next poll."""
         sock, buf = inbound.sock, inbound.buf
+        self._backlog.discard(fd)
         for _ in range(READS_PER_EVENT):
             try:
                 data = sock.recv(READ_CHUNK)
@@ -386,6 +420,8 @@ class UnixTransport:
             buf += data
             if len(data) < READ_CHUNK:
                 break
+        else:
+            self._backlog.add(fd)  # more may be there: read on at the next poll, without waiting
         if buf and not _frame_messages(buf, messages):
             self.malformed_connections += 1
             log.warning("closed a connection to %s that sent what is not an ownrun message", self.address)
@@ -393,6 +429,7 @@ class UnixTransport:
 
     def _close_inbound(self, fd: int, inbound: _Inbound) -> None:
         self._inbound.pop(fd, None)
+        self._backlog.discard(fd)
         try:
             self._epoll.unregister(fd)
         except OSError:
@@ -446,6 +483,7 @@ class UnixTransport:
                 os.unlink(self._path)
             self._epoll.close()
             self._wake.close()
+            self._nudge.close()
 
 
 class _ConnectionEvents:

@@ -107,6 +107,13 @@ class CoreWorker:
         self.notice_token = notices.new_token()  # proof of our daemon's and the head's notices
         self._handlers = handlers.for_core_worker(self)  # message type -> handler (I/O thread)
         self.inbox = Inbox(log, f"{mode} {self.address}", self._handlers)  # drops malformed messages
+        # Reading the inbox and handling what it holds is one thread's at a time (`_read_lock`:
+        # message order); with a unix transport a thread blocked in get reads too (`wait_reading`).
+        self._read_lock = threading.Lock()
+        self._reader_slot = threading.Lock()  # held by the one thread in wait_reading (others wait plainly)
+        self._readers = 0  # 1 while a thread is in wait_reading (read without a lock: a stale value costs a nudge)
+        self._callers_read = hasattr(self.transport, "wait_events") and \
+            os.environ.get("OWNRUN_CALLER_READS", "1") != "0"
         self._io_thread = threading.Thread(target=self._io_loop, name="ownrun-io", daemon=True)
         self._io_thread.start()
 
@@ -147,37 +154,27 @@ class CoreWorker:
 
     # ---- the I/O thread ---------------------------------------------------------------------
     def _io_loop(self) -> None:
-        handlers = self._handlers
-        instructions = self.tm.out
+        transport = self.transport
         next_housekeeping = time.monotonic() + 0.1
         while not self.stopping:
             if self._daemon_pid is not None and self._daemon_pidfd is None:
                 deaths.watch_daemon(self)
             try:
-                messages, tokens = self.transport.poll(self._poll_timeout_ms(next_housekeeping))
+                if self._callers_read:
+                    events = transport.wait_events(self._poll_timeout_ms(next_housekeeping))
+                    with self._read_lock:
+                        transport.woken = transport.nudged = False
+                        handled = self._handle_input(*transport.take(events))
+                        nudged = transport.nudged
+                    if (handled or nudged) and self._readers:
+                        # a reader's reply may have been among them, or we took its nudge: pass it on
+                        transport.nudge()
+                else:
+                    self._handle_input(*transport.poll(self._poll_timeout_ms(next_housekeeping)))
             except Exception:  # noqa: BLE001 - transport closed during shutdown
                 if self.stopping:
                     return
                 raise
-            if tokens and "local-daemon" in tokens:
-                with self.lock:
-                    deaths.local_node_died(self, f"its node daemon (pid {self._daemon_pid}) exited")
-            if messages:
-                checked = self.inbox.header
-                with self.lock:
-                    for frames in messages:
-                        header = checked(frames)
-                        if header is None:  # malformed (or not a type this process handles): dropped
-                            CoreWorker.malformed_in_process += 1
-                            continue
-                        try:
-                            handlers[header[0]](header, frames)
-                        except Exception:  # noqa: BLE001 - keep serving other messages
-                            self.handler_errors += 1
-                            CoreWorker.handler_errors_in_process += 1
-                            log_handler_error(log, "failed to handle a message")
-                        if instructions:
-                            self.apply()  # before the next message: its handler may act at once
             if self.ref_ops or self.released_streams or time.monotonic() >= next_housekeeping:
                 with self.lock:
                     self._apply_ref_ops()
@@ -191,6 +188,74 @@ class CoreWorker:
                         if len(self.pins):
                             objects.unpin(self)
                     self.apply()
+
+    def _handle_input(self, messages: list, tokens: list) -> bool:
+        """Handles what the transport read, in order (the reading thread: `_read_lock`).
+        Returns whether there were messages."""
+        if tokens and "local-daemon" in tokens:
+            with self.lock:
+                deaths.local_node_died(self, f"its node daemon (pid {self._daemon_pid}) exited")
+        if not messages:
+            return False
+        handlers, checked, instructions = self._handlers, self.inbox.header, self.tm.out
+        with self.lock:
+            for frames in messages:
+                header = checked(frames)
+                if header is None:  # malformed (or not a type this process handles): dropped
+                    CoreWorker.malformed_in_process += 1
+                    continue
+                try:
+                    handlers[header[0]](header, frames)
+                except Exception:  # noqa: BLE001 - keep serving other messages
+                    self.handler_errors += 1
+                    CoreWorker.handler_errors_in_process += 1
+                    log_handler_error(log, "failed to handle a message")
+                if instructions:
+                    self.apply()  # before the next message: its handler may act at once
+        return True
+
+    def wait_reading(self, event: threading.Event, timeout: float | None) -> bool:
+        """`event.wait(timeout)`, except that with a unix transport this thread reads and
+        handles the inbox itself meanwhile, so the reply it waits for wakes this thread only
+        (the kernel wakes the thread that began waiting last, and the inbox is edge-triggered:
+        the I/O thread sleeps on). If the I/O thread read it after all, it nudges the reader
+        (and passes on a nudge it took itself). Each wait is at most 20 ms; timers stay with
+        the I/O thread. A `wake()` meant for the I/O thread that this one took is passed on.
+        One thread reads at a time (`_reader_slot`); others blocked meanwhile wait on their
+        event, set by whichever thread handles their reply."""
+        if not self._callers_read or threading.current_thread() is self._io_thread \
+                or not self._reader_slot.acquire(blocking=False):  # one reader: others are notified
+            return event.wait(timeout)
+        transport = self.transport
+        deadline = None if timeout is None else time.monotonic() + timeout
+        took_wake = False
+        self._readers = 1
+        try:
+            wait_ms = 1  # doubling to 20 ms: a safety net, should a nudge ever miss this thread
+            while not event.is_set():
+                wait_ms = min(20, wait_ms * 2)
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    wait_ms = max(1, min(wait_ms, int(left * 1000) + 1))
+                if self.stopping:
+                    return event.wait(0 if deadline is None else max(0.0, deadline - time.monotonic()))
+                events = transport.wait_events(wait_ms)
+                if events:
+                    with self._read_lock:
+                        self._handle_input(*transport.take(events))
+                        transport.nudged = False
+                        if transport.woken:
+                            transport.woken, took_wake = False, True
+            return True
+        except (OSError, ValueError):  # the transport closed under us (shutdown)
+            return event.wait(0)
+        finally:
+            self._readers = 0
+            self._reader_slot.release()
+            if took_wake:
+                transport.wake()
 
     # ---- deaths (see deaths.py) -----------------------------------------------------------------
     def fail_waiters(self, exc: errors.EngineError) -> None:

@@ -264,7 +264,7 @@ def _block_on(core, waiter: Waiter, deadline, refs) -> None:
                 if may_release and waiter.must_block and not blocked:
                     blocked = True
                     core.transport.send(core.daemon_address, [pack([P.WORKER_BLOCKED, core.worker_id])])
-                ok = event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                ok = core.wait_reading(event, None if deadline is None else max(0.0, deadline - time.monotonic()))
                 if not ok or waiter.done or (guard is not None and guard.cancelled):
                     break
                 event.clear()  # nudged: it must block now (and give the CPU back) -- wait again
