@@ -147,6 +147,7 @@ class UnixTransport:
         self._inbound: dict[int, _Inbound] = {}
         self._extra_fds: dict[int, object] = {}
         self._down: set[_Peer] = set()  # peers with a queue and no connection: retried
+        self.woken = False  # `take` drained a `wake()` (cleared by whoever reads it)
         self.nudged = False  # `take` drained a `nudge()` (likewise)
         self.malformed_connections = 0
         self.dropped = 0  # messages dropped because their peer refused connections for GIVE_UP_S
@@ -328,8 +329,8 @@ class UnixTransport:
         self._wake.wake()
 
     def nudge(self) -> None:
-        """Wakes one thread waiting in `wait_events` (the last to begin waiting): a caller whose
-        reply another thread read and handled."""
+        """Wakes a thread waiting in `wait_events` (the last to begin waiting) without marking
+        `woken`: a caller whose reply another thread read and handled."""
         self._nudge.wake()
 
     # ---- receiving (I/O thread only) -------------------------------------------------
@@ -358,12 +359,11 @@ class UnixTransport:
             return self._epoll.poll(0) + [(fd, _IN) for fd in list(self._backlog)]
         return self._epoll.poll(-1 if timeout_ms is None else timeout_ms / 1000)
 
-    def take(self, events: list, io_thread: bool = True) -> tuple[list[list], list[object]]:
+    def take(self, events: list) -> tuple[list[list], list[object]]:
         """Reads what `wait_events` found ready: (messages, tokens). One thread at a time (the
         caller serializes: a connection another thread emptied meanwhile reads nothing). A
-        `wake()` is for the I/O thread: another thread leaves it (it stays readable, so the
-        kernel wakes the I/O thread for it); a drained `nudge()` sets `nudged` (for a thread
-        that took one meant for another, to pass it on)."""
+        drained `wake()` sets `woken`, a drained `nudge()` `nudged` (a thread that took one
+        meant for another passes it on)."""
         messages: list[list] = []
         tokens: list[object] = []
         for fd, mask in events:
@@ -373,8 +373,8 @@ class UnixTransport:
             elif fd == self._listener.fileno():
                 self._accept()
             elif fd == self._wake.fd:
-                if io_thread:
-                    self._wake.drain()
+                self._wake.drain()
+                self.woken = True
             elif fd == self._nudge.fd:
                 self._nudge.drain()
                 self.nudged = True

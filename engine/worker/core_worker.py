@@ -163,7 +163,7 @@ class CoreWorker:
                 if self._callers_read:
                     events = transport.wait_events(self._poll_timeout_ms(next_housekeeping))
                     with self._read_lock:
-                        transport.nudged = False
+                        transport.woken = transport.nudged = False
                         handled = self._handle_input(*transport.take(events))
                         nudged = transport.nudged
                     if (handled or nudged) and self._readers:
@@ -214,13 +214,13 @@ class CoreWorker:
                     self.apply()  # before the next message: its handler may act at once
         return True
 
-    def wait_reading(self, event: threading.Event, timeout: float | None, longest_ms: int = 20) -> bool:
+    def wait_reading(self, event: threading.Event, timeout: float | None) -> bool:
         """`event.wait(timeout)`, except that with a unix transport this thread reads and
         handles the inbox itself meanwhile, so the reply it waits for wakes this thread only
         (the kernel wakes the thread that began waiting last, and the inbox is edge-triggered:
         the I/O thread sleeps on). If the I/O thread read it after all, it nudges the reader
-        (and passes on a nudge it took itself). Each wait is at most `longest_ms`; timers stay
-        with the I/O thread, and so do its `wake()`s (left for it: `take(io_thread=False)`).
+        (and passes on a nudge it took itself). Each wait is at most 20 ms; timers stay with
+        the I/O thread. A `wake()` meant for the I/O thread that this one took is passed on.
         One thread reads at a time (`_reader_slot`); others blocked meanwhile wait on their
         event, set by whichever thread handles their reply."""
         if not self._callers_read or threading.current_thread() is self._io_thread \
@@ -228,29 +228,34 @@ class CoreWorker:
             return event.wait(timeout)
         transport = self.transport
         deadline = None if timeout is None else time.monotonic() + timeout
+        took_wake = False
         self._readers = 1
         try:
-            wait_ms = 1  # doubling to `longest_ms`: a safety net, should a nudge ever miss this thread
+            wait_ms = 1  # doubling to 20 ms: a safety net, should a nudge ever miss this thread
             while not event.is_set():
-                wait_ms = min(longest_ms, wait_ms * 2)
+                wait_ms = min(20, wait_ms * 2)
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return False
                     wait_ms = max(1, min(wait_ms, int(left * 1000) + 1))
-                if self.stopping:  # the transport is closing: wait as any other thread
-                    return event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if self.stopping:
+                    return event.wait(0 if deadline is None else max(0.0, deadline - time.monotonic()))
                 events = transport.wait_events(wait_ms)
                 if events:
                     with self._read_lock:
-                        self._handle_input(*transport.take(events, io_thread=False))
+                        self._handle_input(*transport.take(events))
                         transport.nudged = False
+                        if transport.woken:
+                            transport.woken, took_wake = False, True
             return True
-        except (OSError, ValueError):  # the transport closed under us (shutdown): wait plainly
-            return event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except (OSError, ValueError):  # the transport closed under us (shutdown)
+            return event.wait(0)
         finally:
             self._readers = 0
             self._reader_slot.release()
+            if took_wake:
+                transport.wake()
 
     # ---- deaths (see deaths.py) -----------------------------------------------------------------
     def fail_waiters(self, exc: errors.EngineError) -> None:

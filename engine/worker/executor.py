@@ -12,9 +12,8 @@ blocked `get`/`wait`, and a recursive cancel goes on to the tasks it submitted),
 worker's timeline events (a span per task and per shared-memory argument fetched:
 state/spans.py).
 
-Threading: `on_push`/`on_cancel` run on the thread reading the inbox (the I/O thread, or the
-main thread while it waits for work or in a get) with the state lock held, and only enqueue
-or mark; tasks run on the main thread (or actor pool/loop threads).
+Threading: `on_push`/`on_cancel` run on the I/O thread with the state lock held and only
+enqueue or mark; tasks run on the main thread (or actor pool/loop threads).
 Failures: a raising task replies with a `TaskError` carrying the traceback; an error
 while resolving arguments or storing results is reported the same way, never dropped.
 """
@@ -67,9 +66,6 @@ class _Exit(Exception):
     pass
 
 
-IDLE_READ_MS = 5000  # an idle main thread's longest wait for input (a safety net: see wait_reading)
-
-
 class Executor:
     def __init__(self, core):
         self.core = core
@@ -93,7 +89,6 @@ class Executor:
         self.running: dict[bytes, TaskGuard] = {}  # task id -> its guard, while it runs
         self.running_async: dict[bytes, asyncio.Task] = {}  # an async actor's calls, while they run
         self.exiting = False
-        self.has_work = threading.Event()  # set when a task is queued for the main thread (or exiting)
         self._modules_seen = len(sys.modules)
         self._known_modules = set(sys.modules)
         core.executor = self
@@ -118,7 +113,6 @@ class Executor:
         with self.cv:
             self.queue.append((h, frames))
             self.cv.notify()
-            self.has_work.set()
 
     def _pool_of(self, h) -> ThreadPoolExecutor | None:
         """The thread pool that runs this actor call: its concurrency group's, else the actor's
@@ -190,26 +184,16 @@ class Executor:
         with self.cv:
             self.exiting = True
             self.cv.notify()
-            self.has_work.set()
 
     # ---- main loop ------------------------------------------------------------------------------
     def run(self) -> None:
-        """Runs queued tasks in order. While none is queued this thread reads the inbox itself
-        (`CoreWorker.wait_reading`): the task pushed next wakes it directly, not the I/O thread
-        and then it."""
-        wait_reading = self.core.wait_reading
         while True:
             with self.cv:
-                if self.queue:
-                    h, frames = self.queue.popleft()
-                elif self.exiting:
+                while not self.queue and not self.exiting:
+                    self.cv.wait()
+                if self.exiting and not self.queue:
                     return
-                else:
-                    self.has_work.clear()  # (on_push sets it under the same lock)
-                    h = None
-            if h is None:
-                wait_reading(self.has_work, None, longest_ms=IDLE_READ_MS)
-                continue
+                h, frames = self.queue.popleft()
             if h[PUSH_KIND] == ACTOR_METHOD and (self.loop is not None or self._pool_of(h) is not None):
                 self.on_push(h, frames)  # arrived before the constructor set up concurrency
                 continue
