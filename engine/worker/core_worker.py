@@ -239,8 +239,8 @@ class CoreWorker:
                     if left <= 0:
                         return False
                     wait_ms = max(1, min(wait_ms, int(left * 1000) + 1))
-                if self.stopping:
-                    return event.wait(0 if deadline is None else max(0.0, deadline - time.monotonic()))
+                if self.stopping:  # the transport is closing: wait as any other thread
+                    return event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
                 events = transport.wait_events(wait_ms)
                 if events:
                     with self._read_lock:
@@ -249,8 +249,8 @@ class CoreWorker:
                         if transport.woken:
                             transport.woken, took_wake = False, True
             return True
-        except (OSError, ValueError):  # the transport closed under us (shutdown)
-            return event.wait(0)
+        except (OSError, ValueError):  # the transport closed under us (shutdown): wait plainly
+            return event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         finally:
             self._readers = 0
             self._reader_slot.release()
