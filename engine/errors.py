@@ -1,11 +1,14 @@
 """The exceptions users of ownrun see.
 
 Owns: every typed error the runtime raises to user code, and the one rule that turns a
-remote exception into a `TaskError` that is also an instance of the user's exception class.
+remote exception into a `TaskError` that is also an instance of the user's exception class
+(a class that refuses subclasses gets a plain TaskError, and one warning per class).
 Each message says what failed and why, in one line where possible.
 """
 
 from __future__ import annotations
+
+import logging
 
 
 class EngineError(Exception):
@@ -47,7 +50,13 @@ class TaskError(EngineError):
                 })
                 _dual_classes[cause_cls] = cls
             return cls(self.function_name, self.traceback_str, self.cause)
-        except TypeError:
+        except TypeError:  # a class that refuses subclasses (`__init_subclass__` raising, ...)
+            if cause_cls not in _final_warned:
+                _final_warned.add(cause_cls)
+                logging.getLogger(__name__).warning(
+                    "the exception class %s cannot be subclassed: it is raised as TaskError only; "
+                    "use `task_error.cause` to get the %s the task raised",
+                    cause_cls.__qualname__, cause_cls.__name__)
             return self
 
 
@@ -55,6 +64,7 @@ class TaskError(EngineError):
 
 
 _dual_classes: dict[type, type] = {}
+_final_warned: set = set()  # exception classes that refused a subclass: warned about once
 
 
 def _cause_attribute(self, name: str):
