@@ -28,6 +28,7 @@ from .util import labels, malloc_tuning, process_tools, scheduling_strategies, s
 from .util.placement_group import PlacementGroupSchedulingStrategy
 from .util.placement_group import of_options as placement_of
 from .util.placement_group import resources_in as resources_in_group
+from .util.placement_group import task_extra as placement_extra
 from .worker import serialization
 from .worker.actor_state import ActorState
 from .worker.context import RuntimeContext, task_context
@@ -403,10 +404,9 @@ class RemoteFunction:
 
     def _in_group(self, placement: tuple) -> None:
         """Asks for this function's resources out of a placement group's bundle."""
-        pg, _index, capture = placement
         self._resources = resources_in_group(placement, self._resources, f"task {self._name}")
         self._shape = tuple(sorted(self._resources.items()))
-        self._extra = {**(self._extra or {}), "placement_group": [pg.id.hex(), pg.bundle_specs, capture]}
+        self._extra = {**(self._extra or {}), "placement_group": placement_extra(placement)}
 
     def options(self, **options) -> RemoteFunction:
         return RemoteFunction(self._fn, {**self._options, **options}, self._exported)
@@ -547,7 +547,7 @@ class ActorClass:
                                  "max_concurrency": options.get("max_concurrency"), "namespace": namespace,
                                  "actor_key": key, "concurrency_groups": options.get("concurrency_groups")})
         if group is not None:
-            entry.extra["placement_group"] = [group[0].id.hex(), group[0].bundle_specs, group[2]]
+            entry.extra["placement_group"] = placement_extra(group)
         with core.lock:
             core.actors[actor_id] = state
             if not detached:  # killed once every handle is gone, named or not (as in Ray)

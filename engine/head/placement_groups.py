@@ -107,9 +107,7 @@ class PlacementGroups:
                creator: str, detached: bool) -> PlacementGroupRecord:
         """Adds a PENDING group (`place` assigns it). ValueError for a bad group or a name
         a live group of the namespace has."""
-        if strategy not in STRATEGIES:
-            raise ValueError(f"placement group strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-        check_bundles(bundles)
+        check_group(bundles, strategy)
         if pg_id in self.groups:
             raise ValueError(f"placement group {pg_id.hex()} exists already")
         if name and self.find_named(name, namespace) is not None:
@@ -181,16 +179,13 @@ class PlacementGroups:
     # ---- the decision ------------------------------------------------------------------------
     def waiting(self) -> bool:
         """Some group has bundles without a node."""
-        return any(r.state in (PENDING, RESCHEDULING) and len(r.assigned) < len(r.bundles)
-                   for r in self.groups.values())
+        return any(_unplaced(r) for r in self.groups.values())
 
     def place(self, nodes: dict) -> list[PlacementGroupRecord]:
         """Assigns the unassigned bundles of waiting groups, oldest first. `nodes`: {node id:
         {"total": ..., "available": ...}} of the nodes that take leases (alive, not suspect).
         Returns the groups that got nodes (their nodes' views changed)."""
-        waiting = sorted((r for r in self.groups.values()
-                          if r.state in (PENDING, RESCHEDULING) and len(r.assigned) < len(r.bundles)),
-                         key=lambda r: r.seq)
+        waiting = sorted((r for r in self.groups.values() if _unplaced(r)), key=lambda r: r.seq)
         if not waiting:
             return []
         capacity = {n: base_resources(v.get("total", {})) for n, v in nodes.items()}
@@ -256,6 +251,18 @@ class PlacementGroups:
             if r.strategy == "STRICT_SPREAD":
                 assert len(set(r.assigned.values())) == len(r.assigned), "STRICT_SPREAD with two on a node"
         assert all(self.groups[p].state == REMOVED for p in self.removed_order if p in self.groups)
+
+
+def _unplaced(record: PlacementGroupRecord) -> bool:
+    """A live group with bundles that have no node yet."""
+    return record.state in (PENDING, RESCHEDULING) and len(record.assigned) < len(record.bundles)
+
+
+def check_group(bundles, strategy) -> None:
+    """ValueError for bad bundles or an unknown strategy (the client checks before asking)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"placement group strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    check_bundles(bundles)
 
 
 def check_bundles(bundles) -> None:

@@ -368,7 +368,7 @@ class Head:
     def cluster_view(self) -> dict:
         removed = self.placement_groups.recently_removed()
         view = {node_id: {"address": node["address"], "total": node.get("resources", {}),
-                          "available": self.node_load.get(node_id, node.get("resources", {})),
+                          "available": self._available(node_id, node),
                           "alive": node["alive"], "suspect": self.liveness.is_suspect(node_id),
                           "bundles": self.placement_groups.desired(node_id)}
                 for node_id, node in self.tables.nodes.items()}
@@ -376,6 +376,10 @@ class Head:
             for node in view.values():
                 node["removed_groups"] = removed
         return view
+
+    def _available(self, node_id: str, node: dict) -> dict:
+        """The node's free resources as its last heartbeat said (its total before any beat)."""
+        return self.node_load.get(node_id, node.get("resources", {}))
 
     # ---- placement groups (placement_groups.py decides; here: persist, tell the nodes) ---------
     def _push_view(self, node_ids) -> None:
@@ -393,8 +397,7 @@ class Head:
         groups = self.placement_groups
         if not groups.waiting():
             return
-        nodes = {node_id: {"total": node.get("resources", {}),
-                           "available": self.node_load.get(node_id, node.get("resources", {}))}
+        nodes = {node_id: {"total": node.get("resources", {}), "available": self._available(node_id, node)}
                  for node_id, node in self.tables.nodes.items()
                  if node["alive"] and not self.liveness.is_suspect(node_id)}
         touched = set()

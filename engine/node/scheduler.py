@@ -204,27 +204,25 @@ class LeaseScheduler:
         """Its names leave the pool (a lease still holding one leaves `available` below zero
         until it ends: nothing else fits there meanwhile); its resources come back."""
         resources = self.bundles.pop(key)
-        for name, amount in bundle_resources(key[0], key[1], resources).items():
-            self.total[name] = self.total.get(name, 0.0) - amount
-            self.available[name] = self.available.get(name, 0.0) - amount
+        self._add_group_names(key, resources, -1)
         self._release(resources)
+
+    def _add_group_names(self, key: tuple, resources: dict, sign: int) -> None:
+        """Adds (+1) or takes away (-1) bundle `key`'s names to the node's total and free resources."""
+        for name, amount in bundle_resources(key[0], key[1], resources).items():
+            self.total[name] = self.total.get(name, 0.0) + sign * amount
+            self.available[name] = self.available.get(name, 0.0) + sign * amount
         self.bundles_changed += 1
 
     def _reserve_bundles(self, out: Decisions) -> None:
         for key, resources in list(self.wanted_bundles.items()):
-            if not self._fits(resources):
-                names = {n for n, amount in resources.items() if amount > 0}
-                for w in self.workers.values():  # idle leases holding what it needs: asked back
-                    if w.state == LEASED and not w.dedicated and _holds_any(w.lease.resources, names):
-                        out.recall.add(w.lease.owner_addr)
+            if not self._fits(resources):  # idle leases holding what it needs: asked back
+                self._recall_holders({n for n, amount in resources.items() if amount > 0}, out)
                 continue
             del self.wanted_bundles[key]
             self._acquire(resources)
             self.bundles[key] = resources
-            for name, amount in bundle_resources(key[0], key[1], resources).items():
-                self.total[name] = self.total.get(name, 0.0) + amount
-                self.available[name] = self.available.get(name, 0.0) + amount
-            self.bundles_changed += 1
+            self._add_group_names(key, resources, +1)
 
     # ---- events ------------------------------------------------------------------------
     def request(self, req: LeaseRequest) -> Decisions:
@@ -432,10 +430,13 @@ class LeaseScheduler:
             # Ask back only leases holding what the waiting requests need: a lease of no CPU
             # (or of other resources) frees nothing for them, and recalling every owner at
             # each queued request woke all of them in a herd (issue 8 §3).
-            needed = {name for r in kept for name, amount in r.resources.items() if amount > 0}
-            for w in self.workers.values():
-                if w.state == LEASED and not w.dedicated and _holds_any(w.lease.resources, needed):
-                    out.recall.add(w.lease.owner_addr)
+            self._recall_holders({name for r in kept for name, amount in r.resources.items() if amount > 0}, out)
+
+    def _recall_holders(self, needed: set, out: Decisions) -> None:
+        """Asks the owners of leases (not actors') holding any of `needed` to give idle ones back."""
+        for w in self.workers.values():
+            if w.state == LEASED and not w.dedicated and _holds_any(w.lease.resources, needed):
+                out.recall.add(w.lease.owner_addr)
 
     def take_waiting(self, older_than: float) -> list[LeaseRequest]:
         """Removes and returns requests queued before `older_than` (to spill elsewhere)."""

@@ -121,8 +121,9 @@ class Spillback:
 
     # ---- the decisions -----------------------------------------------------------------------
     def _place(self, req: LeaseRequest, now: float, out: Placement, deadline: float) -> None:
-        if self.removed_groups and group_of(req.resources) in self.removed_groups:
-            out.reject.append((req, f"{errors.PLACEMENT_GROUP_REMOVED} (placement group {group_of(req.resources)})"))
+        removed = self._removed_group(req)
+        if removed is not None:
+            out.reject.append((req, f"{errors.PLACEMENT_GROUP_REMOVED} (placement group {removed})"))
             return
         if req.pinned:  # rule 0
             if not self.scheduler.feasible(req.to_place()):
@@ -162,6 +163,13 @@ class Spillback:
             self.actors_placed[self.node_id] = self.actors_placed.get(self.node_id, 0) + 1
         self._merge(out, self.scheduler.request(req))
 
+    def _removed_group(self, req: LeaseRequest) -> str | None:
+        """The hex id of the removed placement group the request asks resources of, if any."""
+        if not self.removed_groups:
+            return None
+        group = group_of(req.resources)
+        return group if group in self.removed_groups else None
+
     def target(self, resources: dict, need_available: bool) -> str | None:
         """Another live, unsuspected node whose resources (free ones, if asked) fit; most free
         CPUs first. A suspect node (silent for the head's suspect timeout) gets no new leases."""
@@ -196,7 +204,7 @@ class Spillback:
         waiting, self.infeasible = self.infeasible, []
         for req, deadline in waiting:
             if self.scheduler.feasible(req.to_place()) or self.target(req.to_place(), False) is not None \
-                    or (self.removed_groups and group_of(req.resources) in self.removed_groups):
+                    or self._removed_group(req) is not None:
                 self._place(req, now, out, deadline)
             elif now >= deadline:
                 out.reject.append((req, f"no node can satisfy resources {req.to_place()}; "

@@ -26,10 +26,10 @@ range or a request that fits no bundle; the head's errors otherwise. Thread-safe
 
 from __future__ import annotations
 
+import os
+
 from ..placement_resources import in_group
 from ..rpc import protocol as P
-
-STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
 
 class PlacementGroupID:
@@ -144,11 +144,9 @@ def _core():
 def placement_group(bundles: list, strategy: str = "PACK", name: str = "", lifetime: str | None = None,
                     _soft_target_node_id: str | None = None, bundle_label_selector=None) -> PlacementGroup:
     """Asks for the bundles to be reserved (returns at once; see `PlacementGroup.ready`)."""
-    from ..head.placement_groups import check_bundles
+    from ..head.placement_groups import check_group
 
-    check_bundles(bundles)
-    if strategy not in STRATEGIES:
-        raise ValueError(f"placement group strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    check_group(bundles, strategy)
     if not isinstance(name, str):
         raise TypeError(f"placement group name must be a string, got {type(name).__name__}")
     if lifetime not in (None, "detached"):
@@ -156,8 +154,6 @@ def placement_group(bundles: list, strategy: str = "PACK", name: str = "", lifet
     if _soft_target_node_id is not None or bundle_label_selector:
         raise ValueError("placement_group: _soft_target_node_id and bundle_label_selector are not "
                          "supported by ownrun")
-    import os
-
     from .. import api
 
     core = _core()
@@ -230,6 +226,13 @@ def of_options(options: dict):
     if pg is None or strategy not in (None, "DEFAULT"):
         return None
     return "capture"
+
+
+def task_extra(placement: tuple) -> list:
+    """What a task's extra carries of its group, for the worker's `get_current_placement_group`:
+    [group hex, bundles, capture child tasks]."""
+    pg, _index, capture = placement
+    return [pg.id.hex(), pg.bundle_specs, capture]
 
 
 def resources_in(placement: tuple, resources: dict, what: str) -> dict:

@@ -114,13 +114,21 @@ class Executor:
             self.queue.append((h, frames))
             self.cv.notify()
 
+    @staticmethod
+    def _asked_group(h) -> str | None:
+        """The concurrency group the call's `.options(concurrency_group=)` names, if any."""
+        extra = h[PUSH_EXTRA]
+        return extra.get("concurrency_group") if extra else None
+
+    def _group_of(self, h) -> str | None:
+        """The call's concurrency group: the one it asks for, else its method's (None: default)."""
+        group = self._asked_group(h)
+        return group if group is not None else self.method_groups.get(h[PUSH_FN_ID])
+
     def _pool_of(self, h) -> ThreadPoolExecutor | None:
         """The thread pool that runs this actor call: its concurrency group's, else the actor's
         (max_concurrency > 1); None: the main thread (in call order) or the actor's loop."""
-        extra = h[PUSH_EXTRA]
-        group = extra.get("concurrency_group") if extra else None
-        if group is None:
-            group = self.method_groups.get(h[PUSH_FN_ID])
+        group = self._group_of(h)
         if group is not None and self.group_pools:
             pool = self.group_pools.get(group)
             if pool is not None:
@@ -129,10 +137,7 @@ class Executor:
 
     def _group_limit(self, h) -> asyncio.Semaphore | None:
         """An async actor call's limit: its concurrency group's, else the actor's."""
-        extra = h[PUSH_EXTRA]
-        group = extra.get("concurrency_group") if extra else None
-        if group is None:
-            group = self.method_groups.get(h[PUSH_FN_ID])
+        group = self._group_of(h)
         return self.group_limits.get(group, self.async_limit) if group is not None else self.async_limit
 
     def on_cancel(self, h, frames) -> None:
@@ -209,8 +214,7 @@ class Executor:
         if kind == ACTOR_METHOD:
             if self.actor is None:
                 raise errors.ActorDiedError(self.actor_error or "the actor was not created")
-            extra = h[PUSH_EXTRA]
-            group = extra.get("concurrency_group") if extra else None
+            group = self._asked_group(h)
             if group is not None and group not in self.group_pools and group not in self.group_limits:
                 raise ValueError(f"actor {self.actor_name} has no concurrency group {group!r} (it has: "
                                  f"{sorted(self.group_pools or self.group_limits) or 'none'})")

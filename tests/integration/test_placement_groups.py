@@ -39,10 +39,22 @@ def in_bundle(pg, index: int):
 
 
 @pytest.fixture
-def one_node():
-    engine.init(num_cpus=2)
-    yield
-    engine.shutdown()
+def start_cluster():
+    """Starts the test's own cluster (`engine.init` settings); stops it after the test."""
+    started = []
+
+    def start(**settings):
+        engine.init(**settings)
+        started.append(settings)
+
+    yield start
+    if started:
+        engine.shutdown()
+
+
+@pytest.fixture
+def one_node(start_cluster):
+    start_cluster(num_cpus=2)
 
 
 def test_a_group_is_created_and_its_tasks_run_in_it_with_the_groups_resources(one_node):
@@ -110,77 +122,67 @@ def test_a_task_running_in_a_removed_group_and_one_submitted_after_fail_as_remov
         engine.get(where.options(scheduling_strategy=in_bundle(pg, 0)).remote(), timeout=60)
 
 
-def test_child_tasks_are_captured_in_the_group_only_when_asked():
-    engine.init(num_cpus=4)
-    try:
-        pg = placement_group([{"CPU": 2}, {"CPU": 1}])  # a child of bundle 0's actor fits beside it
-        assert pg.wait(60)
-        capturing = Member.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0, True)).remote()
-        plain = Member.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 1)).remote()
-        assert engine.get(capturing.child_group.remote(), timeout=60) == pg.id.hex()
-        assert engine.get(plain.child_group.remote(), timeout=60) is None
-    finally:
-        engine.shutdown()
+def test_child_tasks_are_captured_in_the_group_only_when_asked(start_cluster):
+    start_cluster(num_cpus=4)
+    pg = placement_group([{"CPU": 2}, {"CPU": 1}])  # a child of bundle 0's actor fits beside it
+    assert pg.wait(60)
+    capturing = Member.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0, True)).remote()
+    plain = Member.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 1)).remote()
+    assert engine.get(capturing.child_group.remote(), timeout=60) == pg.id.hex()
+    assert engine.get(plain.child_group.remote(), timeout=60) is None
 
 
-def test_a_group_created_in_an_actor_goes_with_it_unless_detached():
-    engine.init(num_cpus=2)
-    try:
-        @engine.remote(num_cpus=0)
-        class Creator:
-            def make(self, detached):
-                pg = placement_group([{"CPU": 1}], lifetime="detached" if detached else None)
-                return pg.id.hex()
+def test_a_group_created_in_an_actor_goes_with_it_unless_detached(start_cluster):
+    start_cluster(num_cpus=2)
 
-        creator = Creator.remote()
-        owned, detached = engine.get([creator.make.remote(False), creator.make.remote(True)], timeout=60)
-        engine.kill(creator)
-        states = lambda: {k: v["state"] for k, v in placement_group_table().items()}  # noqa: E731
-        wait_for(lambda: states().get(owned) == "REMOVED", 30, message="the creator's group to be removed")
-        assert states()[detached] in ("PENDING", "CREATED")
-    finally:
-        engine.shutdown()
+    @engine.remote(num_cpus=0)
+    class Creator:
+        def make(self, detached):
+            pg = placement_group([{"CPU": 1}], lifetime="detached" if detached else None)
+            return pg.id.hex()
+
+    creator = Creator.remote()
+    owned, detached = engine.get([creator.make.remote(False), creator.make.remote(True)], timeout=60)
+    engine.kill(creator)
+    states = lambda: {k: v["state"] for k, v in placement_group_table().items()}  # noqa: E731
+    wait_for(lambda: states().get(owned) == "REMOVED", 30, message="the creator's group to be removed")
+    assert states()[detached] in ("PENDING", "CREATED")
 
 
-def test_strict_spread_uses_one_node_per_bundle_and_a_lost_bundle_is_placed_again():
-    engine.init(num_cpus=1, node_death_timeout=NODE_DEATH_TIMEOUT)
-    try:
-        cluster = engine.cluster
-        first = engine.get_runtime_context().get_node_id()
-        second = cluster.add_node(num_cpus=1, resources={})
-        pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")
-        assert pg.wait(60)
-        nodes = placement_group_table(pg)["bundles_to_node_id"]
-        assert set(nodes.values()) == {first, second}
-        for index, node in nodes.items():
-            ran_on, _ = engine.get(where.options(scheduling_strategy=in_bundle(pg, index)).remote(), timeout=60)
-            assert ran_on == node
-        third = cluster.add_node(num_cpus=1, resources={})
-        cluster.kill_node(second)
-        wait_for(lambda: placement_group_table(pg)["state"] == "CREATED"
-                 and third in placement_group_table(pg)["bundles_to_node_id"].values(), 60,
-                 message="the lost bundle to be held on the new node")
-        lost_index = next(i for i, n in nodes.items() if n == second)
-        ran_on, _ = engine.get(where.options(scheduling_strategy=in_bundle(pg, lost_index)).remote(), timeout=60)
-        assert ran_on == third
-    finally:
-        engine.shutdown()
+def test_strict_spread_uses_one_node_per_bundle_and_a_lost_bundle_is_placed_again(start_cluster):
+    start_cluster(num_cpus=1, node_death_timeout=NODE_DEATH_TIMEOUT)
+    cluster = engine.cluster
+    first = engine.get_runtime_context().get_node_id()
+    second = cluster.add_node(num_cpus=1, resources={})
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")
+    assert pg.wait(60)
+    nodes = placement_group_table(pg)["bundles_to_node_id"]
+    assert set(nodes.values()) == {first, second}
+    for index, node in nodes.items():
+        ran_on, _ = engine.get(where.options(scheduling_strategy=in_bundle(pg, index)).remote(), timeout=60)
+        assert ran_on == node
+    third = cluster.add_node(num_cpus=1, resources={})
+    cluster.kill_node(second)
+    wait_for(lambda: placement_group_table(pg)["state"] == "CREATED"
+             and third in placement_group_table(pg)["bundles_to_node_id"].values(), 60,
+             message="the lost bundle to be held on the new node")
+    lost_index = next(i for i, n in nodes.items() if n == second)
+    ran_on, _ = engine.get(where.options(scheduling_strategy=in_bundle(pg, lost_index)).remote(), timeout=60)
+    assert ran_on == third
 
 
-def test_a_task_blocked_in_get_gives_its_bundles_cpu_to_its_captured_child():
-    engine.init(num_cpus=1)
-    try:
-        @engine.remote(num_cpus=1)
-        def child():
-            return 3
+def test_a_task_blocked_in_get_gives_its_bundles_cpu_to_its_captured_child(start_cluster):
+    start_cluster(num_cpus=1)
 
-        @engine.remote(num_cpus=1)
-        def parent():
-            return engine.get(child.remote())
+    @engine.remote(num_cpus=1)
+    def child():
+        return 3
 
-        pg = placement_group([{"CPU": 1}])  # every CPU of the node: the child must get the parent's
-        for index in (-1, 0):
-            strategy = PlacementGroupSchedulingStrategy(pg, index, placement_group_capture_child_tasks=True)
-            assert engine.get(parent.options(scheduling_strategy=strategy).remote(), timeout=60) == 3
-    finally:
-        engine.shutdown()
+    @engine.remote(num_cpus=1)
+    def parent():
+        return engine.get(child.remote())
+
+    pg = placement_group([{"CPU": 1}])  # every CPU of the node: the child must get the parent's
+    for index in (-1, 0):
+        strategy = PlacementGroupSchedulingStrategy(pg, index, placement_group_capture_child_tasks=True)
+        assert engine.get(parent.options(scheduling_strategy=strategy).remote(), timeout=60) == 3
