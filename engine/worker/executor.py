@@ -238,9 +238,9 @@ class Executor:
         if dep_meta:
             pos = 1 + n_args
             for where, meta in zip(positions, dep_meta, strict=True):
-                if meta[0] == P.VALUE_INLINE:
+                if meta[0] == P.VALUE_INLINE:  # [kind, frames, refs inside, oid]
                     n = meta[1]
-                    value = serialization.deserialize(frames[pos:pos + n], received)
+                    value = serialization.deserialize(frames[pos:pos + n], received if meta[2] else None)
                     pos += n
                 else:
                     value = self._fetch(h[PUSH_NAME], meta)

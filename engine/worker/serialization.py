@@ -5,6 +5,12 @@ numpy and other buffer-backed data carried out-of-band, so a large array is copi
 into shared memory and read back as a zero-copy, read-only view.
 
 * frames: `[inband_pickle, buffer0, buffer1, ...]` — sent as zmq frames for inline values.
+* plain data — None, bool, numbers, str, bytes, numpy arrays (not of objects) and numpy
+  scalars, in tuples, lists and dicts of at most `_PLAIN_ITEMS` items, `_PLAIN_DEPTH` deep —
+  goes through the C pickler alone: it pickles those by reference exactly as cloudpickle
+  does, without cloudpickle's per-object Python hook (a task's tuple of arrays: several
+  times faster). Anything else (classes, functions, `__main__` objects, refs) goes through
+  cloudpickle.
 * shared-memory layout: `u32 nframes, u32 pad, u64 len[n]`, then each frame at a 64-byte
   aligned offset.
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import sys
 
 import cloudpickle
 
@@ -24,6 +31,50 @@ from ..object_ref import collect_contained, collect_received
 
 ALIGN = 64
 _FAST_TYPES = frozenset({type(None), bool, int, float, str, bytes})
+_PLAIN_SCALARS = set(_FAST_TYPES | {complex})  # numpy's scalar types join once numpy is loaded
+_PLAIN_ITEMS = 64
+_PLAIN_DEPTH = 4
+_numpy_array_type: type | None = None
+
+
+def _load_numpy_types() -> type | None:
+    """numpy's array type, and its scalar types added to the plain ones, if numpy is loaded
+    (a value holding an array means it is)."""
+    global _numpy_array_type
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not hasattr(numpy, "ndarray"):
+        return None
+    _PLAIN_SCALARS.update(t for t in set(numpy.sctypeDict.values())
+                          if t not in (numpy.object_, numpy.void))
+    _numpy_array_type = numpy.ndarray
+    return _numpy_array_type
+
+
+def _plain(value, depth: int = 0) -> bool:
+    """Whether `value` is plain data (see the module's docstring)."""
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return True
+    if kind is tuple or kind is list:
+        if depth >= _PLAIN_DEPTH or len(value) > _PLAIN_ITEMS:
+            return False
+        depth += 1
+        for item in value:
+            if not _plain(item, depth):
+                return False
+        return True
+    if kind is dict:
+        if depth >= _PLAIN_DEPTH or len(value) > _PLAIN_ITEMS:
+            return False
+        depth += 1
+        for key, item in value.items():
+            if type(key) not in _FAST_TYPES or not _plain(item, depth):
+                return False
+        return True
+    array = _numpy_array_type or (kind.__module__ == "numpy" and _load_numpy_types())
+    if kind is array:
+        return not value.dtype.hasobject
+    return False
 
 
 def serialize(value) -> tuple[list, list]:
@@ -31,6 +82,11 @@ def serialize(value) -> tuple[list, list]:
     if type(value) in _FAST_TYPES:
         return [pickle.dumps(value, 5)], []
     buffers: list = []
+    if _plain(value):
+        inband = pickle.dumps(value, 5, buffer_callback=buffers.append)
+        if buffers:
+            return [inband, *[b.raw() for b in buffers]], []
+        return [inband], []
     with collect_contained() as contained:
         try:
             inband = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)

@@ -1,0 +1,91 @@
+"""Plain data (numbers, strings, numpy arrays and scalars in small tuples, lists and dicts)
+goes through the C pickler alone and comes back equal, with out-of-band array buffers as
+before; anything that needs cloudpickle (a class or function made at run time, an object
+array, a ref inside, a numpy subclass, too deep or too long a container) still gets it."""
+
+from __future__ import annotations
+
+import cloudpickle
+import numpy as np
+import pytest
+from ownrun.engine.object_ref import ObjectRef
+from ownrun.engine.worker import serialization
+
+
+def _cloudpickle_frames(value) -> list:
+    buffers: list = []
+    inband = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    return [inband, *[bytes(b.raw()) for b in buffers]]
+
+
+def _same(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+PLAIN = [
+    (1.5, -2.0, 0.25),
+    ((0.1, 0.2, 0.3), np.arange(128, dtype=np.float32).reshape(64, 1, 2)),
+    np.zeros((240, 320), np.uint8),
+    [np.float32(1.5), np.int64(7), np.bool_(True), 3 + 4j],
+    {"a": 1, 2: [None, b"x", "y"], 3.5: {"deep": (1, 2)}},
+    (),
+]
+
+
+@pytest.mark.parametrize("value", PLAIN, ids=range(len(PLAIN)))
+def test_plain_data_takes_the_c_pickler_and_round_trips(value, monkeypatch):
+    assert serialization._plain(value)
+    calls = []
+    monkeypatch.setattr(cloudpickle, "dumps", lambda *a, **k: calls.append(a) or b"")
+    frames, contained = serialization.serialize(value)
+    assert calls == [] and contained == []
+    back = serialization.deserialize([bytes(f) if not isinstance(f, bytes) else f for f in frames])
+    assert _same(back, value)
+
+
+def test_an_array_travels_out_of_band_as_with_cloudpickle():
+    frame = np.arange(240 * 320, dtype=np.uint32).reshape(240, 320)
+    frames, _ = serialization.serialize(frame)
+    assert len(frames) == 2 and bytes(frames[1]) == frame.tobytes()
+    assert [bytes(f) for f in frames[1:]] == _cloudpickle_frames(frame)[1:]
+    assert np.array_equal(serialization.deserialize(frames), frame)
+
+
+class _Made:  # a class of this test module: not plain (cloudpickle decides how to pickle it)
+    pass
+
+
+NOT_PLAIN = [
+    (lambda: 1,),
+    [_Made()],
+    np.array([object(), 1], dtype=object),
+    np.ma.array([1, 2]),
+    {("tuple", "key"): 1},
+    tuple(range(serialization._PLAIN_ITEMS + 1)),
+    [[[[[1]]]]],
+]
+
+
+@pytest.mark.parametrize("value", NOT_PLAIN, ids=range(len(NOT_PLAIN)))
+def test_anything_else_still_goes_through_cloudpickle(value):
+    assert not serialization._plain(value)
+    frames, _ = serialization.serialize(value)
+    assert [bytes(f) for f in frames] == _cloudpickle_frames(value)
+
+
+def test_a_ref_inside_a_tuple_is_still_reported():
+    ref = ObjectRef(b"q" * 20, "ipc:///owner")
+    assert not serialization._plain((1.0, ref))
+    frames, contained = serialization.serialize((1.0, ref))
+    assert contained == [[b"q" * 20, "ipc:///owner"]]
+    received: list = []
+    value = serialization.deserialize(frames, received)
+    assert value[1].id == b"q" * 20 and received and received[0][0] == b"q" * 20
