@@ -72,8 +72,10 @@ def _plain(value, depth: int = 0) -> bool:
             if type(key) not in _FAST_TYPES or not _plain(item, depth):
                 return False
         return True
-    array = _numpy_array_type or (kind.__module__ == "numpy" and _load_numpy_types())
-    if kind is array:
+    if _numpy_array_type is None and kind.__module__ == "numpy" and _load_numpy_types() \
+            and kind in _PLAIN_SCALARS:
+        return True  # the first numpy scalar seen: its type has just joined the plain ones
+    if kind is _numpy_array_type:
         return not value.dtype.hasobject
     return False
 
@@ -84,32 +86,22 @@ def serialize(value) -> tuple[list, list]:
         return [pickle.dumps(value, 5)], []
     buffers: list = []
     if _plain(value):
-        inband = pickle.dumps(value, 5, buffer_callback=buffers.append)
-        if buffers:
-            return [inband, *[b.raw() for b in buffers]], []
-        return [inband], []
-    with collect_contained() as contained:
-        try:
-            inband = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-        except Exception as exc:  # noqa: BLE001 - re-raised typed, with the cause
-            raise SerializationError(f"cannot serialize {_describe(value)}: {exc}") from exc
+        inband, contained = pickle.dumps(value, 5, buffer_callback=buffers.append), []
+    else:
+        with collect_contained() as contained:
+            try:
+                inband = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+            except Exception as exc:  # noqa: BLE001 - re-raised typed, with the cause
+                raise SerializationError(f"cannot serialize {_describe(value)}: {exc}") from exc
     if buffers:
         return [inband, *[b.raw() for b in buffers]], contained
     return [inband], contained
 
 
 def serialize_arguments(args: list, kwargs: dict) -> tuple[list, list]:
-    """`serialize((args, kwargs))` of a task's arguments; plain values (None, numbers, str,
-    bytes: no refs inside) go through the C pickler alone, without cloudpickle's."""
-    fast = _FAST_TYPES
-    for value in args:
-        if type(value) not in fast:
-            return serialize((args, kwargs))
-    if kwargs:
-        for value in kwargs.values():
-            if type(value) not in fast:
-                return serialize((args, kwargs))
-    return [pickle.dumps((args, kwargs), 5)], []
+    """`serialize((args, kwargs))` of a task's arguments: plain ones (see `_plain`) go
+    through the C pickler alone, without cloudpickle's."""
+    return serialize((args, kwargs))
 
 
 def deserialize(frames: list, received: list | None = None):

@@ -89,3 +89,12 @@ def test_a_ref_inside_a_tuple_is_still_reported():
     received: list = []
     value = serialization.deserialize(frames, received)
     assert value[1].id == b"q" * 20 and received and received[0][0] == b"q" * 20
+
+
+def test_the_first_numpy_scalar_seen_is_plain_as_the_ones_after_it(monkeypatch):
+    """numpy's types join the plain ones when the first numpy value comes by (a process that
+    has not met numpy yet): that value is judged with them."""
+    monkeypatch.setattr(serialization, "_numpy_array_type", None)
+    monkeypatch.setattr(serialization, "_PLAIN_SCALARS", set(serialization._FAST_TYPES | {complex}))
+    assert serialization._plain(np.float32(1.5))
+    assert serialization._plain(np.zeros(3)) and not serialization._plain(np.array([None]))
