@@ -3,10 +3,12 @@
 Owns what `transport.ZmqTransport` owns, for peers that bind `ipc://DIR` (all on this machine,
 in the cluster's private 0700 session directory, which is its authentication: only its user can
 connect): one listening unix socket per process (its inbox), one connected stream socket per peer
-it sends to, the wake-up eventfd and an epoll set. No zmq context and no zmq I/O thread: a
-message is written by the sending thread itself (one `sendmsg` of its frames) and read by the
-receiving process's I/O thread straight from the socket, so a message costs one thread wake-up
-on each side instead of three (sender -> zmq I/O thread -> socket -> zmq I/O thread -> poller).
+it sends to, the wake-up eventfd and two epoll sets (the I/O thread's, and a reading
+thread's: see `wait_events`). No zmq context and no zmq I/O thread: a message is written by the
+sending thread itself (one `sendmsg` of its frames) and read straight from the socket by the
+receiving process's reading thread if one waits (a driver blocked in `get`, a worker's idle
+executor), else by its I/O thread, so a message costs one thread wake-up on each side instead of
+three (sender -> zmq I/O thread -> socket -> zmq I/O thread -> poller).
 Measured: a ping-pong between two processes, 55-64 us of CPU per round trip against 160 us
 through zmq PUSH/PULL over the same unix sockets.
 
@@ -24,7 +26,8 @@ and counted in `dropped`, so a peer that is gone for good, and that no death not
 not wake the process forever); a peer's queue beyond `PEER_QUEUE_LIMIT` messages drops the send
 (False). `disconnect` drops a dead peer's
 queue. Threading as in `transport.py`: `send`/`wake`/`disconnect` from any thread (one lock),
-`poll`, `watch_fd`, `watch_peer` from the I/O thread only.
+`poll`, `watch_fd`, `watch_peer` from the I/O thread only; `wait_events(reader=True)` from one
+reading thread, whose `take` the caller serializes with the I/O thread's.
 """
 
 from __future__ import annotations
@@ -138,8 +141,16 @@ class UnixTransport:
         self._epoll.register(listener.fileno(), _IN)
         self._wake = WakeFd()
         self._epoll.register(self._wake.fd, _IN)
-        self._nudge = WakeFd()  # wakes a thread reading for its reply (`nudge`): edge-triggered,
-        self._epoll.register(self._nudge.fd, _IN | select.EPOLLET)  # so exactly one waiter wakes
+        # The reading thread's own poll set (`wait_events(reader=True)`): the inbound connections
+        # and the nudge, not the wake-up, the listener or the peers. Each inbound connection is in
+        # this set first, then in the I/O thread's, both EPOLLEXCLUSIVE: the kernel tries an fd's
+        # exclusive waiters in the order they were added and stops at the first poll set with a
+        # thread waiting, so a message wakes the reading thread if it waits, else the I/O thread,
+        # never both. (Sharing one poll set, the kernel woke whichever thread began waiting last:
+        # often the I/O thread, which then had to nudge the reader.)
+        self._reader_epoll = select.epoll()
+        self._nudge = WakeFd()  # wakes the reading thread (`nudge`)
+        self._reader_epoll.register(self._nudge.fd, _IN | select.EPOLLET)
         self._backlog: set[int] = set()  # inbound fds with more to read than one poll reads
         self._send_lock = threading.Lock()
         self._peers: dict[str, _Peer] = {}
@@ -147,8 +158,6 @@ class UnixTransport:
         self._inbound: dict[int, _Inbound] = {}
         self._extra_fds: dict[int, object] = {}
         self._down: set[_Peer] = set()  # peers with a queue and no connection: retried
-        self.woken = False  # `take` drained a `wake()` (cleared by whoever reads it)
-        self.nudged = False  # `take` drained a `nudge()` (likewise)
         self.malformed_connections = 0
         self.dropped = 0  # messages dropped because their peer refused connections for GIVE_UP_S
         self.closed = False
@@ -168,17 +177,32 @@ class UnixTransport:
             buffers = frame_message(frames)
             if peer.queue or peer.sock is None:
                 return self._enqueue(peer, buffers)
-            try:
-                written = peer.sock.sendmsg(buffers, (), _NOSIGNAL)
-            except BlockingIOError:
-                written = 0
-            except OSError:
-                self._lost(peer)  # the peer closed: queued for a reconnect, like zmq
-                return self._enqueue(peer, buffers)
+            written = self._write(peer, buffers)
+            if written is None:
+                # The peer closed. Connected again at once: a process now listening at that
+                # address (a one-shot client's inbox, bound again by the next query) takes it
+                # now, not after RECONNECT_S; else it is queued for a retry, like zmq.
+                self._lost(peer)
+                if not self._connect(peer):
+                    return self._enqueue(peer, buffers)
+                written = self._write(peer, buffers)
+                if written is None:
+                    self._lost(peer)
+                    return self._enqueue(peer, buffers)
             if written < sum(map(_nbytes, buffers)):
                 self._enqueue(peer, buffers)
                 peer.written = written
             return True
+
+    @staticmethod
+    def _write(peer: _Peer, buffers: list) -> int | None:
+        """Bytes of the message the peer's socket took now; None if the peer closed. Lock held."""
+        try:
+            return peer.sock.sendmsg(buffers, (), _NOSIGNAL)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return None
 
     def _new_peer(self, address: str) -> _Peer | None:
         """A peer entry, connected if its socket listens. Lock held."""
@@ -207,7 +231,7 @@ class UnixTransport:
             now = time.monotonic()
             peer.refused_since = peer.refused_since or now
             peer.retry_at = now + (RECONNECT_S if now - peer.refused_since < SLOW_AFTER_S else RECONNECT_SLOW_S)
-            self._down.add(peer)
+            self._mark_down(peer)
             if peer.events is not None:
                 peer.events.append((zmq.EVENT_CONNECT_RETRIED, 0))
             return False
@@ -227,10 +251,18 @@ class UnixTransport:
             return False
         peer.queue.append([b if type(b) is bytes else bytes(memoryview(b).cast("B")) for b in buffers])
         if peer.sock is None:
-            self._down.add(peer)
+            self._mark_down(peer)
         else:
             self._update_mask(peer)
         return True
+
+    def _mark_down(self, peer: _Peer) -> None:
+        """Puts the peer among those the I/O thread retries, and wakes that thread if the peer is
+        new there: its poll may be sleeping for up to a second, and the send may come from
+        another thread (a task's reply, sent by the worker's executor). Lock held."""
+        if peer not in self._down:
+            self._down.add(peer)
+            self._wake.wake()
 
     def _update_mask(self, peer: _Peer) -> None:
         """Watches the peer's socket for room (a queue to write) and for its close (watched)."""
@@ -287,7 +319,7 @@ class UnixTransport:
             peer.written = 0
         peer.retry_at = time.monotonic() + RECONNECT_S
         if peer.queue:
-            self._down.add(peer)
+            self._mark_down(peer)
 
     def monitor_peer(self, address: str) -> _ConnectionEvents:
         """Connects to `address` now (dropping an earlier connection) and returns its events
@@ -329,8 +361,8 @@ class UnixTransport:
         self._wake.wake()
 
     def nudge(self) -> None:
-        """Wakes a thread waiting in `wait_events` (the last to begin waiting) without marking
-        `woken`: a caller whose reply another thread read and handled."""
+        """Wakes the thread waiting in `wait_events(reader=True)`: what it waits for was read and
+        handled by the I/O thread. Pending until it next waits, if it is not waiting now."""
         self._nudge.wake()
 
     # ---- receiving (I/O thread only) -------------------------------------------------
@@ -347,23 +379,28 @@ class UnixTransport:
         """Waits for input. Returns (messages, tokens of ready extra fds and dropped watched peers)."""
         return self.take(self.wait_events(timeout_ms))
 
-    def wait_events(self, timeout_ms: int | None) -> list:
-        """Waits for input; returns the ready fds, for `take`. Two threads may wait at once (a
-        caller blocked in `get` reads its own reply: worker/core_worker.py `wait_reading`):
-        the kernel wakes the one that began waiting last."""
-        if self._down:
+    def wait_events(self, timeout_ms: int | None, reader: bool = False) -> list:
+        """Waits for input; returns the ready fds, for `take`. Two threads may wait at once: the
+        I/O thread, and one `reader` (a caller blocked in `get` reading its own reply, a worker's
+        idle executor reading its next push: worker/core_worker.py `wait_reading`) on its own
+        poll set, which a message wakes first (see `__init__`). Reconnects are the I/O thread's."""
+        epoll = self._reader_epoll if reader else self._epoll
+        if self._down and not reader:
             due_ms = self._retry_down()
             if due_ms is not None:
                 timeout_ms = due_ms if timeout_ms is None or timeout_ms < 0 else min(timeout_ms, due_ms)
         if self._backlog:  # connections with more to read: no waiting
-            return self._epoll.poll(0) + [(fd, _IN) for fd in list(self._backlog)]
-        return self._epoll.poll(-1 if timeout_ms is None else timeout_ms / 1000)
+            return epoll.poll(0) + [(fd, _IN) for fd in list(self._backlog)]
+        return epoll.poll(-1 if timeout_ms is None else timeout_ms / 1000)
+
+    def backlogged(self) -> bool:
+        """Whether connections hold more than the last `take` read (the next poll reads on)."""
+        return bool(self._backlog)
 
     def take(self, events: list) -> tuple[list[list], list[object]]:
         """Reads what `wait_events` found ready: (messages, tokens). One thread at a time (the
         caller serializes: a connection another thread emptied meanwhile reads nothing). A
-        drained `wake()` sets `woken`, a drained `nudge()` `nudged` (a thread that took one
-        meant for another passes it on)."""
+        wake-up or a nudge is drained: waking was all it had to do."""
         messages: list[list] = []
         tokens: list[object] = []
         for fd, mask in events:
@@ -374,10 +411,8 @@ class UnixTransport:
                 self._accept()
             elif fd == self._wake.fd:
                 self._wake.drain()
-                self.woken = True
             elif fd == self._nudge.fd:
                 self._nudge.drain()
-                self.nudged = True
             elif fd in self._peer_by_fd:
                 self._peer_event(self._peer_by_fd[fd], mask, tokens)
             else:
@@ -397,9 +432,10 @@ class UnixTransport:
                 return
             sock.setblocking(False)
             self._inbound[sock.fileno()] = _Inbound(sock)
-            # Edge-triggered: one waiting thread is woken per arrival, never a second one for
-            # data the first has not read yet (two threads may wait: `wait_events`).
-            self._epoll.register(sock.fileno(), _IN | select.EPOLLET)
+            # Edge-triggered and exclusive, in the reader's set first (see `__init__`): one
+            # waiting thread is woken per arrival, the reader if it waits.
+            self._reader_epoll.register(sock.fileno(), _IN | select.EPOLLET | select.EPOLLEXCLUSIVE)
+            self._epoll.register(sock.fileno(), _IN | select.EPOLLET | select.EPOLLEXCLUSIVE)
 
     def _read(self, fd: int, inbound: _Inbound, messages: list) -> None:
         """Reads what the connection holds (all of it: it is edge-triggered; a short read
@@ -430,10 +466,11 @@ class UnixTransport:
     def _close_inbound(self, fd: int, inbound: _Inbound) -> None:
         self._inbound.pop(fd, None)
         self._backlog.discard(fd)
-        try:
-            self._epoll.unregister(fd)
-        except OSError:
-            pass
+        for epoll in (self._reader_epoll, self._epoll):
+            try:
+                epoll.unregister(fd)
+            except OSError:
+                pass
         inbound.sock.close()
 
     def _peer_event(self, peer: _Peer, mask: int, tokens: list) -> None:
@@ -482,6 +519,7 @@ class UnixTransport:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path)
             self._epoll.close()
+            self._reader_epoll.close()
             self._wake.close()
             self._nudge.close()
 

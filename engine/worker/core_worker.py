@@ -108,14 +108,16 @@ class CoreWorker:
         self._handlers = handlers.for_core_worker(self)  # message type -> handler (I/O thread)
         self.inbox = Inbox(log, f"{mode} {self.address}", self._handlers)  # drops malformed messages
         # Reading the inbox and handling what it holds is one thread's at a time (`_read_lock`:
-        # message order); with a unix transport a thread blocked in get reads too (`wait_reading`).
+        # message order); with a unix transport one more thread reads besides the I/O thread
+        # (`_reader_slot`): a driver's thread blocked in get (`wait_reading`), a worker's idle
+        # executor waiting for its next push (`wait_idle`). Not a worker's task blocked in a
+        # nested get: that ran slower (100x100 nested tasks 13.5-14.8k vs 19-21k tasks/s).
         self._read_lock = threading.Lock()
-        self._reader_slot = threading.Lock()  # held by the one thread in wait_reading (others wait plainly)
-        self._reading: threading.Event | None = None  # the event of the thread in wait_reading, if any
-        # Drivers only: in a worker the reading thread is the task's, and nested gets there ran
-        # slower with it (100x100 nested tasks 13.5-14.8k vs 19-21k tasks/s).
-        self._callers_read = mode == "driver" and hasattr(self.transport, "wait_events") and \
+        self._reader_slot = threading.Lock()  # held by the one reading thread (others wait plainly)
+        self._reading: threading.Event | None = None  # the event the reading thread waits for
+        self._others_read = hasattr(self.transport, "wait_events") and \
             os.environ.get("OWNRUN_CALLER_READS", "1") != "0"
+        self._callers_read = mode == "driver" and self._others_read
         self._io_thread = threading.Thread(target=self._io_loop, name="ownrun-io", daemon=True)
         self._io_thread.start()
 
@@ -162,16 +164,13 @@ class CoreWorker:
             if self._daemon_pid is not None and self._daemon_pidfd is None:
                 deaths.watch_daemon(self)
             try:
-                if self._callers_read:
+                if self._others_read:
                     events = transport.wait_events(self._poll_timeout_ms(next_housekeeping))
                     with self._read_lock:
-                        transport.woken = transport.nudged = False
                         handled = self._handle_input(*transport.take(events))
-                        nudged = transport.nudged
                     reading = self._reading
-                    if reading is not None and (nudged or (handled and reading.is_set())):
-                        # the reader's wait is over (we read what it waited for), or we took its nudge
-                        transport.nudge()
+                    if handled and reading is not None and reading.is_set():
+                        transport.nudge()  # the reader's wait is over: we read what it waited for
                 else:
                     self._handle_input(*transport.poll(self._poll_timeout_ms(next_housekeeping)))
             except Exception:  # noqa: BLE001 - transport closed during shutdown
@@ -218,25 +217,38 @@ class CoreWorker:
         return True
 
     def wait_reading(self, event: threading.Event, timeout: float | None) -> bool:
-        """`event.wait(timeout)`, except that with a unix transport this thread reads and
-        handles the inbox itself meanwhile, so the reply it waits for wakes this thread only
-        (the kernel wakes the thread that began waiting last, and the inbox is edge-triggered:
-        the I/O thread sleeps on). If the I/O thread read what ended the wait after all, it
-        nudges the reader (and passes on a nudge it took itself). Each wait is at most 20 ms; timers stay with
-        the I/O thread. A `wake()` meant for the I/O thread that this one took is passed on.
+        """`event.wait(timeout)`, except that in a driver with a unix transport this thread
+        reads and handles the inbox itself meanwhile, so the reply it waits for wakes this
+        thread, not the I/O thread (the transport wakes the reading thread first). If the I/O
+        thread read what ended the wait after all, it nudges the reader. Each poll is at most
+        20 ms (a safety net, should a nudge ever be missed); timers stay with the I/O thread.
         One thread reads at a time (`_reader_slot`); others blocked meanwhile wait on their
         event, set by whichever thread handles their reply."""
         if not self._callers_read or threading.current_thread() is self._io_thread \
                 or not self._reader_slot.acquire(blocking=False):  # one reader: others are notified
             return event.wait(timeout)
+        return self._read_until(event, timeout, 20)
+
+    def wait_idle(self, event: threading.Event) -> None:
+        """A worker's executor thread with nothing to run waits for `event` (its next push, or
+        exit) reading and handling the inbox as `wait_reading` does: the push it will run is
+        read by this thread, not handed over by the I/O thread. Its safety net is
+        `IDLE_TICK_MS`: an idle worker must not wake fifty times a second."""
+        if not self._others_read or not self._reader_slot.acquire(blocking=False):
+            event.wait()
+            return
+        self._read_until(event, None, IDLE_TICK_MS, IDLE_TICK_MS)
+
+    def _read_until(self, event: threading.Event, timeout: float | None, longest_ms: int,
+                    first_ms: int = 2) -> bool:
+        """The reading wait of `wait_reading` and `wait_idle` (`_reader_slot` held; released
+        here): polls of `first_ms`, doubling up to `longest_ms`, until `event` is set."""
         transport = self.transport
         deadline = None if timeout is None else time.monotonic() + timeout
-        took_wake = False
         self._reading = event
         try:
-            wait_ms = 1  # doubling to 20 ms: a safety net, should a nudge ever miss this thread
+            wait_ms = first_ms
             while not event.is_set():
-                wait_ms = min(20, wait_ms * 2)
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -244,20 +256,18 @@ class CoreWorker:
                     wait_ms = max(1, min(wait_ms, int(left * 1000) + 1))
                 if self.stopping:  # the transport is closing: wait as any other thread
                     return event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-                events = transport.wait_events(wait_ms)
+                events = transport.wait_events(wait_ms, reader=True)
+                wait_ms = min(longest_ms, wait_ms * 2)
                 if events:
                     with self._read_lock:
                         self._handle_input(*transport.take(events))
-                        transport.nudged = False
-                        if transport.woken:
-                            transport.woken, took_wake = False, True
             return True
         except (OSError, ValueError):  # the transport closed under us (shutdown): wait plainly
             return event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         finally:
             self._reading = None
             self._reader_slot.release()
-            if took_wake:
+            if transport.backlogged():  # connections this thread left unread: the I/O thread's now
                 transport.wake()
 
     # ---- deaths (see deaths.py) -----------------------------------------------------------------

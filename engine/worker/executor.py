@@ -12,8 +12,10 @@ blocked `get`/`wait`, and a recursive cancel goes on to the tasks it submitted),
 worker's timeline events (a span per task and per shared-memory argument fetched:
 state/spans.py).
 
-Threading: `on_push`/`on_cancel` run on the I/O thread with the state lock held and only
-enqueue or mark; tasks run on the main thread (or actor pool/loop threads).
+Threading: `on_push`/`on_cancel` run on the thread reading the inbox with the state lock held
+and only enqueue or mark: the I/O thread, or the main thread while it has nothing to run (it
+reads the inbox itself then, `core.wait_idle`, so the push it runs next needs no hand-off);
+tasks run on the main thread (or actor pool/loop threads).
 Failures: a raising task replies with a `TaskError` carrying the traceback; an error
 while resolving arguments or storing results is reported the same way, never dropped.
 """
@@ -71,7 +73,11 @@ class Executor:
         self.core = core
         self.functions: dict[str, object] = {}
         self.queue: deque = deque()
-        self.cv = threading.Condition(threading.Lock())
+        self.queue_lock = threading.Lock()
+        # Set by every push queued here and by exit: until then the idle main thread reads the
+        # inbox itself (`core.wait_idle`), so the push it runs next is read by the thread that
+        # runs it (no wake-up and GIL hand-off from the I/O thread).
+        self.arrived = threading.Event()
         self.actor = None
         self.actor_id: bytes | None = None
         self.actor_name: str | None = None
@@ -110,9 +116,9 @@ class Executor:
             if self.loop is not None:
                 asyncio.run_coroutine_threadsafe(self._execute_async(h, frames), self.loop)
                 return
-        with self.cv:
+        with self.queue_lock:
             self.queue.append((h, frames))
-            self.cv.notify()
+        self.arrived.set()
 
     @staticmethod
     def _asked_group(h) -> str | None:
@@ -144,7 +150,7 @@ class Executor:
         """[CANCEL_TASK, task_id, force, recursive?]: from the task's owner."""
         task_id, force = h[P.CANCEL_TASK_ID], h[P.CANCEL_FORCE]
         recursive = P.optional(h, P.CANCEL_RECURSIVE, True)
-        with self.cv:
+        with self.queue_lock:
             for item in self.queue:
                 if item[0][2] == task_id:
                     self.queue.remove(item)
@@ -186,18 +192,22 @@ class Executor:
         if h[P.EXIT_FROM_DAEMON] != self.core.daemon_address:
             log.warning("EXIT_WORKER from %s ignored: not this worker's daemon", h[P.EXIT_FROM_DAEMON][:80])
             return
-        with self.cv:
+        with self.queue_lock:
             self.exiting = True
-            self.cv.notify()
+        self.arrived.set()
 
     # ---- main loop ------------------------------------------------------------------------------
     def run(self) -> None:
+        arrived = self.arrived
         while True:
-            with self.cv:
-                while not self.queue and not self.exiting:
-                    self.cv.wait()
-                if self.exiting and not self.queue:
-                    return
+            arrived.clear()  # before looking at the queue: a push after the look sets it
+            if not self.queue and not self.exiting:
+                self.core.wait_idle(arrived)
+            with self.queue_lock:
+                if not self.queue:
+                    if self.exiting:
+                        return
+                    continue  # woken for a push a cancel has taken back since: wait again
                 h, frames = self.queue.popleft()
             if h[PUSH_KIND] == ACTOR_METHOD and (self.loop is not None or self._pool_of(h) is not None):
                 self.on_push(h, frames)  # arrived before the constructor set up concurrency

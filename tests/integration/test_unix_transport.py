@@ -178,3 +178,103 @@ def test_a_peer_that_never_listens_is_retried_ever_less_often_then_given_up(sock
         assert sender._retry_down() is None  # nothing left to retry: the I/O loop sleeps as long as it likes
     finally:
         sender.close()
+
+
+def _blocked_in_poll(thread: threading.Thread) -> bool:
+    with open(f"/proc/self/task/{thread.native_id}/wchan") as wchan:
+        return "epoll" in wchan.read()
+
+
+def _waiter(transport: UnixTransport, reader: bool, out: list) -> threading.Thread:
+    thread = threading.Thread(target=lambda: out.extend(transport.wait_events(20_000, reader=reader)))
+    thread.start()
+    return thread
+
+
+def test_a_message_wakes_the_reading_thread_if_it_waits_and_only_it(sockets_dir):
+    """Both the I/O thread and a reader (a driver's get, an idle executor) wait: the message
+    wakes the reader alone; the I/O thread sleeps on until its own wake-up."""
+    a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
+    try:
+        a.send(b.address, [b"hello"])
+        assert _receive(b, 1) == [[b"hello"]]  # b has accepted a's connection
+        for _ in range(3):
+            io_events, reader_events = [], []
+            reader = _waiter(b, True, reader_events)
+            wait_for(lambda t=reader: _blocked_in_poll(t), timeout=10, message="the reader polling")
+            # The I/O thread begins waiting last: in one shared poll set the kernel would wake it
+            io_thread = _waiter(b, False, io_events)
+            wait_for(lambda t=io_thread: _blocked_in_poll(t), timeout=10, message="the I/O thread polling")
+            a.send(b.address, [b"for the reader"])
+            reader.join(20)
+            assert not reader.is_alive() and reader_events
+            assert b.take(reader_events)[0] == [[b"for the reader"]]
+            assert io_thread.is_alive() and not io_events
+            b.wake()
+            io_thread.join(20)
+            assert not io_thread.is_alive()
+            assert b.take(io_events) == ([], [])  # only its wake-up
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_message_wakes_the_io_thread_while_no_reader_waits(sockets_dir):
+    a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
+    try:
+        a.send(b.address, [b"hello"])
+        assert _receive(b, 1) == [[b"hello"]]
+        io_events: list = []
+        io_thread = _waiter(b, False, io_events)
+        wait_for(lambda: _blocked_in_poll(io_thread), timeout=10, message="the I/O thread polling")
+        a.send(b.address, [b"for the I/O thread"])
+        io_thread.join(20)
+        assert not io_thread.is_alive() and b.take(io_events)[0] == [[b"for the I/O thread"]]
+        b.nudge()  # a nudge is the reader's: the I/O thread does not see it
+        assert b.wait_events(0) == [] and b.wait_events(0, reader=True)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_peer_bound_again_at_its_address_gets_the_next_send_without_waiting_for_a_retry(sockets_dir, monkeypatch):
+    """A one-shot client's inbox is bound again by the next query: the send that finds the old
+    connection closed connects to the new socket at once."""
+    from ownrun.engine.rpc import unix_transport
+
+    monkeypatch.setattr(unix_transport, "RECONNECT_S", 3600.0)  # a retry would come after the test
+    a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir, port=7)
+    try:
+        a.send(b.address, [b"first"])
+        assert _receive(b, 1) == [[b"first"]]
+        address = b.address
+        b.close()
+        b = UnixTransport(sockets_dir, port=7)
+        assert b.address == address
+        assert a.send(address, [b"second"])
+        assert _receive(b, 1) == [[b"second"]]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_send_queued_for_a_peer_not_listening_wakes_the_sleeping_io_thread_to_retry_it(sockets_dir):
+    """The send may come from any thread (a worker's executor replying): the I/O thread, which
+    retries the connection, must not sleep through its poll first."""
+    a = UnixTransport(sockets_dir)
+    try:
+        polled: list = []
+        io_thread = threading.Thread(target=lambda: polled.append(a.poll(600_000)))
+        io_thread.start()
+        wait_for(lambda: _blocked_in_poll(io_thread), timeout=10, message="the I/O thread polling")
+        assert a.send(sockets_dir + "/later", [b"queued"])  # nothing listens there yet
+        io_thread.join(20)
+        assert not io_thread.is_alive() and polled == [([], [])]
+        b = UnixTransport(sockets_dir, port="later")
+        try:
+            wait_for(lambda: a.poll(20) is not None and b.poll(20)[0] == [[b"queued"]], timeout=20,
+                     message="the queued message after the retry")
+        finally:
+            b.close()
+    finally:
+        a.close()
