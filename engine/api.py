@@ -289,13 +289,14 @@ def _prepare_args(args: tuple, kwargs: dict, fn_name: str):
     """Splits top-level refs (resolved before the task runs) from the pickled rest."""
     if not args and not kwargs:
         return [], [], [], []
-    deps, positions = [], []
     arg_list = list(args)
-    for i, value in enumerate(arg_list):
-        if type(value) is ObjectRef:
-            deps.append([value.id, value.owner])
-            positions.append(i)
+    positions = [i for i, value in enumerate(arg_list) if type(value) is ObjectRef]
+    if positions:
+        deps = [[arg_list[i].id, arg_list[i].owner] for i in positions]
+        for i in positions:
             arg_list[i] = None
+    else:
+        deps = []
     kw = dict(kwargs)
     for key, value in kw.items():
         if type(value) is ObjectRef:

@@ -127,7 +127,10 @@ def accumulate(trajectory: Sequence[float] | None, transform: Sequence[float]) -
 def window_indices(index: int, radius: int, first: int, last: int) -> list[int]:
     """The 2r+1 trajectory indices averaged for frame `index`, clamped to [first, last]:
     the start of the video repeats its first trajectory, the end its last."""
-    return [min(max(k, first), last) for k in range(index - radius, index + radius + 1)]
+    low, high = index - radius, index + radius
+    if low >= first and high <= last:  # (most frames: no clamping, no per-index min/max)
+        return list(range(low, high + 1))
+    return [min(max(k, first), last) for k in range(low, high + 1)]
 
 
 def smooth(transform: Sequence[float], trajectory_mid: Sequence[float],

@@ -142,17 +142,23 @@ class ReferenceCounter:
 
     def add_submitted(self, refs: list) -> None:
         """A task we submitted carries these [oid, owner] refs until it finishes."""
+        table = self.refs
         for oid, owner in refs:
-            ref = self.get_or_add_borrowed(oid, owner)
+            ref = table.get(oid)
+            if ref is None:
+                ref = table[oid] = Reference(oid, owner, owner == self.address)
             ref.submitted += 1
             ref.freed = False
 
     def remove_submitted(self, refs: list, out: Release) -> None:
+        # (a task's arguments are mostly still held otherwise: those skip the scope check)
+        table = self.refs
         for oid, _owner in refs:
-            ref = self.refs.get(oid)
+            ref = table.get(oid)
             if ref is not None:
                 ref.submitted -= 1
-                self._check(ref, out)
+                if ref.local <= 0 and ref.submitted <= 0:
+                    self._check(ref, out)
 
     def set_contains(self, ref: Reference, contains: list, registered_by: str | None) -> None:
         """Records that `ref`'s value holds these refs; they stay alive while it does.
@@ -247,11 +253,13 @@ class ReferenceCounter:
             task, ref.task = ref.task, None
             if task is not None:
                 self.lineage_bytes -= task.spec_bytes
+                table = self.refs
                 for oid, _owner in task.deps:
-                    dep = self.refs.get(oid)
+                    dep = table.get(oid)
                     if dep is not None:
                         dep.lineage_refs -= 1
-                        stack.append(dep)
+                        if dep.local <= 0 and dep.submitted <= 0:  # (else still in scope: stays)
+                            stack.append(dep)
 
     def keep_lineage(self, ref: Reference, task) -> None:
         """`ref`'s value can be rebuilt by re-running `task`; pin its arguments' records.
@@ -265,8 +273,9 @@ class ReferenceCounter:
             return
         self.lineage_bytes += size
         ref.task = task
+        table = self.refs
         for oid, _owner in task.deps:
-            dep = self.refs.get(oid)
+            dep = table.get(oid)
             if dep is not None:
                 dep.lineage_refs += 1
 

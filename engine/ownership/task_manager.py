@@ -410,16 +410,18 @@ class TaskManager:
         by_daemon = None
         if entry.deps:
             meta, dep_frames = [], []
+            add_meta, add_frames, inline, error = meta.append, dep_frames.extend, ms.INLINE, ms.ERROR
             for oid, owner in entry.deps:
                 dep = table[oid]
                 value = dep.value
                 kind = value.kind
-                if kind == ms.ERROR:
+                if kind == inline:
+                    frames = value.frames
+                    add_meta([kind, len(frames), dep.contains, oid])
+                    add_frames(frames)
+                elif kind == error:
                     self.fail(entry, value)
                     return
-                if kind == ms.INLINE:
-                    meta.append([kind, len(value.frames), dep.contains, oid])
-                    dep_frames.extend(value.frames)
                 else:
                     meta.append([kind, value.node_id, value.size, dep.contains, oid, value.daemon, owner])
                     if by_daemon is None:

@@ -61,7 +61,7 @@ MAX_FRAME = 1 << 31  # bytes in one frame, at most
 SOCKET_BUFFER = 1 << 20  # kernel buffer per connection (bigger writes without the I/O thread)
 READ_CHUNK = 1 << 18  # bytes per recv
 READS_PER_EVENT = 16  # recv calls per ready connection and poll (other peers get their turn)
-_IOV_MAX = 512  # buffers per sendmsg when flushing a queue
+_IOV_MAX = 512  # buffers per sendmsg call (the kernel refuses more than IOV_MAX, 1024)
 
 _U32 = struct.Struct("<I")
 _IN, _OUT = select.EPOLLIN, select.EPOLLOUT
@@ -84,7 +84,14 @@ def _nbytes(buf) -> int:
 
 def frame_message(frames: list) -> list:
     """The buffers of one message on the wire: its header, then its frames as they are."""
-    return [_header(len(frames)).pack(MAGIC | len(frames), *map(_nbytes, frames)), *frames]
+    return _framed(frames)[0]
+
+
+def _framed(frames: list) -> tuple[list, int]:
+    """`frame_message(frames)` and its size in bytes (each frame's length taken once)."""
+    lengths = [len(f) if type(f) is bytes else memoryview(f).nbytes for f in frames]
+    count = len(frames)
+    return [_header(count).pack(MAGIC | count, *lengths), *frames], 4 * (count + 1) + sum(lengths)
 
 
 class _Peer:
@@ -174,7 +181,7 @@ class UnixTransport:
                 peer = self._new_peer(address)
                 if peer is None:
                     return False
-            buffers = frame_message(frames)
+            buffers, size = _framed(frames)
             if peer.queue or peer.sock is None:
                 return self._enqueue(peer, buffers)
             written = self._write(peer, buffers)
@@ -189,7 +196,7 @@ class UnixTransport:
                 if written is None:
                     self._lost(peer)
                     return self._enqueue(peer, buffers)
-            if written < sum(map(_nbytes, buffers)):
+            if written < size:
                 self._enqueue(peer, buffers)
                 peer.written = written
             return True
@@ -197,8 +204,8 @@ class UnixTransport:
     @staticmethod
     def _write(peer: _Peer, buffers: list) -> int | None:
         """Bytes of the message the peer's socket took now; None if the peer closed. Lock held."""
-        try:
-            return peer.sock.sendmsg(buffers, (), _NOSIGNAL)
+        try:  # (at most _IOV_MAX buffers a call: more fail with EMSGSIZE; the rest is queued)
+            return peer.sock.sendmsg(buffers if len(buffers) <= _IOV_MAX else buffers[:_IOV_MAX], (), _NOSIGNAL)
         except BlockingIOError:
             return 0
         except OSError:
@@ -287,7 +294,7 @@ class UnixTransport:
                 batch.extend(queue[messages])
                 messages += 1
             try:
-                written = peer.sock.sendmsg(batch, (), _NOSIGNAL)
+                written = peer.sock.sendmsg(batch[:_IOV_MAX], (), _NOSIGNAL)
             except BlockingIOError:
                 break
             except OSError:

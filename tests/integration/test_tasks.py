@@ -71,6 +71,11 @@ def array_sum(arr):
 
 
 @engine.remote
+def count_args(*values):
+    return len(values), sum(values)
+
+
+@engine.remote
 def sleep_then(seconds, value=None):
     time.sleep(seconds)
     return value
@@ -175,6 +180,11 @@ def test_top_level_refs_are_resolved_and_nested_refs_arrive_as_refs():
 
 def test_task_result_ref_as_argument_is_resolved_before_the_task_runs():
     assert engine.get(add.remote(square.remote(4), square.remote(3))) == 25
+
+
+def test_a_task_with_thousands_of_ref_arguments_gets_every_value():
+    refs = [square.remote(i) for i in range(3000)]  # one frame each in the push: > IOV_MAX
+    assert engine.get(count_args.remote(*refs), timeout=60) == (3000, sum(i * i for i in range(3000)))
 
 
 def test_nested_tasks_do_not_deadlock_on_two_cpus():

@@ -67,6 +67,25 @@ def test_messages_of_every_size_arrive_whole_and_in_order_while_the_sender_flush
         b.close()
 
 
+def test_a_message_of_more_frames_than_one_sendmsg_takes_arrives_whole(sockets_dir):
+    """(A task with thousands of by-reference arguments: a frame each. The kernel refuses a
+    sendmsg of more than IOV_MAX = 1024 buffers; the message used to be resent forever.)"""
+    a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
+    many = [T.pack([i]) for i in range(5000)]
+    stop = threading.Event()
+    flusher = threading.Thread(target=lambda: [a.poll(10) for _ in iter(stop.is_set, True)])
+    flusher.start()
+    try:
+        assert a.send(b.address, many)
+        assert a.send(b.address, [b"after it"])
+        assert _receive(b, 2) == [many, [b"after it"]]
+    finally:
+        stop.set()
+        flusher.join()
+        a.close()
+        b.close()
+
+
 def test_a_send_to_a_peer_that_binds_later_is_delivered_when_it_listens(sockets_dir):
     sender = UnixTransport(sockets_dir)
     late_address = f"{sockets_dir}/late-peer"
