@@ -24,7 +24,7 @@ from .object_ref import ObjectRef
 from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEntry
 from .rpc import notices
 from .rpc import protocol as P
-from .util import labels, malloc_tuning, process_tools, scheduling_strategies, signature
+from .util import gc_tuning, labels, malloc_tuning, process_tools, scheduling_strategies, signature
 from .util.placement_group import PlacementGroupSchedulingStrategy
 from .util.placement_group import of_options as placement_of
 from .util.placement_group import resources_in as resources_in_group
@@ -163,6 +163,7 @@ def _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_t
     if address == "local":  # Ray's name for "start a new cluster"
         address = None
     malloc_tuning.apply()  # the driver's allocator as its cluster's processes have it
+    gc_tuning.apply()  # its collector's threshold too (unless the program set its own)
     process_tools.raise_open_file_limit()  # before it starts the cluster's processes: they inherit it
     if address is not None:  # join a cluster started by `ownrun start`; shutdown() leaves it running
         from .cluster.join import connect_driver

@@ -59,7 +59,7 @@ from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
 from ..rpc.schema import Inbox
 from ..rpc.transport import AnyTransport, Transport, pack
-from ..util import process_tools
+from ..util import gc_tuning, process_tools
 from ..util.handler_errors import log_handler_error
 from . import liveness
 from . import placement_groups as pgs
@@ -589,6 +589,7 @@ def main(argv=None) -> None:
     head = Head(transport, tables, suspect_after=args.suspect_timeout, dead_after=args.node_timeout)
     parent_fd = process_tools.watch_parent(transport, args.parent_pid)
     signal.signal(signal.SIGTERM, _stop_on_signal)
+    gc_tuning.apply(freeze=True)
     try:
         serve(head, parent_fd)
     except _Stop:

@@ -46,7 +46,7 @@ from ..rpc.transport import AnyTransport, Transport, pack
 from ..state.spans import EVENTS
 from ..store.arena_client import ArenaClient
 from ..store.object_store import ObjectStore
-from ..util import process_tools
+from ..util import gc_tuning, process_tools
 from ..util.handler_errors import log_handler_error
 from .scheduler import LeaseRequest, LeaseScheduler
 from .spillback import Placement, Spillback
@@ -729,6 +729,7 @@ def main(argv=None) -> None:
     process_tools.announce_ready(transport.address,
                                  os.path.join(args.session_dir, "logs", f"node-{args.node_id}.log"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s node %(levelname)s %(message)s")
+    gc_tuning.apply(freeze=True)
     daemon.run()
     sys.exit(FENCED_EXIT_CODE if daemon.fenced else 0)
 

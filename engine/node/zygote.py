@@ -7,7 +7,8 @@ Protocol with the node daemon, one line each way:
           `<json {"import": [modules]}>` -> import modules workers needed (warm later forks)
   stdout: `STARTED <worker_id hex> <pid>` and `EXITED <pid> <returncode>` (negative: signal)
 
-Single-threaded, so fork is safe. Dies with the daemon (PR_SET_PDEATHSIG) and its workers
+Single-threaded, so fork is safe. Workers inherit its garbage-collector settings
+(util/gc_tuning.py; what exists at each fork is frozen). Dies with the daemon (PR_SET_PDEATHSIG) and its workers
 die with it. Failures: a fork error is reported as `EXITED -1 <errno>` for that worker id.
 """
 
@@ -33,6 +34,7 @@ def main() -> None:
 
     from .. import api  # noqa: F401 - the public API tasks call (engine.get, remote, ...)
     from ..store import arena_client  # noqa: F401
+    from ..util import gc_tuning
     from ..worker import core_worker, executor, worker_main  # noqa: F401
 
     # The driver's script directory (embedded clusters; api._driver_sys_path), as Ray's workers
@@ -69,6 +71,7 @@ def main() -> None:
                     _warm(request["import"])
                     continue
                 zygote_pid = os.getpid()
+                gc_tuning.apply(freeze=True)  # the worker starts with our objects out of its collections
                 pid = os.fork()
                 if pid == 0:
                     signal.set_wakeup_fd(-1)

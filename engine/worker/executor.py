@@ -247,14 +247,18 @@ class Executor:
             args, kwargs = serialization.deserialize(frames[1:1 + n_args], received)
         if dep_meta:
             pos = 1 + n_args
+            loads, inline = pickle.loads, P.VALUE_INLINE
             for where, meta in zip(positions, dep_meta, strict=True):
-                if meta[0] == P.VALUE_INLINE:  # [kind, frames, refs inside, oid]
+                if meta[0] == inline:  # [kind, frames, refs inside, oid]
                     n = meta[1]
-                    value = serialization.deserialize(frames[pos:pos + n], received if meta[2] else None)
+                    if n == 1 and not meta[2]:  # one pickle, no refs inside: most arguments
+                        value = loads(frames[pos])
+                    else:
+                        value = serialization.deserialize(frames[pos:pos + n], received if meta[2] else None)
                     pos += n
                 else:
                     value = self._fetch(h[PUSH_NAME], meta)
-                if isinstance(where, int):
+                if type(where) is int:
                     args[where] = value
                 else:
                     kwargs[where] = value
