@@ -21,15 +21,30 @@ What it costs: cyclic garbage waits up to 50,000 allocations instead of 700 befo
 found (reference counting still frees everything else at once), and a collection, when it
 comes, pauses its process longer (~0.15 ms young, ~1.5 ms middle measured above). Frozen
 objects are never collected: only what exists at start (modules, the process's fixed
-state) is frozen. Never raises.
+state) is frozen. `OWNRUN_GC_THRESHOLD=a,b,c` (inherited by the cluster's processes) names
+another threshold, e.g. Python's 700,10,10. Never raises.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 
 PYTHON_DEFAULT = (700, 10, 10)
 THRESHOLD = (50_000, 10, 10)
+
+
+ENV_THRESHOLD = "OWNRUN_GC_THRESHOLD"  # "a,b,c": this threshold instead (e.g. Python's 700,10,10)
+
+
+def threshold() -> tuple[int, int, int]:
+    """`THRESHOLD`, or the one `OWNRUN_GC_THRESHOLD` names (if it names three integers)."""
+    raw = os.environ.get(ENV_THRESHOLD, "")
+    try:
+        values = tuple(int(v) for v in raw.split(","))
+    except ValueError:
+        return THRESHOLD
+    return values if len(values) == 3 and min(values) >= 0 else THRESHOLD
 
 
 def apply(freeze: bool = False) -> None:
@@ -37,7 +52,7 @@ def apply(freeze: bool = False) -> None:
     `freeze`, moves every object alive now out of future collections."""
     try:
         if gc.get_threshold() == PYTHON_DEFAULT:
-            gc.set_threshold(*THRESHOLD)
+            gc.set_threshold(*threshold())
         if freeze:
             gc.freeze()
     except Exception:  # noqa: BLE001 - a tuning, never a reason to fail a start

@@ -33,3 +33,13 @@ def test_freeze_takes_the_objects_alive_now_out_of_collections(saved_gc):
     gc_tuning.apply(freeze=True)
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == gc_tuning.THRESHOLD
+
+
+def test_the_environment_names_another_threshold_and_junk_is_ignored(saved_gc, monkeypatch):
+    monkeypatch.setenv(gc_tuning.ENV_THRESHOLD, "700,10,10")
+    gc.set_threshold(*gc_tuning.PYTHON_DEFAULT)
+    gc_tuning.apply()
+    assert gc.get_threshold() == (700, 10, 10)
+    for junk in ("lots", "1,2", "-5,10,10", ""):
+        monkeypatch.setenv(gc_tuning.ENV_THRESHOLD, junk)
+        assert gc_tuning.threshold() == gc_tuning.THRESHOLD
