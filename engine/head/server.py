@@ -495,12 +495,18 @@ class Head:
     def _owners_died(self, addresses, why: str) -> None:
         """Fate-sharing: the actors these processes created die with them (pending ones too,
         so their names are free and their lookups answered), except detached ones, which
-        live on with nobody to restart them."""
+        live on with nobody to restart them (one whose process died before it is DEAD now)."""
         for addr in addresses:
             for group in self.placement_groups.creator_exited(addr):
                 self._group_removed(group, f"its creator {addr} exited ({why})")
             for record in self.tables.owned_by(addr):
-                if record.options.get("detached"):
+                if record.options.get("detached") and record.state == "RESTARTING":
+                    # its process died first (a node reports deaths in the order they are
+                    # reaped): it waited for its creator to restart it, and nobody will now
+                    self._set_actor_state(record.actor_id, "DEAD", None,
+                                          f"{record.reason or 'its process died'}; its creator {addr} is "
+                                          f"gone too, so it is not restarted", None)
+                elif record.options.get("detached"):
                     self.orphans.add(record.actor_id)
                 else:
                     self._set_actor_state(record.actor_id, "DEAD", None,

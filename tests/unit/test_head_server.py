@@ -97,6 +97,22 @@ def test_actors_of_a_dead_owner_die_with_it_pending_ones_too_but_detached_ones_l
     assert head.tables.find_actor(b"detached").dead()
 
 
+def test_a_detached_actor_whose_death_is_heard_before_its_creators_is_dead_once_that_is_heard(head):
+    """(The node reports deaths in the order its zygote reaps them: a detached actor killed
+    while its creator's process still awaits reaping can be reported first.)"""
+    send(head, P.ACTOR_REGISTER, 1, CLIENT, b"detached", "kept", dict(INFO, detached=True))
+    send(head, P.ACTOR_UPDATE, b"detached", "ALIVE", "tcp://127.0.0.1:6001", None, b"w2")
+    send(head, P.WORKER_DIED_REMOTE, "node-1", b"w2", "tcp://127.0.0.1:6001", "killed by SIGKILL")
+    assert head.tables.find_actor(b"detached").state == "RESTARTING"  # its creator may restart it
+    send(head, P.ACTOR_LOOKUP, 2, "tcp://127.0.0.1:5009", "kept")  # waits for the restart
+    send(head, P.WORKER_DIED_REMOTE, "node-1", b"owner", CLIENT, "killed by SIGKILL")
+    record = head.tables.find_actor(b"detached")
+    assert record.dead() and "creator" in record.reason  # nobody will restart it now
+    ok, view = head.transport.replies()[2]
+    assert ok and view["state"] == "DEAD"  # the waiting lookup is answered, not left to time out
+    assert head.tables.live_actor_names() == []
+
+
 def test_a_restarted_head_finds_named_actors_and_kv_pairs(head):
     send(head, P.ACTOR_REGISTER, 1, CLIENT, b"a1", "svc", INFO)
     send(head, P.ACTOR_UPDATE, b"a1", "ALIVE", "tcp://127.0.0.1:6000", None, b"w1")
