@@ -430,6 +430,13 @@ class TaskManager:
                 if dep.contains:
                     self.refs.add_submitted(dep.contains)
                     entry.submitted_refs = entry.submitted_refs + dep.contains
+            frames = 1 + len(entry.arg_frames) + len(dep_frames)
+            if frames > P.MAX_MESSAGE_FRAMES:  # (its push could not be sent: fail it, never hang)
+                self.fail(entry, error_of(ValueError(
+                    f"task {entry.name}: its {len(entry.deps)} by-reference arguments make a message "
+                    f"of {frames} frames, more than the {P.MAX_MESSAGE_FRAMES} one message carries; "
+                    f"pass the refs inside a list (they arrive as refs) or fewer per call")))
+                return
             entry.dep_meta, entry.dep_frames = meta, dep_frames
         entry.state = QUEUED
         self._log((entry.task_id, "queue", QUEUED))

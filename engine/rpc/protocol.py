@@ -18,6 +18,7 @@ REPLY = 1  # [REPLY, req_id, ok, result]
 
 # ---- core worker <-> core worker (the task path; no head, no daemon) ----------------
 PUSH_TASK = 10  # [PUSH_TASK, caller_addr, spec] + arg frames: the fields below, by name
+MAX_MESSAGE_FRAMES = 0xFFFF  # frames in one message, at most (the unix transport counts them in 16 bits)
 TASK_REPLY = 11  # [TASK_REPLY, worker_addr, task_id, returns, borrowed, worker_id, runtime] + frames
 GET_VALUE = 12  # [GET_VALUE, requester_addr, oid]  (long poll: answered when ready)
 VALUE_REPLY = 13  # [VALUE_REPLY, oid, meta, sender_addr] + value frames

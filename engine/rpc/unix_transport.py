@@ -46,6 +46,7 @@ import time
 import zmq
 
 from . import addresses
+from . import protocol as P
 from .wakeup import WakeFd
 
 log = logging.getLogger("ownrun.transport")
@@ -56,7 +57,7 @@ SLOW_AFTER_S = 5.0  # refused this long: retried every RECONNECT_SLOW_S
 RECONNECT_SLOW_S = 1.0
 GIVE_UP_S = 60.0  # refused this long: what is queued for it is dropped
 MAGIC = 0x6F720000  # the high half of a message's first word ("or"); the low half counts its frames
-MAX_FRAMES = 0xFFFF  # frames in one message, at most (ours have a handful)
+MAX_FRAMES = P.MAX_MESSAGE_FRAMES  # frames in one message, at most (a task's push: 1 + one per argument)
 MAX_FRAME = 1 << 31  # bytes in one frame, at most
 SOCKET_BUFFER = 1 << 20  # kernel buffer per connection (bigger writes without the I/O thread)
 READ_CHUNK = 1 << 18  # bytes per recv

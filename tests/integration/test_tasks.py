@@ -187,6 +187,13 @@ def test_a_task_with_thousands_of_ref_arguments_gets_every_value():
     assert engine.get(count_args.remote(*refs), timeout=60) == (3000, sum(i * i for i in range(3000)))
 
 
+def test_a_task_with_more_ref_arguments_than_a_message_carries_fails_saying_so():
+    refs = [engine.put(i) for i in range(P.MAX_MESSAGE_FRAMES + 10)]
+    with pytest.raises(ValueError, match="by-reference arguments make a message of"):
+        engine.get(count_args.remote(*refs), timeout=60)  # an explained error, not a hang
+    assert engine.get(count_args.remote(*refs[:5]), timeout=60) == (5, 10)
+
+
 def test_nested_tasks_do_not_deadlock_on_two_cpus():
     fanout = 20
     refs = [parent.remote(i, fanout) for i in range(20)]
