@@ -142,11 +142,8 @@ class ReferenceCounter:
 
     def add_submitted(self, refs: list) -> None:
         """A task we submitted carries these [oid, owner] refs until it finishes."""
-        table = self.refs
         for oid, owner in refs:
-            ref = table.get(oid)
-            if ref is None:
-                ref = table[oid] = Reference(oid, owner, owner == self.address)
+            ref = self.get_or_add_borrowed(oid, owner)
             ref.submitted += 1
             ref.freed = False
 

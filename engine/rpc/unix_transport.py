@@ -90,7 +90,7 @@ def frame_message(frames: list) -> list:
 
 def _framed(frames: list) -> tuple[list, int]:
     """`frame_message(frames)` and its size in bytes (each frame's length taken once)."""
-    lengths = [len(f) if type(f) is bytes else memoryview(f).nbytes for f in frames]
+    lengths = list(map(_nbytes, frames))
     count = len(frames)
     return [_header(count).pack(MAGIC | count, *lengths), *frames], 4 * (count + 1) + sum(lengths)
 
@@ -294,13 +294,12 @@ class UnixTransport:
             while messages < len(queue) and len(batch) < _IOV_MAX:
                 batch.extend(queue[messages])
                 messages += 1
-            try:
-                written = peer.sock.sendmsg(batch[:_IOV_MAX], (), _NOSIGNAL)
-            except BlockingIOError:
-                break
-            except OSError:
+            written = self._write(peer, batch)
+            if written is None:
                 self._lost(peer)
                 return
+            if not written:
+                break  # the socket is full
             written += peer.written
             while queue:
                 size = sum(map(_nbytes, queue[0]))

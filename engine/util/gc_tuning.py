@@ -32,8 +32,6 @@ import os
 
 PYTHON_DEFAULT = (700, 10, 10)
 THRESHOLD = (50_000, 10, 10)
-
-
 ENV_THRESHOLD = "OWNRUN_GC_THRESHOLD"  # "a,b,c": this threshold instead (e.g. Python's 700,10,10)
 
 

@@ -5,6 +5,7 @@ that does not speak ownrun's format is closed and counted, and nothing is left b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -30,6 +31,20 @@ def _receive(transport: UnixTransport, count: int, timeout: float = 20.0) -> lis
     return got
 
 
+@contextlib.contextmanager
+def _flushing(transport: UnixTransport):
+    """A thread polling `transport` as its I/O thread would: it writes what a peer's socket
+    did not take at once."""
+    stop = threading.Event()
+    flusher = threading.Thread(target=lambda: [transport.poll(10) for _ in iter(stop.is_set, True)])
+    flusher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        flusher.join()
+
+
 def test_an_ipc_transport_without_a_key_is_a_unix_transport_and_tcp_stays_zmq(sockets_dir):
     unix, tcp = T.Transport(sockets_dir), T.Transport("127.0.0.1")
     try:
@@ -53,16 +68,12 @@ def test_messages_of_every_size_arrive_whole_and_in_order_while_the_sender_flush
     a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
     big = os.urandom(8 << 20)  # far above the socket's buffer: written over many polls
     sent = [[T.pack([i]), big if i % 10 == 3 else os.urandom(i * 37)] for i in range(40)]
-    stop = threading.Event()
-    flusher = threading.Thread(target=lambda: [a.poll(10) for _ in iter(stop.is_set, True)])
-    flusher.start()  # a's I/O thread: writes what the peer's socket did not take at once
     try:
-        for frames in sent:
-            assert a.send(b.address, frames)
-        assert _receive(b, len(sent)) == sent
+        with _flushing(a):
+            for frames in sent:
+                assert a.send(b.address, frames)
+            assert _receive(b, len(sent)) == sent
     finally:
-        stop.set()
-        flusher.join()
         a.close()
         b.close()
 
@@ -72,16 +83,12 @@ def test_a_message_of_more_frames_than_one_sendmsg_takes_arrives_whole(sockets_d
     sendmsg of more than IOV_MAX = 1024 buffers; the message used to be resent forever.)"""
     a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
     many = [T.pack([i]) for i in range(5000)]
-    stop = threading.Event()
-    flusher = threading.Thread(target=lambda: [a.poll(10) for _ in iter(stop.is_set, True)])
-    flusher.start()
     try:
-        assert a.send(b.address, many)
-        assert a.send(b.address, [b"after it"])
-        assert _receive(b, 2) == [many, [b"after it"]]
+        with _flushing(a):
+            assert a.send(b.address, many)
+            assert a.send(b.address, [b"after it"])
+            assert _receive(b, 2) == [many, [b"after it"]]
     finally:
-        stop.set()
-        flusher.join()
         a.close()
         b.close()
 
