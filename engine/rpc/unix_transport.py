@@ -160,6 +160,7 @@ class UnixTransport:
         self._nudge = WakeFd()  # wakes the reading thread (`nudge`)
         self._reader_epoll.register(self._nudge.fd, _IN | select.EPOLLET)
         self._backlog: set[int] = set()  # inbound fds with more to read than one poll reads
+        self._deferred: set[int] = set()  # inbound fds the I/O thread left to the reading thread
         self._send_lock = threading.Lock()
         self._peers: dict[str, _Peer] = {}
         self._peer_by_fd: dict[int, _Peer] = {}
@@ -400,6 +401,31 @@ class UnixTransport:
             return epoll.poll(0) + [(fd, _IN) for fd in list(self._backlog)]
         return epoll.poll(-1 if timeout_ms is None else timeout_ms / 1000)
 
+    def defer_inbound(self, events: list) -> list:
+        """`events` without the inbound connections, which are left to the reading thread
+        (`take_deferred`). A message of more than one socket buffer (~36 KiB: a frame inline)
+        is queued as several; the first wakes the reading thread, the next ones find no thread
+        waiting in its set and wake the I/O thread too. If the I/O thread then read it, the
+        reader woke for nothing and had to be nudged (3 wake-ups instead of 1). The caller
+        serializes this with `take` and `take_deferred` (the reading lock). Connections with a
+        backlog are not left: no new arrival would tell the reader about them."""
+        inbound, backlog, kept = self._inbound, self._backlog, []
+        for event in events:
+            fd = event[0]
+            if fd in inbound and fd not in backlog:
+                self._deferred.add(fd)
+            else:
+                kept.append(event)
+        return kept
+
+    def take_deferred(self) -> list:
+        """The events `defer_inbound` left, for `take` (by the reading thread, at the end of its
+        wait: what it did not read meanwhile would otherwise wait for the next arrival)."""
+        if not self._deferred:
+            return []
+        deferred, self._deferred = self._deferred, set()
+        return [(fd, _IN) for fd in deferred]
+
     def backlogged(self) -> bool:
         """Whether connections hold more than the last `take` read (the next poll reads on)."""
         return bool(self._backlog)
@@ -450,6 +476,7 @@ class UnixTransport:
         `READS_PER_EVENT` reads the rest waits in `_backlog` for the next poll."""
         sock, buf = inbound.sock, inbound.buf
         self._backlog.discard(fd)
+        self._deferred.discard(fd)
         for _ in range(READS_PER_EVENT):
             try:
                 data = sock.recv(READ_CHUNK)
@@ -473,6 +500,7 @@ class UnixTransport:
     def _close_inbound(self, fd: int, inbound: _Inbound) -> None:
         self._inbound.pop(fd, None)
         self._backlog.discard(fd)
+        self._deferred.discard(fd)
         for epoll in (self._reader_epoll, self._epoll):
             try:
                 epoll.unregister(fd)

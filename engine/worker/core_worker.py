@@ -24,6 +24,7 @@ nodes, and the driver's own daemon: `LocalNodeDiedError` for every wait) are tak
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import socket
@@ -115,6 +116,8 @@ class CoreWorker:
         self._read_lock = threading.Lock()
         self._reader_slot = threading.Lock()  # held by the one reading thread (others wait plainly)
         self._reading: threading.Event | None = None  # the event the reading thread waits for
+        self._reader_polls = False  # the reading thread polls the inbox: the I/O thread leaves it
+        self._defer_lock = threading.Lock()  # `_reader_polls` and the transport's deferred reads
         self._others_read = hasattr(self.transport, "wait_events") and \
             os.environ.get("OWNRUN_CALLER_READS", "1") != "0"
         self._callers_read = mode == "driver" and self._others_read
@@ -166,8 +169,12 @@ class CoreWorker:
             try:
                 if self._others_read:
                     events = transport.wait_events(self._poll_timeout_ms(next_housekeeping))
-                    with self._read_lock:
-                        handled = self._handle_input(*transport.take(events))
+                    if self._reader_polls:  # it reads the inbox itself (see `defer_inbound`)
+                        events = self._leave_to_reader(events)
+                    handled = False
+                    if events:
+                        with self._read_lock:
+                            handled = self._handle_input(*transport.take(events))
                     reading = self._reading
                     if handled and reading is not None and reading.is_set():
                         transport.nudge()  # the reader's wait is over: we read what it waited for
@@ -246,6 +253,7 @@ class CoreWorker:
         transport = self.transport
         deadline = None if timeout is None else time.monotonic() + timeout
         self._reading = event
+        self._reader_polls = True
         try:
             wait_ms = first_ms
             while not event.is_set():
@@ -255,6 +263,7 @@ class CoreWorker:
                         return False
                     wait_ms = max(1, min(wait_ms, int(left * 1000) + 1))
                 if self.stopping:  # the transport is closing: wait as any other thread
+                    self._stop_polling()
                     return event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
                 events = transport.wait_events(wait_ms, reader=True)
                 wait_ms = min(longest_ms, wait_ms * 2)
@@ -263,12 +272,34 @@ class CoreWorker:
                         self._handle_input(*transport.take(events))
             return True
         except (OSError, ValueError):  # the transport closed under us (shutdown): wait plainly
+            self._stop_polling()
             return event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         finally:
             self._reading = None
+            self._stop_polling()
             self._reader_slot.release()
             if transport.backlogged():  # connections this thread left unread: the I/O thread's now
                 transport.wake()
+
+    def _leave_to_reader(self, events: list) -> list:
+        """The I/O thread's `events` less the inbound connections, if the reading thread still
+        polls: it reads them (transport `defer_inbound`)."""
+        with self._defer_lock:
+            if self._reader_polls:
+                return self.transport.defer_inbound(events)
+        return events
+
+    def _stop_polling(self) -> None:
+        """The reading thread stops polling the inbox: what the I/O thread left to it meanwhile
+        (`_leave_to_reader`) is read now, else it would wait for the connection's next message."""
+        with self._defer_lock:
+            if not self._reader_polls:
+                return
+            self._reader_polls = False
+            deferred = self.transport.take_deferred()
+        if deferred:
+            with self._read_lock, contextlib.suppress(OSError, ValueError):  # (closed: shutdown)
+                self._handle_input(*self.transport.take(deferred))
 
     # ---- deaths (see deaths.py) -----------------------------------------------------------------
     def fail_waiters(self, exc: errors.EngineError) -> None:

@@ -304,3 +304,49 @@ def test_a_send_queued_for_a_peer_not_listening_wakes_the_sleeping_io_thread_to_
             b.close()
     finally:
         a.close()
+
+
+def test_a_message_too_big_for_one_socket_buffer_is_left_by_the_io_thread_to_the_reader(sockets_dir):
+    """A message of several socket buffers (a frame inline) arrives in several parts: the first
+    wakes the reader, a later one may wake the I/O thread too, which leaves the connection to
+    the reader (`defer_inbound`) instead of reading it first and nudging the reader again. What
+    was left is read from `take_deferred` (the reader stopped polling before reading it)."""
+    a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
+    big = os.urandom(300_000)
+    try:
+        a.send(b.address, [b"hello"])
+        assert _receive(b, 1) == [[b"hello"]]
+        io_events, reader_events = [], []
+        reader = _waiter(b, True, reader_events)
+        wait_for(lambda: _blocked_in_poll(reader), timeout=10, message="the reader polling")
+        io_thread = _waiter(b, False, io_events)
+        wait_for(lambda: _blocked_in_poll(io_thread), timeout=10, message="the I/O thread polling")
+        a.send(b.address, [b"big", big])
+        reader.join(20)
+        assert not reader.is_alive() and reader_events
+        b.wake()  # (if no part of the message woke it)
+        io_thread.join(20)
+        assert not io_thread.is_alive()
+        kept = b.defer_inbound(io_events)
+        assert all(fd not in b._inbound for fd, _ in kept)
+        assert b.take(kept)[0] == []  # the I/O thread reads no message
+        got = b.take(reader_events)[0]
+        wait_for(lambda: got.extend(b.take(b.wait_events(20, reader=True))[0]) or got,
+                 timeout=20, message="the big message")
+        assert got == [[b"big", big]]
+        assert b.take(b.take_deferred()) == ([], [])  # read by the reader: nothing left over
+
+        a.send(b.address, [b"late"])  # no reader waits: it wakes the I/O thread, which leaves it
+        left: list = []
+
+        def io_thread_turn() -> list:  # (its first poll may return the wake-up above alone)
+            assert b.take(b.defer_inbound(b.wait_events(100)))[0] == []
+            left.extend(b.take_deferred())
+            return left
+
+        wait_for(io_thread_turn, timeout=20, message="the I/O thread woken by the message")
+        assert b.take(left)[0] == [[b"late"]]
+        assert b.take_deferred() == []
+    finally:
+        a.close()
+        b.close()
