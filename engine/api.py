@@ -539,7 +539,7 @@ class ActorClass:
             return _handle_from_view(core, name, existing)
         state = ActorState(actor_id, name, cls_name, owned=True, max_restarts=restarts[0],
                            max_task_retries=restarts[1], detached=detached, placement=placement, key=key)
-        state.target = target  # [daemon, pinned]: where its lease is asked for (scheduling_strategy)
+        state.target = target  # [daemon, pinned, soft]: where its lease is asked for (scheduling_strategy)
         task_id = core.next_id()
         entry = TaskEntry(task_id=task_id, name=f"{cls_name}.__init__", kind=ACTOR_CREATION, fn_id=fn_id,
                           fn_blob=blob, arg_frames=arg_frames, positions=positions, deps=deps, nested=nested,

@@ -329,7 +329,8 @@ class NodeDaemon:
         req = LeaseRequest(owner_addr, owner_id, request_id, resources, for_actor, hops,
                            detached=bool(actor_options.get("detached")),
                            placement=actor_options.get("placement") or {},
-                           pinned=bool(actor_options.get("pinned")))
+                           pinned=bool(actor_options.get("pinned")),
+                           soft_affinity=bool(actor_options.get("soft_affinity")))
         self.apply_placement(self.spillback.request(req, time.monotonic()))
 
     def apply_placement(self, placement: Placement) -> None:

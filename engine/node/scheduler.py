@@ -53,6 +53,7 @@ class LeaseRequest:
     detached: bool = False  # a detached actor's: its worker outlives the owner
     placement: dict = field(default_factory=dict)  # needed on a node to be placed there, not held
     pinned: bool = False  # NodeAffinitySchedulingStrategy(soft=False): this node or none, never spilled
+    soft_affinity: bool = False  # NodeAffinitySchedulingStrategy(soft=True): not spilled for being busy
 
     def to_place(self) -> dict:
         """What a node must have to be chosen: the resources, or more where `placement` says
@@ -107,6 +108,12 @@ def _cpus(resources: dict) -> dict:
 
 def _without_cpus(resources: dict) -> dict:
     return {k: v for k, v in resources.items() if not _is_cpu(k)}
+
+
+def _request_kind(req: LeaseRequest) -> tuple:
+    """What tells requests apart for recalls: the owner and what it asked for."""
+    return (req.owner_addr, tuple(sorted(req.resources.items())), req.for_actor, req.pinned, req.soft_affinity,
+            tuple(sorted(req.placement.items())) if req.placement else ())
 
 
 def _holds_any(resources: dict, names: set) -> bool:
@@ -427,10 +434,33 @@ class LeaseScheduler:
                 out.start.append(worker_id)
         self.pending = kept
         if kept:
-            # Ask back only leases holding what the waiting requests need: a lease of no CPU
-            # (or of other resources) frees nothing for them, and recalling every owner at
-            # each queued request woke all of them in a herd (issue 8 §3).
-            self._recall_holders({name for r in kept for name, amount in r.resources.items() if amount > 0}, out)
+            self._recall_for(kept, out)
+
+    def _recall_for(self, waiting: deque, out: Decisions) -> None:
+        """Asks back idle leases holding what the waiting requests need. Not a lease of no CPU
+        (or of other resources): it frees nothing for them, and recalling every owner at each
+        queued request woke all of them in a herd (issue 8 §3). Not a lease whose owner alone
+        waits for that resource, with requests like the lease's own (same resources, a normal
+        task's): the owner would give it back only to be granted it again — after a burst of
+        tasks left requests queued, a loop of sync calls gave back and asked again for its
+        lease after 4 calls in 10 for the next half second."""
+        wanted: dict[str, set] = {}  # resource -> kinds of the requests waiting for it
+        for req in waiting:
+            kind = _request_kind(req)
+            for name, amount in req.resources.items():
+                if amount > 0:
+                    wanted.setdefault(name, set()).add(kind)
+        for w in self.workers.values():
+            if w.state != LEASED or w.dedicated:
+                continue
+            own = None
+            for name, amount in w.lease.resources.items():
+                askers = wanted.get(name) if amount > 0 else None
+                if askers:
+                    own = own or _request_kind(w.lease)
+                    if len(askers) > 1 or own not in askers:
+                        out.recall.add(w.lease.owner_addr)
+                        break
 
     def _recall_holders(self, needed: set, out: Decisions) -> None:
         """Asks the owners of leases (not actors') holding any of `needed` to give idle ones back."""

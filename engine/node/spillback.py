@@ -23,13 +23,15 @@ actor needs 1 CPU on the node, as in Ray, yet holds none); a node grants what it
    creator's burst, an estimate across creators.
 3. Sent here by an owner (not spilled here already) while this node is busy (its free
    resources do not fit, or earlier requests wait) -> the live node with the most free CPUs
-   whose free resources fit it, if any.
+   whose free resources fit it, if any. Not a request with soft node affinity to this node
+   (`NodeAffinitySchedulingStrategy(node, soft=True)`): as in Ray, it waits here while the
+   node is busy, and goes elsewhere only by rule 1 (or, from its owner, if the node dies).
 4. Else it queues in the local `LeaseScheduler`.
 
 And over time (`tick`, `view_changed`): waiting infeasible requests are placed once a node
 fits, and requests queued here longer than `spill_after` s go to nodes that have the free
 resources now (each spilled request counts against the target's free resources, so a
-burst is not sent to a single free CPU).
+burst is not sent to a single free CPU) — not pinned or soft-affinity ones.
 
 A request for a placement group's resources waits (as infeasible, without a warning) until
 the group's bundles are held somewhere; one for a group the head removed (the view's
@@ -147,13 +149,13 @@ class Spillback:
                                           f"has these resources (nodes: {self._totals()}); it waits for "
                                           f"one that fits to join"))
             return
-        if req.hops == 0 and req.for_actor and not req.resources.get("CPU"):
+        if req.hops == 0 and req.for_actor and not req.resources.get("CPU") and not req.soft_affinity:
             node_id = self.spread_target(req.to_place())
             if node_id is not None:
                 self.actors_placed[node_id] = self.actors_placed.get(node_id, 0) + 1
                 out.spill.append((req, self.view[node_id]["address"]))
                 return
-        elif req.hops == 0 and not self.scheduler.fits_now(req.resources):
+        elif req.hops == 0 and not req.soft_affinity and not self.scheduler.fits_now(req.resources):
             target = self.target(req.to_place(), need_available=True)
             if target is not None:
                 out.spill.append((req, target))
@@ -226,7 +228,7 @@ class Spillback:
                 if n != self.node_id and _takes_leases(v)}
         keep = []
         for req in waiting:
-            if req.pinned:
+            if req.pinned or req.soft_affinity:
                 keep.append(req)
                 continue
             for node_id, avail in free.items():

@@ -455,13 +455,18 @@ class TaskManager:
             self.out.append((ACTOR_ENQUEUE, entry))
 
     # ---- leases (callbacks of the submitter) ----------------------------------------------------
-    def _queue_on(self, entry: TaskEntry, daemon: str, pinned: bool) -> None:
-        """Leases for `entry` from `daemon` first (SPREAD, soft affinity: it may spill them
-        elsewhere), or only from it (`pinned`: hard node affinity; its node dead: the task fails)."""
+    def _queue_on(self, entry: TaskEntry, daemon: str, pinned: bool, soft: bool = False) -> None:
+        """Leases for `entry` from `daemon` first (SPREAD: it may spill them elsewhere; `soft`
+        node affinity: only if that node cannot run it at all), or only from it (`pinned`: hard
+        node affinity; its node dead: the task fails)."""
         if not pinned:
             if daemon in self.dead_daemons:
-                daemon = self.daemon_address
-            self.submitter.enqueue(entry, (entry.shape, daemon), entry.resources, daemon)
+                daemon, soft = self.daemon_address, False
+            if soft:
+                self.submitter.enqueue(entry, (entry.shape, daemon, "soft"), entry.resources, daemon,
+                                       {"soft_affinity": True})
+            else:
+                self.submitter.enqueue(entry, (entry.shape, daemon), entry.resources, daemon)
         elif daemon in self.dead_daemons:
             self.fail(entry, error_of(errors.TaskUnschedulableError(
                 f"task {entry.name} cannot be scheduled: {_PINNED_NODE_DIED}")))
@@ -494,22 +499,24 @@ class TaskManager:
 
     def request_actor_lease(self, actor, resources: dict) -> None:
         """Asks our daemon for an actor's worker, or the daemon its scheduling strategy names
-        (`actor.target`: [daemon, pinned]; pinned to a dead node: the lease fails)."""
+        (`actor.target`: [daemon, pinned, soft]; pinned to a dead node: the lease fails)."""
         target = getattr(actor, "target", None)
         daemon = None
+        options = actor.lease_options()
         if target is not None:
-            daemon, pinned = target
+            daemon, pinned = target[0], target[1]
             if daemon in self.dead_daemons:
                 if pinned:
                     self.out.append((ACTOR_LEASE, actor, None, _PINNED_NODE_DIED))
                     return
                 daemon = None
+                if options:  # (soft affinity to a dead node: placed as any other actor)
+                    options = {k: v for k, v in options.items() if k != "soft_affinity"}
         self._next_actor_request += 1
         request_id = self._next_actor_request
         self.actor_lease_requests[request_id] = actor
         actor.resources = resources
-        self._request_lease(request_id, None, resources, daemon, for_actor=True,
-                            actor_options=actor.lease_options())
+        self._request_lease(request_id, None, resources, daemon, for_actor=True, actor_options=options)
 
     def lease_granted(self, request_id: int, worker_id: bytes | None, address_or_error: str,
                       node_id: str, daemon: str, spill_to: str | None, now: float) -> None:
@@ -726,11 +733,11 @@ class TaskManager:
                 self._retry_or_fail(entry, why)
         unschedulable = []
         for queue in submitter.queues.values():
-            if queue.daemon == daemon and queue.lease_options is not None:  # pinned there
-                unschedulable.extend(queue.ready)
+            if queue.daemon == daemon and queue.lease_options is not None and queue.lease_options.get("pinned"):
+                unschedulable.extend(queue.ready)  # pinned there
                 queue.ready.clear()
-            elif queue.daemon == daemon:  # its arguments' node is gone: ask our own daemon
-                queue.daemon = None
+            elif queue.daemon == daemon:  # its arguments' (or soft affinity's) node is gone: ask our own daemon
+                queue.daemon = queue.lease_options = None
         for entry in unschedulable:
             self._queue_on(entry, daemon, True)  # fails it
         for request_id, asked in list(self.lease_daemons.items()):

@@ -50,24 +50,26 @@ def check(strategy, what: str) -> None:
 
 
 def place_on(core, strategy, name: str) -> list:
-    """[daemon address, pinned] of a task's scheduling strategy: the next live node in turn
-    (SPREAD), or the named node (NodeAffinitySchedulingStrategy; pinned unless soft)."""
+    """[daemon address, pinned, soft] of a task's scheduling strategy: the next live node in
+    turn (SPREAD), or the named node (NodeAffinitySchedulingStrategy: pinned unless soft; soft:
+    it waits there while the node is busy, as in Ray, and goes elsewhere only if that node
+    cannot run it at all or dies)."""
     nodes = live_daemons(core, refresh=False)
     if strategy == "SPREAD":
         if not nodes:
-            return [core.daemon_address, False]
+            return [core.daemon_address, False, False]
         core.spread_next = (getattr(core, "spread_next", -1) + 1) % len(nodes)
-        return [sorted(nodes.values())[core.spread_next], False]
+        return [sorted(nodes.values())[core.spread_next], False, False]
     daemon = nodes.get(strategy.node_id)
     if daemon is None:
         daemon = live_daemons(core, refresh=True).get(strategy.node_id)
     if daemon is None:
         if strategy.soft:
-            return [core.daemon_address, False]
+            return [core.daemon_address, False, False]
         raise errors.TaskUnschedulableError(
             f"task {name} cannot be scheduled: NodeAffinitySchedulingStrategy(soft=False) names node "
             f"{strategy.node_id}, which is not alive")
-    return [daemon, not strategy.soft]
+    return [daemon, not strategy.soft, bool(strategy.soft)]
 
 
 def live_daemons(core, refresh: bool) -> dict:

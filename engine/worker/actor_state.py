@@ -37,7 +37,7 @@ class ActorState:
         self.key = key  # the creator's proof of its reports to the head (rpc/notices.py)
         self.detached = detached  # lifetime="detached": its worker outlives its creator
         self.placement = placement  # needed on a node to place the actor there, not held
-        self.target: list | None = None  # [daemon, pinned] of its scheduling_strategy, if any
+        self.target: list | None = None  # [daemon, pinned, soft] of its scheduling_strategy, if any
         self.name = name
         self.class_name = class_name
         self.owned = owned
@@ -87,9 +87,13 @@ class ActorState:
     def lease_options(self) -> dict | None:
         """What the actor's lease request says beyond its resources (LEASE_REQUEST)."""
         pinned = self.target is not None and self.target[1]
-        if not self.detached and not self.placement and not pinned:
+        soft = self.target is not None and len(self.target) > 2 and self.target[2]
+        if not self.detached and not self.placement and not pinned and not soft:
             return None
-        return {"detached": self.detached, "placement": self.placement or {}, "pinned": pinned}
+        options = {"detached": self.detached, "placement": self.placement or {}, "pinned": pinned}
+        if soft:
+            options["soft_affinity"] = True
+        return options
 
     # ---- events ---------------------------------------------------------------------------------
     def submitted(self, core, entry) -> None:

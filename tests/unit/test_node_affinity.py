@@ -12,9 +12,9 @@ from ownrun.engine.rpc import protocol as P
 D1, N1 = "tcp://daemon1", "node1"
 
 
-def placed(owner: Owner, name: str, pinned: bool):
+def placed(owner: Owner, name: str, pinned: bool, soft: bool | None = None):
     entry = owner.task(name)
-    entry.extra = {"place_on": [D1, pinned]}
+    entry.extra = {"place_on": [D1, pinned, not pinned if soft is None else soft]}
     return entry
 
 
@@ -22,10 +22,13 @@ def test_a_pinned_task_asks_only_that_daemon_and_says_so():
     owner = Owner()
     owner.submit(placed(owner, "pinned", True))
     owner.submit(placed(owner, "soft", False))
+    owner.submit(placed(owner, "spread", False, soft=False))
     requests = owner.sent_of(P.LEASE_REQUEST)
-    assert [addr for addr, _ in requests] == [D1, D1]
-    pinned, soft = (h for _, h in requests)
-    assert pinned[7] == {"pinned": True} and len(soft) == 7  # soft: a plain request (it may spill)
+    assert [addr for addr, _ in requests] == [D1, D1, D1]
+    pinned, soft, spread = (h for _, h in requests)
+    assert pinned[7] == {"pinned": True}
+    assert soft[7] == {"soft_affinity": True}  # the daemon keeps it while busy (as Ray)
+    assert len(spread) == 7  # a plain request: the daemon may spill it
 
 
 def test_node_death_fails_tasks_pinned_to_it_and_sends_soft_ones_elsewhere():

@@ -406,6 +406,24 @@ def test_a_queued_request_recalls_only_leases_holding_what_it_needs(make_schedul
     sched.validate_state()
 
 
+def test_an_owner_is_not_recalled_for_its_own_requests_of_its_leases_kind(make_scheduler):
+    """Giving back its lease would only get it the same lease again (a churn per task after a
+    burst left its requests queued); a request of another owner, or of another kind (an actor,
+    other resources), still asks the lease back."""
+    sched = make_scheduler(cpus=1, disk=1)
+    start_idle(sched, 1)
+    lease(sched, request(OWNER_A))
+    out = sched.request(request(OWNER_A))
+    assert out.grants == [] and out.recall == set()
+    assert sched.request(request(OWNER_A, for_actor=True)).recall == {OWNER_A}
+    sched.pending.clear()
+    assert sched.request(request(OWNER_A, disk=1)).recall == {OWNER_A}
+    sched.pending.clear()
+    sched.request(request(OWNER_A))
+    assert sched.request(request(OWNER_B)).recall == {OWNER_A}
+    sched.validate_state()
+
+
 # ---- random event sequences: the invariants hold after every step ------------------------------
 OWNERS = [OWNER_A, OWNER_B]
 

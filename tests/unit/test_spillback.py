@@ -130,6 +130,21 @@ def test_request_spilled_here_is_not_spilled_again(make_policy):
     assert out.spill == [] and list(policy.scheduler.pending) == [req]
 
 
+def test_soft_affinity_waits_on_its_busy_node_and_goes_elsewhere_only_if_the_node_cannot_run_it(make_policy):
+    """NodeAffinitySchedulingStrategy(soft=True), as in Ray: a busy node keeps the request
+    (neither at once nor after `spill_after`); a node that cannot run it at all passes it on."""
+    policy = make_policy(cpus=1, pooled=1, a=node("tcp://a", 4, free=4))
+    policy.request(request(), now=1.0)  # takes this node's only CPU
+    soft = request()
+    soft.soft_affinity = True
+    assert policy.request(soft, now=1.1).spill == []
+    assert policy.tick(now=2.0).spill == []
+    assert list(policy.scheduler.pending) == [soft]
+    too_big = request(cpus=2)
+    too_big.soft_affinity = True
+    assert policy.request(too_big, now=2.1).spill == [(too_big, "tcp://a")]
+
+
 def test_dead_node_is_not_a_target(make_policy):
     policy = make_policy(cpus=1, pooled=1, a=node("tcp://a", 4, free=4))
     policy.node_died("a")
