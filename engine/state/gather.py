@@ -8,13 +8,17 @@ two ways of sending its requests: from a driver's own core worker (`DriverCaller
 `engine.init()`, embedded or joined) or from a process outside the cluster
 (`OneShotCaller`: the CLI, with the cluster's key). A process that does not answer in
 time (it exited meanwhile, or is stuck) is listed in `unreachable`; the answer is what
-the others said. A head that does not answer raises `ClusterError`.
+the others said. A head that does not answer raises `ClusterError`. A driver asks the
+processes at once (`DriverCaller.parallel`), so processes that exited meanwhile (after a run
+that killed its actors: dozens) cost one deadline in all, not one each; the CLI's one-shot
+client asks them in turn (it is not thread-safe; a process gone is refused within ~1 s).
 
 Not thread-safe (one gather per caller at a time); each request has a deadline.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import ClusterError
@@ -24,8 +28,13 @@ from ..rpc import protocol as P
 TIMEOUT = 5.0  # seconds per request
 
 
+PARALLEL_REQUESTS = 32  # a driver's requests in flight at once (one thread each)
+
+
 class DriverCaller:
     """Requests sent by this process's core worker (a driver inside `engine.init()`)."""
+
+    parallel = True  # `core.call` may be called from several threads at once
 
     def __init__(self, core):
         self.core = core
@@ -119,11 +128,9 @@ def gather(call, what: tuple[str, ...]) -> Gathered:
     asked = [kind for kind in ("tasks", "objects", "actors", "timeline") if kind in what]
     if not asked:
         return out
-    for address in processes:
-        try:
-            answer = call(address, P.STATE_QUERY, asked)
-        except Exception as exc:  # noqa: BLE001 - exited meanwhile, or stuck
-            out.unreachable.append({"address": address, "error": str(exc)})
+    for address, answer in _ask_each(call, processes, P.STATE_QUERY, asked):
+        if isinstance(answer, Exception):  # exited meanwhile, or stuck
+            out.unreachable.append({"address": address, "error": str(answer)})
             continue
         for kind in asked:
             if kind == "timeline":
@@ -134,3 +141,19 @@ def gather(call, what: tuple[str, ...]) -> Gathered:
         if row.get("node_id") is None and row.get("worker_id"):
             row["node_id"] = worker_node.get(row["worker_id"])
     return out
+
+
+def _ask_each(call, addresses: list, kind: int, *fields) -> list:
+    """[(address, answer or the exception the call raised)] for each address, in order; at
+    once from a caller that allows it (`parallel`), else one after the other."""
+    def ask(address):
+        try:
+            return call(address, kind, *fields)
+        except Exception as exc:  # noqa: BLE001 - returned for the caller to report
+            return exc
+
+    if getattr(call, "parallel", False) and len(addresses) > 1:
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_REQUESTS, len(addresses)),
+                                thread_name_prefix="ownrun-state") as pool:
+            return list(zip(addresses, pool.map(ask, addresses), strict=True))
+    return [(address, ask(address)) for address in addresses]
