@@ -25,6 +25,10 @@ bundle the head no longer lists is released at once: its names leave the node's 
 workers leased with them are to be stopped (`BundleChanges.stop`) and requests queued for
 them are refused (`BundleChanges.refused`); its own resources go back to the pool.
 
+While requests wait, the owners of leases holding what they need are asked for idle leases
+back (`Decisions.recall`) — not for leases of no such resource, and not an owner whose own
+requests of the lease's kind are all that waits (it would get the same lease back).
+
 Does no I/O: methods return the decisions (grants to send, workers to start, owners to
 ask for idle leases back) for the daemon to carry out. Not thread-safe (daemon thread).
 """
