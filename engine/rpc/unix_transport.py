@@ -406,9 +406,11 @@ class UnixTransport:
         (`take_deferred`). A message of more than one socket buffer (~36 KiB: a frame inline)
         is queued as several; the first wakes the reading thread, the next ones find no thread
         waiting in its set and wake the I/O thread too. If the I/O thread then read it, the
-        reader woke for nothing and had to be nudged (3 wake-ups instead of 1). The caller
-        serializes this with `take` and `take_deferred` (the reading lock). Connections with a
-        backlog are not left: no new arrival would tell the reader about them."""
+        reader woke for nothing and had to be nudged: 3 wake-ups; left to the reader, 2. The
+        caller serializes this with `take_deferred` (core_worker's `_defer_lock`); a `_read`
+        meanwhile may only leave a connection listed that holds nothing more (one empty read
+        later). Connections with a backlog are not left: no new arrival would tell the reader
+        about them."""
         inbound, backlog, kept = self._inbound, self._backlog, []
         for event in events:
             fd = event[0]

@@ -26,8 +26,6 @@ from ..rpc import addresses, oneshot
 from ..rpc import protocol as P
 
 TIMEOUT = 5.0  # seconds per request
-
-
 PARALLEL_REQUESTS = 32  # a driver's requests in flight at once (one thread each)
 
 
