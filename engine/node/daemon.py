@@ -58,6 +58,7 @@ log = logging.getLogger("ownrun.node")
 FENCED_EXIT_CODE = 3  # the head declared this node dead and it stopped
 
 _REQUESTS = frozenset({P.REGISTER_CLIENT, P.OBJ_CREATE, P.OBJ_GET, P.NODE_STATS, P.UNREGISTER_CLIENT})
+_BEAT_CHECK_EVERY = 16  # messages handled between looks at the heartbeat clock
 
 
 class Client:
@@ -110,6 +111,9 @@ class NodeDaemon:
         self.clients_removed: list = []
         self.notice_token = notices.new_token()  # the head's notices to us carry it (rpc/notices.py)
         self.heartbeat_period = float(self.config.get("heartbeat_period", 0.1))
+        self.last_beat_at = 0.0  # monotonic time of the last heartbeat sent
+        self.longest_beat_gap_s = 0.0  # the head declares us dead after 10 s of this
+        self.longest_loop_s = 0.0  # one turn of the loop: poll excluded, handlers included
         self.current_frames: list = []
         self.warm_modules: set = set()  # modules the zygote was asked to pre-import
         self.deferred_registrations: list = []  # drivers waiting for the pre-started workers
@@ -206,7 +210,7 @@ class NodeDaemon:
             w = self.scheduler.workers.get(worker_id)
             if w is not None and w.address:
                 self.transport.send(w.address, [pack([P.EXIT_WORKER, self.address])])
-        for owner in decisions.recall:
+        for owner in self.scheduler.due_recalls(decisions.recall, time.monotonic()) if decisions.recall else ():
             self.transport.send(owner, [pack([P.RECALL_LEASES])])
         for worker_id in decisions.reap_query:
             self.transport.send(self.scheduler.workers[worker_id].address, [pack([P.REAP_QUERY])])
@@ -528,6 +532,10 @@ class NodeDaemon:
     def heartbeat(self) -> None:
         """Our resources (with the placement group bundles held: the head reads them from
         the total), what is free, the store's stats; and the clients that came and went."""
+        now = time.monotonic()
+        if self.last_beat_at:
+            self.longest_beat_gap_s = max(self.longest_beat_gap_s, now - self.last_beat_at)
+        self.last_beat_at = now
         self.bundles_reported = self.scheduler.bundles_changed
         self.transport.send(self.head_address, [pack([P.HEARTBEAT, self.node_id, self.address,
                                                       self.scheduler.total, self.scheduler.available,
@@ -628,6 +636,8 @@ class NodeDaemon:
         self.reply(addr, req_id, {"node_id": self.node_id, "store": self.store.stats(),
                                   "scheduler": self.scheduler.usage(), "clients": len(self.clients),
                                   "handler_errors": self.handler_errors,
+                                  "loop": {"longest_turn_s": round(self.longest_loop_s, 4),
+                                           "longest_beat_gap_s": round(self.longest_beat_gap_s, 4)},
                                   "nodes_known": sorted(self.spillback.view),
                                   "malformed": self.inbox.malformed,
                                   "unauthorized": self.inbox.unauthorized,
@@ -672,7 +682,13 @@ class NodeDaemon:
                 elif token[0] == "parent" and parent_fd is not None:
                     self.running = False
             self.transfer_bytes = 0
-            for frames in messages:
+            turn_started = time.monotonic()
+            for count, frames in enumerate(messages, 1):
+                if count % _BEAT_CHECK_EVERY == 0 and time.monotonic() >= next_beat:
+                    # a long batch (a herd of owners on a starved machine) must not silence
+                    # us: the head declares a node dead after 10 s without a beat
+                    self.heartbeat()
+                    next_beat = time.monotonic() + self.heartbeat_period
                 header = self.inbox.header(frames)
                 if header is None:  # malformed: dropped and counted; a request is answered
                     answer = self.inbox.reply_address(_REQUESTS)
@@ -688,6 +704,7 @@ class NodeDaemon:
                     log_handler_error(log, "failed to handle a message")
             if self.scheduler.bundles_changed != self.bundles_reported:  # the head learns it now
                 self.heartbeat()
+            self.longest_loop_s = max(self.longest_loop_s, time.monotonic() - turn_started)
             if self.transfer_bytes > self.max_transfer_bytes_per_loop:
                 self.max_transfer_bytes_per_loop = self.transfer_bytes
         self.stop()

@@ -27,7 +27,10 @@ them are refused (`BundleChanges.refused`); its own resources go back to the poo
 
 While requests wait, the owners of leases holding what they need are asked for idle leases
 back (`Decisions.recall`) — not for leases of no such resource, and not an owner whose own
-requests of the lease's kind are all that waits (it would get the same lease back).
+requests of the lease's kind are all that waits (it would get the same lease back). An owner
+once asked returns its idle leases for RECALL_HOLDS_S (worker/handlers.py), so `due_recalls`
+asks each one again at most every RECALL_REPEAT_S: every queued request asked every holder,
+and 60 owners with requests waiting got thousands of recalls a second (a herd of wake-ups).
 
 Does no I/O: methods return the decisions (grants to send, workers to start, owners to
 ask for idle leases back) for the daemon to carry out. Not thread-safe (daemon thread).
@@ -43,6 +46,8 @@ from ..placement_resources import bundle_resources, is_group_resource
 STARTING, IDLE, LEASED, DEAD = "starting", "idle", "leased", "dead"
 REAP_QUERIED = "reap_queried"  # idle, asked whether it may exit (owns nothing): not leasable
 RETIRED = "retired"  # ran its function's max_calls but owns objects in use: never leased again
+RECALL_HOLDS_S = 0.5  # an owner asked for its leases back returns idle ones for this long
+RECALL_REPEAT_S = 0.2  # so asking again sooner than this changes nothing
 
 
 @dataclass(slots=True, eq=False)
@@ -146,6 +151,7 @@ class LeaseScheduler:
         self.bundles_changed = 0  # bumped when `bundles` changes (the daemon beats at once)
         self.reaped = 0  # idle workers stopped (they owned nothing)
         self.kept_owners = 0  # answers "I own objects or tasks": kept in the pool
+        self.recalled_at: dict[str, float] = {}  # owner -> when it was last asked for leases
 
     # ---- resources ---------------------------------------------------------------------
     def _fits(self, resources: dict) -> bool:
@@ -389,10 +395,20 @@ class LeaseScheduler:
         self._schedule_into(out)
         return w, out
 
+    def due_recalls(self, owners, now: float) -> list[str]:
+        """The owners of `owners` (a decision's recall) not asked within RECALL_REPEAT_S."""
+        due = [o for o in owners if now - self.recalled_at.get(o, -RECALL_REPEAT_S) >= RECALL_REPEAT_S]
+        for owner in due:
+            self.recalled_at[owner] = now
+        if len(self.recalled_at) > 4 * len(self.workers) + 64:  # owners long gone or satisfied
+            self.recalled_at = {o: t for o, t in self.recalled_at.items() if now - t < RECALL_HOLDS_S}
+        return due
+
     def owner_died(self, owner_addr: str) -> list[bytes]:
         """Drops the dead owner's queued requests and unbinds workers still starting for it
         (their resources are free again; they join the pool when ready); returns the workers
         leased to it (to stop), except detached actors' workers, which outlive their owner."""
+        self.recalled_at.pop(owner_addr, None)
         self.pending = deque(r for r in self.pending if r.owner_addr != owner_addr)
         for w in self.workers.values():
             if w.state == STARTING and w.lease is not None and w.lease.owner_addr == owner_addr \

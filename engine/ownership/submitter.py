@@ -2,7 +2,8 @@
 
 Owns, per resource shape, the queue of tasks whose arguments are resolved, the leases
 granted to this owner by node daemons and how many tasks are in flight on each. Tasks are
-pushed directly to leased workers, up to `max_in_flight` per worker; more leases are
+pushed directly to leased workers, up to `max_in_flight` per worker (a long task one at a
+time, or behind short tasks only when no lease is free); more leases are
 requested while the queue outgrows the leased capacity; idle leases are kept briefly for
 reuse and returned when recalled (those holding resources) or after `idle_timeout`. A task
 whose function has `max_calls` (in `entry.extra`) counts against its lease: once the lease
@@ -108,6 +109,8 @@ class Submitter:
                     best = lease
                     if n == 0:
                         break
+            if best is None and limit == 1:
+                best = self._behind_short_tasks(queue)
             if best is None:
                 break
             entry = ready.popleft()
@@ -131,6 +134,19 @@ class Submitter:
                 self.request_shapes[request_id] = queue.shape
                 self._request_lease(request_id, queue.shape, queue.resources, queue.daemon,
                                     actor_options=queue.lease_options)
+
+    def _behind_short_tasks(self, queue: ShapeQueue) -> Lease | None:
+        """A lease running only short tasks (measured <= 1 ms each, so it is free again
+        within a few ms), for a long task that found no free lease: it waits that long
+        instead of asking for another worker. An owner alternating a long task with short
+        ones of the same shape (the video pipeline's flow, cumsum and smooth) otherwise took a
+        second worker for most long tasks, only to hand it back and ask again (lease churn)."""
+        for lease in queue.leases:
+            n = len(lease.in_flight)
+            if 0 < n < self.max_in_flight and not lease.spent \
+                    and all(self._depth(entry) > 1 for entry in lease.in_flight.values()):
+                return lease
+        return None
 
     def lease_granted(self, request_id: int, worker_id: bytes, address: str,
                       node_id: str, daemon: str, now: float) -> Lease | None:

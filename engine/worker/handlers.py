@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import time
 
+from ..node.scheduler import RECALL_HOLDS_S
 from ..rpc import protocol as P
 from ..rpc.transport import pack
 from . import deaths
@@ -46,7 +47,7 @@ def for_core_worker(core) -> dict:
         """Others wait for workers: give back idle leases now, and busy ones once idle."""
         submitter = tm.submitter
         submitter.recalled = True
-        core._recall_until = time.monotonic() + 0.5
+        core._recall_until = time.monotonic() + RECALL_HOLDS_S  # the daemon asks again meanwhile
         submitter.return_idle(time.monotonic(), 0.0, recall=True)
 
     def actor_state(h, frames):

@@ -13,6 +13,8 @@ from ownrun.engine.node.scheduler import (
     IDLE,
     LEASED,
     REAP_QUERIED,
+    RECALL_HOLDS_S,
+    RECALL_REPEAT_S,
     STARTING,
     LeaseRequest,
     LeaseScheduler,
@@ -514,3 +516,22 @@ def test_idle_workers_over_the_limit_are_reaped_only_after_the_grace_period():
     assert sched.tick(105.0).reap_query == []
     out = sched.tick(110.5)  # idle for the grace period: the pool goes back to its limit
     assert len(out.reap_query) == 2 and len(sched.idle) == 1
+
+
+def test_an_owner_is_asked_for_its_leases_again_only_after_its_recall_lapses(make_scheduler):
+    sched = make_scheduler()
+    owners = [OWNER_A, OWNER_B]
+    assert sched.due_recalls(owners, 10.0) == owners
+    assert sched.due_recalls(owners, 10.0 + RECALL_REPEAT_S / 2) == []  # still returning leases
+    assert sched.due_recalls([OWNER_A], 10.0 + 1.01 * RECALL_REPEAT_S) == [OWNER_A]
+    assert RECALL_REPEAT_S < RECALL_HOLDS_S  # asked again before the owner stops returning
+    sched.owner_died(OWNER_A)
+    assert sched.due_recalls([OWNER_A], 10.0 + 1.01 * RECALL_REPEAT_S) == [OWNER_A]  # a new process
+    sched.validate_state()
+
+
+def test_recall_times_of_owners_long_gone_are_forgotten(make_scheduler):
+    sched = make_scheduler()
+    for i in range(500):
+        sched.due_recalls([f"tcp://owner-{i}"], float(i))
+    assert len(sched.recalled_at) < 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from types import SimpleNamespace
 
 import pytest
@@ -275,4 +276,59 @@ def test_a_function_with_a_different_depth_is_held_to_its_own_limit(fakes):
     for i, fn in enumerate(["short", "short", "long", "long"]):
         sub.enqueue(SimpleNamespace(task_id=f"t{i}".encode(), fn_id=fn, extra=None), CPU1, dict(CPU1))
     grant(sub, fakes, 0, b"w1")
-    assert [t for t, _ in fakes.pushed] == [b"t0", b"t1"]  # t2 (depth 1) waits for an empty worker
+    # t2 (depth 1) goes behind the short tasks (no other lease is free): it waits a few ms
+    # instead of taking a second worker; t3 does not stack behind a long task
+    assert [t for t, _ in fakes.pushed] == [b"t0", b"t1", b"t2"]
+    sub.task_finished(b"w1", b"t0", 1.0)
+    assert [t for t, _ in fakes.pushed] == [b"t0", b"t1", b"t2"]
+    sub.task_finished(b"w1", b"t1", 1.0)
+    sub.task_finished(b"w1", b"t2", 1.0)
+    assert [t for t, _ in fakes.pushed] == [b"t0", b"t1", b"t2", b"t3"]
+
+
+def _alternating_submitter(fakes, max_in_flight=8):
+    """An owner whose `flow` is long (depth 1) and whose `cumsum` is short (the video app)."""
+    depths = {"cumsum": max_in_flight, "flow": 1}
+    return Submitter(fakes.push, fakes.request_lease, fakes.return_lease, fakes.cancel_request,
+                     max_in_flight=max_in_flight, max_lease_requests=4,
+                     depth=lambda entry: depths[entry.fn_id])
+
+
+def _entry(name: str, fn: str):
+    return SimpleNamespace(task_id=name.encode(), fn_id=fn, extra=None)
+
+
+def test_a_long_task_waits_behind_short_ones_instead_of_taking_a_second_lease(fakes):
+    sub = _alternating_submitter(fakes)
+    sub.enqueue(_entry("c0", "cumsum"), CPU1, dict(CPU1))
+    grant(sub, fakes, 0, b"w1")
+    for frame in range(1, 50):  # a short task in flight when each long one becomes ready
+        sub.enqueue(_entry(f"f{frame}", "flow"), CPU1, dict(CPU1))
+        sub.task_finished(b"w1", f"c{frame - 1}".encode(), float(frame))
+        sub.enqueue(_entry(f"c{frame}", "cumsum"), CPU1, dict(CPU1))
+        sub.task_finished(b"w1", f"f{frame}".encode(), float(frame))
+    assert len(fakes.requested) == 1 and fakes.returned == []  # one lease for the whole run
+    assert {worker for _, worker in fakes.pushed} == {b"w1"}
+    assert sub.queues[CPU1].ready == collections.deque()
+
+
+def test_long_tasks_still_spread_over_leases_when_several_wait(fakes):
+    sub = _alternating_submitter(fakes)
+    sub.enqueue(_entry("c0", "cumsum"), CPU1, dict(CPU1))
+    grant(sub, fakes, 0, b"w1")
+    sub.enqueue(_entry("f1", "flow"), CPU1, dict(CPU1))  # behind c0
+    sub.enqueue(_entry("f2", "flow"), CPU1, dict(CPU1))  # not behind f1: a second lease
+    assert [t for t, _ in fakes.pushed] == [b"c0", b"f1"]
+    assert len(fakes.requested) == 2
+    grant(sub, fakes, 1, b"w2")
+    assert fakes.pushed[-1] == (b"f2", b"w2")
+
+
+def test_a_long_task_never_waits_behind_an_unmeasured_one(fakes):
+    depths = {"new": 1, "flow": 1}  # unmeasured functions count as long
+    sub = Submitter(fakes.push, fakes.request_lease, fakes.return_lease, fakes.cancel_request,
+                    max_in_flight=8, max_lease_requests=4, depth=lambda entry: depths[entry.fn_id])
+    sub.enqueue(_entry("n0", "new"), CPU1, dict(CPU1))
+    grant(sub, fakes, 0, b"w1")
+    sub.enqueue(_entry("f1", "flow"), CPU1, dict(CPU1))
+    assert [t for t, _ in fakes.pushed] == [b"n0"] and len(fakes.requested) == 2
