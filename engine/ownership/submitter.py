@@ -109,7 +109,7 @@ class Submitter:
                     best = lease
                     if n == 0:
                         break
-            if best is None and limit == 1:
+            if best is None and limit == 1 and len(ready) == 1:  # (several waiting: more leases pay)
                 best = self._behind_short_tasks(queue)
             if best is None:
                 break
@@ -137,7 +137,8 @@ class Submitter:
 
     def _behind_short_tasks(self, queue: ShapeQueue) -> Lease | None:
         """A lease running only short tasks (measured <= 1 ms each, so it is free again
-        within a few ms), for a long task that found no free lease: it waits that long
+        within a few ms), for a long task that found no free lease and is the only one
+        waiting (with several waiting, more leases pay off): it waits that long
         instead of asking for another worker. An owner alternating a long task with short
         ones of the same shape (the video pipeline's flow, cumsum and smooth) otherwise took a
         second worker for most long tasks, only to hand it back and ask again (lease churn)."""
