@@ -12,7 +12,7 @@ import threading
 
 import pytest
 from ownrun.engine.rpc import transport as T
-from ownrun.engine.rpc.unix_transport import UnixTransport
+from ownrun.engine.rpc.unix_transport import MAX_FRAMES, UnixTransport
 
 from tests.conftest import wait_for
 
@@ -347,6 +347,20 @@ def test_a_message_too_big_for_one_socket_buffer_is_left_by_the_io_thread_to_the
         wait_for(io_thread_turn, timeout=20, message="the I/O thread woken by the message")
         assert b.take(left)[0] == [[b"late"]]
         assert b.take_deferred() == []
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_message_of_more_frames_than_the_header_counts_is_refused_not_garbled(sockets_dir):
+    a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
+    try:
+        too_many = [b"x"] * (MAX_FRAMES + 1)
+        assert a.send(b.address, too_many) is False and a.dropped == 1
+        assert a.send(b.address, []) is False and a.dropped == 2
+        a.send(b.address, [b"after"])
+        assert _receive(b, 1) == [[b"after"]]  # the connection is intact
+        assert b.malformed_connections == 0
     finally:
         a.close()
         b.close()
