@@ -3,7 +3,7 @@
 Owns, per resource shape, the queue of tasks whose arguments are resolved, the leases
 granted to this owner by node daemons and how many tasks are in flight on each. Tasks are
 pushed directly to leased workers, up to `max_in_flight` per worker (a long task one at a
-time, or behind short tasks only when no lease is free); more leases are
+time, or behind short tasks when it alone waits and no lease is free); more leases are
 requested while the queue outgrows the leased capacity; idle leases are kept briefly for
 reuse and returned when recalled (those holding resources) or after `idle_timeout`. A task
 whose function has `max_calls` (in `entry.extra`) counts against its lease: once the lease

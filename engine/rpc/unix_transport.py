@@ -176,13 +176,13 @@ class UnixTransport:
         """Queues frames to a peer. Returns False when the message is dropped (the peer's
         queue is full, the address is not a unix socket, this transport is closed, or the
         message has no frames or more than MAX_FRAMES: counted in `dropped`)."""
-        if not 0 < len(frames) <= MAX_FRAMES:  # its count would not fit the header's 16 bits
-            log.error("cannot send a message of %d frames to %s (1 to %d): dropped", len(frames), address,
-                      MAX_FRAMES)
-            self.dropped += 1
-            return False
         with self._send_lock:
             if self.closed:
+                return False
+            if not 0 < len(frames) <= MAX_FRAMES:  # its count would not fit the header's 16 bits
+                log.error("cannot send a message of %d frames to %s (1 to %d): dropped", len(frames),
+                          address, MAX_FRAMES)
+                self.dropped += 1
                 return False
             peer = self._peers.get(address)
             if peer is None:
