@@ -63,7 +63,7 @@ def start(
                                                     callback=check_key, help=KEY_HELP)] = None,
     node_timeout: Annotated[float, typer.Option(
         "--node-timeout", help="Seconds without a heartbeat before the head declares a node dead (one "
-                               "whose process exits is declared dead at once).")] = 10.0,
+                               "whose process exits is declared dead at once).")] = 30.0,  # liveness.DEFAULT_DEAD_AFTER
 ) -> None:
     """Start a cluster that outlives this command (stop it with `ownrun stop`)."""
     from ownrun.engine.cluster import started  # imports the engine: keep `ownrun --help` fast

@@ -7,7 +7,10 @@ connection the OS reports dropped, time passing, the head's own stall), instruct
 * A node that beats is ALIVE. Silent for `suspect_after` (default 1 s) it is SUSPECT: its
   work goes on, but daemons place no new leases on it (the cluster view marks it). A beat
   clears the suspicion.
-* Silent for `dead_after` (default 10 s, long enough for a loaded machine) it is DEAD.
+* Silent for `dead_after` (default 30 s) it is DEAD. Long enough for a loaded machine: a
+  daemon of a 2-core machine running the 60-video job (~200 processes) went 7 s between
+  beats, and at 10 s the job once lost its only node (Ray declares a hung node dead after
+  5 failed health checks 3 s apart). A crashed daemon is still dead at once (below).
 * A death the OS reports (the head's connection to the daemon dropped: the process exited
   or closed its inbox) makes it DEAD at once, whatever the timers say, so a killed node is
   still detected within milliseconds.
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 
 ALIVE, SUSPECT, DEAD = "ALIVE", "SUSPECT", "DEAD"
 DEFAULT_SUSPECT_AFTER = 1.0  # s without a heartbeat before no new leases go to a node
-DEFAULT_DEAD_AFTER = 10.0  # s without a heartbeat before a node is declared dead
+DEFAULT_DEAD_AFTER = 30.0  # s without a heartbeat before a node is declared dead
 
 
 @dataclass(frozen=True)

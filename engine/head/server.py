@@ -9,7 +9,7 @@ Every write is committed before the reply, so an acknowledged KV put survives a 
 
 Node liveness (`liveness.NodeLiveness`, pure): a node silent for `--suspect-timeout` (1 s)
 is marked suspect in the cluster view (daemons place no new leases on it), one silent for
-`--node-timeout` (10 s) is declared dead, and one whose connection to the head drops (the
+`--node-timeout` (30 s) is declared dead, and one whose connection to the head drops (the
 transport's watch of each daemon's inbox: the process exited) is declared dead at once.
 NODE_DIED goes to every live daemon and the dead node's clients. A dead node that beats
 again is answered NODE_FENCED and stops.

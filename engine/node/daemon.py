@@ -112,7 +112,7 @@ class NodeDaemon:
         self.notice_token = notices.new_token()  # the head's notices to us carry it (rpc/notices.py)
         self.heartbeat_period = float(self.config.get("heartbeat_period", 0.1))
         self.last_beat_at = 0.0  # monotonic time of the last heartbeat sent
-        self.longest_beat_gap_s = 0.0  # the head declares us dead after 10 s of this
+        self.longest_beat_gap_s = 0.0  # the head declares us dead after 30 s of this (default)
         self.longest_loop_s = 0.0  # one turn of the loop: poll excluded, handlers included
         self.current_frames: list = []
         self.warm_modules: set = set()  # modules the zygote was asked to pre-import
@@ -686,7 +686,7 @@ class NodeDaemon:
             for count, frames in enumerate(messages, 1):
                 if count % _BEAT_CHECK_EVERY == 0 and time.monotonic() >= next_beat:
                     # a long batch (a herd of owners on a starved machine) must not silence
-                    # us: the head declares a node dead after 10 s without a beat
+                    # us: the head declares a node dead after 30 s without a beat (default)
                     self.heartbeat()
                     next_beat = time.monotonic() + self.heartbeat_period
                 header = self.inbox.header(frames)

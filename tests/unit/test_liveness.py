@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from ownrun.engine.head.liveness import (
     ALIVE,
     DEAD,
+    DEFAULT_DEAD_AFTER,
     SUSPECT,
     Cleared,
     Dead,
@@ -113,3 +116,10 @@ def test_a_suspect_timeout_longer_than_the_death_timeout_is_capped():
 def test_timeouts_must_be_positive():
     with pytest.raises(ValueError):
         NodeLiveness(0, 10)
+
+
+def test_ownrun_start_defaults_to_the_liveness_death_timeout():
+    from ownrun.cli import start
+
+    default = inspect.signature(start.start).parameters["node_timeout"].default
+    assert default == DEFAULT_DEAD_AFTER
