@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from ownrun.engine.head.liveness import DEFAULT_DEAD_AFTER
 from ownrun.engine.head.server import PEER_LINGER, Head
 from ownrun.engine.head.tables import HeadTables
 from ownrun.engine.rpc import protocol as P
@@ -265,7 +266,7 @@ def _beat(head: Head, node: str, port: int) -> str:
 def test_a_silent_node_is_marked_suspect_in_the_cluster_view_not_dead(head):
     _beat(head, "n1", 7001)
     _beat(head, "n2", 7002)
-    head.check_liveness(time.monotonic() + 2.0)  # 2 s of silence: suspect (default 1 s), not dead (10 s)
+    head.check_liveness(time.monotonic() + 2.0)  # 2 s of silence: suspect (default 1 s), not dead (30 s)
     _beat(head, "n2", 7002)
     view = head.transport.sent[-1][1][1]
     assert view["n1"]["alive"] is True and view["n1"]["suspect"] is True
@@ -276,12 +277,12 @@ def test_a_silent_node_is_marked_suspect_in_the_cluster_view_not_dead(head):
 def test_a_dead_node_that_beats_again_is_fenced(head):
     addr = _beat(head, "n1", 7001)
     send(head, P.NODE_CLIENTS, "n1", [CLIENT], [], {}, _token("n1"))
-    head.check_liveness(time.monotonic() + 11.0)
+    head.check_liveness(time.monotonic() + DEFAULT_DEAD_AFTER + 1.0)
     assert [a for a, h in head.transport.sent if h[0] == P.NODE_DIED] == [CLIENT]
     head.transport.sent.clear()
     _beat(head, "n1", 7001)
-    assert head.transport.sent == [(addr, [P.NODE_FENCED, "n1", "declared dead: no heartbeat for 11.0s (timeout 10s)",
-                                           _token("n1")])]
+    reason = f"declared dead: no heartbeat for {DEFAULT_DEAD_AFTER + 1:.1f}s (timeout {DEFAULT_DEAD_AFTER:g}s)"
+    assert head.transport.sent == [(addr, [P.NODE_FENCED, "n1", reason, _token("n1")])]
     assert head.tables.nodes["n1"]["alive"] is False
     again = restarted(head)  # a restarted head fences it too
     send(again, P.HEARTBEAT, "n1", addr, {"CPU": 1.0}, {"CPU": 1.0}, {}, _token("n1"))
