@@ -293,17 +293,33 @@ class _Owner:
         self.sent += 1
 
     def check(self, block: bool = False) -> None:
-        """Pops the finished sends; raises the first failure as VideoError."""
-        while self.pending:
-            index, ref = self.pending[0]
-            if not block:
-                ready, _ = engine.wait([ref], timeout=0)
-                if not ready:
-                    return
-            try:
-                engine.get(ref)
-            except engine.TaskError as exc:
-                raise VideoError(f"{self.job.path}: frame {index}: {_last_line(exc)}") from None
+        """Pops the finished sends (in order, up to the first unfinished one); raises the first
+        failure as VideoError. One `wait` and one `get` for all of them, not one of each per
+        send (2 engine calls per check instead of ~9: a sixth of an owner's time under yappi,
+        within run-to-run noise of its CPU without it)."""
+        if not self.pending:
+            return
+        refs = [ref for _, ref in self.pending]
+        if block:
+            done = len(refs)
+        else:
+            ready, _ = engine.wait(refs, num_returns=len(refs), timeout=0)
+            ready = set(ready)
+            done = 0
+            while done < len(refs) and refs[done] in ready:
+                done += 1
+            if not done:
+                return
+        try:
+            engine.get(refs[:done])
+        except engine.TaskError:
+            for index, ref in list(self.pending)[:done]:  # which frame failed, for the message
+                try:
+                    engine.get(ref)
+                except engine.TaskError as exc:
+                    raise VideoError(f"{self.job.path}: frame {index}: {_last_line(exc)}") from None
+            raise
+        for _ in range(done):
             self.pending.popleft()
 
 
