@@ -684,11 +684,12 @@ class NodeDaemon:
             self.transfer_bytes = 0
             turn_started = time.monotonic()
             for count, frames in enumerate(messages, 1):
-                if count % _BEAT_CHECK_EVERY == 0 and time.monotonic() >= next_beat:
+                if count % _BEAT_CHECK_EVERY == 0 \
+                        and time.monotonic() - self.last_beat_at >= self.heartbeat_period:
                     # a long batch (a herd of owners on a starved machine) must not silence
-                    # us: the head declares a node dead after 30 s without a beat (default)
+                    # us: the head declares a node dead after 30 s without a beat (default).
+                    # `next_beat` stays: the spills and reaps due with it still run next turn.
                     self.heartbeat()
-                    next_beat = time.monotonic() + self.heartbeat_period
                 header = self.inbox.header(frames)
                 if header is None:  # malformed: dropped and counted; a request is answered
                     answer = self.inbox.reply_address(_REQUESTS)

@@ -206,3 +206,16 @@ def test_a_read_that_fails_for_a_passing_reason_is_retried_not_reported_lost():
         assert debug.node_stats()["handler_errors"] == 0
     finally:
         engine.shutdown()
+
+
+def test_the_daemon_reports_its_longest_loop_turn_and_gap_between_heartbeats():
+    assert not engine.is_initialized(), "this test starts its own cluster"
+    engine.init(num_cpus=1)
+    try:
+        engine.get([make_owned.remote() for _ in range(20)], timeout=60)  # a few turns with messages
+        wait_for(lambda: debug.node_stats()["loop"]["longest_beat_gap_s"] > 0, timeout=30,
+                 message="two heartbeats")
+        loop = debug.node_stats()["loop"]
+        assert set(loop) == {"longest_turn_s", "longest_beat_gap_s"} and loop["longest_turn_s"] >= 0
+    finally:
+        engine.shutdown()
