@@ -8,7 +8,8 @@ submits:
 1. `decoder.decode(i)` on the video's `Decoder` actor (seeks only when not reading
    sequentially; grayscale; `max_restarts=-1`, `max_task_retries=-1`, so a killed decoder
    is restarted and the call re-run: decode(i) is deterministic given i);
-2. `flow(prev_frame, frame, features, i)`, 2 returns: transform and tracked features;
+2. `flow(prev_frame, frame, features, i)`, 2 returns: transform and the corners tracked into
+   the frame (`stabilize.Tracks`);
 3. `cumsum(prev_trajectory, transform, checkpoint_key)`: the trajectory; with checkpoints
    on, the cumsum of frame j with (j + r) % K == 0 also writes it to the head's KV;
 4. once frame i + r is released, `smooth(transform[i], trajectory[i], *window)` over the

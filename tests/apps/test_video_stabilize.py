@@ -114,10 +114,22 @@ def test_failure_spike_is_the_worst_latency_of_the_hit_video_near_the_failure():
     assert spike["spike_frame"] == 50 and spike["frames_over_1s"] == 1
 
 
-def test_stabilizing_a_synthetic_clip_leaves_well_below_the_input_jitter(tmp_path):
+def test_corners_are_re_detected_when_half_of_the_detected_are_lost_and_every_200_frames():
+    points = np.zeros((40, 1, 2), np.float32)
+    assert not stabilize.Tracks(points, 50).worn_out(7)
+    assert not stabilize.Tracks(points[:25], 50).worn_out(7)
+    assert stabilize.Tracks(points[:24], 50).worn_out(7)
+    assert stabilize.Tracks(points, 40).worn_out(stabilize.REDETECT_EVERY)
+    assert stabilize.Tracks(points[:2], 2).worn_out(7)  # too few to fit a transform
+
+
+def test_stabilizing_a_synthetic_clip_leaves_well_below_the_input_jitter(tmp_path, monkeypatch):
     spec = synthetic.SyntheticSpec(width=160, height=120, fps=15, frames=120, seed=5)
     clip = synthetic.ensure_video(spec, tmp_path)
     assert clip.path.stat().st_size > 0
+    detections = []
+    detect = stabilize.detect_features
+    monkeypatch.setattr(stabilize, "detect_features", lambda gray: detections.append(1) or detect(gray))
     capture = cv2.VideoCapture(str(clip.path))
     prev, features, transforms = None, None, []
     for index in range(spec.frames):
@@ -133,6 +145,9 @@ def test_stabilizing_a_synthetic_clip_leaves_well_below_the_input_jitter(tmp_pat
     assert jitter["input_px"] > 3.0  # sigma 3 px per axis
     assert jitter["residual_px"] < 0.5 * jitter["input_px"]
     assert jitter["residual_deg"] < 0.5 * jitter["input_deg"]
+    # the scene has few corners (fewer than MAX_CORNERS): tracked ones are followed from frame
+    # to frame, not re-detected on every frame
+    assert 1 <= len(detections) < spec.frames // 4
 
 
 def test_synthetic_clips_are_cached_by_their_parameters(tmp_path):
