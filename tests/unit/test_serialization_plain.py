@@ -1,15 +1,20 @@
-"""Plain data (numbers, strings, numpy arrays and scalars in small tuples, lists and dicts)
-goes through the C pickler alone and comes back equal, with out-of-band array buffers as
-before; anything that needs cloudpickle (a class or function made at run time, an object
-array, a ref inside, a numpy subclass, too deep or too long a container) still gets it."""
+"""Plain data (numbers, strings, numpy arrays and scalars in small tuples, lists and dicts,
+instances of importable classes holding plain data) goes through the C pickler alone and
+comes back equal, with out-of-band array buffers as before; anything that needs cloudpickle
+(a class or function made at run time, an object array, a ref inside, a numpy subclass,
+too deep or too long a container, a class with its own reduce, a dict subclass, a class of
+a module pickled by value) still gets it."""
 
 from __future__ import annotations
+
+import sys
 
 import cloudpickle
 import numpy as np
 import pytest
 from ownrun.engine.object_ref import ObjectRef
 from ownrun.engine.worker import serialization
+from plain_classes import Empty, Items, Point, Reduces
 
 
 def _cloudpickle_frames(value) -> list:
@@ -31,6 +36,8 @@ def _same(a, b) -> bool:
 
 
 PLAIN = [
+    Point(1.5, ("a", 2)),
+    (0.5, [Point(2.0), Empty()]),
     (1.5, -2.0, 0.25),
     ((0.1, 0.2, 0.3), np.arange(128, dtype=np.float32).reshape(64, 1, 2)),
     np.zeros((240, 320), np.uint8),
@@ -59,13 +66,23 @@ def test_an_array_travels_out_of_band_as_with_cloudpickle():
     assert np.array_equal(serialization.deserialize(frames), frame)
 
 
-class _Made:  # a class of this test module: not plain (cloudpickle decides how to pickle it)
+class _Made:  # a class of this test module (shipped by value, see conftest): not plain
     pass
+
+
+def _local_instance():
+    class Local:
+        pass
+    return Local()
 
 
 NOT_PLAIN = [
     (lambda: 1,),
     [_Made()],
+    Point(lambda: 2),
+    _local_instance(),
+    Reduces(),
+    Items(f=lambda: 3),
     np.array([object(), 1], dtype=object),
     np.ma.array([1, 2]),
     {("tuple", "key"): 1},
@@ -79,6 +96,25 @@ def test_anything_else_still_goes_through_cloudpickle(value):
     assert not serialization._plain(value)
     frames, _ = serialization.serialize(value)
     assert [bytes(f) for f in frames] == _cloudpickle_frames(value)
+
+
+def test_an_instance_of_an_importable_class_pickles_as_with_cloudpickle():
+    for value in (Point(1.5, ("a", 2)), Point(np.arange(6, dtype=np.float32)), Empty()):
+        frames, _ = serialization.serialize(value)
+        assert [bytes(f) for f in frames] == _cloudpickle_frames(value)
+
+
+def test_a_class_of_a_module_registered_to_pickle_by_value_goes_through_cloudpickle():
+    module = sys.modules[Point.__module__]
+    assert serialization._plain(Point(1.0))
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        assert not serialization._plain(Point(1.0))
+        frames, _ = serialization.serialize(Point(1.0))
+        assert [bytes(f) for f in frames] == _cloudpickle_frames(Point(1.0))
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    assert serialization._plain(Point(1.0))
 
 
 def test_a_ref_inside_a_tuple_is_still_reported():
