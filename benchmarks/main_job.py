@@ -10,7 +10,10 @@ share (all CPUs, from /proc/stat) while the frames flow — from the end of star
 own `startup_s` + `lead_s`, read back afterwards; sampled every second) to the last frame.
 Target (issue 8): keeps up with at least 30% of the CPU to spare, so the job still keeps up on
 a busier machine. Other processes on the machine count as busy: measure on a quiet machine and
-read the load average recorded with the figures.
+read the load average recorded with the figures. Two figures say how much of the busy share
+is not the job's own: `steal_share` (time the hypervisor ran something else while this VM
+wanted to run; counted busy) and `job_cpu_share`, the CPU time of the job's own process tree
+(sampled every 5 s, psutil) over the machine's capacity in the same window.
 Does not: start the engine itself or change the job's defaults.
 How it fails: a run that fails (exit code, no summary) is recorded with its error and the
 others still run; the exit code is 1 then.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,16 +30,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from ownrun.benchmarks import RESULTS_DIR, meta
+from ownrun.benchmarks import RESULTS_DIR, meta, procs
 
 TARGET_IDLE = 0.30  # share of the machine's CPU left over while the job runs
 TIMEOUT_S = 900.0
+TREE_EVERY = 5  # samples between two readings of the job's own CPU time (each walks ~300 processes)
 
 
-def cpu_times() -> tuple[int, int]:
-    """(total, idle) jiffies of all CPUs since boot (idle includes iowait)."""
+def cpu_times() -> tuple[int, int, int]:
+    """(total, idle, steal) jiffies of all CPUs since boot (idle includes iowait). Guest time
+    is already in user time, so it is left out of the total."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return sum(fields), fields[3] + fields[4]
+    return sum(fields[:8]), fields[3] + fields[4], fields[7]
 
 
 def one_run(ownrun: str, runs_dir: Path) -> dict:
@@ -43,9 +49,11 @@ def one_run(ownrun: str, runs_dir: Path) -> dict:
     launched = time.monotonic()
     proc = subprocess.Popen([ownrun, "video", "--videos", "60", "--no-live", "--runs", str(runs_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    samples = []  # (seconds since launch, total jiffies, idle jiffies, load average)
+    samples = []  # (seconds since launch, total, idle, steal jiffies, load average, job CPU s or None)
+    ticks = os.sysconf("SC_CLK_TCK")
     while proc.poll() is None:
-        samples.append((time.monotonic() - launched, *cpu_times(), meta.load_average()))
+        tree = procs.tree_cpu_seconds(proc.pid) if procs.AVAILABLE and len(samples) % TREE_EVERY == 0 else None
+        samples.append((time.monotonic() - launched, *cpu_times(), meta.load_average(), tree))
         try:
             proc.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
@@ -60,19 +68,29 @@ def one_run(ownrun: str, runs_dir: Path) -> dict:
     flowing_from = config["startup_s"] + config["lead_s"]
     flowing_until = flowing_from + summary["duration_s"]
     window = [s for s in samples if flowing_from <= s[0] <= flowing_until]
-    busy = None
+    busy = steal = job = None
     if len(window) >= 2:
         total, idle = window[-1][1] - window[0][1], window[-1][2] - window[0][2]
         busy = 1.0 - idle / total if total else None
+        steal = (window[-1][3] - window[0][3]) / total if total else None
+    treed = [s for s in window if s[5] is not None]
+    if len(treed) >= 2 and treed[-1][0] > treed[0][0]:
+        capacity_s = (treed[-1][1] - treed[0][1]) / ticks  # jiffies of all CPUs, in seconds
+        job = (treed[-1][5] - treed[0][5]) / capacity_s if capacity_s else None
     latency = summary["latency_above_floor_s"]
-    loads = [s[3][0] for s in window if s[3]]
+    loads = [s[4][0] for s in window if s[4]]
     return {"kept_up": summary["kept_up"], "frames_per_s": summary["frames_per_s"],
             "target_frames_per_s": summary["target_frames_per_s"],
             "p50_s": latency["p50"], "p99_s": latency["p99"], "max_s": latency["max"],
             "busy_share": busy, "idle_share": None if busy is None else 1.0 - busy,
+            "steal_share": steal, "job_cpu_share": job,
             "measured_s": window[-1][0] - window[0][0] if len(window) >= 2 else None,
             "startup_s": config["startup_s"], "peak_pss_mib": config.get("peak_pss_mib"),
             "loadavg": [min(loads), max(loads)] if loads else None}
+
+
+def _share(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0%}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,11 +112,11 @@ def main(argv: list[str] | None = None) -> int:
             if "error" in result:
                 print(f"run {i + 1}: {result['error']}")
                 continue
-            busy = result["busy_share"]
             print(f"run {i + 1}: kept up {'yes' if result['kept_up'] else 'no'}, "
                   f"{result['frames_per_s']:.0f} frames/s, p50 {result['p50_s'] * 1e3:.0f} ms, "
-                  f"p99 {result['p99_s'] * 1e3:.0f} ms, machine busy "
-                  f"{'?' if busy is None else f'{busy:.0%}'}, load {result['loadavg']}")
+                  f"p99 {result['p99_s'] * 1e3:.0f} ms, machine busy {_share(result['busy_share'])} "
+                  f"(steal {_share(result['steal_share'])}; the job's own processes "
+                  f"{_share(result['job_cpu_share'])}), load {result['loadavg']}")
     document = run.document({"runs": args.runs, "command": "ownrun video --videos 60",
                              "target_idle_share": TARGET_IDLE}, results)
     print(f"wrote {meta.write(document, args.json)}")

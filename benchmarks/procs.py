@@ -1,6 +1,6 @@
-"""Memory and process counts of the driver's process tree, for the benchmarks.
+"""Memory, CPU time and process counts of the driver's process tree, for the benchmarks.
 
-Owns: finding the driver's descendant processes and summing their RSS and PSS.
+Owns: finding the driver's descendant processes and summing their RSS, PSS and CPU time.
 Does not: know anything about the engine (an embedded cluster's head, node daemons and
 workers are simply the driver's descendants).
 RSS counts a shared page once per process that maps it, so its sum overstates the tree;
@@ -58,6 +58,24 @@ def measure(pids: Iterable[int]) -> Memory:
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             continue
     return Memory(count, rss, pss if pss_known else None)
+
+
+def tree_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU seconds used so far by `root_pid` and its live descendants (a
+    process that exited takes its time with it)."""
+    total = 0.0
+    try:
+        procs = [psutil.Process(root_pid)]
+        procs += procs[0].children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return total
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue
+        total += times.user + times.system
+    return total
 
 
 def measure_tree(root_pid: int | None = None) -> Memory:

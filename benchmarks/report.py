@@ -131,28 +131,36 @@ def video_section(document: dict[str, Any] | None) -> list[str]:
     return lines + ["", _provenance(document, command), ""]
 
 
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{share:.0%}"
+
+
 def main_job_section(document: dict[str, Any] | None) -> list[str]:
     command = "python benchmarks/main_job.py"
     lines = ["### The main job: `ownrun video --videos 60`", ""]
     if document is None:
         return lines + _missing("main_job", command)
     target = (document.get("config") or {}).get("target_idle_share", 0.3)
-    lines += [f"| run | kept up | frames/s | p50 | p99 | max | machine idle (≥ {target:.0%}) | load average |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| run | kept up | frames/s | p50 | p99 | max | machine idle (≥ {target:.0%}) | steal | "
+              "job's own CPU | load average |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(document["results"], 1):
         if "error" in r:
-            lines.append(f"| {i} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {i} | failed: {r['error']} | | | | | | | | |")
             continue
         idle = r.get("idle_share")
         mark = "" if idle is None else (" ✓" if idle >= target else " ✗")
         load = r.get("loadavg")
         lines.append(f"| {i} | {'yes' if r['kept_up'] else 'no'} | {r['frames_per_s']:.0f} of "
                      f"{r['target_frames_per_s']:.0f} | {r['p50_s'] * 1e3:.0f} ms | {r['p99_s'] * 1e3:.0f} ms | "
-                     f"{r['max_s'] * 1e3:.0f} ms | {'—' if idle is None else f'{idle:.0%}'}{mark} | "
+                     f"{r['max_s'] * 1e3:.0f} ms | {_percent(idle)}{mark} | {_percent(r.get('steal_share'))} | "
+                     f"{_percent(r.get('job_cpu_share'))} | "
                      f"{'—' if not load else f'{load[0]:.1f}–{load[1]:.1f}'} |")
     note = ("Latency is above the job's 1 s floor (the smoothing window's lookahead); the machine's "
             "idle share is all CPUs' idle time from /proc/stat while frames flow (start-up excluded), "
-            "so anything else running counts as busy.")
+            "so anything else running counts as busy, as does steal (the hypervisor running other "
+            "work while this VM waits); the job's own CPU is its process tree's CPU time over the "
+            "machine's capacity in the same window.")
     return lines + ["", note + " " + _provenance(document, command), ""]
 
 

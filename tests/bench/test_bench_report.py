@@ -125,13 +125,15 @@ def test_rl_section_says_how_to_measure_when_rl_json_is_missing(results):
 
 def test_the_main_job_section_gives_each_run_its_idle_share_against_the_target(tmp_path):
     run = {"kept_up": True, "frames_per_s": 239.3, "target_frames_per_s": 240.0, "p50_s": 0.0056,
-           "p99_s": 0.0305, "max_s": 0.33, "busy_share": 0.64, "idle_share": 0.36, "loadavg": [2.4, 3.1]}
+           "p99_s": 0.0305, "max_s": 0.33, "busy_share": 0.64, "idle_share": 0.36, "loadavg": [2.4, 3.1],
+           "steal_share": 0.021, "job_cpu_share": 0.58}
     busy = {**run, "kept_up": False, "frames_per_s": 201.0, "busy_share": 0.95, "idle_share": 0.05}
+    del busy["steal_share"], busy["job_cpu_share"]  # (recorded before these were measured)
     document = {**META, "benchmark": "main_job", "config": {"runs": 3, "target_idle_share": 0.3},
                 "results": [run, busy, {"error": "exit code 1: ['boom']"}]}
     (tmp_path / "main_job.json").write_text(json.dumps(document))
     lines = report.main_job_section(json.loads((tmp_path / "main_job.json").read_text()))
-    assert "| 1 | yes | 239 of 240 | 6 ms | 30 ms | 330 ms | 36% ✓ | 2.4–3.1 |" in lines
-    assert "| 2 | no | 201 of 240 | 6 ms | 30 ms | 330 ms | 5% ✗ | 2.4–3.1 |" in lines
-    assert "| 3 | failed: exit code 1: ['boom'] | | | | | | |" in lines
+    assert "| 1 | yes | 239 of 240 | 6 ms | 30 ms | 330 ms | 36% ✓ | 2% | 58% | 2.4–3.1 |" in lines
+    assert "| 2 | no | 201 of 240 | 6 ms | 30 ms | 330 ms | 5% ✗ | — | — | 2.4–3.1 |" in lines
+    assert "| 3 | failed: exit code 1: ['boom'] | | | | | | | | |" in lines
     assert "Not measured yet: run `python benchmarks/main_job.py`" in report.render_block(tmp_path / "none")
