@@ -7,7 +7,7 @@ into shared memory and read back as a zero-copy, read-only view.
 * frames: `[inband_pickle, buffer0, buffer1, ...]` — sent as zmq frames for inline values.
 * plain data — None, bool, numbers, str, bytes, numpy arrays (not of objects) and numpy
   scalars, in tuples, lists and dicts of at most `_PLAIN_ITEMS` items, `_PLAIN_DEPTH` deep,
-  and instances of importable classes whose attributes are plain data (`_by_reference`: a
+  and instances of importable classes whose attributes are plain data (`_reduces_to_dict`: a
   dataclass of a module, say) — goes through the C pickler alone: it pickles those exactly
   as cloudpickle does, without cloudpickle's per-object Python hook (a tuple of two small
   arrays: 33 -> 13 us; a 320x240 frame 23 -> 10 us; a dataclass holding an array 21 -> 8 us,
@@ -39,7 +39,7 @@ _PLAIN_SCALARS = set(_FAST_TYPES | {complex})  # numpy's scalar types join once 
 _PLAIN_ITEMS = 64
 _PLAIN_DEPTH = 4
 _numpy_array_type: type | None = None
-_by_reference_classes: dict[type, bool] = {}  # class -> instances pickle as (class, __dict__)
+_by_reference_classes: dict[type, bool] = {}  # importable class -> instances pickle as (class, __dict__)
 _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by a class statement, not a built-in
 
 
@@ -56,25 +56,30 @@ def _load_numpy_types() -> type | None:
     return _numpy_array_type
 
 
-def _by_reference(kind: type) -> bool:
-    """Whether the C pickler writes an instance of `kind` as cloudpickle does: the class by
-    reference (found again by module and qualified name in another process: not `__main__`,
-    not made inside a function) and the instance's `__dict__` as its state (object's own
-    reduce and state methods, no `__slots__`, no copyreg entry, and no built-in base but
-    object: a dict or tuple subclass pickles its items too)."""
-    if type(kind) is not type or kind.__module__ in (None, "__main__") or copyreg.dispatch_table.get(kind):
-        return False
-    if not all(base.__flags__ & _HEAP_TYPE for base in kind.__mro__[:-1]):
-        return False
-    if kind.__reduce_ex__ is not object.__reduce_ex__ or kind.__reduce__ is not object.__reduce__ \
-            or kind.__getstate__ is not object.__getstate__ or hasattr(kind, "__setstate__") \
-            or hasattr(kind, "__getnewargs_ex__") or hasattr(kind, "__getnewargs__") \
-            or any("__slots__" in vars(base) for base in kind.__mro__[:-1]):
+def _importable(kind: type) -> bool:
+    """Whether another process finds `kind` again by module and qualified name (not a class
+    of `__main__` or made inside a function), as cloudpickle's pickling by reference needs."""
+    if kind.__module__ in (None, "__main__"):
         return False
     found = sys.modules.get(kind.__module__)
     for part in kind.__qualname__.split("."):
         found = getattr(found, part, None)
     return found is kind
+
+
+def _reduces_to_dict(kind: type) -> bool:
+    """Whether the C pickler writes an instance of (importable) `kind` as cloudpickle does:
+    the class by reference and the instance's `__dict__` as its state (object's own reduce
+    and state methods, no `__slots__`, no copyreg entry, and no built-in base but object: a
+    dict or tuple subclass pickles its items too)."""
+    if type(kind) is not type or copyreg.dispatch_table.get(kind):
+        return False
+    if not all(base.__flags__ & _HEAP_TYPE for base in kind.__mro__[:-1]):
+        return False
+    return not (kind.__reduce_ex__ is not object.__reduce_ex__ or kind.__reduce__ is not object.__reduce__
+                or kind.__getstate__ is not object.__getstate__ or hasattr(kind, "__setstate__")
+                or hasattr(kind, "__getnewargs_ex__") or hasattr(kind, "__getnewargs__")
+                or any("__slots__" in vars(base) for base in kind.__mro__[:-1]))
 
 
 def _registered_by_value(kind: type) -> bool:
@@ -119,7 +124,9 @@ def _plain(value, depth: int = 0) -> bool:
         return not value.dtype.hasobject
     by_reference = _by_reference_classes.get(kind)
     if by_reference is None:
-        by_reference = _by_reference_classes[kind] = _by_reference(kind)
+        if not _importable(kind):  # made at run time, perhaps one of many: not remembered
+            return False
+        by_reference = _by_reference_classes[kind] = _reduces_to_dict(kind)
     if not by_reference:
         return False
     state = getattr(value, "__dict__", None)

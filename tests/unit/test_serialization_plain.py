@@ -104,6 +104,18 @@ def test_an_instance_of_an_importable_class_pickles_as_with_cloudpickle():
         assert [bytes(f) for f in frames] == _cloudpickle_frames(value)
 
 
+def test_classes_made_at_run_time_are_not_remembered():
+    """Only importable classes are remembered (a bounded set): a class made inside a function
+    may be one of many, and remembering it would keep it alive."""
+    before = len(serialization._by_reference_classes)
+    for _ in range(3):
+        value = _local_instance()
+        assert not serialization._plain(value)
+        assert type(value) not in serialization._by_reference_classes
+    assert len(serialization._by_reference_classes) == before
+    assert serialization._plain(Point(1.0)) and serialization._by_reference_classes[Point] is True
+
+
 def test_a_class_of_a_module_registered_to_pickle_by_value_goes_through_cloudpickle():
     module = sys.modules[Point.__module__]
     assert serialization._plain(Point(1.0))
