@@ -75,7 +75,9 @@ class Submitter:
         self.leases_by_worker: dict[bytes, Lease] = {}
         self._next_request = 0
         self.request_shapes: dict[int, tuple] = {}  # outstanding lease request -> shape
-        self.recalled = False  # a daemon has requests waiting: return leases as soon as idle
+        # A daemon has requests waiting: until then, leases holding resources go back as soon
+        # as idle (checked when a task finishes, so holding this needs no timer).
+        self.recalled_until = float("-inf")
 
     def enqueue(self, entry, shape: tuple, resources: dict, daemon: str | None = None,
                 lease_options: dict | None = None) -> None:
@@ -164,21 +166,46 @@ class Submitter:
         return lease
 
     def task_finished(self, worker_id: bytes, task_id: bytes, now: float):
-        """A pushed task replied. Returns its entry (or None if unknown)."""
+        """A pushed task replied (`task_replied` then `settle`). Returns its entry (or None if
+        unknown)."""
         lease = self.leases_by_worker.get(worker_id)
         if lease is None:
             return None
-        entry = lease.in_flight.pop(task_id, None)
+        entry = lease.in_flight.get(task_id)
+        self.task_replied(worker_id, task_id, now)
+        self.settle(lease, now)
+        return entry
+
+    def task_replied(self, worker_id: bytes, task_id: bytes, now: float) -> Lease | None:
+        """A pushed task replied: its lease has room again, for the tasks its results make ready
+        (the caller stores them, then calls `settle`). Returns the lease (None if unknown).
+
+        Deciding about the lease only after the results are stored is what lets an owner
+        that is behind keep it: its next task of the shape (a video's next flow, waiting for
+        this one's corners) is ready by then and goes to the same worker; decided before,
+        a recalled owner gave the lease back and queued for a new one behind every other owner
+        once per task, and under load fell further behind with each hand-over."""
+        lease = self.leases_by_worker.get(worker_id)
+        if lease is None:
+            return None
+        lease.in_flight.pop(task_id, None)
+        if not lease.in_flight:
+            lease.idle_since = now
+        return lease
+
+    def settle(self, lease: Lease, now: float) -> None:
+        """After a reply was handled: tasks that wait go to `lease` (or others); idle, it goes back
+        if spent (max_calls) or recalled and nothing of its shape waits."""
+        if self.leases_by_worker.get(lease.worker_id) is not lease:
+            return  # its worker died or the lease went back meanwhile
         queue = self.queues[lease.shape]
         if queue.ready:
             self.dispatch(queue)
         if not lease.in_flight:
-            lease.idle_since = now
             if lease.spent:  # (the dispatch above already asked for a lease to replace it)
                 self._give_back(queue, lease, retire=True)
-            elif self.recalled and not queue.ready and _holds_resources(queue):
+            elif now < self.recalled_until and not queue.ready and _holds_resources(queue):
                 self._give_back(queue, lease)
-        return entry
 
     def _give_back(self, queue: ShapeQueue, lease: Lease, retire: bool = False) -> None:
         queue.leases.remove(lease)
@@ -193,6 +220,12 @@ class Submitter:
         queue = self.queues[lease.shape]
         queue.leases.remove(lease)
         return list(lease.in_flight.values())
+
+    def recall(self, now: float, hold_s: float) -> None:
+        """The daemon asks for leases back: idle ones holding resources go now, busy ones as
+        their last task finishes, for `hold_s` (the daemon asks again if it still waits)."""
+        self.recalled_until = now + hold_s
+        self.return_idle(now, 0.0, recall=True)
 
     def return_idle(self, now: float, idle_timeout: float, recall: bool = False) -> None:
         """Returns leases idle for longer than `idle_timeout` (0 returns every idle lease).

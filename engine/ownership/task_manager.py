@@ -565,9 +565,21 @@ class TaskManager:
             return
         if runtime is not None:
             self.policy.task_ran(entry.fn_id, runtime)
+        if kind != NORMAL:
+            self._take_reply(entry, worker_addr, returns, borrowed, frames)
+            return
+        lease = self.submitter.task_replied(worker_id, task_id, now)
+        try:
+            self._take_reply(entry, worker_addr, returns, borrowed, frames)
+        finally:  # (after its results are stored: the tasks they made ready may take the lease)
+            if lease is not None:
+                self.submitter.settle(lease, now)
+
+    def _take_reply(self, entry: TaskEntry, worker_addr: str, returns: list, borrowed: list | None,
+                    frames: list) -> None:
+        """The rest of `task_reply`: retries, failures, and the values of a finished task."""
+        task_id, kind = entry.task_id, entry.kind
         normal = kind == NORMAL
-        if normal:
-            self.submitter.task_finished(worker_id, task_id, now)
         if borrowed:
             self.refs.add_borrowers_from_reply(borrowed, worker_addr)
         failed = bool(returns) and returns[0][0] == ms.ERROR

@@ -58,7 +58,7 @@ DEFAULT_CONFIG = {
 }
 
 
-# The I/O loop's sleep when no lease or recall needs the 100 ms housekeeping tick.
+# The I/O loop's sleep when no lease request or cached pin needs the 100 ms housekeeping tick.
 IDLE_TICK_MS = 1000
 
 
@@ -100,7 +100,6 @@ class CoreWorker:
         self.node_id = self.node_info.get("node_id")
         self.handler_errors = 0
         self.log_printer = LogPrinter()  # worker output lines, written by a thread of their own
-        self._recall_until = 0.0
         self._node_death = threading.Event()  # set on every node death notice (readers re-check)
         self.failed_with: errors.EngineError | None = None  # our daemon died, or shutdown: see fail_waiters
         self._daemon_pid: int | None = None  # a driver's daemon on this machine: watched (pidfd)
@@ -190,10 +189,7 @@ class CoreWorker:
                     now = time.monotonic()
                     if now >= next_housekeeping:
                         next_housekeeping = now + 0.1
-                        submitter = self.tm.submitter
-                        if submitter.recalled and now > self._recall_until:
-                            submitter.recalled = False  # the daemon stopped asking
-                        submitter.return_idle(now, self.config["lease_idle_timeout"])
+                        self.tm.submitter.return_idle(now, self.config["lease_idle_timeout"])
                         if len(self.pins):
                             objects.unpin(self)
                     self.apply()
@@ -314,8 +310,9 @@ class CoreWorker:
             raise type(failed)(str(failed))
 
     def _poll_timeout_ms(self, next_housekeeping: float) -> int:
-        """How long the I/O loop may sleep. Outstanding lease requests, a recall and pins to
-        release need the 100 ms housekeeping tick; leases only the moment the first idle one
+        """How long the I/O loop may sleep. Outstanding lease requests and pins to release
+        need the 100 ms housekeeping tick (a recall does not: a lease goes back when its task
+        finishes, and the recall's window is a deadline the submitter checks then); leases only the moment the first idle one
         is due back (`lease_idle_timeout` after it went idle: an owner using its lease every
         frame never wakes for it); a process holding nothing (an idle worker, an owner between
         frames) sleeps up to `IDLE_TICK_MS`, so hundreds of idle processes do not wake the
@@ -325,7 +322,7 @@ class CoreWorker:
         loop's sleep at the housekeeping tick instead woke each of the main job's ~250 processes
         (and ran its housekeeping) after every message it got: ~7% more CPU for the whole job."""
         submitter = self.tm.submitter
-        if submitter.request_shapes or submitter.recalled or len(self.pins):
+        if submitter.request_shapes or len(self.pins):
             return max(1, min(100, int((next_housekeeping - time.monotonic()) * 1000) + 1))
         if submitter.leases_by_worker:
             with self.lock:

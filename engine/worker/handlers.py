@@ -45,10 +45,7 @@ def for_core_worker(core) -> dict:
 
     def recall_leases(h, frames):
         """Others wait for workers: give back idle leases now, and busy ones once idle."""
-        submitter = tm.submitter
-        submitter.recalled = True
-        core._recall_until = time.monotonic() + RECALL_HOLDS_S  # the daemon asks again meanwhile
-        submitter.return_idle(time.monotonic(), 0.0, recall=True)
+        tm.submitter.recall(time.monotonic(), RECALL_HOLDS_S)  # the daemon asks again meanwhile
 
     def actor_state(h, frames):
         _, actor_id, view = h[:3]

@@ -214,7 +214,7 @@ def test_recall_keeps_idle_leases_of_no_resources(submitter, fakes):
     enqueue(submitter, 2, shape=())
     grant(submitter, fakes, 0, b"cpu")
     grant(submitter, fakes, 1, b"zero")
-    submitter.recalled = True
+    submitter.recall(now=0.5, hold_s=1.0)
     submitter.task_finished(b"zero", b"t2", now=1.0)
     assert fakes.returned == []  # finished while recalled, but holds nothing
     submitter.task_finished(b"cpu", b"t1", now=1.0)
@@ -326,3 +326,31 @@ def test_a_long_task_never_waits_behind_an_unmeasured_one(fakes):
     grant(sub, fakes, 0, b"w1")
     sub.enqueue(_entry("f1", "flow"), CPU1, dict(CPU1))
     assert [t for t, _ in fakes.pushed] == [b"n0"] and len(fakes.requested) == 2
+
+
+def test_a_recall_holds_for_its_window_then_idle_leases_are_kept_again(submitter, fakes):
+    """The window is a deadline checked when a task finishes: no timer has to end it."""
+    enqueue(submitter, 1)
+    grant(submitter, fakes, 0, b"w1")
+    submitter.recall(now=1.0, hold_s=0.5)
+    assert fakes.returned == []  # busy: it goes back once idle
+    submitter.task_finished(b"w1", b"t1", now=1.4)
+    assert fakes.returned == [b"w1"]
+    enqueue(submitter, 2)
+    grant(submitter, fakes, 1, b"w2")
+    submitter.task_finished(b"w2", b"t2", now=1.6)
+    assert fakes.returned == [b"w1"] and submitter.num_leases() == 1  # kept for reuse
+
+
+def test_a_replied_lease_takes_the_task_made_ready_before_it_is_settled(submitter, fakes):
+    """`task_replied`, then the reply's values make a task ready, then `settle`: a recalled
+    owner's lease runs that task instead of going back (what the task manager does)."""
+    enqueue(submitter, 1)
+    grant(submitter, fakes, 0, b"w1")
+    submitter.recall(now=1.0, hold_s=10.0)
+    lease = submitter.task_replied(b"w1", b"t1", now=2.0)
+    enqueue(submitter, 2)  # its argument was t1's result
+    submitter.settle(lease, now=2.0)
+    assert fakes.pushed[-1] == (b"t2", b"w1") and fakes.returned == [] and len(fakes.requested) == 1
+    submitter.task_finished(b"w1", b"t2", now=3.0)
+    assert fakes.returned == [b"w1"]  # nothing waits: back to the daemon

@@ -43,6 +43,23 @@ def test_dependent_task_waits_for_its_argument_and_then_is_queued(owner):
     assert b.dep_meta[0][0] == P.VALUE_INLINE
 
 
+def test_a_recalled_owner_runs_the_task_its_reply_made_ready_on_the_same_lease(owner):
+    """An owner that is behind (its next task waited only for this one's result) keeps the
+    lease through a recall and pushes that task to the same worker, instead of handing the
+    lease back and queueing behind every other owner for a new one; once nothing of the
+    shape waits, the lease goes back."""
+    a = owner.submit(owner.task("flow"))
+    owner.grant()
+    b = owner.submit(owner.task("flow", deps=[a.return_ids[0]]))
+    owner.tm.submitter.recall(now=0.5, hold_s=10.0)  # others wait for workers
+    owner.drain()
+    owner.reply_inline(a, 1)
+    assert b.state == PUSHED and owner.pushed[-1] == (b.task_id, "tcp://w1")
+    assert owner.sent_of(P.LEASE_RETURN) == [] and owner.lease_requests == []
+    owner.reply_inline(b, 2)
+    assert [h[1] for _, h in owner.sent_of(P.LEASE_RETURN)] == [b"tcp://w1"]
+
+
 def test_error_argument_fails_the_dependent_task_with_that_error(owner):
     a = owner.submit(owner.task("a", retries=0))
     b = owner.submit(owner.task("b", deps=[a.return_ids[0]]))
