@@ -12,7 +12,8 @@ from .rpc import protocol as P
 
 
 def owner_stats() -> dict:
-    """This process's ownership table: refs, pending tasks, leases held, task retries."""
+    """This process's ownership table: refs, pending tasks, leases held and requested and
+    returned so far, task retries."""
     return _core().stats()
 
 

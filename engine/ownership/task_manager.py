@@ -483,6 +483,7 @@ class TaskManager:
                        hops: int = 0, for_actor: bool = False, actor_options: dict | None = None) -> None:
         daemon = daemon or self.daemon_address
         self.lease_daemons[request_id] = daemon
+        self.counters["lease_requests"] += 1
         self.on_event("lease_asked", request_id, resources, None)
         header = [P.LEASE_REQUEST, self.address, self.worker_id, request_id, resources, for_actor, hops]
         if actor_options:  # detached (outlives us), placement (needed to place, not held)
@@ -490,6 +491,7 @@ class TaskManager:
         self.out.append((SEND, daemon, header, ()))
 
     def _return_lease(self, worker_id: bytes, daemon: str, retire: bool = False) -> None:
+        self.counters["leases_returned"] += 1
         self.out.append((SEND, daemon, [P.LEASE_RETURN, worker_id, not retire], ()))
 
     def _cancel_lease_request(self, request_id: int) -> None:

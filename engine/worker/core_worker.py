@@ -524,4 +524,5 @@ class CoreWorker:
             return {"refs": len(self.tm.refs.refs), "tasks": len(self.tm.tasks),
                     "leases": self.tm.submitter.num_leases(), "retries": counters["task_retries"],
                     "reconstructions": counters["reconstructions"], "handler_errors": self.handler_errors,
+                    "lease_requests": counters["lease_requests"], "leases_returned": counters["leases_returned"],
                     "malformed": self.inbox.malformed, "unauthorized": self.inbox.unauthorized}
