@@ -108,9 +108,9 @@ def cpu_share(total_cpus: float, videos: int) -> float:
     too (60 owners take turns on 2 workers; the engine hands leases over without churn: kept
     up in 7 of 7 runs, 2 of them beside busy loops, at 4.3-5.4 ms of CPU per frame, p99 44-150
     ms, 58 fewer processes), but costs ~5% more CPU and a longer tail under load than the
-    share (4.0-5.7 ms, p99 37-58 ms), measured 2026-12-03. Half the share leaves room for an owner that falls behind to lease a second
-    worker (flow tasks longer than 1 ms are not pipelined) without waiting, which would make
-    the daemon recall every owner's idle lease."""
+    share (4.0-5.7 ms, p99 37-58 ms), measured 2026-12-03. Half the share leaves room for an
+    owner that falls behind to lease a second worker (flow tasks longer than 1 ms are not
+    pipelined) without waiting, which would make the daemon recall every owner's idle lease."""
     if videos <= 0 or total_cpus <= 0:
         return 1.0
     return min(1.0, math.floor(total_cpus / (2 * videos) * 1e4) / 1e4)

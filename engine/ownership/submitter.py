@@ -166,8 +166,9 @@ class Submitter:
         return lease
 
     def task_finished(self, worker_id: bytes, task_id: bytes, now: float):
-        """A pushed task replied (`task_replied` then `settle`). Returns its entry (or None if
-        unknown)."""
+        """A pushed task replied, with nothing to store between `task_replied` and `settle`
+        (the task manager stores its values between them; this is for callers without any).
+        Returns its entry (or None if unknown)."""
         lease = self.leases_by_worker.get(worker_id)
         if lease is None:
             return None

@@ -310,17 +310,17 @@ class CoreWorker:
             raise type(failed)(str(failed))
 
     def _poll_timeout_ms(self, next_housekeeping: float) -> int:
-        """How long the I/O loop may sleep. Outstanding lease requests and pins to release
-        need the 100 ms housekeeping tick (a recall does not: a lease goes back when its task
-        finishes, and the recall's window is a deadline the submitter checks then); leases only the moment the first idle one
-        is due back (`lease_idle_timeout` after it went idle: an owner using its lease every
-        frame never wakes for it); a process holding nothing (an idle worker, an owner between
-        frames) sleeps up to `IDLE_TICK_MS`, so hundreds of idle processes do not wake the
-        machine ten times a second each. Dropped refs (`ref_ops`, which never wake the loop)
-        are applied on that slower tick at the latest. Flags are read without the lock (a
-        stale answer only delays one tick). Asked before every poll, busy or not: capping a busy
-        loop's sleep at the housekeeping tick instead woke each of the main job's ~250 processes
-        (and ran its housekeeping) after every message it got: ~7% more CPU for the whole job."""
+        """How long the I/O loop may sleep. Outstanding lease requests and pins to release need the
+        100 ms housekeeping tick (a recall does not: a lease goes back when its task finishes, and
+        the recall's window is a deadline the submitter checks then); leases only the moment the
+        first idle one is due back (`lease_idle_timeout` after it went idle: an owner using its
+        lease every frame never wakes for it); a process holding nothing (an idle worker, an owner
+        between frames) sleeps up to `IDLE_TICK_MS`, so hundreds of idle processes do not wake the
+        machine ten times a second each. Dropped refs (`ref_ops`, which never wake the loop) are
+        applied on that slower tick at the latest. Flags are read without the lock (a stale answer
+        only delays one tick). Asked before every poll, busy or not: capping a busy loop's sleep at
+        the housekeeping tick instead woke each of the main job's ~250 processes (and ran its
+        housekeeping) after every message it got: ~7% more CPU for the whole job."""
         submitter = self.tm.submitter
         if submitter.request_shapes or len(self.pins):
             return max(1, min(100, int((next_housekeeping - time.monotonic()) * 1000) + 1))

@@ -1,26 +1,17 @@
-"""Owners sharing one CPU-sized worker: an owner whose next task waits only for the last one's
-result keeps its lease through the daemon's recall (no hand-back and new request per task),
-and gives it back once nothing of the shape waits, so the other owners run too."""
+"""Owners sharing the CPU-sized workers of a 2-CPU cluster: an owner whose next task waits
+only for the last one's result keeps its lease through the daemon's recall (no hand-back and
+new request per task), and gives it back once nothing of the shape waits, so the other owners
+run too."""
 
 from __future__ import annotations
 
 import time
 
-import pytest
 from ownrun import engine
 from ownrun.engine import debug
 
 CHAIN = 30
-OWNERS = 4
-
-
-@pytest.fixture(scope="module")
-def one_cpu():
-    info = engine.init(num_cpus=1)
-    try:
-        yield info
-    finally:
-        engine.shutdown()
+OWNERS = 4  # on 2 CPUs: half of them wait for a worker at any time
 
 
 @engine.remote
@@ -38,7 +29,7 @@ def chain_owner(length: int) -> tuple[int, dict]:
     return value, debug.owner_stats()
 
 
-def test_owners_of_chains_on_one_worker_keep_their_lease_through_a_recall(one_cpu):
+def test_owners_of_chains_sharing_workers_keep_their_lease_through_a_recall(cluster):
     results = engine.get([chain_owner.remote(CHAIN) for _ in range(OWNERS)], timeout=180)
     assert [value for value, _ in results] == [CHAIN] * OWNERS  # every owner ran, none starved
     requests = [stats["lease_requests"] for _, stats in results]
