@@ -67,7 +67,7 @@ UNSUPPORTED_INIT = {
 # worker, the node daemon's and the head's settings).
 ENGINE_CONFIG = {"metadata", "node_death_timeout", "node_suspect_timeout", "cluster_key", "lease_idle_timeout",
                  "heartbeat_period", "infeasible_timeout", "max_idle_workers", "reap_recheck_period", "idle_worker_grace",
-                 "max_in_flight_per_worker", "rpc_timeout"}
+                 "max_in_flight_per_worker", "rpc_timeout", "put_ahead_max_bytes"}
 
 
 def _reject_unsupported(options: dict, unsupported: dict, what: str) -> None:

@@ -133,6 +133,7 @@ class NodeDaemon:
             P.WORKER_UNBLOCKED: self.on_worker_unblocked,
             P.OBJ_CREATE: self.on_obj_create,
             P.OBJ_SEAL: self.on_obj_seal,
+            P.OBJ_ABORT: self.on_obj_abort,
             P.OBJ_GET: self.on_obj_get,
             P.OBJ_RELEASE: self.on_obj_release,
             P.OBJ_FREE: self.on_obj_free,
@@ -382,9 +383,9 @@ class NodeDaemon:
 
     # ---- objects -------------------------------------------------------------------------
     def on_obj_create(self, h) -> None:
-        _, req_id, addr, oid, size, owner_addr, writer_id = h
+        _, req_id, addr, oid, size, owner_addr, writer_id, *ahead = h
         try:
-            placement = self.store.create(oid, size, writer_id)
+            placement = self.store.create(oid, size, writer_id, ahead=bool(ahead and ahead[0]))
         except Exception as exc:  # noqa: BLE001 - ObjectStoreFullError and friends go back typed
             self.reply(addr, req_id, [type(exc).__name__, str(exc)], ok=False)
             return
@@ -403,6 +404,21 @@ class NodeDaemon:
             return
         if keep:
             self.store.get(oid, worker_id)
+        if oid in self.awaiting_seal:
+            self._settle_awaiting_seal()
+
+    def on_obj_abort(self, h) -> None:
+        """[OBJ_ABORT, worker_id, oid]: the writer created `oid` ahead of a put whose value
+        turned out a different size; it will never seal it."""
+        _, worker_id, oid = h
+        try:
+            self.store.abort(oid, worker_id)
+        except ValueError as exc:
+            log.warning("abort of %s by %s ignored: %s", oid.hex(), worker_id.hex(), exc)
+            return
+        owner = self.object_owner.pop(oid, None)
+        if owner is not None:
+            self.owned_objects.get(owner, set()).discard(oid)
         if oid in self.awaiting_seal:
             self._settle_awaiting_seal()
 

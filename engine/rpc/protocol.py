@@ -39,8 +39,10 @@ LEASE_RETURN = 33  # [LEASE_RETURN, worker_id, reuse]  (reuse False: the worker 
 LEASE_CANCEL = 34  # [LEASE_CANCEL, owner_addr, lease_req_id]
 WORKER_BLOCKED = 35  # [WORKER_BLOCKED, worker_id]
 WORKER_UNBLOCKED = 36  # [WORKER_UNBLOCKED, worker_id]
-OBJ_CREATE = 37  # request: [.., req_id, addr, oid, size, owner_addr, writer_id]
+OBJ_CREATE = 37  # request: [.., req_id, addr, oid, size, owner_addr, writer_id, (ahead)]
+#                  (ahead: the object of the writer's next put, created before its value)
 OBJ_SEAL = 38  # [OBJ_SEAL, worker_id, oid, keep_pin]
+OBJ_ABORT = 59  # [OBJ_ABORT, worker_id, oid]  (the writer will not seal what it created ahead)
 OBJ_GET = 39  # request: [.., req_id, addr, oid, worker_id, source_daemon_addr]
 OBJ_RELEASE = 40  # [OBJ_RELEASE, worker_id, [oid, ...]]
 OBJ_FREE = 41  # [OBJ_FREE, [oid, ...]]

@@ -180,6 +180,10 @@ class ZmqTransport:
             except zmq.Again:
                 return False
 
+    def send_many(self, address: str, messages: list[list]) -> bool:
+        """`send` of each message in turn (zmq wakes the peer's I/O thread as it likes)."""
+        return all([self.send(address, frames) for frames in messages])
+
     def _connect(self, address: str) -> zmq.Socket:
         sock = self._peer_socket(address)
         sock.connect(address)

@@ -13,6 +13,11 @@ Life of an object:
    `create` of an id that is already sealed (a re-executed task) returns its placement with
    `exists=True`: the client must skip the write, but still calls `seal` (or is released
    as dead) to drop the pin `create` took, so the create -> seal protocol never changes.
+   `create(..., ahead=True)`: a client creates the object of its next `put` before it has
+   the value, so that `put` needs no round trip. Such a create takes only free arena room
+   (it never evicts, spills or falls back to a file: ObjectStoreFullError instead), and the
+   object is not counted in `num_objects` until it is sealed (`stats()["num_ahead"]`); the
+   client seals it, or `abort`s it when its next value differs in size.
 2. `get` pins the object for a client (counted per client) and says where it is;
    `release` drops one such pin. Pinned objects are never moved or deleted.
 3. When the arena has no room for a `create` (or a restore):
@@ -88,6 +93,7 @@ class _Entry:
     sealed: bool = False
     freed: bool = False  # the owner freed it; delete when the last pin drops
     pins: int = 0
+    ahead: bool = False  # created ahead of its value (not counted as an object until sealed)
 
     @property
     def readable(self) -> bool:
@@ -119,6 +125,7 @@ class ObjectStore:
         self._pins: dict[Hashable, dict[bytes, int]] = {}  # client -> oid -> pin count
         self._files: set[str] = set()  # spill and large-object files that exist now
         self._evicted: list[bytes] = []
+        self._ahead: set[bytes] = set()  # unsealed objects created ahead of their values
         self._file_seq = count()
         self._closed = False
 
@@ -143,15 +150,26 @@ class ObjectStore:
 
     # -- the protocol --------------------------------------------------------------------
 
-    def create(self, oid: bytes, size: int, client: Hashable, *, primary: bool = True) -> Placement:
-        """Reserve `size` bytes for a new object, pinned for `client` until `seal`."""
+    def create(self, oid: bytes, size: int, client: Hashable, *, primary: bool = True,
+               ahead: bool = False) -> Placement:
+        """Reserve `size` bytes for a new object, pinned for `client` until `seal`. `ahead`:
+        the client has no value yet (see the module docstring): free arena room only."""
         if size < 0:
             raise ValueError(f"object size must be >= 0, got {size}")
         entry = self._entries.get(oid)
         if entry is not None:
+            if ahead:
+                raise ValueError(f"object {oid.hex()} exists: it cannot be created ahead")
             return self._recreate(entry, client, primary)
-        entry = _Entry(oid, size, primary, client)
-        if self._alloc.fits_ever(size):
+        entry = _Entry(oid, size, primary, client, ahead=ahead)
+        if ahead:
+            entry.offset = self._alloc.allocate(size) if self._alloc.fits_ever(size) else None
+            if entry.offset is None:
+                raise ObjectStoreFullError(f"no free room for a {size / _MIB:.2f} MiB object "
+                                           f"created ahead ({self._alloc.used / _MIB:.2f} of "
+                                           f"{self._alloc.capacity / _MIB:.2f} MiB in use)")
+            self._ahead.add(oid)
+        elif self._alloc.fits_ever(size):
             entry.offset = self._make_room(size)
             if entry.offset is None and not primary:
                 raise ObjectStoreFullError(self._full_message(size))
@@ -176,6 +194,9 @@ class ObjectStore:
         if entry.creator != client:
             raise ValueError(f"object {oid.hex()} is being created by another client")
         entry.sealed = True
+        if entry.ahead:
+            entry.ahead = False
+            self._ahead.discard(oid)
         if entry.offset is not None:
             self._lru[oid] = None
         self._unpin(entry, client)
@@ -260,7 +281,8 @@ class ObjectStore:
             "capacity": self._alloc.capacity,
             "used": self._alloc.used,
             "largest_free_block": self._alloc.largest_free_block,
-            "num_objects": len(self._entries),
+            "num_objects": len(self._entries) - len(self._ahead),
+            "num_ahead": len(self._ahead),
             "pinned_bytes": sum(e.size for e in entries if e.pins),
             "spilled_bytes": sum(on_disk),
             "num_spilled": len(on_disk),
@@ -296,12 +318,16 @@ class ObjectStore:
             _check(not e.should_delete, f"{oid.hex()} freed and unpinned but not deleted")
             _check(e.sealed or e.pins >= 1, f"unsealed {oid.hex()} lost its creator pin")
             _check((oid in self._lru) == (e.sealed and e.offset is not None), f"LRU {oid.hex()}")
+            _check((oid in self._ahead) == e.ahead, f"{oid.hex()} ahead set")
+            _check(not e.ahead or (not e.sealed and e.offset is not None),
+                   f"{oid.hex()} created ahead must be unsealed, in the arena")
             if e.offset is not None:
                 in_arena += 1
                 _check(self._alloc.block_size(e.offset) == self._alloc.round_size(e.size),
                        f"{oid.hex()} block size")
         _check(in_arena == self._alloc.num_blocks, "allocator holds blocks of no object")
         _check(set(pins) <= set(self._entries), "pins on objects not in the table")
+        _check(self._ahead <= set(self._entries), "created-ahead ids not in the table")
         paths = {e.path for e in self._entries.values() if e.path is not None}
         _check(paths == self._files, "spill files and table disagree")
 
@@ -444,6 +470,7 @@ class ObjectStore:
     def _delete(self, entry: _Entry) -> None:
         """Remove an object whose pins are gone (or an aborted one) and free its space."""
         del self._entries[entry.oid]
+        self._ahead.discard(entry.oid)
         if entry.offset is not None:
             self._alloc.free(entry.offset)
             self._lru.pop(entry.oid, None)

@@ -42,6 +42,8 @@ from ..rpc.transport import Transport, pack
 from ..state import callsites
 from ..state.spans import EVENTS
 from ..store.arena_client import ArenaClient
+from ..store.create_ahead import DEFAULT_MAX_BYTES as DEFAULT_PUT_AHEAD_MAX_BYTES
+from ..store.create_ahead import CreateAhead
 from ..store.pin_cache import PinCache
 from ..util.handler_errors import log_handler_error
 from . import cancellation, deaths, handlers, objects
@@ -52,6 +54,7 @@ log = logging.getLogger("ownrun.worker")
 
 DEFAULT_CONFIG = {
     "inline_threshold": 100 * 1024,
+    "put_ahead_max_bytes": DEFAULT_PUT_AHEAD_MAX_BYTES,  # 0: never create a put's object ahead
     "max_in_flight_per_worker": 8,
     "lease_idle_timeout": 1.0,
     "rpc_timeout": 30.0,
@@ -88,6 +91,7 @@ class CoreWorker:
         self.actor_by_creation = self.tm.actor_by_creation  # creation return id -> ActorState
         self.arena = ArenaClient()
         self.pins = PinCache()  # pins this process holds on local objects (objects.py)
+        self.put_ahead = CreateAhead(self.config["put_ahead_max_bytes"])  # the next put's object
         self.callsites = callsites.Callsites()  # OWNRUN_RECORD_CALLSITES=1: where objects were created
         self.requests = Requests(self.transport, self.address, self.config["rpc_timeout"])
         self.call, self.call_async = self.requests.call, self.requests.call_async
@@ -525,4 +529,5 @@ class CoreWorker:
                     "leases": self.tm.submitter.num_leases(), "retries": counters["task_retries"],
                     "reconstructions": counters["reconstructions"], "handler_errors": self.handler_errors,
                     "lease_requests": counters["lease_requests"], "leases_returned": counters["leases_returned"],
-                    "malformed": self.inbox.malformed, "unauthorized": self.inbox.unauthorized}
+                    "malformed": self.inbox.malformed, "unauthorized": self.inbox.unauthorized,
+                    "puts_created_ahead": self.put_ahead.used, "puts_ahead_aborted": self.put_ahead.aborted}

@@ -25,6 +25,7 @@ from ..ownership.memory_store import ERROR, INLINE, SHM, inline_value, shm_value
 from ..rpc import protocol as P
 from ..rpc.transport import pack
 from ..state import callsites
+from ..store.create_ahead import CreatedAhead
 from . import cancellation, serialization
 from .requests import remote_error
 
@@ -69,14 +70,14 @@ class Waiter:
 def put(core, value):
     frames, contains = serialization.serialize(value)
     size = serialization.frames_size(frames)
-    oid = ids.put_id(core.next_id())
     if core.ref_ops:  # free what was dropped first, so its memory can be reused
         with core.lock:
             core._apply_ref_ops()
     if size < core.inline_threshold:
+        oid = ids.put_id(core.next_id())
         stored = inline_value([bytes(f) if not isinstance(f, bytes) else f for f in frames], size)
     else:
-        write_shm(core, oid, frames, core.address, keep_pin=True)
+        oid = _put_shm(core, frames)
         stored = shm_value(core.node_id, size, core.daemon_address)
     with core.lock:
         core._apply_ref_ops()
@@ -87,25 +88,81 @@ def put(core, value):
         return core.new_ref(oid)
 
 
-def write_shm(core, oid: bytes, frames: list, owner_address: str, keep_pin: bool = False) -> int:
-    """Writes an object into the node's store. `keep_pin` (a `put`): the creating pin becomes
-    a read pin cached in the process, so reading our own put needs no round trip."""
+def _put_shm(core, frames: list) -> bytes:
+    """Writes a put's value into the node's store and returns its new id. The object was
+    created ahead if the last put had this size (no round trip: `store/create_ahead.py`);
+    the one for the next put of this size is created here too. What we tell our daemon
+    after the write (unpins, the seal, the next create) goes in one write: one wake-up."""
+    total, chunks = serialization.shm_layout(frames)
+    ahead, stale = core.put_ahead.take(total)
+    messages = [] if stale is None else [_abort_message(core, stale)]
+    placement = None
+    if ahead is not None:
+        try:
+            placement, oid = _placement(core.requests.wait(ahead.request)), ahead.oid
+        except errors.EngineError:  # refused (no free room) or unanswered: create it now
+            messages.append(_abort_message(core, ahead.oid))
+    if placement is None:
+        messages += _unpin_messages(core, everything=True)  # room only our cached pins hold
+        if messages:  # goes first: it frees room
+            core.transport.send_many(core.daemon_address, messages)
+            messages = []
+        oid = ids.put_id(core.next_id())
+        placement = _placement(core.call(core.daemon_address, P.OBJ_CREATE, oid, total,
+                                         core.address, core.worker_id))
+    else:
+        messages += _unpin_messages(core, everything=True)
+    messages.append(_write(core, oid, placement, chunks, keep_pin=True))
+    if core.put_ahead.wanted(total):
+        messages += _create_ahead(core, total)
+    core.transport.send_many(core.daemon_address, messages)
+    return oid
+
+
+def _create_ahead(core, size: int) -> list:
+    """The messages that create the object of our next put (of `size` bytes) ahead."""
+    oid = ids.put_id(core.next_id())
+    try:
+        request, create = core.requests.prepare(core.daemon_address, P.OBJ_CREATE, oid, size,
+                                                core.address, core.worker_id, True)
+    except errors.EngineError:
+        return []  # our daemon is gone: the next put says so
+    displaced = core.put_ahead.made(CreatedAhead(oid, size, request))
+    return [create] if displaced is None else [create, _abort_message(core, displaced)]
+
+
+def _abort_message(core, oid: bytes) -> list:
+    return [pack([P.OBJ_ABORT, core.worker_id, oid])]
+
+
+def write_shm(core, oid: bytes, frames: list, owner_address: str) -> int:
+    """Writes object `oid` (a task's return value) into the node's store; returns its size."""
     total, chunks = serialization.shm_layout(frames)
     unpin(core, everything=True)  # room held only by our cached pins can be reused first
     result = core.call(core.daemon_address, P.OBJ_CREATE, oid, total, owner_address, core.worker_id)
-    placement = _placement(result)
+    core.transport.send(core.daemon_address, _write(core, oid, _placement(result), chunks, keep_pin=False))
+    return total
+
+
+def _write(core, oid: bytes, placement, chunks, keep_pin: bool) -> list:
+    """Writes the object's bytes where our daemon placed them; returns the seal message.
+    `keep_pin` (a `put`): the creating pin becomes a read pin cached in the process, so
+    reading our own put needs no round trip."""
     if not placement.exists:  # a re-executed task may recreate a sealed object
         core.arena.write(placement, chunks)
     keep = keep_pin and core.pins.add(oid, placement, 0, time.monotonic())
-    core.transport.send(core.daemon_address, [pack([P.OBJ_SEAL, core.worker_id, oid, keep])])
-    return total
+    return [pack([P.OBJ_SEAL, core.worker_id, oid, keep])]
 
 
 def unpin(core, everything: bool = False) -> None:
     """Drops, in one message, the cached pins no view needs any more (any thread)."""
+    for message in _unpin_messages(core, everything):
+        core.transport.send(core.daemon_address, message)
+
+
+def _unpin_messages(core, everything: bool) -> list:
     oids = core.pins.take_unpins(time.monotonic(), everything)
-    if oids:
-        core.transport.send(core.daemon_address, [pack([P.OBJ_RELEASE, core.worker_id, oids])])
+    return [[pack([P.OBJ_RELEASE, core.worker_id, oids])]] if oids else []
 
 
 def materialize(core, oid: bytes, value, deadline: float | None = None, owner: str | None = None):

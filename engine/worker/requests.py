@@ -1,8 +1,8 @@
 """Request/reply from a core worker to node daemons and the head (not the task path).
 
 Owns the table of outstanding requests: `call` sends `[kind, call_id, my_address, *fields]`
-and blocks until the matching `REPLY` (or a timeout); `call_async` runs a callback on the
-I/O thread instead. Thread-safe: `itertools.count` and dict item operations are atomic;
+and blocks until the matching `REPLY` (or a timeout) — or in two halves, `start` now and
+`wait` later; `call_async` runs a callback on the I/O thread instead. Thread-safe: `itertools.count` and dict item operations are atomic;
 `on_reply` runs on the I/O thread. Fails with `NodeUnreachableError` on timeout, or the
 remote side's error type when it answers not-ok; once a peer is known dead
 (`peer_died`), its pending calls and every later one fail at once with the given error.
@@ -18,12 +18,13 @@ from ..rpc.transport import pack
 
 
 class _Call:
-    __slots__ = ("event", "ok", "result", "callback", "address")
+    __slots__ = ("event", "ok", "result", "callback", "address", "kind", "call_id")
 
-    def __init__(self, callback=None, address=None):
+    def __init__(self, callback=None, address=None, kind=None, call_id=None):
         self.event = None if callback else threading.Event()
         self.callback = callback
         self.address = address
+        self.kind, self.call_id = kind, call_id
         self.ok = None
         self.result = None
 
@@ -39,19 +40,33 @@ class Requests:
 
     def call(self, address: str, kind: int, *fields, timeout: float | None = None):
         """Sends a request and waits for its REPLY. Not for the I/O thread."""
+        return self.wait(self.start(address, kind, *fields), timeout)
+
+    def start(self, address: str, kind: int, *fields) -> _Call:
+        """Sends a request now; `wait` for its reply later (a `call` in two halves)."""
+        slot, frames = self.prepare(address, kind, *fields)
+        self._transport.send(address, frames)
+        return slot
+
+    def prepare(self, address: str, kind: int, *fields) -> tuple[_Call, list]:
+        """`start` without the send: the request's frames are the caller's to send (with
+        other messages to that peer: `Transport.send_many`)."""
         if address in self._dead:
             raise remote_error(self._dead[address])
         call_id = next(self._ids)
-        slot = _Call(address=address)
+        slot = _Call(address=address, kind=kind, call_id=call_id)
         self._calls[call_id] = slot
         if address in self._dead and self._calls.pop(call_id, None) is not None:
             raise remote_error(self._dead[address])  # it died while we registered the call
-        self._transport.send(address, [pack([kind, call_id, self._address, *fields])])
+        return slot, [pack([kind, call_id, self._address, *fields])]
+
+    def wait(self, slot: _Call, timeout: float | None = None):
+        """The result of a request `start` sent: waits for its REPLY. Not for the I/O thread."""
         limit = self._default_timeout if timeout is None else timeout
         if not slot.event.wait(limit):
-            self._calls.pop(call_id, None)
-            raise errors.NodeUnreachableError(f"no answer from {address} to request type {kind} "
-                                              f"within {limit:.0f}s")
+            self._calls.pop(slot.call_id, None)
+            raise errors.NodeUnreachableError(f"no answer from {slot.address} to request type "
+                                              f"{slot.kind} within {limit:.0f}s")
         if not slot.ok:
             raise remote_error(slot.result)
         return slot.result

@@ -364,3 +364,32 @@ def test_a_message_of_more_frames_than_the_header_counts_is_refused_not_garbled(
     finally:
         a.close()
         b.close()
+
+
+def test_messages_sent_together_arrive_whole_and_in_order_or_none_is_sent(sockets_dir):
+    a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
+    big = os.urandom(4 << 20)  # more than the socket takes at once: the rest is flushed
+    together = [[T.pack([1]), b"one"], [T.pack([2]), big], [T.pack([3])]]
+    try:
+        with _flushing(a):
+            assert a.send_many(b.address, together)
+            a.send(b.address, [T.pack([4])])
+            assert _receive(b, 4) == [*together, [T.pack([4])]]
+            assert a.send_many(b.address, [[T.pack([5])], []]) is False and a.dropped == 1
+            a.send(b.address, [T.pack([6])])
+            assert _receive(b, 1) == [[T.pack([6])]]  # 5 was not sent without its partner
+    finally:
+        a.close()
+        b.close()
+
+
+def test_the_zmq_transport_sends_messages_together_one_after_the_other():
+    a, b = T.ZmqTransport("127.0.0.1"), T.ZmqTransport("127.0.0.1")
+    try:
+        assert a.send_many(b.address, [[T.pack([1]), b"x"], [T.pack([2])]])
+        got: list = []
+        wait_for(lambda: got.extend(b.poll(20)[0]) or len(got) >= 2, timeout=20, message="2 messages")
+        assert got == [[T.pack([1]), b"x"], [T.pack([2])]]
+    finally:
+        a.close()
+        b.close()

@@ -294,6 +294,51 @@ def test_release_client_aborts_a_dead_writers_objects_and_drops_its_pins(store):
     store.create(oid(3), 10, b"new writer")  # the aborted id can be created again
 
 
+def test_an_object_created_ahead_is_not_counted_until_it_is_sealed(store):
+    placement = store.create(oid(1), 1000, WRITER, ahead=True)
+    assert placement.kind == "shm" and not placement.exists
+    assert (store.stats()["num_objects"], store.stats()["num_ahead"]) == (0, 1)
+    assert not store.contains(oid(1)) and store.being_written(oid(1))
+    store.validate_state()
+    write(placement, payload(1, 1000))
+    store.seal(oid(1), WRITER)
+    store.validate_state()
+    assert (store.stats()["num_objects"], store.stats()["num_ahead"]) == (1, 0)
+    assert contents(store, 1) == payload(1, 1000)
+
+
+def test_an_object_created_ahead_takes_only_free_room(store):
+    for i in range(4):  # fill the arena with unpinned sealed objects that could be evicted
+        put(store, i, payload(i, 256 * KIB), primary=False)
+    with pytest.raises(ObjectStoreFullError, match="created ahead"):
+        store.create(oid(9), 100 * KIB, WRITER, ahead=True)
+    assert [store.contains(oid(i)) for i in range(4)] == [True] * 4  # nothing evicted for it
+    assert store.take_evicted() == [] and store.stats()["num_ahead"] == 0
+    with pytest.raises(ObjectStoreFullError, match="created ahead"):  # never a fallback file
+        store.create(oid(9), 2 * MIB, WRITER, ahead=True)
+    assert store.stats()["num_spilled"] == 0
+
+
+def test_an_object_created_ahead_is_aborted_by_its_writer_or_with_it(store):
+    store.create(oid(1), 1000, WRITER, ahead=True)
+    with pytest.raises(ValueError):
+        store.abort(oid(1), READER)  # only its writer may
+    store.abort(oid(1), WRITER)
+    stats = store.stats()
+    assert (stats["num_ahead"], stats["num_objects"], stats["used"]) == (0, 0, 0)
+    store.create(oid(2), 1000, WRITER, ahead=True)
+    store.release_client(WRITER)  # the writer died
+    store.validate_state()
+    assert (store.stats()["num_ahead"], store.stats()["used"]) == (0, 0)
+
+
+def test_an_existing_id_cannot_be_created_ahead(store):
+    put(store, 1, payload(1, 1000))
+    with pytest.raises(ValueError, match="exists"):
+        store.create(oid(1), 1000, WRITER, ahead=True)
+    assert store.stats()["num_ahead"] == 0
+
+
 def test_create_of_a_sealed_id_reports_it_exists_and_seal_unpins_it(store):
     placement = put(store, 1, payload(1, 1000), primary=False)
     again = store.create(oid(1), 1000, b"re-executor")
