@@ -267,6 +267,23 @@ def head_node():
         engine.shutdown()
 
 
+@pytest.fixture
+def daemon_calls(monkeypatch):
+    """The kinds of the requests the driver's core worker sends its daemon and waits for."""
+    from ownrun.engine import object_ref
+
+    core = object_ref.current_worker()
+    kinds: list[int] = []
+    call = core.call
+
+    def counting(address, kind, *fields, **kw):
+        kinds.append(kind)
+        return call(address, kind, *fields, **kw)
+
+    monkeypatch.setattr(core, "call", counting)
+    return kinds
+
+
 @pytest.fixture(scope="module")
 def cluster():
     from ownrun import engine

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import wait_for
 from ownrun import engine
-from ownrun.engine import debug, object_ref
+from ownrun.engine import debug
 from ownrun.engine.rpc import protocol as P
 
 pytestmark = pytest.mark.usefixtures("cluster")
@@ -22,20 +22,6 @@ def store_objects() -> int:
 @engine.remote
 def make(fill: float):
     return np.full(BIG // 8, fill)
-
-
-@pytest.fixture
-def daemon_calls(monkeypatch):
-    core = object_ref.current_worker()
-    kinds: list[int] = []
-    call = core.call
-
-    def counting(address, kind, *fields, **kw):
-        kinds.append(kind)
-        return call(address, kind, *fields, **kw)
-
-    monkeypatch.setattr(core, "call", counting)
-    return kinds
 
 
 def test_get_of_own_put_and_repeated_gets_ask_the_daemon_at_most_once(daemon_calls):

@@ -33,20 +33,6 @@ def driver_stats() -> dict:
     return object_ref.current_worker().stats()
 
 
-@pytest.fixture
-def daemon_calls(monkeypatch):
-    core = object_ref.current_worker()
-    kinds: list[int] = []
-    call = core.call
-
-    def counting(address, kind, *fields, **kw):
-        kinds.append(kind)
-        return call(address, kind, *fields, **kw)
-
-    monkeypatch.setattr(core, "call", counting)
-    return kinds
-
-
 def test_puts_of_one_size_after_the_first_need_no_round_trip(daemon_calls):
     before = driver_stats()["puts_created_ahead"]
     refs = [engine.put(np.full(MIB // 8, float(i))) for i in range(6)]
