@@ -90,12 +90,12 @@ def put(core, value):
 
 def _put_shm(core, frames: list) -> bytes:
     """Writes a put's value into the node's store and returns its new id. The object was
-    created ahead if the last put had this size (no round trip: `store/create_ahead.py`);
-    the one for the next put of this size is created here too. What we tell our daemon
-    after the write (unpins, the seal, the next create) goes in one write: one wake-up."""
+    created ahead if the last puts had this size (no round trip: `store/create_ahead.py`);
+    those of the next puts of this size are created here too. What we tell our daemon
+    after the write (unpins, the seal, the next creates) goes in one write: one wake-up."""
     total, chunks = serialization.shm_layout(frames)
     ahead, stale = core.put_ahead.take(total)
-    messages = [] if stale is None else [_abort_message(core, stale)]
+    messages = [_abort_message(core, oid) for oid in stale]
     placement = None
     if ahead is not None:
         try:
@@ -113,14 +113,14 @@ def _put_shm(core, frames: list) -> bytes:
     else:
         messages += _unpin_messages(core, everything=True)
     messages.append(_write(core, oid, placement, chunks, keep_pin=True))
-    if core.put_ahead.wanted(total):
+    for _ in range(core.put_ahead.wanted(total)):
         messages += _create_ahead(core, total)
     core.transport.send_many(core.daemon_address, messages)
     return oid
 
 
 def _create_ahead(core, size: int) -> list:
-    """The messages that create the object of our next put (of `size` bytes) ahead."""
+    """The messages that create the object of a later put (of `size` bytes) ahead."""
     oid = ids.put_id(core.next_id())
     try:
         request, create = core.requests.prepare(core.daemon_address, P.OBJ_CREATE, oid, size,
