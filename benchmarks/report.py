@@ -85,7 +85,8 @@ def compare_section(document: dict[str, Any] | None) -> list[str]:
     for r in document["results"]:
         lines.append("| " + " | ".join(str(r.get(h, "")) for h in headers) + " |")
     rounds = document["config"]["rounds"]
-    lines += ["", f"One interleaved run of `{' '.join(['python'] + document['argv'])}`: each "
+    command = " ".join(["python"] + document["argv"])  # the rerun is the run's own command
+    lines += ["", f"One interleaved run of `{command}`: each "
               f"round runs every system and the floors in a process of its own; medians of "
               f"{rounds} rounds (range when it spreads over 20%). The Ray and Dask columns are "
               "that run's figures, not live ones. " + _provenance(document, command), ""]
