@@ -416,11 +416,17 @@ class NodeDaemon:
         except ValueError as exc:
             log.warning("abort of %s by %s ignored: %s", oid.hex(), worker_id.hex(), exc)
             return
-        owner = self.object_owner.pop(oid, None)
-        if owner is not None:
-            self.owned_objects.get(owner, set()).discard(oid)
+        self._forget_owner(oid)
         if oid in self.awaiting_seal:
             self._settle_awaiting_seal()
+
+    def _forget_owner(self, oid: bytes) -> None:
+        """`oid` is gone or going: its owner no longer owns it here."""
+        owner = self.object_owner.pop(oid, None)
+        if owner is not None:
+            owned = self.owned_objects.get(owner)
+            if owned is not None:
+                owned.discard(oid)
 
     def on_obj_get(self, h) -> None:
         _, req_id, addr, oid, worker_id, source = h
@@ -533,11 +539,7 @@ class NodeDaemon:
         for oid in oids:
             for daemon in self.copies.pop(oid, ()):
                 forward.setdefault(daemon, []).append(oid)
-            owner = self.object_owner.pop(oid, None)
-            if owner is not None:
-                owned = self.owned_objects.get(owner)
-                if owned is not None:
-                    owned.discard(oid)
+            self._forget_owner(oid)
             self.store.free(oid)
         if self.awaiting_seal:  # freed before its seal: its readers hear "not here" now
             self._settle_awaiting_seal()

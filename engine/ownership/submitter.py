@@ -165,18 +165,6 @@ class Submitter:
         self.dispatch(queue)
         return lease
 
-    def task_finished(self, worker_id: bytes, task_id: bytes, now: float):
-        """A pushed task replied, with nothing to store between `task_replied` and `settle`
-        (the task manager stores its values between them; this is for callers without any).
-        Returns its entry (or None if unknown)."""
-        lease = self.leases_by_worker.get(worker_id)
-        if lease is None:
-            return None
-        entry = lease.in_flight.get(task_id)
-        self.task_replied(worker_id, task_id, now)
-        self.settle(lease, now)
-        return entry
-
     def task_replied(self, worker_id: bytes, task_id: bytes, now: float) -> Lease | None:
         """A pushed task replied: its lease has room again, for the tasks its results make ready
         (the caller stores them, then calls `settle`). Returns the lease (None if unknown).

@@ -16,7 +16,8 @@ with the previous put's seal, a daemon wake-up away. A put of another size abort
 created ahead (`OBJ_ABORT`) and creates its object as before; nothing is ever created ahead
 for more than `max_bytes`, so a process holds at most 2 x 4 MiB of unsealed room.
 
-Thread-safety: `take` and `made` are atomic (a lock): two threads never get one object.
+Thread-safety: `take` and `made` are atomic (a lock): two threads never get one object;
+`wanted` reads without it (a stale count is corrected by `made`).
 Failure: none here; what was created ahead of a process that dies is aborted by its daemon
 (`ObjectStore.release_client`), like any object its writer never sealed. A create ahead the
 daemon refuses (no free room) just means the next put takes the usual round trip.
@@ -61,7 +62,7 @@ class CreateAhead:
                 return ahead.popleft(), []
             stale = [a.oid for a in ahead]
             ahead.clear()
-        self.aborted += len(stale)
+            self.aborted += len(stale)
         return None, stale
 
     def wanted(self, size: int) -> int:
@@ -77,6 +78,5 @@ class CreateAhead:
             self._ahead.append(ahead)
             if len(self._ahead) <= self.depth:
                 return None
-            displaced = self._ahead.popleft()
-        self.aborted += 1
-        return displaced.oid
+            self.aborted += 1
+            return self._ahead.popleft().oid

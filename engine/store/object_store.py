@@ -125,7 +125,6 @@ class ObjectStore:
         self._pins: dict[Hashable, dict[bytes, int]] = {}  # client -> oid -> pin count
         self._files: set[str] = set()  # spill and large-object files that exist now
         self._evicted: list[bytes] = []
-        self._ahead: set[bytes] = set()  # unsealed objects created ahead of their values
         self._file_seq = count()
         self._closed = False
 
@@ -163,12 +162,11 @@ class ObjectStore:
             return self._recreate(entry, client, primary)
         entry = _Entry(oid, size, primary, client, ahead=ahead)
         if ahead:
-            entry.offset = self._alloc.allocate(size) if self._alloc.fits_ever(size) else None
+            entry.offset = self._alloc.allocate(size)
             if entry.offset is None:
                 raise ObjectStoreFullError(f"no free room for a {size / _MIB:.2f} MiB object "
                                            f"created ahead ({self._alloc.used / _MIB:.2f} of "
                                            f"{self._alloc.capacity / _MIB:.2f} MiB in use)")
-            self._ahead.add(oid)
         elif self._alloc.fits_ever(size):
             entry.offset = self._make_room(size)
             if entry.offset is None and not primary:
@@ -194,9 +192,7 @@ class ObjectStore:
         if entry.creator != client:
             raise ValueError(f"object {oid.hex()} is being created by another client")
         entry.sealed = True
-        if entry.ahead:
-            entry.ahead = False
-            self._ahead.discard(oid)
+        entry.ahead = False
         if entry.offset is not None:
             self._lru[oid] = None
         self._unpin(entry, client)
@@ -277,12 +273,13 @@ class ObjectStore:
         """Capacity and usage. "spilled" counts every object on disk, large ones included."""
         entries = self._entries.values()
         on_disk = [e.size for e in entries if e.path is not None]
+        num_ahead = sum(e.ahead for e in entries)
         return {
             "capacity": self._alloc.capacity,
             "used": self._alloc.used,
             "largest_free_block": self._alloc.largest_free_block,
-            "num_objects": len(self._entries) - len(self._ahead),
-            "num_ahead": len(self._ahead),
+            "num_objects": len(self._entries) - num_ahead,
+            "num_ahead": num_ahead,
             "pinned_bytes": sum(e.size for e in entries if e.pins),
             "spilled_bytes": sum(on_disk),
             "num_spilled": len(on_disk),
@@ -318,7 +315,6 @@ class ObjectStore:
             _check(not e.should_delete, f"{oid.hex()} freed and unpinned but not deleted")
             _check(e.sealed or e.pins >= 1, f"unsealed {oid.hex()} lost its creator pin")
             _check((oid in self._lru) == (e.sealed and e.offset is not None), f"LRU {oid.hex()}")
-            _check((oid in self._ahead) == e.ahead, f"{oid.hex()} ahead set")
             _check(not e.ahead or (not e.sealed and e.offset is not None),
                    f"{oid.hex()} created ahead must be unsealed, in the arena")
             if e.offset is not None:
@@ -327,7 +323,6 @@ class ObjectStore:
                        f"{oid.hex()} block size")
         _check(in_arena == self._alloc.num_blocks, "allocator holds blocks of no object")
         _check(set(pins) <= set(self._entries), "pins on objects not in the table")
-        _check(self._ahead <= set(self._entries), "created-ahead ids not in the table")
         paths = {e.path for e in self._entries.values() if e.path is not None}
         _check(paths == self._files, "spill files and table disagree")
 
@@ -470,7 +465,6 @@ class ObjectStore:
     def _delete(self, entry: _Entry) -> None:
         """Remove an object whose pins are gone (or an aborted one) and free its space."""
         del self._entries[entry.oid]
-        self._ahead.discard(entry.oid)
         if entry.offset is not None:
             self._alloc.free(entry.offset)
             self._lru.pop(entry.oid, None)

@@ -102,16 +102,14 @@ def _put_shm(core, frames: list) -> bytes:
             placement, oid = _placement(core.requests.wait(ahead.request)), ahead.oid
         except errors.EngineError:  # refused (no free room) or unanswered: create it now
             messages.append(_abort_message(core, ahead.oid))
+    messages += _unpin_messages(core, everything=True)  # room only our cached pins hold
     if placement is None:
-        messages += _unpin_messages(core, everything=True)  # room only our cached pins hold
-        if messages:  # goes first: it frees room
+        if messages:  # goes before the create: it frees room
             core.transport.send_many(core.daemon_address, messages)
             messages = []
         oid = ids.put_id(core.next_id())
         placement = _placement(core.call(core.daemon_address, P.OBJ_CREATE, oid, total,
                                          core.address, core.worker_id))
-    else:
-        messages += _unpin_messages(core, everything=True)
     messages.append(_write(core, oid, placement, chunks, keep_pin=True))
     for _ in range(core.put_ahead.wanted(total)):
         messages += _create_ahead(core, total)

@@ -1,9 +1,10 @@
 """Request/reply from a core worker to node daemons and the head (not the task path).
 
 Owns the table of outstanding requests: `call` sends `[kind, call_id, my_address, *fields]`
-and blocks until the matching `REPLY` (or a timeout) — or in two halves, `start` now and
-`wait` later; `call_async` runs a callback on the I/O thread instead. Thread-safe: `itertools.count` and dict item operations are atomic;
-`on_reply` runs on the I/O thread. Fails with `NodeUnreachableError` on timeout, or the
+and blocks until the matching `REPLY` (or a timeout) — or in two halves, `prepare` (whose
+frames the caller sends) and `wait`; `call_async` runs a callback on the I/O thread instead.
+Thread-safe: `itertools.count` and dict item operations are atomic; `on_reply` runs on the
+I/O thread. Fails with `NodeUnreachableError` on timeout, or the
 remote side's error type when it answers not-ok; once a peer is known dead
 (`peer_died`), its pending calls and every later one fail at once with the given error.
 """
@@ -40,17 +41,13 @@ class Requests:
 
     def call(self, address: str, kind: int, *fields, timeout: float | None = None):
         """Sends a request and waits for its REPLY. Not for the I/O thread."""
-        return self.wait(self.start(address, kind, *fields), timeout)
-
-    def start(self, address: str, kind: int, *fields) -> _Call:
-        """Sends a request now; `wait` for its reply later (a `call` in two halves)."""
         slot, frames = self.prepare(address, kind, *fields)
         self._transport.send(address, frames)
-        return slot
+        return self.wait(slot, timeout)
 
     def prepare(self, address: str, kind: int, *fields) -> tuple[_Call, list]:
-        """`start` without the send: the request's frames are the caller's to send (with
-        other messages to that peer: `Transport.send_many`)."""
+        """The first half of a `call`: registers the request and returns it with its frames,
+        which the caller sends (with other messages to that peer: `Transport.send_many`)."""
         if address in self._dead:
             raise remote_error(self._dead[address])
         call_id = next(self._ids)
@@ -61,7 +58,8 @@ class Requests:
         return slot, [pack([kind, call_id, self._address, *fields])]
 
     def wait(self, slot: _Call, timeout: float | None = None):
-        """The result of a request `start` sent: waits for its REPLY. Not for the I/O thread."""
+        """The second half of a `call`: waits for the REPLY to a request `prepare` made (and
+        the caller sent). Not for the I/O thread."""
         limit = self._default_timeout if timeout is None else timeout
         if not slot.event.wait(limit):
             self._calls.pop(slot.call_id, None)

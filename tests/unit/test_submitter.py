@@ -65,6 +65,13 @@ def grant(sub: Submitter, fakes: Fakes, index: int, worker: bytes, now: float = 
     return sub.lease_granted(request_id, worker, f"tcp://{worker.decode()}", "node0", daemon, now)
 
 
+def finish(sub: Submitter, worker: bytes, task_id: bytes, now: float) -> None:
+    """A task replied and the caller had nothing to store: the lease is settled at once."""
+    lease = sub.task_replied(worker, task_id, now)
+    if lease is not None:
+        sub.settle(lease, now)
+
+
 def test_first_task_requests_a_lease_and_is_pushed_once_granted(submitter, fakes):
     enqueue(submitter, 1)
     assert fakes.pushed == []
@@ -86,7 +93,7 @@ def test_tasks_are_pipelined_up_to_max_in_flight_per_worker(submitter, fakes):
     enqueue(submitter, 1, 2, 3, 4, 5)
     grant(submitter, fakes, 0, b"w1")
     assert fakes.pushed == [(b"t1", b"w1"), (b"t2", b"w1")]
-    submitter.task_finished(b"w1", b"t1", now=1.0)
+    finish(submitter, b"w1", b"t1", now=1.0)
     assert fakes.pushed[-1] == (b"t3", b"w1")
     grant(submitter, fakes, 1, b"w2")
     assert fakes.pushed[-2:] == [(b"t4", b"w2"), (b"t5", b"w2")]
@@ -100,13 +107,12 @@ def test_ready_tasks_go_to_the_least_loaded_lease(submitter, fakes):
     assert fakes.pushed[-1] == (b"t4", b"w2")
 
 
-def test_task_finished_returns_its_entry(submitter, fakes):
+def test_a_reply_frees_its_slot_on_the_lease_that_ran_it(submitter, fakes):
     enqueue(submitter, 1)
     grant(submitter, fakes, 0, b"w1")
-    entry = submitter.task_finished(b"w1", b"t1", now=1.0)
-    assert entry.task_id == b"t1"
-    assert submitter.task_finished(b"w1", b"t1", now=1.0) is None
-    assert submitter.task_finished(b"unknown", b"t1", now=1.0) is None
+    lease = submitter.task_replied(b"w1", b"t1", now=1.0)
+    assert lease.worker_id == b"w1" and b"t1" not in lease.in_flight and lease.idle_since == 1.0
+    assert submitter.task_replied(b"unknown", b"t1", now=1.0) is None
 
 
 def test_each_resource_shape_gets_its_own_leases(submitter, fakes):
@@ -122,13 +128,13 @@ def test_each_resource_shape_gets_its_own_leases(submitter, fakes):
 def test_idle_lease_is_kept_for_reuse_then_returned_after_the_timeout(submitter, fakes):
     enqueue(submitter, 1)
     grant(submitter, fakes, 0, b"w1", now=0.0)
-    submitter.task_finished(b"w1", b"t1", now=10.0)
+    finish(submitter, b"w1", b"t1", now=10.0)
     submitter.return_idle(now=10.5, idle_timeout=1.0)
     assert fakes.returned == []
     enqueue(submitter, 2)  # reused without a new lease request
     assert fakes.pushed[-1] == (b"t2", b"w1")
     assert len(fakes.requested) == 1
-    submitter.task_finished(b"w1", b"t2", now=11.0)
+    finish(submitter, b"w1", b"t2", now=11.0)
     submitter.return_idle(now=12.0, idle_timeout=1.0)
     assert fakes.returned == [b"w1"]
     assert submitter.num_leases() == 0
@@ -139,7 +145,7 @@ def test_lease_goes_back_to_the_daemon_that_granted_it(submitter, fakes):
     grant(submitter, fakes, 0, b"w1", daemon="tcp://daemon0")
     grant(submitter, fakes, 1, b"w2", daemon="tcp://daemon1")  # spilled back to another node
     for worker, task_id in ((b"w1", b"t1"), (b"w1", b"t2"), (b"w2", b"t3")):
-        submitter.task_finished(worker, task_id, now=1.0)
+        finish(submitter, worker, task_id, now=1.0)
     submitter.return_idle(now=5.0, idle_timeout=1.0)
     assert sorted(zip(fakes.returned, fakes.returned_to, strict=True)) == [
         (b"w1", "tcp://daemon0"), (b"w2", "tcp://daemon1")]
@@ -156,7 +162,7 @@ def test_recall_returns_every_idle_lease(submitter, fakes):
     enqueue(submitter, 1, 2, 3)
     grant(submitter, fakes, 0, b"w1")
     grant(submitter, fakes, 1, b"w2")
-    submitter.task_finished(b"w2", b"t3", now=5.0)
+    finish(submitter, b"w2", b"t3", now=5.0)
     submitter.return_idle(now=5.0, idle_timeout=0.0)  # RECALL_LEASES
     assert fakes.returned == [b"w2"]
     assert submitter.num_leases() == 1
@@ -166,7 +172,7 @@ def test_outstanding_lease_requests_are_cancelled_once_the_queue_drains(submitte
     enqueue(submitter, 1, 2, 3)
     assert len(fakes.requested) == 2
     grant(submitter, fakes, 0, b"w1")  # takes t1, t2
-    submitter.task_finished(b"w1", b"t1", now=1.0)  # t3 goes to w1 as well
+    finish(submitter, b"w1", b"t1", now=1.0)  # t3 goes to w1 as well
     submitter.return_idle(now=1.0, idle_timeout=1.0)
     assert fakes.cancelled == [fakes.requested[1][0]]
     # A grant for the cancelled request arriving late is handed straight back.
@@ -204,7 +210,7 @@ def test_tasks_pushed_in_submission_order_on_one_lease(fakes):
         sub.enqueue(task(i), CPU1, dict(CPU1))
     grant(sub, fakes, 0, b"w1")
     for i in range(20):
-        sub.task_finished(b"w1", f"t{i}".encode(), now=float(i))
+        finish(sub, b"w1", f"t{i}".encode(), now=float(i))
     assert [t for t, _ in fakes.pushed] == [f"t{i}".encode() for i in range(20)]
 
 
@@ -215,9 +221,9 @@ def test_recall_keeps_idle_leases_of_no_resources(submitter, fakes):
     grant(submitter, fakes, 0, b"cpu")
     grant(submitter, fakes, 1, b"zero")
     submitter.recall(now=0.5, hold_s=1.0)
-    submitter.task_finished(b"zero", b"t2", now=1.0)
+    finish(submitter, b"zero", b"t2", now=1.0)
     assert fakes.returned == []  # finished while recalled, but holds nothing
-    submitter.task_finished(b"cpu", b"t1", now=1.0)
+    finish(submitter, b"cpu", b"t1", now=1.0)
     assert fakes.returned == [b"cpu"]
     submitter.return_idle(now=2.0, idle_timeout=0.0, recall=True)
     assert fakes.returned == [b"cpu"] and submitter.num_leases() == 1
@@ -230,11 +236,11 @@ def test_next_idle_expiry_is_when_the_first_idle_lease_is_due_back(submitter, fa
     enqueue(submitter, 1)
     grant(submitter, fakes, 0, b"w1", now=0.0)
     assert submitter.next_idle_expiry(1.0) is None  # busy: nothing is due
-    submitter.task_finished(b"w1", b"t1", now=5.0)
+    finish(submitter, b"w1", b"t1", now=5.0)
     assert submitter.next_idle_expiry(1.0) == 6.0
     enqueue(submitter, 2)  # reused: busy again, nothing due
     assert submitter.next_idle_expiry(1.0) is None
-    submitter.task_finished(b"w1", b"t2", now=7.5)
+    finish(submitter, b"w1", b"t2", now=7.5)
     assert submitter.next_idle_expiry(1.0) == 8.5
 
 
@@ -246,9 +252,9 @@ def test_max_calls_spends_the_lease_and_retires_its_worker_when_the_tasks_replie
         sub.enqueue(entry, CPU1, dict(CPU1))
     grant(sub, fakes, 0, b"w1")
     assert [p for p in fakes.pushed] == [(b"t0", b"w1"), (b"t1", b"w1")]  # 2 calls, then spent
-    sub.task_finished(b"w1", b"t0", now=1.0)
+    finish(sub, b"w1", b"t0", now=1.0)
     assert fakes.returned == []  # t1 still runs there
-    sub.task_finished(b"w1", b"t1", now=1.0)
+    finish(sub, b"w1", b"t1", now=1.0)
     assert fakes.returned == [b"w1"] and fakes.retired == [True]
     grant(sub, fakes, 1, b"w2")  # the third call on a fresh worker
     assert fakes.pushed[-1] == (b"t2", b"w2")
@@ -264,7 +270,7 @@ def test_a_burst_beyond_leases_and_requests_waits_then_goes_out_in_order(submitt
     assert len(fakes.pushed) == 2 and len(fakes.requested) == 4  # still no room, no more requests
     for i in range(2, 21):
         finished = fakes.pushed[i - 2][0]
-        submitter.task_finished(b"w1", finished, now=float(i))
+        finish(submitter, b"w1", finished, now=float(i))
         assert fakes.pushed[-1][0] == f"t{i}".encode()
     assert [t for t, _ in fakes.pushed] == [f"t{i}".encode() for i in range(21)]
 
@@ -298,9 +304,9 @@ def test_a_long_task_waits_behind_short_ones_instead_of_taking_a_second_lease(fa
     grant(sub, fakes, 0, b"w1")
     for frame in range(1, 50):  # a short task in flight when each long one becomes ready
         sub.enqueue(_entry(f"f{frame}", "flow"), CPU1, dict(CPU1))
-        sub.task_finished(b"w1", f"c{frame - 1}".encode(), float(frame))
+        finish(sub, b"w1", f"c{frame - 1}".encode(), float(frame))
         sub.enqueue(_entry(f"c{frame}", "cumsum"), CPU1, dict(CPU1))
-        sub.task_finished(b"w1", f"f{frame}".encode(), float(frame))
+        finish(sub, b"w1", f"f{frame}".encode(), float(frame))
     assert len(fakes.requested) == 1 and fakes.returned == []  # one lease for the whole run
     assert {worker for _, worker in fakes.pushed} == {b"w1"}
     assert sub.queues[CPU1].ready == collections.deque()
@@ -334,11 +340,11 @@ def test_a_recall_holds_for_its_window_then_idle_leases_are_kept_again(submitter
     grant(submitter, fakes, 0, b"w1")
     submitter.recall(now=1.0, hold_s=0.5)
     assert fakes.returned == []  # busy: it goes back once idle
-    submitter.task_finished(b"w1", b"t1", now=1.4)
+    finish(submitter, b"w1", b"t1", now=1.4)
     assert fakes.returned == [b"w1"]
     enqueue(submitter, 2)
     grant(submitter, fakes, 1, b"w2")
-    submitter.task_finished(b"w2", b"t2", now=1.6)
+    finish(submitter, b"w2", b"t2", now=1.6)
     assert fakes.returned == [b"w1"] and submitter.num_leases() == 1  # kept for reuse
 
 
@@ -352,5 +358,5 @@ def test_a_replied_lease_takes_the_task_made_ready_before_it_is_settled(submitte
     enqueue(submitter, 2)  # its argument was t1's result
     submitter.settle(lease, now=2.0)
     assert fakes.pushed[-1] == (b"t2", b"w1") and fakes.returned == [] and len(fakes.requested) == 1
-    submitter.task_finished(b"w1", b"t2", now=3.0)
+    finish(submitter, b"w1", b"t2", now=3.0)
     assert fakes.returned == [b"w1"]  # nothing waits: back to the daemon
