@@ -140,6 +140,9 @@ def init(address: str | None = None, num_cpus: float | None = None, resources: d
         raise TypeError(f"init() got an unexpected keyword argument {unknown[0]!r}")
     _reject_unsupported(config, UNSUPPORTED_INIT, "init()")
     config = {k: v for k, v in config.items() if k in ENGINE_CONFIG}
+    ahead = config.get("put_ahead_max_bytes", 0)
+    if type(ahead) is not int or ahead < 0:
+        raise ValueError(f"put_ahead_max_bytes must be an int >= 0 (0: off), got {ahead!r}")
     if num_gpus:
         if num_gpus < 0:
             raise ValueError(f"num_gpus must be >= 0, got {num_gpus}")

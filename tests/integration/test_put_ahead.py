@@ -66,6 +66,12 @@ def test_nothing_is_created_ahead_above_the_configured_size(daemon_calls):
     wait_for(lambda: store_stats()["num_objects"] == 0, message="the puts freed")
 
 
+@pytest.mark.parametrize("bad", [-1, 1.5, "4MiB", True])
+def test_a_bad_put_ahead_limit_is_refused_in_one_line(bad):
+    with pytest.raises(ValueError, match=r"^put_ahead_max_bytes must be an int >= 0 \(0: off\), got "):
+        engine.init(put_ahead_max_bytes=bad)
+
+
 @engine.remote
 class Putter:
     def put_some(self, n: int) -> int:
