@@ -28,10 +28,12 @@ class Value:
     * SHM: the primary copy is in the shared-memory store of node `node_id`, whose daemon
       listens at `daemon`; `frames` is None.
     * ERROR: `frames` hold a pickled exception that `get` raises.
-    `size` is the serialized size in bytes (0 for errors).
+    `size` is the serialized size in bytes (0 for errors). `packed`: an INLINE value's one
+    frame if it is a pickle small enough to travel packed with others as a task argument
+    (protocol.PACKED_ARG_MAX), else None.
     """
 
-    __slots__ = ("kind", "frames", "daemon", "node_id", "size")
+    __slots__ = ("kind", "frames", "daemon", "node_id", "size", "packed")
 
     def __init__(self, kind: int, frames: list | None, daemon: str | None, node_id: str | None, size: int):
         self.kind = kind
@@ -39,6 +41,8 @@ class Value:
         self.daemon = daemon
         self.node_id = node_id
         self.size = size
+        self.packed = frames[0] if kind == INLINE and len(frames) == 1 and type(frames[0]) is bytes \
+            and len(frames[0]) <= P.PACKED_ARG_MAX else None
 
     def __repr__(self) -> str:
         where = f" on {self.node_id}" if self.kind == SHM else ""

@@ -140,22 +140,28 @@ class ReferenceCounter:
         ref.local -= 1
         self._check(ref, out)
 
-    def add_submitted(self, refs: list) -> None:
-        """A task we submitted carries these [oid, owner] refs until it finishes."""
+    def add_submitted(self, refs: list) -> list[Reference]:
+        """A task we submitted carries these [oid, owner] refs until it finishes. Returns
+        their records, in order, for `remove_submitted` (a record counted as submitted stays
+        in the table: the task may use the records instead of looking them up)."""
+        table, me = self.refs, self.address
+        records = []
         for oid, owner in refs:
-            ref = self.get_or_add_borrowed(oid, owner)
+            ref = table.get(oid)
+            if ref is None:
+                ref = table[oid] = Reference(oid, owner, owner == me)
             ref.submitted += 1
             ref.freed = False
+            records.append(ref)
+        return records
 
-    def remove_submitted(self, refs: list, out: Release) -> None:
+    def remove_submitted(self, records: list[Reference], out: Release) -> None:
+        """The task that `add_submitted` returned these records to no longer carries them."""
         # (a task's arguments are mostly still held otherwise: those skip the scope check)
-        table = self.refs
-        for oid, _owner in refs:
-            ref = table.get(oid)
-            if ref is not None:
-                ref.submitted -= 1
-                if ref.local <= 0 and ref.submitted <= 0:
-                    self._check(ref, out)
+        for ref in records:
+            ref.submitted -= 1
+            if ref.local <= 0 and ref.submitted <= 0:
+                self._check(ref, out)
 
     def set_contains(self, ref: Reference, contains: list, registered_by: str | None) -> None:
         """Records that `ref`'s value holds these refs; they stay alive while it does.
@@ -250,13 +256,10 @@ class ReferenceCounter:
             task, ref.task = ref.task, None
             if task is not None:
                 self.lineage_bytes -= task.spec_bytes
-                table = self.refs
-                for oid, _owner in task.deps:
-                    dep = table.get(oid)
-                    if dep is not None:
-                        dep.lineage_refs -= 1
-                        if dep.local <= 0 and dep.submitted <= 0:  # (else still in scope: stays)
-                            stack.append(dep)
+                for dep in task.dep_refs:  # (records with lineage_refs > 0 stay in the table)
+                    dep.lineage_refs -= 1
+                    if dep.local <= 0 and dep.submitted <= 0:  # (else still in scope: stays)
+                        stack.append(dep)
 
     def keep_lineage(self, ref: Reference, task) -> None:
         """`ref`'s value can be rebuilt by re-running `task`; pin its arguments' records.
@@ -270,11 +273,8 @@ class ReferenceCounter:
             return
         self.lineage_bytes += size
         ref.task = task
-        table = self.refs
-        for oid, _owner in task.deps:
-            dep = table.get(oid)
-            if dep is not None:
-                dep.lineage_refs += 1
+        for dep in task.dep_refs:  # (the task is still submitted: its records are in the table)
+            dep.lineage_refs += 1
 
     def check(self, oid: bytes, out: Release) -> None:
         ref = self.refs.get(oid)

@@ -109,7 +109,7 @@ class TaskEntry:
         "task_id", "name", "kind", "fn_id", "fn_blob", "arg_frames", "positions", "deps",
         "nested", "return_ids", "retries_left", "retry_exceptions", "shape", "resources",
         "actor", "state", "unresolved", "worker_id", "cancelled", "dep_meta", "dep_frames",
-        "submitted_refs", "extra", "spec_bytes",
+        "submitted_refs", "dep_refs", "extra", "spec_bytes",
     )
 
     def __init__(self, *, task_id: bytes, name: str, kind: int, fn_id: str, fn_blob: bytes | None,
@@ -137,7 +137,8 @@ class TaskEntry:
         self.cancelled = False
         self.dep_meta = None  # argument values' metadata, set when queued
         self.dep_frames = None  # inline argument values' frames, set when queued
-        self.submitted_refs = None  # every ref counted as submitted for this task
+        self.submitted_refs = None  # the records of every ref counted as submitted for this task
+        self.dep_refs = ()  # the records of `deps`, in order (from the first submit on; kept as lineage)
         self.extra = extra  # actor creation options sent to the worker
         # what keeping it as lineage costs (reference_counter.py): by-value argument bytes and a little
         self.spec_bytes = 200 + sum(map(len, arg_frames))
@@ -373,10 +374,7 @@ class TaskManager:
         refs = self.refs
         for rid in entry.return_ids:
             refs.add_owned(rid)
-        submitted = entry.deps + entry.nested if entry.nested else entry.deps
-        entry.submitted_refs = submitted
-        if submitted:
-            refs.add_submitted(submitted)
+        self._hold_arguments(entry)
         self.tasks[entry.task_id] = entry
         if entry.extra is not None and entry.kind == NORMAL and entry.extra.get("streaming"):
             self.streams[entry.task_id] = Stream(entry.return_ids[0] if entry.extra.get("dynamic") else None)
@@ -385,12 +383,18 @@ class TaskManager:
             self.out.append((ACTOR_SUBMITTED, entry))
         self._resolve(entry)
 
+    def _hold_arguments(self, entry: TaskEntry) -> None:
+        """Counts the task's argument refs as submitted (its records: `submitted_refs`, and
+        of the top-level ones `dep_refs`)."""
+        submitted = entry.deps + entry.nested if entry.nested else entry.deps
+        records = self.refs.add_submitted(submitted) if submitted else None
+        entry.submitted_refs = records
+        entry.dep_refs = records[:len(entry.deps)] if entry.nested else records or ()
+
     def _resolve(self, entry: TaskEntry) -> None:
         """Waits for top-level ref arguments, then queues the task."""
-        table = self.refs.refs
         unresolved = 0
-        for oid, _owner in entry.deps:
-            dep = table[oid]
+        for dep in entry.dep_refs:
             if dep.value is None:
                 unresolved += 1
                 self._add_waiter(dep, entry)
@@ -406,14 +410,18 @@ class TaskManager:
 
     def _queue(self, entry: TaskEntry) -> None:
         """All arguments have values: inline them into the spec and hand over."""
-        table = self.refs.refs
         by_daemon = None
         if entry.deps:
-            meta, dep_frames = [], []
-            add_meta, add_frames, inline, error = meta.append, dep_frames.extend, ms.INLINE, ms.ERROR
-            for oid, owner in entry.deps:
-                dep = table[oid]
+            meta, dep_frames, packed = [], [], []
+            add_meta, add_frames, add_packed = meta.append, dep_frames.extend, packed.append
+            inline, error = ms.INLINE, ms.ERROR
+            for (oid, owner), dep in zip(entry.deps, entry.dep_refs, strict=True):
                 value = dep.value
+                packable = value.packed
+                if packable is not None and not dep.contains:
+                    add_meta(len(packable))  # one small pickle: packed with the others (protocol.py)
+                    add_packed(packable)
+                    continue
                 kind = value.kind
                 if kind == inline:
                     frames = value.frames
@@ -428,8 +436,9 @@ class TaskManager:
                         by_daemon = {}
                     by_daemon[value.daemon] = by_daemon.get(value.daemon, 0) + value.size
                 if dep.contains:
-                    self.refs.add_submitted(dep.contains)
-                    entry.submitted_refs = entry.submitted_refs + dep.contains
+                    entry.submitted_refs = entry.submitted_refs + self.refs.add_submitted(dep.contains)
+            if packed:
+                dep_frames.append(packed[0] if len(packed) == 1 else b"".join(packed))
             frames = 1 + len(entry.arg_frames) + len(dep_frames)
             if frames > P.MAX_MESSAGE_FRAMES:  # (its push could not be sent: fail it, never hang)
                 self.fail(entry, error_of(ValueError(
@@ -878,10 +887,7 @@ class TaskManager:
         released only after the new ones are taken, so a lost argument's record (and its
         lineage) survives the handover."""
         old = entry.submitted_refs
-        submitted = entry.argument_refs()
-        entry.submitted_refs = submitted
-        if submitted:
-            self.refs.add_submitted(submitted)
+        self._hold_arguments(entry)
         if old:
             out = Release()
             self.refs.remove_submitted(old, out)
@@ -912,7 +918,7 @@ class TaskManager:
                 return
             current.append(None if value is None or value.kind != SHM or value.daemon in self.dead_daemons
                            else value.daemon)
-        used = [m[5] if m[0] == SHM else None for m in entry.dep_meta or ()]
+        used = [m[5] if type(m) is list and m[0] == SHM else None for m in entry.dep_meta or ()]
         if None not in current and current == used:
             self.tasks[entry.task_id] = entry
             self._log((entry.task_id, "argument_fetch_failed", "waiting_for_node_death"))

@@ -102,6 +102,10 @@ VALUE_INLINE = 0  # [VALUE_INLINE, nframes, contains]
 VALUE_SHM = 1  # [VALUE_SHM, node_id, size, contains, daemon_addr]
 # Task arguments (PUSH_TASK dep_meta) add the object id (and, for VALUE_SHM, its owner):
 #   [VALUE_INLINE, nframes, contains, oid] / [VALUE_SHM, node_id, size, contains, oid, daemon_addr, owner]
+#   or, for a value of one pickle of at most PACKED_ARG_MAX bytes holding no refs, just its
+#   length (an int): such values are joined, in argument order, into the message's last frame
+#   (a smoothing window of 201 trajectory refs is then one frame, not 201).
+PACKED_ARG_MAX = 4096
 VALUE_ERROR = 2  # [VALUE_ERROR, nframes, contains]  (a pickled exception)
 
 # The fields of a PUSH_TASK header, by position: `TaskEntry.header` writes them, the executor

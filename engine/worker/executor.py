@@ -248,8 +248,17 @@ class Executor:
         if dep_meta:
             pos = 1 + n_args
             loads, inline = pickle.loads, P.VALUE_INLINE
+            packed, offset = None, 0
             for where, meta in zip(positions, dep_meta, strict=True):
-                if meta[0] == inline:  # [kind, frames, refs inside, oid]
+                if type(meta) is int:  # a small pickle's length: packed in the last frame
+                    if packed is None:
+                        packed = memoryview(frames[-1])
+                    if offset + meta > len(packed):
+                        raise errors.EngineError(f"task {h[PUSH_NAME]}: its packed arguments are "
+                                                 f"shorter than their metadata (malformed push)")
+                    value = loads(packed[offset:offset + meta])
+                    offset += meta
+                elif meta[0] == inline:  # [kind, frames, refs inside, oid]
                     n = meta[1]
                     if n == 1 and not meta[2]:  # one pickle, no refs inside: most arguments
                         value = loads(frames[pos])
@@ -262,6 +271,9 @@ class Executor:
                     args[where] = value
                 else:
                     kwargs[where] = value
+            if pos != len(frames) - (packed is not None) or (packed is not None and offset != len(packed)):
+                raise errors.EngineError(f"task {h[PUSH_NAME]}: its argument frames do not match their "
+                                         f"metadata (malformed push)")
         return args, kwargs
 
     def _fetch(self, task_name: str, meta):

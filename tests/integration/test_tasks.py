@@ -76,6 +76,11 @@ def count_args(*values):
 
 
 @engine.remote
+def echo_args(*args, **kwargs):
+    return args, kwargs
+
+
+@engine.remote
 def sleep_then(seconds, value=None):
     time.sleep(seconds)
     return value
@@ -183,15 +188,33 @@ def test_task_result_ref_as_argument_is_resolved_before_the_task_runs():
 
 
 def test_a_task_with_thousands_of_ref_arguments_gets_every_value():
-    refs = [square.remote(i) for i in range(3000)]  # one frame each in the push: > IOV_MAX
+    refs = [square.remote(i) for i in range(3000)]  # small pickles: packed into one frame
     assert engine.get(count_args.remote(*refs), timeout=60) == (3000, sum(i * i for i in range(3000)))
 
 
+def test_a_task_with_thousands_of_array_arguments_gets_every_value():
+    refs = [engine.put(np.full(1, i)) for i in range(1500)]  # two frames each: > IOV_MAX buffers
+    count, total = engine.get(count_args.remote(*refs), timeout=60)
+    assert count == 1500 and total.tolist() == [sum(range(1500))]
+
+
+def test_packed_and_unpacked_ref_arguments_arrive_in_their_places():
+    inner = engine.put("inside")
+    values = [1, b"x" * (P.PACKED_ARG_MAX + 1), "two", np.arange(3), [inner], 3.5]
+    refs = [engine.put(v) for v in values]
+    got = engine.get(echo_args.remote(*refs, key=refs[2], other=refs[1]), timeout=60)
+    args, kwargs = got
+    assert args[0] == 1 and args[1] == values[1] and args[2] == "two" and args[5] == 3.5
+    assert args[3].tolist() == [0, 1, 2] and engine.get(args[4][0]) == "inside"
+    assert kwargs == {"key": "two", "other": values[1]}
+
+
 def test_a_task_with_more_ref_arguments_than_a_message_carries_fails_saying_so():
-    refs = [engine.put(i) for i in range(P.MAX_MESSAGE_FRAMES + 10)]
+    refs = [engine.put(np.full(1, i)) for i in range(P.MAX_MESSAGE_FRAMES // 2 + 10)]  # 2 frames each
     with pytest.raises(ValueError, match="by-reference arguments make a message of"):
         engine.get(count_args.remote(*refs), timeout=60)  # an explained error, not a hang
-    assert engine.get(count_args.remote(*refs[:5]), timeout=60) == (5, 10)
+    count, total = engine.get(count_args.remote(*refs[:5]), timeout=60)
+    assert count == 5 and total.tolist() == [10]
 
 
 def test_nested_tasks_do_not_deadlock_on_two_cpus():

@@ -20,6 +20,7 @@ class World:
 
     def __init__(self, *addresses: str):
         self.procs = {a: ReferenceCounter(a) for a in addresses}
+        self.submitted: dict = {}  # (caller, refs) -> records add_submitted returned, per task
         self.freed = {a: [] for a in addresses}
 
     def __getitem__(self, address: str) -> ReferenceCounter:
@@ -42,7 +43,7 @@ class World:
 
     def submit_with_nested(self, caller: str, worker: str, refs: list) -> None:
         """`caller` submits a task to `worker` carrying `refs` nested in its arguments."""
-        self.procs[caller].add_submitted(refs)
+        self.submitted.setdefault((caller, tuple(map(tuple, refs))), []).append(self.procs[caller].add_submitted(refs))
         for oid, owner in refs:
             self.procs[worker].add_local(oid, owner)  # the worker unpickles them
 
@@ -51,7 +52,7 @@ class World:
         rc = self.procs[caller]
         rc.add_borrowers_from_reply(borrowed, worker)
         out = Release()
-        rc.remove_submitted(refs, out)
+        rc.remove_submitted(self.submitted[caller, tuple(map(tuple, refs))].pop(), out)
         self.out(caller, out)
 
     def tables_empty(self) -> bool:
@@ -78,11 +79,12 @@ def test_owned_object_is_freed_when_its_last_local_ref_goes():
 def test_submitted_task_keeps_its_argument_alive():
     rc = ReferenceCounter("O")
     rc.add_owned(X)
-    rc.add_submitted(nested(X, "O"))
+    records = rc.add_submitted(nested(X, "O"))
+    assert records == [rc.refs[X]]
     out = Release()
     rc.remove_local(X, out)
     assert not out and X in rc.refs
-    rc.remove_submitted(nested(X, "O"), out)
+    rc.remove_submitted(records, out)
     assert [r.oid for r in out.freed_owned] == [X]
 
 

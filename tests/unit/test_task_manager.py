@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import types
 
+import numpy as np
 import pytest
 from owner_harness import DAEMON, NODE, OWNER, Owner
 from ownrun.engine import errors
@@ -16,6 +17,7 @@ from ownrun.engine.ownership import actor_submitter as S
 from ownrun.engine.ownership.actor_submitter import PENDING, RESTARTING
 from ownrun.engine.ownership.task_manager import HISTORY_PER_ID, PUSHED, QUEUED, WAITING_DEPS
 from ownrun.engine.rpc import protocol as P
+from ownrun.engine.worker import serialization
 
 
 @pytest.fixture
@@ -40,7 +42,33 @@ def test_dependent_task_waits_for_its_argument_and_then_is_queued(owner):
     owner.grant()
     owner.reply_inline(a, 1)
     assert b.state in (QUEUED, PUSHED)
-    assert b.dep_meta[0][0] == P.VALUE_INLINE
+    frame = serialization.serialize(1)[0][0]
+    assert b.dep_meta == [len(frame)] and b.dep_frames == [frame], "a small pickle goes packed"
+
+
+def test_small_argument_values_are_packed_into_one_frame_in_argument_order(owner):
+    """Top-level arguments whose value is one small pickle without refs inside travel as
+    their lengths in the push's metadata and one joined frame (the last); the rest keep
+    their own metadata and frames, in argument order."""
+    small = [owner.submit(owner.task(f"s{i}")) for i in range(3)]
+    big = owner.submit(owner.task("big"))
+    arrays = owner.submit(owner.task("arrays"))
+    deps = [small[0].return_ids[0], big.return_ids[0], small[1].return_ids[0], arrays.return_ids[0],
+            small[2].return_ids[0]]
+    user = owner.submit(owner.task("user", deps=deps))
+    owner.grant()
+    for i, entry in enumerate(small):
+        owner.reply_inline(entry, i * 1000)
+    owner.reply_inline(big, b"x" * (P.PACKED_ARG_MAX + 1))
+    owner.reply_inline(arrays, np.arange(10))  # a pickle and an out-of-band buffer: two frames
+    assert user.state in (QUEUED, PUSHED)
+    pickles = [serialization.serialize(i * 1000)[0][0] for i in range(3)]
+    big_frames = serialization.serialize(b"x" * (P.PACKED_ARG_MAX + 1))[0]
+    kinds = [m if type(m) is int else m[:2] for m in user.dep_meta]
+    assert kinds == [len(pickles[0]), [P.VALUE_INLINE, 1], len(pickles[1]), [P.VALUE_INLINE, 2], len(pickles[2])]
+    assert user.dep_frames[0] == big_frames[0] and len(user.dep_frames) == 1 + 2 + 1
+    assert user.dep_frames[-1] == b"".join(pickles)
+    owner.validate()
 
 
 def test_a_recalled_owner_runs_the_task_its_reply_made_ready_on_the_same_lease(owner):
