@@ -144,15 +144,21 @@ class ReferenceCounter:
         """A task we submitted carries these [oid, owner] refs until it finishes. Returns
         their records, in order, for `remove_submitted` (a record counted as submitted stays
         in the table: the task may use the records instead of looking them up)."""
-        table, me = self.refs, self.address
-        records = []
-        for oid, owner in refs:
-            ref = table.get(oid)
-            if ref is None:
-                ref = table[oid] = Reference(oid, owner, owner == me)
+        table = self.refs
+        get = table.get
+        records = [get(oid) for oid, _owner in refs]
+        if None in records:  # (records compare by identity: this finds a missing one only)
+            me = self.address
+            for i, ref in enumerate(records):
+                if ref is None:
+                    oid, owner = refs[i]
+                    ref = table.get(oid)  # (an oid given twice: made by its first occurrence)
+                    if ref is None:
+                        ref = table[oid] = Reference(oid, owner, owner == me)
+                    records[i] = ref
+        for ref in records:
             ref.submitted += 1
             ref.freed = False
-            records.append(ref)
         return records
 
     def remove_submitted(self, records: list[Reference], out: Release) -> None:

@@ -412,31 +412,15 @@ class TaskManager:
         """All arguments have values: inline them into the spec and hand over."""
         by_daemon = None
         if entry.deps:
-            meta, dep_frames, packed = [], [], []
-            add_meta, add_frames, add_packed = meta.append, dep_frames.extend, packed.append
-            inline, error = ms.INLINE, ms.ERROR
-            for (oid, owner), dep in zip(entry.deps, entry.dep_refs, strict=True):
-                value = dep.value
-                packable = value.packed
-                if packable is not None and not dep.contains:
-                    add_meta(len(packable))  # one small pickle: packed with the others (protocol.py)
-                    add_packed(packable)
-                    continue
-                kind = value.kind
-                if kind == inline:
-                    frames = value.frames
-                    add_meta([kind, len(frames), dep.contains, oid])
-                    add_frames(frames)
-                elif kind == error:
-                    self.fail(entry, value)
-                    return
-                else:
-                    meta.append([kind, value.node_id, value.size, dep.contains, oid, value.daemon, owner])
-                    if by_daemon is None:
-                        by_daemon = {}
-                    by_daemon[value.daemon] = by_daemon.get(value.daemon, 0) + value.size
-                if dep.contains:
-                    entry.submitted_refs = entry.submitted_refs + self.refs.add_submitted(dep.contains)
+            # small pickles without refs inside travel packed: their lengths, one joined frame
+            packs = [None if dep.contains else dep.value.packed for dep in entry.dep_refs]
+            if None not in packs:  # (every argument such a value: no per-argument loop)
+                meta, packed, dep_frames = list(map(len, packs)), packs, []
+            else:
+                meta, packed, dep_frames = self._argument_values(entry, packs)
+                if meta is None:
+                    return  # an argument is an error: the task failed with it
+                by_daemon = self._bytes_by_daemon(meta)
             if packed:
                 dep_frames.append(packed[0] if len(packed) == 1 else b"".join(packed))
             frames = 1 + len(entry.arg_frames) + len(dep_frames)
@@ -462,6 +446,44 @@ class TaskManager:
                 self.submitter.enqueue(entry, (entry.shape, daemon), entry.resources, daemon)
         else:
             self.out.append((ACTOR_ENQUEUE, entry))
+
+    def _argument_values(self, entry: TaskEntry, packs: list) -> tuple[list | None, list, list]:
+        """`_queue`'s general case: each argument's metadata (protocol.py), the small pickles
+        to pack (`packs[i]`: argument i's, or None) and the other inline frames; (None, ..)
+        if an argument's value is an error (the task is failed with it)."""
+        meta, packed, dep_frames = [], [], []
+        add_meta, add_frames, add_packed = meta.append, dep_frames.extend, packed.append
+        inline, error = ms.INLINE, ms.ERROR
+        for (oid, owner), dep, packable in zip(entry.deps, entry.dep_refs, packs, strict=True):
+            if packable is not None:
+                add_meta(len(packable))
+                add_packed(packable)
+                continue
+            value = dep.value
+            kind = value.kind
+            if kind == inline:
+                frames = value.frames
+                add_meta([kind, len(frames), dep.contains, oid])
+                add_frames(frames)
+            elif kind == error:
+                self.fail(entry, value)
+                return None, packed, dep_frames
+            else:
+                add_meta([kind, value.node_id, value.size, dep.contains, oid, value.daemon, owner])
+            if dep.contains:
+                entry.submitted_refs = entry.submitted_refs + self.refs.add_submitted(dep.contains)
+        return meta, packed, dep_frames
+
+    @staticmethod
+    def _bytes_by_daemon(meta: list) -> dict | None:
+        """Shared-memory argument bytes per daemon holding them (None: no such argument)."""
+        by_daemon = None
+        for m in meta:
+            if type(m) is list and m[0] == SHM:
+                if by_daemon is None:
+                    by_daemon = {}
+                by_daemon[m[5]] = by_daemon.get(m[5], 0) + m[2]
+        return by_daemon
 
     # ---- leases (callbacks of the submitter) ----------------------------------------------------
     def _queue_on(self, entry: TaskEntry, daemon: str, pinned: bool, soft: bool = False) -> None:
