@@ -241,8 +241,8 @@ class Executor:
 
     def _arguments(self, h, frames, received: list):
         n_args, positions, dep_meta = h[PUSH_NUM_ARG_FRAMES], h[PUSH_POSITIONS], h[PUSH_DEP_META]
-        if n_args == 0:
-            args, kwargs = [], {}
+        if n_args == 0:  # no pickled arguments: only refs, positional ones first (or none at all)
+            args, kwargs = [None] * sum(type(where) is int for where in positions), {}
         else:
             args, kwargs = serialization.deserialize(frames[1:1 + n_args], received)
         if dep_meta:

@@ -198,6 +198,12 @@ def test_a_task_with_thousands_of_array_arguments_gets_every_value():
     assert count == 1500 and total.tolist() == [sum(range(1500))]
 
 
+def test_a_call_with_only_ref_arguments_gets_them_in_order():
+    refs = [square.remote(i) for i in range(5)]
+    assert engine.get(echo_args.remote(*refs), timeout=60) == ((0, 1, 4, 9, 16), {})
+    assert engine.get(echo_args.remote(refs[1]), timeout=60) == ((1,), {})
+
+
 def test_packed_and_unpacked_ref_arguments_arrive_in_their_places():
     inner = engine.put("inside")
     values = [1, b"x" * (P.PACKED_ARG_MAX + 1), "two", np.arange(3), [inner], 3.5]

@@ -45,3 +45,12 @@ def test_frames_not_matching_the_metadata_fail_the_task():
         _decode([0], [len(one)], [one + one])  # bytes left over in the packed frame
     with pytest.raises(errors.EngineError, match="do not match their metadata"):
         _decode([0], [len(one)], [b"stray frame", one])
+
+
+def test_a_push_of_refs_only_has_no_pickled_arguments():
+    """`f.remote(*refs)` pickles nothing: the executor makes the positional slots itself."""
+    small = [pickle.dumps(v, 5) for v in ("a", "b")]
+    ex = executor_module.Executor(RecordingCore())
+    h = [P.PUSH_TASK, CALLER, b"t" * 20, "f", NORMAL, "fn", None, 1, 0, [0, 1], [len(s) for s in small],
+         None, None]
+    assert ex._arguments(h, [b"header", b"".join(small)], []) == (["a", "b"], {})
