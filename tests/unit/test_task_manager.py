@@ -272,6 +272,21 @@ def test_a_get_of_a_borrowed_object_is_nudged_only_when_its_owner_has_no_value_e
 NODE_B, DAEMON_B = "nodeB", "tcp://daemonB"
 
 
+def test_a_task_with_a_shared_memory_argument_asks_that_node_for_its_lease_beside_packed_ones(owner):
+    """Packed small arguments do not hide a large one's node from the lease's locality."""
+    make = owner.submit(owner.task("make"))
+    small = owner.submit(owner.task("small"))
+    owner.grant("tcp://wb", DAEMON_B, NODE_B)
+    owner.reply_shm(make, "tcp://wb", NODE_B, DAEMON_B)
+    owner.reply_inline(small, 7, "tcp://wb")
+    before = len(owner.sent_of(P.LEASE_REQUEST))
+    use = owner.submit(owner.task("use", deps=[small.return_ids[0], make.return_ids[0]]))
+    assert type(use.dep_meta[0]) is int and use.dep_meta[1][5] == DAEMON_B
+    asked = [addr for addr, _ in owner.sent_of(P.LEASE_REQUEST)[before:]]
+    assert asked == [DAEMON_B]
+    owner.validate()
+
+
 def _actor_on_node_b(owner):
     """An actor (max_restarts=-1) on node B, constructed with `make`'s return, whose only copy
     is on node B; one call has run on it."""
