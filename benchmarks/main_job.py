@@ -4,7 +4,8 @@ leaves to the rest of the machine.
     python benchmarks/main_job.py [--runs 3] [--json PATH]
 
 Owns: running the command `--runs` times in a row (each a process tree of its own, run
-directories in a temporary folder), and per run: whether it kept up with real time, frames/s,
+directories in a temporary folder, each started once the CPUs were 80% idle for a second:
+`load.wait_until_quiet`, at most 30 s), and per run: whether it kept up with real time, frames/s,
 latency above the 1 s floor (p50/p99/max) from the run's summary.json, and the machine's busy
 share (all CPUs, from /proc/stat) while the frames flow — from the end of start-up (the run's
 own `startup_s` + `lead_s`, read back afterwards; sampled every second) to the last frame.
@@ -31,17 +32,11 @@ import time
 from pathlib import Path
 
 from ownrun.benchmarks import RESULTS_DIR, meta, procs
+from ownrun.benchmarks.load import cpu_times, wait_until_quiet
 
 TARGET_IDLE = 0.30  # share of the machine's CPU left over while the job runs
 TIMEOUT_S = 900.0
 TREE_EVERY = 5  # samples between two readings of the job's own CPU time (each walks ~300 processes)
-
-
-def cpu_times() -> tuple[int, int, int]:
-    """(total, idle, steal) jiffies of all CPUs since boot (idle includes iowait). Guest time
-    is already in user time, so it is left out of the total."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return sum(fields[:8]), fields[3] + fields[4], fields[7]
 
 
 def one_run(ownrun: str, runs_dir: Path) -> dict:
@@ -107,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="ownrun-main-job-") as tmp:
         for i in range(args.runs):
+            idle_before = wait_until_quiet()  # (the last run's processes drained first)
             result = one_run(ownrun, Path(tmp) / str(i))
+            result["idle_before"] = idle_before
             results.append(result)
             if "error" in result:
                 print(f"run {i + 1}: {result['error']}")

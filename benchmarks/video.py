@@ -5,7 +5,9 @@
 For each metadata mode and each video count, runs short `ownrun video` jobs on an embedded
 cluster: a ladder of per-video frame rates (doubling from 25 fps for a few videos, 1 fps for
 many, until a run fails; a failing rung is run once more, as the machine may be shared), then
-a bisection between the last good and the first bad rate. A run is sustained when every
+a bisection between the last good and the first bad rate. Each run starts once the CPUs were
+80% idle for a second (at most 30 s of waiting): the last, overloaded rung's processes take
+seconds to drain and exit. A run is sustained when every
 frame arrived, the run kept up with real time, and p99 latency above the smoothing floor is
 at most --p99-ms (150 ms). Each run lasts --seconds of video (the first 3 s are left out of
 the statistics). Prints a table and writes benchmarks/results/video.json (with the run's
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from ownrun.apps.video import runner
 from ownrun.benchmarks import RESULTS_DIR, meta
+from ownrun.benchmarks.load import wait_until_quiet
 from rich.console import Console
 from rich.table import Table
 
@@ -30,6 +33,7 @@ def trial(mode: str, videos: int, fps: float, args, console: Console) -> dict:
     frames = max(int(math.ceil(fps * args.seconds)), int(fps * 3) + 2 * int(round(fps)) + 4)
     opts = runner.VideoOptions(videos=videos, fps=fps, frames=frames, size=args.size, metadata=mode,
                                runs_dir=args.runs, live=False, distinct_clips=2)
+    idle_before = wait_until_quiet()  # an overloaded rung's processes drain before the next starts
     started = time.monotonic()
     try:
         result = runner.run(opts)
@@ -43,9 +47,9 @@ def trial(mode: str, videos: int, fps: float, args, console: Console) -> dict:
     console.print(f"  {mode:11} {videos:3d} x {fps:6.2f} fps = {videos * fps:7.1f} frames/s: "
                   f"p50 {stats['p50'] * 1e3:6.0f} ms  p99 {stats['p99'] * 1e3:6.0f} ms  "
                   f"max {stats['max'] * 1e3:6.0f} ms  {'[green]ok[/]' if ok else '[red]no[/]'}  "
-                  f"({time.monotonic() - started:.0f} s, {result.run_dir})")
+                  f"({time.monotonic() - started:.0f} s, idle {idle_before:.0%} before, {result.run_dir})")
     return {"fps": fps, "ok": ok, "p50": stats["p50"], "p99": stats["p99"], "max": stats["max"],
-            "frames_per_s": s["frames_per_s"], "run_dir": str(result.run_dir)}
+            "frames_per_s": s["frames_per_s"], "run_dir": str(result.run_dir), "idle_before": idle_before}
 
 
 def checked_trial(mode: str, videos: int, fps: float, args, console: Console, tried: list) -> dict:
