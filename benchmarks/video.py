@@ -7,7 +7,9 @@ cluster: a ladder of per-video frame rates (doubling from 25 fps for a few video
 many, until a run fails; a failing rung is run once more, as the machine may be shared), then
 a bisection between the last good and the first bad rate. Each run starts once the CPUs were
 80% idle for a second (at most 30 s of waiting): the last, overloaded rung's processes take
-seconds to drain and exit. A run is sustained when every
+seconds to drain and exit; each run records the share of CPU time the hypervisor gave to
+something else meanwhile (steal: on a shared host it makes rungs fail that pass on a quiet
+one). A run is sustained when every
 frame arrived, the run kept up with real time, and p99 latency above the smoothing floor is
 at most --p99-ms (150 ms). Each run lasts --seconds of video (the first 3 s are left out of
 the statistics). Prints a table and writes benchmarks/results/video.json (with the run's
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from ownrun.apps.video import runner
 from ownrun.benchmarks import RESULTS_DIR, meta
-from ownrun.benchmarks.load import wait_until_quiet
+from ownrun.benchmarks.load import cpu_times, wait_until_quiet
 from rich.console import Console
 from rich.table import Table
 
@@ -34,12 +36,14 @@ def trial(mode: str, videos: int, fps: float, args, console: Console) -> dict:
     opts = runner.VideoOptions(videos=videos, fps=fps, frames=frames, size=args.size, metadata=mode,
                                runs_dir=args.runs, live=False, distinct_clips=2)
     idle_before = wait_until_quiet()  # an overloaded rung's processes drain before the next starts
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), cpu_times()
     try:
         result = runner.run(opts)
     except Exception as exc:  # a run that breaks is a failed rung, not the end of the benchmark
         console.print(f"  {mode} {videos} x {fps:g} fps: [red]failed[/] ({type(exc).__name__}: {exc})")
         return {"fps": fps, "ok": False, "error": str(exc)}
+    total, _, steal = (after - before for after, before in zip(cpu_times(), cpu_before, strict=True))
+    steal_share = steal / total if total else 0.0  # the hypervisor ran something else meanwhile
     s = result.summary
     stats = s["latency_above_floor_s"]
     ok = (s["frames_delivered"] == s["frames_expected"] and s["kept_up"]
@@ -47,9 +51,11 @@ def trial(mode: str, videos: int, fps: float, args, console: Console) -> dict:
     console.print(f"  {mode:11} {videos:3d} x {fps:6.2f} fps = {videos * fps:7.1f} frames/s: "
                   f"p50 {stats['p50'] * 1e3:6.0f} ms  p99 {stats['p99'] * 1e3:6.0f} ms  "
                   f"max {stats['max'] * 1e3:6.0f} ms  {'[green]ok[/]' if ok else '[red]no[/]'}  "
-                  f"({time.monotonic() - started:.0f} s, idle {idle_before:.0%} before, {result.run_dir})")
+                  f"({time.monotonic() - started:.0f} s, idle {idle_before:.0%} before, steal {steal_share:.0%}, "
+                  f"{result.run_dir})")
     return {"fps": fps, "ok": ok, "p50": stats["p50"], "p99": stats["p99"], "max": stats["max"],
-            "frames_per_s": s["frames_per_s"], "run_dir": str(result.run_dir), "idle_before": idle_before}
+            "frames_per_s": s["frames_per_s"], "run_dir": str(result.run_dir), "idle_before": idle_before,
+            "steal_share": steal_share}
 
 
 def checked_trial(mode: str, videos: int, fps: float, args, console: Console, tried: list) -> dict:
