@@ -143,6 +143,10 @@ def _total(array: np.ndarray) -> float:
     return float(array.sum())
 
 
+def _window_mean(*window: int) -> float:
+    return sum(window) / len(window)
+
+
 class _Counter:
     def __init__(self) -> None:
         self.calls = 0
@@ -162,6 +166,7 @@ def _remote() -> SimpleNamespace:
         inc=engine.remote(_inc),
         parent=engine.remote(_parent),
         total=engine.remote(_total),
+        window_mean=engine.remote(_window_mean),
         Counter=engine.remote(num_cpus=0)(_Counter),
     )
 
@@ -254,6 +259,27 @@ def bench_chain(cfg: Config) -> list[Row]:
 
     return [timed_row(f"chain of {n:,} tasks", rounds_seconds(run, cfg.repeat), "tasks/s",
                       lambda s: n / s, Target(">=", 2000))]
+
+
+WINDOW = 201  # refs per task: the video pipeline's smoothing window at 100 fps (2 * fps + 1)
+
+
+def bench_window_tasks(cfg: Config) -> list[Row]:
+    """Tasks each taking a sliding window of WINDOW refs to small task results (the video
+    pipeline's smooth task): the per-argument cost of submitting, resolving and decoding."""
+    remote, n = _remote(), cfg.count(1000)
+    values = [remote.inc.remote(i) for i in range(n + WINDOW)]
+    engine.get(values, timeout=cfg.timeout_s)
+    engine.get(remote.window_mean.remote(*values[:WINDOW]), timeout=cfg.timeout_s)
+
+    def run() -> None:
+        means = engine.get([remote.window_mean.remote(*values[i:i + WINDOW]) for i in range(n)],
+                           timeout=cfg.timeout_s)
+        if means[0] != (1 + WINDOW) / 2:
+            raise AssertionError(f"window mean {means[0]}, expected {(1 + WINDOW) / 2}")
+
+    return [timed_row(f"{n:,} tasks of {WINDOW} ref args", rounds_seconds(run, cfg.repeat), "tasks/s",
+                      lambda s: n / s, notes="a smoothing window at 100 fps")]
 
 
 def bench_put_get(cfg: Config) -> list[Row]:
@@ -369,6 +395,7 @@ BENCHMARKS: list[tuple[str, Callable[[Config], list[Row]]]] = [
     ("task throughput", bench_task_throughput),
     ("nested tasks", bench_nested_tasks),
     ("task chain", bench_chain),
+    ("window tasks", bench_window_tasks),
     ("put/get", bench_put_get),
     ("pass by ref", bench_pass_by_ref),
     ("actor calls", bench_actor_calls),
