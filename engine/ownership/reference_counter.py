@@ -144,18 +144,12 @@ class ReferenceCounter:
         """A task we submitted carries these [oid, owner] refs until it finishes. Returns
         their records, in order, for `remove_submitted` (a record counted as submitted stays
         in the table: the task may use the records instead of looking them up)."""
-        table = self.refs
-        get = table.get
+        get = self.refs.get
         records = [get(oid) for oid, _owner in refs]
         if None in records:  # (records compare by identity: this finds a missing one only)
-            me = self.address
             for i, ref in enumerate(records):
-                if ref is None:
-                    oid, owner = refs[i]
-                    ref = table.get(oid)  # (an oid given twice: made by its first occurrence)
-                    if ref is None:
-                        ref = table[oid] = Reference(oid, owner, owner == me)
-                    records[i] = ref
+                if ref is None:  # (an oid given twice is made by its first occurrence)
+                    records[i] = self.get_or_add_borrowed(*refs[i])
         for ref in records:
             ref.submitted += 1
             ref.freed = False

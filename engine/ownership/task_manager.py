@@ -151,7 +151,9 @@ class TaskEntry:
                 len(self.arg_frames), self.positions, self.dep_meta, actor_id, self.extra]
 
     def argument_refs(self) -> list:
-        return self.deps + self.nested if self.nested else list(self.deps)
+        """Every ref the task's arguments carry, top-level first (`deps` itself if none is
+        nested: callers only read it)."""
+        return self.deps + self.nested if self.nested else self.deps
 
 
 class TaskManager:
@@ -386,7 +388,7 @@ class TaskManager:
     def _hold_arguments(self, entry: TaskEntry) -> None:
         """Counts the task's argument refs as submitted (its records: `submitted_refs`, and
         of the top-level ones `dep_refs`)."""
-        submitted = entry.deps + entry.nested if entry.nested else entry.deps
+        submitted = entry.argument_refs()
         records = self.refs.add_submitted(submitted) if submitted else None
         entry.submitted_refs = records
         entry.dep_refs = records[:len(entry.deps)] if entry.nested else records or ()
@@ -417,10 +419,9 @@ class TaskManager:
             if None not in packs:  # (every argument such a value: no per-argument loop)
                 meta, packed, dep_frames = list(map(len, packs)), packs, []
             else:
-                meta, packed, dep_frames = self._argument_values(entry, packs)
+                meta, packed, dep_frames, by_daemon = self._argument_values(entry, packs)
                 if meta is None:
                     return  # an argument is an error: the task failed with it
-                by_daemon = self._bytes_by_daemon(meta)
             if packed:
                 dep_frames.append(packed[0] if len(packed) == 1 else b"".join(packed))
             frames = 1 + len(entry.arg_frames) + len(dep_frames)
@@ -447,11 +448,12 @@ class TaskManager:
         else:
             self.out.append((ACTOR_ENQUEUE, entry))
 
-    def _argument_values(self, entry: TaskEntry, packs: list) -> tuple[list | None, list, list]:
+    def _argument_values(self, entry: TaskEntry, packs: list) -> tuple[list | None, list, list, dict | None]:
         """`_queue`'s general case: each argument's metadata (protocol.py), the small pickles
-        to pack (`packs[i]`: argument i's, or None) and the other inline frames; (None, ..)
-        if an argument's value is an error (the task is failed with it)."""
-        meta, packed, dep_frames = [], [], []
+        to pack (`packs[i]`: argument i's, or None), the other inline frames, and the
+        shared-memory argument bytes per daemon holding them (None: no such argument);
+        (None, ..) if an argument's value is an error (the task is failed with it)."""
+        meta, packed, dep_frames, by_daemon = [], [], [], None
         add_meta, add_frames, add_packed = meta.append, dep_frames.extend, packed.append
         inline, error = ms.INLINE, ms.ERROR
         for (oid, owner), dep, packable in zip(entry.deps, entry.dep_refs, packs, strict=True):
@@ -467,23 +469,15 @@ class TaskManager:
                 add_frames(frames)
             elif kind == error:
                 self.fail(entry, value)
-                return None, packed, dep_frames
+                return None, packed, dep_frames, by_daemon
             else:
                 add_meta([kind, value.node_id, value.size, dep.contains, oid, value.daemon, owner])
-            if dep.contains:
-                entry.submitted_refs = entry.submitted_refs + self.refs.add_submitted(dep.contains)
-        return meta, packed, dep_frames
-
-    @staticmethod
-    def _bytes_by_daemon(meta: list) -> dict | None:
-        """Shared-memory argument bytes per daemon holding them (None: no such argument)."""
-        by_daemon = None
-        for m in meta:
-            if type(m) is list and m[0] == SHM:
                 if by_daemon is None:
                     by_daemon = {}
-                by_daemon[m[5]] = by_daemon.get(m[5], 0) + m[2]
-        return by_daemon
+                by_daemon[value.daemon] = by_daemon.get(value.daemon, 0) + value.size
+            if dep.contains:
+                entry.submitted_refs = entry.submitted_refs + self.refs.add_submitted(dep.contains)
+        return meta, packed, dep_frames, by_daemon
 
     # ---- leases (callbacks of the submitter) ----------------------------------------------------
     def _queue_on(self, entry: TaskEntry, daemon: str, pinned: bool, soft: bool = False) -> None:
