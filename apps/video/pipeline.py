@@ -108,12 +108,14 @@ def _announce(key: str) -> None:
 
 # ---- actors ----------------------------------------------------------------------------
 class Decoder:
-    """Reads one video file frame by frame; decode(i) returns frame i in grayscale."""
+    """Reads one video file frame by frame; decode(i) returns frame i in grayscale (decoded
+    straight to luma when the file allows: stabilize.open_gray_capture)."""
 
     def __init__(self, path: str, announce_key: str | None = None):
         stabilize.cv2_module()
         self.path = path
         self.capture = None
+        self.to_gray = stabilize.to_gray  # frame as read -> grayscale (stabilize.open_gray_capture)
         self.next_index = 0
         if announce_key:
             _announce(announce_key)
@@ -122,7 +124,7 @@ class Decoder:
         cv2 = stabilize.cv2_module()
 
         if self.capture is None:
-            self.capture = stabilize.open_capture(self.path)
+            self.capture, self.to_gray = stabilize.open_gray_capture(self.path)
             if not self.capture.isOpened():
                 raise VideoError(f"{self.path}: cannot open video")
         if index != self.next_index:
@@ -132,7 +134,7 @@ class Decoder:
             self.next_index = -1  # position unknown: seek next time
             raise VideoError(f"{self.path}: cannot read frame {index}")
         self.next_index = index + 1
-        return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        return self.to_gray(frame)
 
     def pid(self) -> int:
         return os.getpid()

@@ -213,3 +213,27 @@ def test_open_capture_decodes_on_one_thread_the_same_frames(tmp_path):
 
 def test_open_capture_of_a_missing_file_is_not_opened(tmp_path):
     assert not stabilize.open_capture(str(tmp_path / "missing.mp4")).isOpened()
+    capture, convert = stabilize.open_gray_capture(str(tmp_path / "missing.mp4"))
+    assert not capture.isOpened() and convert is stabilize.to_gray
+
+
+def test_open_gray_capture_decodes_to_luma_that_matches_the_bgr_decoding_in_gray(tmp_path):
+    spec = synthetic.SyntheticSpec(width=64, height=48, fps=5, frames=8, seed=4)
+    clip = synthetic.ensure_video(spec, tmp_path)
+    capture, convert = stabilize.open_gray_capture(str(clip.path))
+    bgr = stabilize.open_capture(str(clip.path))
+    assert capture.isOpened()
+    assert convert is not stabilize.to_gray  # this OpenCV hands out the luma plane of an mp4
+    for index in range(spec.frames):
+        (ok1, luma), (ok2, frame) = capture.read(), bgr.read()
+        assert ok1 and ok2, f"frame {index} unreadable"
+        assert luma.shape == (48, 64)  # one channel, not three
+        gray, expected = convert(luma), stabilize.to_gray(frame)
+        assert gray.dtype == np.uint8 and gray.shape == expected.shape
+        assert int(cv2.absdiff(gray, expected).max()) <= stabilize.GRAY_TOLERANCE
+    assert convert(frame).shape == (48, 64)  # a BGR frame after all is converted, not passed on
+
+
+def test_full_range_stretches_limited_luma_and_saturates():
+    luma = np.array([[0, 16, 126, 235, 255]], dtype=np.uint8)
+    assert stabilize.full_range(luma).tolist() == [[0, 0, 128, 255, 255]]
