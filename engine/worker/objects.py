@@ -26,6 +26,7 @@ from ..rpc import protocol as P
 from ..rpc.transport import pack
 from ..state import callsites
 from ..store.create_ahead import CreatedAhead
+from ..util.lazy_event import LazyEvent
 from . import cancellation, serialization
 from .requests import remote_error
 
@@ -42,7 +43,7 @@ class Waiter:
 
     def __init__(self, needed: int, callback=None, stop_on_error: bool = False):
         self.needed = needed
-        self.event = threading.Event() if callback is None else None
+        self.event = LazyEvent() if callback is None else None
         self.callback = callback
         self.stop_on_error = stop_on_error
         self.done = False
