@@ -119,13 +119,18 @@ def open_gray_capture(path: str):
     stretched, `full_range`) or in the full one is not exposed, so frame 0 is decoded both ways
     and compared; a file whose luma matches neither (another pixel format, another
     backend, an unreadable frame 0) is decoded to BGR as before. Check `isOpened()`."""
-    cv2 = cv2_module()
-    gray = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1, cv2.CAP_PROP_CONVERT_RGB, 0])
-    convert = _luma_converter(gray, path) if gray.isOpened() else None
-    gray.release()
+    judged = _luma_capture(path)  # (read from frame 0 on: a fresh one is returned, not seeked)
+    convert = _luma_converter(judged, path) if judged.isOpened() else None
+    judged.release()
     if convert is None:
         return open_capture(path), to_gray
-    return cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1, cv2.CAP_PROP_CONVERT_RGB, 0]), convert
+    return _luma_capture(path), convert
+
+
+def _luma_capture(path: str):
+    """`open_capture`'s FFmpeg capture, handing out luma planes instead of BGR frames."""
+    cv2 = cv2_module()
+    return cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1, cv2.CAP_PROP_CONVERT_RGB, 0])
 
 
 def _luma_converter(gray_capture, path: str):
