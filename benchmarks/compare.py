@@ -10,7 +10,8 @@ another's, and a slow phase of the machine hits every column alike; the medians 
 (benchmarks/results/compare.json by default) with the run's metadata (`meta`).
 Installs nothing: Ray and Dask are measured when they are importable in this Python, and the
 table and the JSON say so when they are not (`systems.INSTALL_HINT` shows how).
-Does not: define the bodies (`bodies`), the floors (`floors`) or the systems (`systems`).
+Does not: define the bodies (`bodies`), the floors (`floors`, `pipeline_floors`) or the
+systems (`systems`).
 How it fails: a child that fails or times out leaves that round's cells empty and its error
 in the JSON (`errors`); the other systems and rounds still run; the exit code is 1 then.
 """
@@ -69,7 +70,7 @@ def _measure_system(name: str, sizes: Sizes, keys: set[str], busy: int) -> tuple
 
 
 def _measure_floors(sizes: Sizes, keys: set[str], busy: int) -> tuple[Values, dict]:
-    from ownrun.benchmarks import floors
+    from ownrun.benchmarks import floors, pipeline_floors
     from ownrun.benchmarks.load import BackgroundLoad
 
     values: Values = {}
@@ -91,6 +92,10 @@ def _measure_floors(sizes: Sizes, keys: set[str], busy: int) -> tuple[Values, di
             values["video_limit_fps"] = serial * sizes_cpus()
         except Exception as exc:
             errors["video serial"] = _one_line(exc)
+        try:
+            values.update(pipeline_floors.measure(sizes_cpus(), sizes))
+        except Exception as exc:
+            errors["video pipeline floors"] = _one_line(exc)
     return values, errors
 
 
@@ -182,6 +187,24 @@ def vs_floor(spec: bodies.RowSpec, ours: float | None, floor: float | None) -> s
     return f"{ours / floor:.2g}× the floor"
 
 
+def _pipeline_floors(document: dict[str, Any], floors: dict, floor_text: str,
+                     versus_floor: str, own: float | None) -> tuple[str, str]:
+    """The mini pipeline's floor cells: 2 x serial, and (`pipeline_floors`) the cores' rate
+    side by side and the minimal dispatcher's, each with ownrun's share of it."""
+    if floors.get("video_serial_fps"):
+        floor_text += f" ({_fmt(floors['video_serial_fps']['median'])} serial × " \
+                      f"{document['cpus']})"
+        versus_floor = versus_floor.replace("of floor", f"of serial × {document['cpus']}")
+    for key, label in (("video_side_by_side_fps", "side by side"),
+                       ("video_dispatcher_fps", "minimal dispatcher")):
+        found = floors.get(key)
+        if found:
+            floor_text += f"; {_fmt(found['median'])} {label}"
+            if own:
+                versus_floor += f"; {own / found['median']:.0%} of {label}"
+    return floor_text, versus_floor
+
+
 def table_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     """The comparison as rows of cells (strings), for the terminal and the README: one per
     row spec measured, and one per latency row measured under background load."""
@@ -220,15 +243,15 @@ def table_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
             fresh = floors.get(spec.floor.replace("warm", "fresh")) if spec.floor else None
             if fresh and "memcpy_warm" in spec.floor:
                 floor_text += f" warm memcpy / {_fmt(fresh['median'])} fresh pages"
-            if spec.key == "video_batch" and floors.get("video_serial_fps"):
-                floor_text += f" ({_fmt(floors['video_serial_fps']['median'])} serial × " \
-                              f"{document['cpus']})"
+            versus_floor = vs_floor(spec, own, floor["median"] if floor else None)
+            if spec.key == "video_batch":
+                floor_text, versus_floor = _pipeline_floors(document, floors, floor_text,
+                                                            versus_floor, own)
             out.append({"key": key, "bench": label, "unit": spec.unit,
                         **{c: cell(cells[c], c) for c in columns},
                         "floor": floor_text,
                         "ownrun vs Ray": vs_other(spec, own, ray),
-                        "ownrun vs floor": vs_floor(spec, own,
-                                                    floor["median"] if floor else None)})
+                        "ownrun vs floor": versus_floor})
     return out
 
 

@@ -1,0 +1,238 @@
+"""The mini video pipeline's floors on this machine, for `compare`'s "mini video pipeline" row.
+
+    python -m ownrun.benchmarks.pipeline_floors [--cpus N] [--quick]   # prints them
+
+Owns two measurements of `bodies.pipeline` that use no runtime at all:
+* `side_by_side_fps(cpus)`: `cpus` processes each computing the whole pipeline serially at
+  the same moment (started together behind a barrier), their rates summed: what the cores
+  allow with no messages at all (on a VM, two busy processes often get less than twice one);
+* `dispatcher_fps(workers)`: the pipeline through the least a task runtime of Python
+  processes can do: this process resolves each task's dependencies in a dict, pickles the
+  function's name and argument values inline into a zmq PUSH socket to one of `workers` worker
+  processes (up to `DEPTH` tasks in flight on each), and unpickles each result from one PULL
+  socket. No store, no bookkeeping beyond a counter per task, no failure handling: the floor
+  of one message each way per task, which a runtime's per-task overhead is measured against.
+Both check their results against one serial run (a wrong value is an AssertionError).
+The peers are child processes (`python -m ownrun.benchmarks.pipeline_floors --peer ...`),
+killed by pid when the measurement ends, also on failure.
+How it fails: a peer that does not answer within `timeout_s` raises TimeoutError.
+"""
+from __future__ import annotations
+
+import argparse
+import pickle
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import zmq
+from ownrun.benchmarks import bodies
+
+DEPTH = 16  # tasks in flight per worker: the best of 1, 2, 4, 8, 16 measured on 2 CPUs
+STOP = b"stop"
+
+
+def _peer_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ownrun.benchmarks.pipeline_floors", "--peer", *args]
+
+
+def _kill(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.wait()
+
+
+def _serial_values(videos: int, frames: int) -> list[list[Any]]:
+    return bodies.pipeline(videos, frames, lambda fn: fn)
+
+
+# --- N serial processes side by side ------------------------------------------------------------
+
+def _serial_peer(videos: int, frames: int, repeat: int) -> None:
+    """Warms up, says "ready", waits for "go" on stdin, then prints its frames/s."""
+    bodies.pipeline(1, 3, lambda fn: fn)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        _serial_values(videos, frames)
+    print(videos * frames * repeat / (time.perf_counter() - start), flush=True)
+
+
+def side_by_side_fps(cpus: int, sizes: bodies.Sizes, repeat: int = 3,
+                     timeout_s: float = 120.0) -> float:
+    """Summed frames/s of `cpus` processes computing the pipeline serially at once."""
+    command = _peer_command("serial", str(sizes.videos), str(sizes.frames), str(repeat))
+    procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(cpus)]
+    try:
+        for proc in procs:
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"serial peer {proc.pid} did not start")
+        for proc in procs:  # the barrier: every peer is warm before any starts
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        deadline = time.monotonic() + timeout_s
+        rates = []
+        for proc in procs:
+            try:
+                out, _ = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired as exc:
+                raise TimeoutError(f"serial peer {proc.pid} took over {timeout_s:.0f} s") from exc
+            rates.append(float(out.strip()))
+        return sum(rates)
+    finally:
+        _kill(procs)
+
+
+# --- the minimal dispatcher ------------------------------------------------------------------
+
+def _worker_peer(tasks_address: str, results_address: str) -> None:
+    """Runs (task index, stage name, argument values) and sends back (index, result)."""
+    context = zmq.Context()
+    tasks, results = context.socket(zmq.PULL), context.socket(zmq.PUSH)
+    tasks.connect(tasks_address)
+    results.connect(results_address)
+    stages = {fn.__name__: fn for fn in bodies.STAGES}
+    while (message := tasks.recv()) != STOP:
+        index, name, args = pickle.loads(message)
+        results.send(pickle.dumps((index, stages[name](*args)), protocol=5))
+
+
+class _Task:
+    __slots__ = ("name", "args", "value", "waiting", "dependents", "worker")
+
+    def __init__(self, name: str, args: tuple) -> None:
+        self.name, self.args, self.value, self.worker = name, args, None, -1
+        self.waiting, self.dependents = 0, []
+
+
+class _Dispatcher:
+    """The driver's side: a DAG of `_Task`s built by `bodies.pipeline`, run on the workers."""
+
+    def __init__(self, workers: int, timeout_s: float) -> None:
+        self.context = zmq.Context()
+        self.results = self.context.socket(zmq.PULL)
+        self.results.setsockopt(zmq.RCVTIMEO, int(timeout_s * 1e3))
+        port = self.results.bind_to_random_port("tcp://127.0.0.1")
+        self.sockets, self.procs = [], []
+        for _ in range(workers):
+            sock = self.context.socket(zmq.PUSH)
+            sock.setsockopt(zmq.SNDTIMEO, int(timeout_s * 1e3))  # no worker connected
+            tasks_port = sock.bind_to_random_port("tcp://127.0.0.1")
+            self.sockets.append(sock)
+            self.procs.append(subprocess.Popen(_peer_command(
+                "worker", f"tcp://127.0.0.1:{tasks_port}", f"tcp://127.0.0.1:{port}"),
+                stdin=subprocess.DEVNULL))
+        self.tasks: list[_Task] = []
+        self.ready: list[int] = []
+
+    def submitter(self, fn):
+        def submit(*args):
+            task = _Task(fn.__name__, args)
+            index = len(self.tasks)
+            for arg in args:
+                if isinstance(arg, _Ref):
+                    task.waiting += 1
+                    self.tasks[arg.index].dependents.append(index)
+            self.tasks.append(task)
+            if not task.waiting:
+                self.ready.append(index)
+            return _Ref(index)
+        return submit
+
+    def run(self, videos: int, frames: int) -> tuple[float, list[list[Any]]]:
+        """Builds and runs the pipeline; returns its frames/s and the warp results."""
+        self.tasks, self.ready = [], []
+        start = time.perf_counter()
+        refs = bodies.pipeline(videos, frames, self.submitter)
+        in_flight = [0] * len(self.sockets)
+        remaining = len(self.tasks)
+        ready = self.ready
+        while remaining:
+            while ready:
+                worker = min(range(len(in_flight)), key=in_flight.__getitem__)
+                if in_flight[worker] >= DEPTH:
+                    break
+                index = ready.pop(0)
+                task = self.tasks[index]
+                args = tuple(self.tasks[a.index].value if isinstance(a, _Ref) else a
+                             for a in task.args)
+                try:
+                    self.sockets[worker].send(pickle.dumps((index, task.name, args),
+                                                           protocol=5))
+                except zmq.Again as exc:
+                    raise TimeoutError(f"dispatcher worker {worker} did not answer") from exc
+                in_flight[worker] += 1
+                task.worker = worker
+            try:
+                index, value = pickle.loads(self.results.recv())
+            except zmq.Again as exc:
+                raise TimeoutError("a dispatcher worker did not answer") from exc
+            task = self.tasks[index]
+            in_flight[task.worker] -= 1
+            task.value, task.args = value, ()
+            remaining -= 1
+            for dependent in task.dependents:
+                self.tasks[dependent].waiting -= 1
+                if not self.tasks[dependent].waiting:
+                    ready.append(dependent)
+        fps = videos * frames / (time.perf_counter() - start)
+        return fps, [[self.tasks[ref.index].value for ref in video] for video in refs]
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            try:
+                sock.send(STOP, zmq.NOBLOCK)
+            except zmq.Again:
+                pass  # that worker is gone or never came: killed below
+        _kill(self.procs)
+        self.context.destroy(linger=0)
+
+
+class _Ref:
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+def dispatcher_fps(workers: int, sizes: bodies.Sizes, rounds: int = 5,
+                   timeout_s: float = 120.0) -> float:
+    """Median frames/s over `rounds` runs of the pipeline through the minimal dispatcher."""
+    dispatcher = _Dispatcher(workers, timeout_s)
+    try:
+        dispatcher.run(2, 3)  # starts the workers and OpenCV in them
+        runs = [dispatcher.run(sizes.videos, sizes.frames) for _ in range(rounds)]
+        if runs[-1][1] != _serial_values(sizes.videos, sizes.frames):
+            raise AssertionError("the dispatcher's results differ from the serial run's")
+        return statistics.median(fps for fps, _ in runs)
+    finally:
+        dispatcher.close()
+
+
+def measure(cpus: int, sizes: bodies.Sizes) -> dict[str, float]:
+    """Both floors, keyed as `compare` reads them."""
+    return {"video_side_by_side_fps": side_by_side_fps(cpus, sizes),
+            "video_dispatcher_fps": dispatcher_fps(cpus, sizes)}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--peer"]:
+        kind, *rest = sys.argv[2:]
+        if kind == "serial":
+            _serial_peer(*(int(x) for x in rest))
+        else:
+            _worker_peer(*rest)
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description="the mini video pipeline's floors")
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    sizes = bodies.Sizes(quick=args.quick)
+    print(f"{'serial (one core)':28} {bodies.serial_fps(sizes):12,.0f}")
+    for key, value in measure(args.cpus, sizes).items():
+        print(f"{key:28} {value:12,.0f}")

@@ -1,0 +1,56 @@
+"""benchmarks/pipeline_floors.py: both floors of the mini pipeline run, check their results
+against the serial run, and leave no peer process behind; compare shows them in its row."""
+import psutil
+import pytest
+from ownrun.benchmarks import bodies, compare, pipeline_floors
+
+QUICK = bodies.Sizes(quick=True)
+
+
+def _children() -> set[int]:
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+@pytest.mark.timeout(120)
+def test_the_minimal_dispatcher_computes_the_serial_results_and_stops_its_workers():
+    before = _children()
+    dispatcher = pipeline_floors._Dispatcher(workers=2, timeout_s=60)
+    try:
+        fps, values = dispatcher.run(QUICK.videos, QUICK.frames)
+    finally:
+        dispatcher.close()
+    assert fps > 0
+    assert values == bodies.pipeline(QUICK.videos, QUICK.frames, lambda fn: fn)
+    assert _children() == before
+
+
+@pytest.mark.timeout(120)
+def test_side_by_side_sums_every_process_and_stops_them():
+    before = _children()
+    one = pipeline_floors.side_by_side_fps(1, QUICK, repeat=1)
+    two = pipeline_floors.side_by_side_fps(2, QUICK, repeat=1)
+    assert one > 0 and two > 0
+    assert _children() == before
+
+
+def test_a_dispatcher_worker_that_never_answers_is_a_timeout(monkeypatch):
+    monkeypatch.setattr(pipeline_floors, "_peer_command",
+                        lambda *args: ["sleep", "60"])  # a peer that reads nothing
+    before = _children()
+    with pytest.raises(TimeoutError, match="did not answer"):
+        pipeline_floors.dispatcher_fps(1, QUICK, rounds=1, timeout_s=0.5)
+    assert _children() == before
+
+
+def test_the_pipeline_row_shows_each_floor_and_ownruns_share_of_it():
+    floors = {"video_limit_fps": {"median": 1000.0}, "video_serial_fps": {"median": 500.0},
+              "video_side_by_side_fps": {"median": 900.0},
+              "video_dispatcher_fps": {"median": 450.0}}
+    document = {"cpus": 2, "summary": {"ownrun": {"video_batch": {
+        "median": 400.0, "min": 400.0, "max": 400.0, "rounds": [400.0]}},
+        compare.FLOORS: floors}, "columns": ["ownrun"], "background_load": 0,
+        "systems": {"ownrun": {"available": True}}}
+    [row] = compare.table_rows(document)
+    assert row["floor"] == "1,000 (500 serial × 2); 900 side by side; 450 minimal dispatcher"
+    assert row["ownrun vs floor"] == \
+        "40% of serial × 2; 44% of side by side; 89% of minimal dispatcher"
