@@ -119,14 +119,18 @@ class _Dispatcher:
         self.results.setsockopt(zmq.RCVTIMEO, int(timeout_s * 1e3))
         port = self.results.bind_to_random_port("tcp://127.0.0.1")
         self.sockets, self.procs = [], []
-        for _ in range(workers):
-            sock = self.context.socket(zmq.PUSH)
-            sock.setsockopt(zmq.SNDTIMEO, int(timeout_s * 1e3))  # no worker connected
-            tasks_port = sock.bind_to_random_port("tcp://127.0.0.1")
-            self.sockets.append(sock)
-            self.procs.append(subprocess.Popen(_peer_command(
-                "worker", f"tcp://127.0.0.1:{tasks_port}", f"tcp://127.0.0.1:{port}"),
-                stdin=subprocess.DEVNULL))
+        try:
+            for _ in range(workers):
+                sock = self.context.socket(zmq.PUSH)
+                sock.setsockopt(zmq.SNDTIMEO, int(timeout_s * 1e3))  # no worker connected
+                tasks_port = sock.bind_to_random_port("tcp://127.0.0.1")
+                self.sockets.append(sock)
+                self.procs.append(subprocess.Popen(_peer_command(
+                    "worker", f"tcp://127.0.0.1:{tasks_port}", f"tcp://127.0.0.1:{port}"),
+                    stdin=subprocess.DEVNULL))
+        except BaseException:  # the workers started so far go with the sockets
+            self.close()
+            raise
         self.tasks: list[_Task] = []
         self.ready: list[int] = []
 

@@ -54,3 +54,19 @@ def test_the_pipeline_row_shows_each_floor_and_ownruns_share_of_it():
     assert row["floor"] == "1,000 (500 serial × 2); 900 side by side; 450 minimal dispatcher"
     assert row["ownrun vs floor"] == \
         "40% of serial × 2; 44% of side by side; 89% of minimal dispatcher"
+
+
+def test_a_worker_that_cannot_start_takes_the_ones_started_before_it(monkeypatch):
+    started = []
+    real_popen = pipeline_floors.subprocess.Popen
+
+    def popen(command, **kwargs):
+        if started:
+            raise OSError("no such interpreter")
+        started.append(real_popen(["sleep", "60"], **kwargs))
+        return started[0]
+
+    monkeypatch.setattr(pipeline_floors.subprocess, "Popen", popen)
+    with pytest.raises(OSError, match="no such interpreter"):
+        pipeline_floors._Dispatcher(workers=2, timeout_s=1)
+    assert started[0].poll() is not None  # killed and reaped
