@@ -7,12 +7,15 @@ Owns two measurements of `bodies.pipeline` that use no runtime at all:
   the same moment (started together behind a barrier), their rates summed: what the cores
   allow with no messages at all (on a VM, two busy processes often get less than twice one);
 * `dispatcher_fps(workers)`: the pipeline through the least a task runtime of Python
-  processes can do: this process resolves each task's dependencies in a dict, pickles the
-  function's name and argument values inline into a zmq PUSH socket to one of `workers` worker
-  processes (up to `DEPTH` tasks in flight on each), and unpickles each result from one PULL
-  socket. No store, no bookkeeping beyond a counter per task, no failure handling: the floor
-  of one message each way per task, which a runtime's per-task overhead is measured against.
-Both check their results against one serial run (a wrong value is an AssertionError).
+  processes can do: this process resolves each task's dependencies with a counter per task,
+  pickles the function's name and argument values inline into a zmq PUSH socket to one of
+  `workers` worker processes (up to `DEPTH` tasks in flight on each), and unpickles each result
+  from one PULL socket. No store, no ids, no failure handling: the floor of one message each
+  way per task, which a runtime's per-task overhead is measured against. The dispatcher checks
+  its results against a serial run (a wrong value is an AssertionError).
+Safe on a shared machine as the embedded cluster is: the dispatcher's sockets are unix sockets
+(`ipc://`) in a private 0700 directory of its own, so only its user can connect and send it a
+pickle; the directory is removed with the dispatcher.
 The peers are child processes (`python -m ownrun.benchmarks.pipeline_floors --peer ...`),
 killed by pid when the measurement ends, also on failure.
 How it fails: a peer that does not answer within `timeout_s` raises TimeoutError.
@@ -21,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections import deque
 from typing import Any
 
 import zmq
@@ -53,7 +59,7 @@ def _serial_values(videos: int, frames: int) -> list[list[Any]]:
 
 def _serial_peer(videos: int, frames: int, repeat: int) -> None:
     """Warms up, says "ready", waits for "go" on stdin, then prints its frames/s."""
-    bodies.pipeline(1, 3, lambda fn: fn)
+    _serial_values(1, 3)  # warm-up: OpenCV, the scenes
     print("ready", flush=True)
     sys.stdin.readline()
     start = time.perf_counter()
@@ -114,25 +120,28 @@ class _Dispatcher:
     """The driver's side: a DAG of `_Task`s built by `bodies.pipeline`, run on the workers."""
 
     def __init__(self, workers: int, timeout_s: float) -> None:
+        self.directory = tempfile.mkdtemp(prefix="ownrun-floor-")  # 0700: only this user
         self.context = zmq.Context()
-        self.results = self.context.socket(zmq.PULL)
-        self.results.setsockopt(zmq.RCVTIMEO, int(timeout_s * 1e3))
-        port = self.results.bind_to_random_port("tcp://127.0.0.1")
         self.sockets, self.procs = [], []
         try:
-            for _ in range(workers):
+            self.results = self.context.socket(zmq.PULL)
+            self.results.setsockopt(zmq.RCVTIMEO, int(timeout_s * 1e3))
+            results_address = f"ipc://{self.directory}/results"
+            self.results.bind(results_address)
+            for worker in range(workers):
                 sock = self.context.socket(zmq.PUSH)
                 sock.setsockopt(zmq.SNDTIMEO, int(timeout_s * 1e3))  # no worker connected
-                tasks_port = sock.bind_to_random_port("tcp://127.0.0.1")
+                tasks_address = f"ipc://{self.directory}/tasks-{worker}"
+                sock.bind(tasks_address)
                 self.sockets.append(sock)
-                self.procs.append(subprocess.Popen(_peer_command(
-                    "worker", f"tcp://127.0.0.1:{tasks_port}", f"tcp://127.0.0.1:{port}"),
+                self.procs.append(subprocess.Popen(
+                    _peer_command("worker", tasks_address, results_address),
                     stdin=subprocess.DEVNULL))
         except BaseException:  # the workers started so far go with the sockets
             self.close()
             raise
         self.tasks: list[_Task] = []
-        self.ready: list[int] = []
+        self.ready: deque[int] = deque()
 
     def submitter(self, fn):
         def submit(*args):
@@ -150,7 +159,7 @@ class _Dispatcher:
 
     def run(self, videos: int, frames: int) -> tuple[float, list[list[Any]]]:
         """Builds and runs the pipeline; returns its frames/s and the warp results."""
-        self.tasks, self.ready = [], []
+        self.tasks, self.ready = [], deque()
         start = time.perf_counter()
         refs = bodies.pipeline(videos, frames, self.submitter)
         in_flight = [0] * len(self.sockets)
@@ -161,7 +170,7 @@ class _Dispatcher:
                 worker = min(range(len(in_flight)), key=in_flight.__getitem__)
                 if in_flight[worker] >= DEPTH:
                     break
-                index = ready.pop(0)
+                index = ready.popleft()
                 task = self.tasks[index]
                 args = tuple(self.tasks[a.index].value if isinstance(a, _Ref) else a
                              for a in task.args)
@@ -195,6 +204,7 @@ class _Dispatcher:
                 pass  # that worker is gone or never came: killed below
         _kill(self.procs)
         self.context.destroy(linger=0)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class _Ref:
@@ -224,6 +234,13 @@ def measure(cpus: int, sizes: bodies.Sizes) -> dict[str, float]:
             "video_dispatcher_fps": dispatcher_fps(cpus, sizes)}
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--peer"]:
         kind, *rest = sys.argv[2:]
@@ -233,7 +250,8 @@ if __name__ == "__main__":
             _worker_peer(*rest)
         sys.exit(0)
     parser = argparse.ArgumentParser(description="the mini video pipeline's floors")
-    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--cpus", type=_positive, default=2,
+                        help="processes side by side, and the dispatcher's workers")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     sizes = bodies.Sizes(quick=args.quick)

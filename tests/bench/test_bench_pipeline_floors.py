@@ -1,7 +1,13 @@
 """benchmarks/pipeline_floors.py: both floors of the mini pipeline run, check their results
 against the serial run, and leave no peer process behind; compare shows them in its row."""
+import pathlib
+import stat
+import subprocess
+import sys
+
 import psutil
 import pytest
+import zmq
 from ownrun.benchmarks import bodies, compare, pipeline_floors
 
 QUICK = bodies.Sizes(quick=True)
@@ -70,3 +76,22 @@ def test_a_worker_that_cannot_start_takes_the_ones_started_before_it(monkeypatch
     with pytest.raises(OSError, match="no such interpreter"):
         pipeline_floors._Dispatcher(workers=2, timeout_s=1)
     assert started[0].poll() is not None  # killed and reaped
+
+
+def test_the_dispatcher_listens_only_in_a_private_directory_removed_with_it():
+    dispatcher = pipeline_floors._Dispatcher(workers=1, timeout_s=60)
+    try:
+        directory = pathlib.Path(dispatcher.directory)
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        endpoint = dispatcher.results.getsockopt(zmq.LAST_ENDPOINT).decode()
+        assert endpoint == f"ipc://{directory}/results"  # no TCP port anyone could reach
+    finally:
+        dispatcher.close()
+    assert not directory.exists()
+
+
+def test_cpus_below_one_is_a_usage_error():
+    proc = subprocess.run([sys.executable, "-m", "ownrun.benchmarks.pipeline_floors",
+                           "--cpus", "0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "argument --cpus: must be at least 1, not 0" in proc.stderr
