@@ -2,7 +2,7 @@
 
     python -m ownrun.benchmarks.pipeline_floors [--cpus N] [--quick]   # prints them
 
-Owns two measurements of `bodies.pipeline` that use no runtime at all:
+Owns three measurements of `bodies.pipeline` that use no runtime at all:
 * `side_by_side_fps(cpus)`: `cpus` processes each computing the whole pipeline serially at
   the same moment (started together behind a barrier), their rates summed: what the cores
   allow with no messages at all (on a VM, two busy processes often get less than twice one);
@@ -13,6 +13,12 @@ Owns two measurements of `bodies.pipeline` that use no runtime at all:
   from one PULL socket. No store, no ids, no failure handling: the floor of one message each
   way per task, which a runtime's per-task overhead is measured against. The dispatcher checks
   its results against a serial run (a wrong value is an AssertionError).
+* `video_worker_stages_fps`, from the same runs: the CPU time (`thread_time`) the stages
+  themselves take in the dispatcher's workers, per frame, turned into the rate `cpus` cores
+  would reach doing nothing else: what is left of the pipeline once messaging and scheduling
+  cost nothing, with each stage run in whichever process its task went to (its arguments
+  written by another process, so possibly on colder caches than in the serial run). Against
+  the serial rate it separates the compute's own cost in workers from the messages'.
 Safe on a shared machine as the embedded cluster is: the dispatcher's sockets are unix sockets
 (`ipc://`) in a private 0700 directory of its own, so only its user can connect and send it a
 pickle; the directory is removed with the dispatcher.
@@ -97,7 +103,8 @@ def side_by_side_fps(cpus: int, sizes: bodies.Sizes, repeat: int = 3,
 # --- the minimal dispatcher ------------------------------------------------------------------
 
 def _worker_peer(tasks_address: str, results_address: str) -> None:
-    """Runs (task index, stage name, argument values) and sends back (index, result)."""
+    """Runs (task index, stage name, argument values) and sends back (index, result, the
+    stage's CPU seconds in this thread)."""
     context = zmq.Context()
     tasks, results = context.socket(zmq.PULL), context.socket(zmq.PUSH)
     tasks.connect(tasks_address)
@@ -105,7 +112,9 @@ def _worker_peer(tasks_address: str, results_address: str) -> None:
     stages = {fn.__name__: fn for fn in bodies.STAGES}
     while (message := tasks.recv()) != STOP:
         index, name, args = pickle.loads(message)
-        results.send(pickle.dumps((index, stages[name](*args)), protocol=5))
+        started = time.thread_time()
+        value = stages[name](*args)
+        results.send(pickle.dumps((index, value, time.thread_time() - started), protocol=5))
 
 
 class _Task:
@@ -157,9 +166,11 @@ class _Dispatcher:
             return _Ref(index)
         return submit
 
-    def run(self, videos: int, frames: int) -> tuple[float, list[list[Any]]]:
-        """Builds and runs the pipeline; returns its frames/s and the warp results."""
+    def run(self, videos: int, frames: int) -> tuple[float, float, list[list[Any]]]:
+        """Builds and runs the pipeline; returns its frames/s, the stages' CPU seconds per
+        frame in the workers, and the warp results."""
         self.tasks, self.ready = [], deque()
+        stage_cpu_s = 0.0
         start = time.perf_counter()
         refs = bodies.pipeline(videos, frames, self.submitter)
         in_flight = [0] * len(self.sockets)
@@ -182,11 +193,12 @@ class _Dispatcher:
                 in_flight[worker] += 1
                 task.worker = worker
             try:
-                index, value = pickle.loads(self.results.recv())
+                index, value, cpu_s = pickle.loads(self.results.recv())
             except zmq.Again as exc:
                 raise TimeoutError("a dispatcher worker did not answer") from exc
             task = self.tasks[index]
             in_flight[task.worker] -= 1
+            stage_cpu_s += cpu_s
             task.value, task.args = value, ()
             remaining -= 1
             for dependent in task.dependents:
@@ -194,7 +206,8 @@ class _Dispatcher:
                 if not self.tasks[dependent].waiting:
                     ready.append(dependent)
         fps = videos * frames / (time.perf_counter() - start)
-        return fps, [[self.tasks[ref.index].value for ref in video] for video in refs]
+        values = [[self.tasks[ref.index].value for ref in video] for video in refs]
+        return fps, stage_cpu_s / (videos * frames), values
 
     def close(self) -> None:
         for sock in self.sockets:
@@ -215,23 +228,28 @@ class _Ref:
 
 
 def dispatcher_fps(workers: int, sizes: bodies.Sizes, rounds: int = 5,
-                   timeout_s: float = 120.0) -> float:
-    """Median frames/s over `rounds` runs of the pipeline through the minimal dispatcher."""
+                   timeout_s: float = 120.0) -> tuple[float, float]:
+    """Median frames/s over `rounds` runs of the pipeline through the minimal dispatcher, and
+    the median of the stages' CPU seconds per frame in its workers."""
     dispatcher = _Dispatcher(workers, timeout_s)
     try:
         dispatcher.run(2, 3)  # starts the workers and OpenCV in them
         runs = [dispatcher.run(sizes.videos, sizes.frames) for _ in range(rounds)]
-        if runs[-1][1] != _serial_values(sizes.videos, sizes.frames):
+        if runs[-1][2] != _serial_values(sizes.videos, sizes.frames):
             raise AssertionError("the dispatcher's results differ from the serial run's")
-        return statistics.median(fps for fps, _ in runs)
+        return (statistics.median(fps for fps, _, _ in runs),
+                statistics.median(cpu_s for _, cpu_s, _ in runs))
     finally:
         dispatcher.close()
 
 
 def measure(cpus: int, sizes: bodies.Sizes) -> dict[str, float]:
-    """Both floors, keyed as `compare` reads them."""
-    return {"video_side_by_side_fps": side_by_side_fps(cpus, sizes),
-            "video_dispatcher_fps": dispatcher_fps(cpus, sizes)}
+    """The three floors, keyed as `compare` reads them."""
+    side_by_side = side_by_side_fps(cpus, sizes)
+    dispatcher, stage_cpu_s = dispatcher_fps(cpus, sizes)
+    return {"video_side_by_side_fps": side_by_side,
+            "video_dispatcher_fps": dispatcher,
+            "video_worker_stages_fps": cpus / stage_cpu_s}
 
 
 def _positive(text: str) -> int:
