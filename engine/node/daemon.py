@@ -728,15 +728,24 @@ class NodeDaemon:
                 self.max_transfer_bytes_per_loop = self.transfer_bytes
         self.stop()
 
+    def _stop_zygote(self, timeout: float = 5.0) -> None:
+        """Closes the zygote's stdin: it kills and reaps the workers it forked, then exits (so no
+        worker is left to an init that may never reap it). Killed if it takes over `timeout`."""
+        try:
+            self.zygote.stdin.close()
+        except OSError:
+            pass  # it is gone already: wait() reaps it
+        try:
+            self.zygote.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.zygote.kill()
+            self.zygote.wait()
+
     def stop(self) -> None:
         for w in self.scheduler.workers.values():
             if w.pid:
                 process_tools.kill_pid(w.pid)
-        try:
-            self.zygote.kill()
-            self.zygote.wait(5)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+        self._stop_zygote()
         deadline = time.monotonic() + 5
         for w in list(self.scheduler.workers.values()):
             if w.pid:

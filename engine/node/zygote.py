@@ -8,8 +8,12 @@ Protocol with the node daemon, one line each way:
   stdout: `STARTED <worker_id hex> <pid>` and `EXITED <pid> <returncode>` (negative: signal)
 
 Single-threaded, so fork is safe. Workers inherit its garbage-collector settings
-(util/gc_tuning.py; what exists at each fork is frozen). Dies with the daemon (PR_SET_PDEATHSIG) and its workers
-die with it. Failures: a fork error is reported as `EXITED -1 <errno>` for that worker id.
+(util/gc_tuning.py; what exists at each fork is frozen). When the daemon closes its stdin (a
+node stopping) it kills the workers still running and reaps them before it exits (within
+`STOP_REAP_S`): a worker left to exit after its zygote would be re-parented to init, and an
+init that does not reap (a container's first process, some VMs') keeps it as a zombie. Killed
+with the daemon instead (PR_SET_PDEATHSIG), it reaps nothing and its workers die with it.
+Failures: a fork error is reported as `EXITED -1 <errno>` for that worker id.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import os
 import select
 import signal
 import sys
+import time
+
+STOP_REAP_S = 5.0  # how long a stopping zygote waits for its killed workers to be reaped
 
 
 def main() -> None:
@@ -48,21 +55,20 @@ def main() -> None:
     out = os.fdopen(1, "w", buffering=1)
     out.write("READY zygote\n")
     pending = b""
+    workers: set[int] = set()
     while True:
         try:
             ready, _, _ = select.select([0, read_fd], [], [])
         except InterruptedError:
             continue
         if read_fd in ready:
-            try:
-                os.read(read_fd, 4096)
-            except BlockingIOError:
-                pass
-            _reap(out)
+            _drain(read_fd)
+            workers -= _reap(out)
         if 0 in ready:
             chunk = os.read(0, 65536)
-            if not chunk:
-                return  # daemon gone
+            if not chunk:  # the daemon stops (or is gone): our workers go first, reaped by us
+                _stop_workers(workers, read_fd, time.monotonic() + STOP_REAP_S)
+                return
             pending += chunk
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
@@ -81,6 +87,7 @@ def main() -> None:
                     set_pdeathsig(signal.SIGKILL, parent=zygote_pid)  # a zygote killed mid-fork too
                     worker_main.run(config, request)
                     os._exit(0)
+                workers.add(pid)
                 out.write(f"STARTED {request['worker_id']} {pid}\n")
 
 
@@ -95,15 +102,51 @@ def _warm(modules: list) -> None:
             pass
 
 
-def _reap(out) -> None:
+def _drain(read_fd: int) -> None:
+    try:
+        os.read(read_fd, 4096)
+    except BlockingIOError:
+        pass
+
+
+def _reap(out) -> set[int]:
+    """Reaps the workers that exited, reporting each on `out` (None: nobody reads). Returns
+    their pids."""
+    reaped = set()
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return reaped
         if pid == 0:
+            return reaped
+        reaped.add(pid)
+        if out is not None:
+            try:
+                out.write(f"EXITED {pid} {os.waitstatus_to_exitcode(status)}\n")
+            except OSError:  # the daemon closed our stdout: it is stopping
+                out = None
+
+
+def _stop_workers(workers: set[int], read_fd: int, deadline: float) -> None:
+    """Kills the workers still running and reaps them, waiting on SIGCHLD (the wake-up fd) until
+    all are reaped or `deadline` (a worker stuck in the kernel is left to init)."""
+    for pid in workers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    while True:
+        workers -= _reap(None)
+        left = deadline - time.monotonic()
+        if not workers or left <= 0:
             return
-        out.write(f"EXITED {pid} {os.waitstatus_to_exitcode(status)}\n")
+        try:
+            ready, _, _ = select.select([read_fd], [], [], left)
+        except InterruptedError:
+            continue
+        if ready:
+            _drain(read_fd)
 
 
 if __name__ == "__main__":

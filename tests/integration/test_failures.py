@@ -72,6 +72,37 @@ def test_shutdown_leaves_no_process_and_no_shm_file():
     assert session_shm_files(session) == []
 
 
+_SUBREAPER_DRIVER = textwrap.dedent("""
+    import ctypes, os, psutil
+    from ownrun import engine
+
+    PR_SET_CHILD_SUBREAPER = 36  # orphaned descendants come to this process, not to init
+    assert ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+    @engine.remote
+    def pid():
+        return os.getpid()
+
+    engine.init(num_cpus=2)
+    workers = set(engine.get([pid.remote() for _ in range(8)]))
+    engine.shutdown()
+    # Nobody here reaps orphans: a worker its zygote left behind stays a zombie child of ours.
+    left = [p.pid for p in psutil.Process().children(recursive=True)]
+    print(len(workers), left)
+""")
+
+
+def test_shutdown_reaps_the_workers_instead_of_leaving_them_to_init():
+    # An init that never reaps (a container's first process) keeps every orphan as a zombie;
+    # a subreaper driver that does not reap stands in for it.
+    proc = subprocess.run([sys.executable, "-c", _SUBREAPER_DRIVER], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    workers, left = proc.stdout.split(maxsplit=1)
+    assert int(workers) >= 1
+    assert left.strip() == "[]"
+
+
 # ---- worker death ------------------------------------------------------------------------------
 def test_worker_killed_mid_task_without_retries_raises_worker_crashed(cluster, tmp_path):
     pid_file = tmp_path / "pid"
