@@ -190,14 +190,15 @@ def vs_floor(spec: bodies.RowSpec, ours: float | None, floor: float | None) -> s
 def _pipeline_floors(document: dict[str, Any], floors: dict, floor_text: str,
                      versus_floor: str, own: float | None) -> tuple[str, str]:
     """The mini pipeline's floor cells: 2 x serial, and (`pipeline_floors`) the cores' rate
-    side by side, the minimal dispatcher's and the stages' own as they run in worker
-    processes, each with ownrun's share of it."""
+    side by side, the minimal dispatcher's (a message per task, and batched) and the stages' own
+    as they run in worker processes, each with ownrun's share of it."""
     if floors.get("video_serial_fps"):
         floor_text += f" ({_fmt(floors['video_serial_fps']['median'])} serial × " \
                       f"{document['cpus']})"
         versus_floor = versus_floor.replace("of floor", f"of serial × {document['cpus']}")
     for key, label in (("video_side_by_side_fps", "side by side"),
                        ("video_dispatcher_fps", "minimal dispatcher"),
+                       ("video_batched_dispatcher_fps", "batched dispatcher"),
                        ("video_worker_stages_fps", "stages alone in workers")):
         found = floors.get(key)
         if found:

@@ -2,7 +2,7 @@
 
     python -m ownrun.benchmarks.pipeline_floors [--cpus N] [--quick]   # prints them
 
-Owns three measurements of `bodies.pipeline` that use no runtime at all:
+Owns four measurements of `bodies.pipeline` that use no runtime at all:
 * `side_by_side_fps(cpus)`: `cpus` processes each computing the whole pipeline serially at
   the same moment (started together behind a barrier), their rates summed: what the cores
   allow with no messages at all (on a VM, two busy processes often get less than twice one);
@@ -13,7 +13,11 @@ Owns three measurements of `bodies.pipeline` that use no runtime at all:
   from one PULL socket. No store, no ids, no failure handling: the floor of one message each
   way per task, which a runtime's per-task overhead is measured against. The dispatcher checks
   its results against a serial run (a wrong value is an AssertionError).
-* `video_worker_stages_fps`, from the same runs: the CPU time (`thread_time`) the stages
+* `dispatcher_fps(workers, batch=BATCH)`: the same dispatcher, but each message carries every
+  task ready for a worker (up to `BATCH` in flight on each) and a worker returns its results
+  `BATCH` at a time (what arrived while it ran joins its batch): a fraction of the messages and
+  wake-ups for the same work, which shows how much of the gap to the cores is the messages.
+* `video_worker_stages_fps`, from the unbatched runs: the CPU time (`thread_time`) the stages
   themselves take in the dispatcher's workers, per frame, turned into the rate `cpus` cores
   would reach doing nothing else: what is left of the pipeline once messaging and scheduling
   cost nothing, with each stage run in whichever process its task went to (its arguments
@@ -43,6 +47,7 @@ import zmq
 from ownrun.benchmarks import bodies
 
 DEPTH = 16  # tasks in flight per worker: the best of 1, 2, 4, 8, 16 measured on 2 CPUs
+BATCH = 64  # the batched dispatcher: tasks in flight per worker, and results per reply
 STOP = b"stop"
 
 
@@ -102,19 +107,42 @@ def side_by_side_fps(cpus: int, sizes: bodies.Sizes, repeat: int = 3,
 
 # --- the minimal dispatcher ------------------------------------------------------------------
 
-def _worker_peer(tasks_address: str, results_address: str) -> None:
-    """Runs (task index, stage name, argument values) and sends back (index, result, the
-    stage's CPU seconds in this thread)."""
+def _worker_peer(tasks_address: str, results_address: str, reply_every: str) -> None:
+    """Runs the tasks of each message, a list of (task index, stage name, argument values), and
+    sends back lists of (index, result, the stage's CPU seconds in this thread): one list per
+    task when `reply_every` is 1, else up to `reply_every` results per list, taking the tasks
+    that arrived meanwhile into the same batch."""
     context = zmq.Context()
     tasks, results = context.socket(zmq.PULL), context.socket(zmq.PUSH)
     tasks.connect(tasks_address)
     results.connect(results_address)
     stages = {fn.__name__: fn for fn in bodies.STAGES}
-    while (message := tasks.recv()) != STOP:
-        index, name, args = pickle.loads(message)
-        started = time.thread_time()
-        value = stages[name](*args)
-        results.send(pickle.dumps((index, value, time.thread_time() - started), protocol=5))
+    batch = int(reply_every)
+    queue: deque = deque()
+    while True:
+        if not queue:
+            message = tasks.recv()
+            if message == STOP:
+                return
+            queue.extend(pickle.loads(message))
+        done = []
+        while queue and len(done) < batch:
+            index, name, args = queue.popleft()
+            started = time.thread_time()
+            value = stages[name](*args)
+            done.append((index, value, time.thread_time() - started))
+            while batch > 1 and (message := _poll(tasks)) is not None:
+                if message == STOP:
+                    return
+                queue.extend(pickle.loads(message))
+        results.send(pickle.dumps(done, protocol=5))
+
+
+def _poll(sock: zmq.Socket) -> bytes | None:
+    try:
+        return sock.recv(zmq.NOBLOCK)
+    except zmq.Again:
+        return None
 
 
 class _Task:
@@ -128,7 +156,8 @@ class _Task:
 class _Dispatcher:
     """The driver's side: a DAG of `_Task`s built by `bodies.pipeline`, run on the workers."""
 
-    def __init__(self, workers: int, timeout_s: float) -> None:
+    def __init__(self, workers: int, timeout_s: float, batch: int = 1) -> None:
+        self.batch = batch  # 1: a message per task and per result; else up to `batch` each
         self.directory = tempfile.mkdtemp(prefix="ownrun-floor-")  # 0700: only this user
         self.context = zmq.Context()
         self.sockets, self.procs = [], []
@@ -144,7 +173,7 @@ class _Dispatcher:
                 sock.bind(tasks_address)
                 self.sockets.append(sock)
                 self.procs.append(subprocess.Popen(
-                    _peer_command("worker", tasks_address, results_address),
+                    _peer_command("worker", tasks_address, results_address, str(batch)),
                     stdin=subprocess.DEVNULL))
         except BaseException:  # the workers started so far go with the sockets
             self.close()
@@ -174,40 +203,51 @@ class _Dispatcher:
         start = time.perf_counter()
         refs = bodies.pipeline(videos, frames, self.submitter)
         in_flight = [0] * len(self.sockets)
+        depth = DEPTH if self.batch == 1 else self.batch
         remaining = len(self.tasks)
         ready = self.ready
         while remaining:
+            outgoing: list[list] = [[] for _ in self.sockets]
             while ready:
                 worker = min(range(len(in_flight)), key=in_flight.__getitem__)
-                if in_flight[worker] >= DEPTH:
+                if in_flight[worker] >= depth:
                     break
                 index = ready.popleft()
                 task = self.tasks[index]
                 args = tuple(self.tasks[a.index].value if isinstance(a, _Ref) else a
                              for a in task.args)
-                try:
-                    self.sockets[worker].send(pickle.dumps((index, task.name, args),
-                                                           protocol=5))
-                except zmq.Again as exc:
-                    raise TimeoutError(f"dispatcher worker {worker} did not answer") from exc
+                outgoing[worker].append((index, task.name, args))
+                if self.batch == 1:
+                    self._send(worker, outgoing[worker])
+                    outgoing[worker] = []
                 in_flight[worker] += 1
                 task.worker = worker
+            for worker, batch in enumerate(outgoing):
+                if batch:
+                    self._send(worker, batch)
             try:
-                index, value, cpu_s = pickle.loads(self.results.recv())
+                done = pickle.loads(self.results.recv())
             except zmq.Again as exc:
                 raise TimeoutError("a dispatcher worker did not answer") from exc
-            task = self.tasks[index]
-            in_flight[task.worker] -= 1
-            stage_cpu_s += cpu_s
-            task.value, task.args = value, ()
-            remaining -= 1
-            for dependent in task.dependents:
-                self.tasks[dependent].waiting -= 1
-                if not self.tasks[dependent].waiting:
-                    ready.append(dependent)
+            for index, value, cpu_s in done:
+                task = self.tasks[index]
+                in_flight[task.worker] -= 1
+                stage_cpu_s += cpu_s
+                task.value, task.args = value, ()
+                remaining -= 1
+                for dependent in task.dependents:
+                    self.tasks[dependent].waiting -= 1
+                    if not self.tasks[dependent].waiting:
+                        ready.append(dependent)
         fps = videos * frames / (time.perf_counter() - start)
         values = [[self.tasks[ref.index].value for ref in video] for video in refs]
         return fps, stage_cpu_s / (videos * frames), values
+
+    def _send(self, worker: int, tasks: list) -> None:
+        try:
+            self.sockets[worker].send(pickle.dumps(tasks, protocol=5))
+        except zmq.Again as exc:
+            raise TimeoutError(f"dispatcher worker {worker} did not answer") from exc
 
     def close(self) -> None:
         for sock in self.sockets:
@@ -228,10 +268,11 @@ class _Ref:
 
 
 def dispatcher_fps(workers: int, sizes: bodies.Sizes, rounds: int = 5,
-                   timeout_s: float = 120.0) -> tuple[float, float]:
-    """Median frames/s over `rounds` runs of the pipeline through the minimal dispatcher, and
-    the median of the stages' CPU seconds per frame in its workers."""
-    dispatcher = _Dispatcher(workers, timeout_s)
+                   timeout_s: float = 120.0, batch: int = 1) -> tuple[float, float]:
+    """Median frames/s over `rounds` runs of the pipeline through the minimal dispatcher
+    (`batch` > 1: the batched one), and the median of the stages' CPU seconds per frame in its
+    workers."""
+    dispatcher = _Dispatcher(workers, timeout_s, batch)
     try:
         dispatcher.run(2, 3)  # starts the workers and OpenCV in them
         runs = [dispatcher.run(sizes.videos, sizes.frames) for _ in range(rounds)]
@@ -244,11 +285,13 @@ def dispatcher_fps(workers: int, sizes: bodies.Sizes, rounds: int = 5,
 
 
 def measure(cpus: int, sizes: bodies.Sizes) -> dict[str, float]:
-    """The three floors, keyed as `compare` reads them."""
+    """The floors, keyed as `compare` reads them."""
     side_by_side = side_by_side_fps(cpus, sizes)
     dispatcher, stage_cpu_s = dispatcher_fps(cpus, sizes)
+    batched, _ = dispatcher_fps(cpus, sizes, batch=BATCH)
     return {"video_side_by_side_fps": side_by_side,
             "video_dispatcher_fps": dispatcher,
+            "video_batched_dispatcher_fps": batched,
             "video_worker_stages_fps": cpus / stage_cpu_s}
 
 

@@ -18,9 +18,10 @@ def _children() -> set[int]:
 
 
 @pytest.mark.timeout(120)
-def test_the_minimal_dispatcher_computes_the_serial_results_and_stops_its_workers():
+@pytest.mark.parametrize("batch", [1, pipeline_floors.BATCH])
+def test_the_minimal_dispatcher_computes_the_serial_results_and_stops_its_workers(batch):
     before = _children()
-    dispatcher = pipeline_floors._Dispatcher(workers=2, timeout_s=60)
+    dispatcher = pipeline_floors._Dispatcher(workers=2, timeout_s=60, batch=batch)
     try:
         fps, stage_cpu_s, values = dispatcher.run(QUICK.videos, QUICK.frames)
     finally:
@@ -53,6 +54,7 @@ def test_the_pipeline_row_shows_each_floor_and_ownruns_share_of_it():
     floors = {"video_limit_fps": {"median": 1000.0}, "video_serial_fps": {"median": 500.0},
               "video_side_by_side_fps": {"median": 900.0},
               "video_dispatcher_fps": {"median": 450.0},
+              "video_batched_dispatcher_fps": {"median": 500.0},
               "video_worker_stages_fps": {"median": 800.0}}
     document = {"cpus": 2, "summary": {"ownrun": {"video_batch": {
         "median": 400.0, "min": 400.0, "max": 400.0, "rounds": [400.0]}},
@@ -60,9 +62,9 @@ def test_the_pipeline_row_shows_each_floor_and_ownruns_share_of_it():
         "systems": {"ownrun": {"available": True}}}
     [row] = compare.table_rows(document)
     assert row["floor"] == "1,000 (500 serial × 2); 900 side by side; 450 minimal dispatcher; " \
-        "800 stages alone in workers"
+        "500 batched dispatcher; 800 stages alone in workers"
     assert row["ownrun vs floor"] == "40% of serial × 2; 44% of side by side; " \
-        "89% of minimal dispatcher; 50% of stages alone in workers"
+        "89% of minimal dispatcher; 80% of batched dispatcher; 50% of stages alone in workers"
 
 
 def test_a_worker_that_cannot_start_takes_the_ones_started_before_it(monkeypatch):
