@@ -216,10 +216,10 @@ class _Dispatcher:
                 task = self.tasks[index]
                 args = tuple(self.tasks[a.index].value if isinstance(a, _Ref) else a
                              for a in task.args)
-                outgoing[worker].append((index, task.name, args))
                 if self.batch == 1:
-                    self._send(worker, outgoing[worker])
-                    outgoing[worker] = []
+                    self._send(worker, [(index, task.name, args)])
+                else:
+                    outgoing[worker].append((index, task.name, args))
                 in_flight[worker] += 1
                 task.worker = worker
             for worker, batch in enumerate(outgoing):

@@ -1,5 +1,6 @@
-"""benchmarks/pipeline_floors.py: both floors of the mini pipeline run, check their results
-against the serial run, and leave no peer process behind; compare shows them in its row."""
+"""benchmarks/pipeline_floors.py: the mini pipeline's floors run (side by side, the minimal
+dispatcher one message per task and batched, the stages' CPU in its workers), the dispatcher's
+results match the serial run, no peer process is left behind; compare shows them in its row."""
 import pathlib
 import stat
 import subprocess
