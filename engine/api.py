@@ -67,7 +67,7 @@ UNSUPPORTED_INIT = {
 # worker, the node daemon's and the head's settings).
 ENGINE_CONFIG = {"metadata", "node_death_timeout", "node_suspect_timeout", "cluster_key", "lease_idle_timeout",
                  "heartbeat_period", "infeasible_timeout", "max_idle_workers", "reap_recheck_period", "idle_worker_grace",
-                 "max_in_flight_per_worker", "rpc_timeout", "put_ahead_max_bytes"}
+                 "max_in_flight_per_worker", "rpc_timeout", "put_ahead_max_bytes", "get_spin_us"}
 
 
 def _reject_unsupported(options: dict, unsupported: dict, what: str) -> None:
@@ -131,6 +131,9 @@ def init(address: str | None = None, num_cpus: float | None = None, resources: d
     ValueError naming the option (unless given the value that means "off"). A second call
     raises RuntimeError, or returns the first call's answer with `ignore_reinit_error=True`.
 
+    `get_spin_us` (default 200, 0: off) is how long this driver's `get` polls for a reply
+    before it sleeps, while the machine has a CPU to spare (worker/spin_window.py).
+
     `namespace` is where this job's named actors are created and looked up (its tasks and
     actors inherit it). Without one, ownrun uses one shared default namespace (Ray gives each
     job an anonymous one)."""
@@ -143,6 +146,9 @@ def init(address: str | None = None, num_cpus: float | None = None, resources: d
     ahead = config.get("put_ahead_max_bytes", 0)
     if type(ahead) is not int or ahead < 0:
         raise ValueError(f"put_ahead_max_bytes must be an int >= 0 (0: off), got {ahead!r}")
+    spin = config.get("get_spin_us", 0)
+    if type(spin) not in (int, float) or not 0 <= spin <= 10**6:
+        raise ValueError(f"get_spin_us must be a number of microseconds from 0 (off) to 1e6, got {spin!r}")
     if num_gpus:
         if num_gpus < 0:
             raise ValueError(f"num_gpus must be >= 0, got {num_gpus}")

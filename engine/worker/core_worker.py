@@ -46,7 +46,7 @@ from ..store.create_ahead import DEFAULT_MAX_BYTES as DEFAULT_PUT_AHEAD_MAX_BYTE
 from ..store.create_ahead import CreateAhead
 from ..store.pin_cache import PinCache
 from ..util.handler_errors import log_handler_error
-from . import cancellation, deaths, handlers, objects
+from . import cancellation, deaths, handlers, objects, spin_window
 from .log_printer import LogPrinter
 from .requests import Requests
 
@@ -58,6 +58,7 @@ DEFAULT_CONFIG = {
     "max_in_flight_per_worker": 8,
     "lease_idle_timeout": 1.0,
     "rpc_timeout": 30.0,
+    "get_spin_us": spin_window.MAX_NS // 1000,  # a driver's get polls its reply this long at most (0: never)
 }
 
 
@@ -124,6 +125,7 @@ class CoreWorker:
         self._others_read = hasattr(self.transport, "wait_events") and \
             os.environ.get("OWNRUN_CALLER_READS", "1") != "0"
         self._callers_read = mode == "driver" and self._others_read
+        self._spin = spin_window.SpinWindow(int(self.config["get_spin_us"] * 1000))  # the reader's polls
         self._io_thread = threading.Thread(target=self._io_loop, name="ownrun-io", daemon=True)
         self._io_thread.start()
 
@@ -234,7 +236,7 @@ class CoreWorker:
         if not self._callers_read or threading.current_thread() is self._io_thread \
                 or not self._reader_slot.acquire(blocking=False):  # one reader: others are notified
             return event.wait(timeout)
-        return self._read_until(event, timeout, 20)
+        return self._read_until(event, timeout, 20, spin=True)
 
     def wait_idle(self, event: threading.Event) -> None:
         """A worker's executor thread with nothing to run waits for `event` (its next push, or
@@ -247,14 +249,28 @@ class CoreWorker:
         self._read_until(event, None, IDLE_TICK_MS, IDLE_TICK_MS)
 
     def _read_until(self, event: threading.Event, timeout: float | None, longest_ms: int,
-                    first_ms: int = 2) -> bool:
+                    first_ms: int = 2, spin: bool = False) -> bool:
         """The reading wait of `wait_reading` and `wait_idle` (`_reader_slot` held; released
-        here): polls of `first_ms`, doubling up to `longest_ms`, until `event` is set."""
+        here): with `spin`, first polls without sleeping for the spin window (spin_window.py)
+        if the machine has a CPU to spare; then polls of `first_ms`, doubling up to
+        `longest_ms`, until `event` is set."""
         transport = self.transport
         deadline = None if timeout is None else time.monotonic() + timeout
         self._reading = event
         self._reader_polls = True
+        started = time.monotonic_ns() if spin else 0
         try:
+            if spin and self._spin.window_ns and not self.stopping and spin_window.spare_cpu():
+                until = started + self._spin.window_ns
+                if deadline is not None:
+                    until = min(until, started + int(timeout * 1e9))
+                while not event.is_set():
+                    events = transport.wait_events(0, reader=True)
+                    if events:
+                        with self._read_lock:
+                            self._handle_input(*transport.take(events))
+                    elif time.monotonic_ns() >= until:
+                        break
             wait_ms = first_ms
             while not event.is_set():
                 if deadline is not None:
@@ -270,6 +286,8 @@ class CoreWorker:
                 if events:
                     with self._read_lock:
                         self._handle_input(*transport.take(events))
+            if spin:
+                self._spin.waited(time.monotonic_ns() - started)
             return True
         except (OSError, ValueError):  # the transport closed under us (shutdown): wait plainly
             self._stop_polling()

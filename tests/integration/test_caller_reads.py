@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from ownrun import engine
+from ownrun.engine import object_ref
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -70,3 +71,32 @@ def test_a_get_that_times_out_while_reading_raises_and_the_next_get_works():
         engine.get(ref, timeout=0.2)
     engine.cancel(ref, force=True)
     assert engine.get(double.remote(21), timeout=60) == 42
+
+
+@engine.remote
+def takes_50ms():
+    import time
+
+    time.sleep(0.05)  # the work itself: a task far longer than any spin window
+    return 1
+
+
+def test_a_driver_stops_spinning_in_get_after_three_long_waits():
+    spin = object_ref.current_worker()._spin
+    for _ in range(3):
+        assert engine.get(takes_50ms.remote(), timeout=60) == 1
+    assert spin.window_ns == 0  # halved at each wait from at most MAX_NS (spin_window.py)
+    spin.validate_state()
+
+
+def test_a_get_timeout_shorter_than_the_spin_window_is_kept():
+    ref = takes_50ms.remote()
+    with pytest.raises(engine.GetTimeoutError):
+        engine.get(ref, timeout=1e-5)
+    assert engine.get(ref, timeout=60) == 1
+
+
+@pytest.mark.parametrize("bad", [-1, 2e6, "200us", None])
+def test_a_bad_spin_window_is_refused_in_one_line(bad):
+    with pytest.raises(ValueError, match=r"^get_spin_us must be a number of microseconds from 0 \(off\) to 1e6, got "):
+        engine.init(get_spin_us=bad)
