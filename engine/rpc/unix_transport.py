@@ -149,18 +149,21 @@ class UnixTransport:
         self._epoll.register(listener.fileno(), _IN)
         self._wake = WakeFd()
         self._epoll.register(self._wake.fd, _IN)
-        # The reading thread's own poll set (`wait_events(reader=True)`): the inbound connections
-        # and the nudge, not the wake-up, the listener or the peers. Each inbound connection is in
-        # this set first, then in the I/O thread's, both EPOLLEXCLUSIVE: the kernel tries an fd's
-        # exclusive waiters in the order they were added and stops at the first poll set with a
-        # thread waiting, so a message wakes the reading thread if it waits, else the I/O thread,
-        # never both. (Sharing one poll set, the kernel woke whichever thread began waiting last:
-        # often the I/O thread, which then had to nudge the reader.)
+        # The inbound connections have a poll set of their own, nested in the reading thread's
+        # set (`wait_events(reader=True)`, with the nudge) and, while no thread reads, in the I/O
+        # thread's (`reader_starts`/`reader_stops`): a message wakes the reader alone while one
+        # reads, even when it is not inside a poll (spinning, or preempted), else the I/O thread.
+        # (Both threads' sets holding each connection as EPOLLEXCLUSIVE woke the I/O thread for
+        # every message that found the reader outside its poll: 1.4 wake-ups per sync call
+        # under one busy loop.)
+        self._inbound_epoll = select.epoll()
+        self._inbound_fd = self._inbound_epoll.fileno()
         self._reader_epoll = select.epoll()
+        self._reader_epoll.register(self._inbound_fd, _IN)
         self._nudge = WakeFd()  # wakes the reading thread (`nudge`)
         self._reader_epoll.register(self._nudge.fd, _IN | select.EPOLLET)
+        self._epoll.register(self._inbound_fd, _IN)  # no thread reads yet
         self._backlog: set[int] = set()  # inbound fds with more to read than one poll reads
-        self._deferred: set[int] = set()  # inbound fds the I/O thread left to the reading thread
         self._send_lock = threading.Lock()
         self._peers: dict[str, _Peer] = {}
         self._peer_by_fd: dict[int, _Peer] = {}
@@ -419,42 +422,40 @@ class UnixTransport:
         """Waits for input; returns the ready fds, for `take`. Two threads may wait at once: the
         I/O thread, and one `reader` (a caller blocked in `get` reading its own reply, a worker's
         idle executor reading its next push: worker/core_worker.py `wait_reading`) on its own
-        poll set, which a message wakes first (see `__init__`). Reconnects are the I/O thread's."""
+        poll set, which alone watches the inbound connections between `reader_starts` and
+        `reader_stops`. Reconnects are the I/O thread's."""
         epoll = self._reader_epoll if reader else self._epoll
         if self._down and not reader:
             due_ms = self._retry_down()
             if due_ms is not None:
                 timeout_ms = due_ms if timeout_ms is None or timeout_ms < 0 else min(timeout_ms, due_ms)
         if self._backlog:  # connections with more to read: no waiting
-            return epoll.poll(0) + [(fd, _IN) for fd in list(self._backlog)]
-        return epoll.poll(-1 if timeout_ms is None else timeout_ms / 1000)
+            events = epoll.poll(0) + [(fd, _IN) for fd in list(self._backlog)]
+        else:
+            events = epoll.poll(-1 if timeout_ms is None else timeout_ms / 1000)
+        for i, event in enumerate(events):
+            if event[0] == self._inbound_fd:  # the nested set: which connections are ready
+                return events[:i] + events[i + 1:] + self._inbound_epoll.poll(0)
+        return events
 
-    def defer_inbound(self, events: list) -> list:
-        """`events` without the inbound connections, which are left to the reading thread
-        (`take_deferred`). A message of more than one socket buffer (~36 KiB: a frame inline)
-        is queued as several; the first wakes the reading thread, the next ones find no thread
-        waiting in its set and wake the I/O thread too. If the I/O thread then read it, the
-        reader woke for nothing and had to be nudged: 3 wake-ups; left to the reader, 2. The
-        caller serializes this with `take_deferred` (core_worker's `_defer_lock`); a `_read`
-        meanwhile may only leave a connection listed that holds nothing more (one empty read
-        later). Connections with a backlog are not left: no new arrival would tell the reader
-        about them."""
-        inbound, backlog, kept = self._inbound, self._backlog, []
-        for event in events:
-            fd = event[0]
-            if fd in inbound and fd not in backlog:
-                self._deferred.add(fd)
-            else:
-                kept.append(event)
-        return kept
+    def poll_inbound(self) -> list:
+        """The ready inbound connections, without waiting (a reader's spin: worker/spin_window.py)."""
+        if self._backlog:
+            return self._inbound_epoll.poll(0) + [(fd, _IN) for fd in list(self._backlog)]
+        return self._inbound_epoll.poll(0)
 
-    def take_deferred(self) -> list:
-        """The events `defer_inbound` left, for `take` (by the reading thread, at the end of its
-        wait: what it did not read meanwhile would otherwise wait for the next arrival)."""
-        if not self._deferred:
-            return []
-        deferred, self._deferred = self._deferred, set()
-        return [(fd, _IN) for fd in deferred]
+    def reader_starts(self) -> None:
+        """A thread reads the inbox itself from now on (`wait_events(reader=True)`): the I/O
+        thread stops watching the inbound connections, so no message wakes it meanwhile. An
+        arrival it was already woken for is still read by it (the reader is then nudged)."""
+        with contextlib.suppress(OSError, ValueError):  # (closed: shutdown)
+            self._epoll.unregister(self._inbound_fd)
+
+    def reader_stops(self) -> None:
+        """The reading thread is done: the I/O thread watches the inbound connections again,
+        and is woken at once if what arrived meanwhile is unread (the nested set is ready)."""
+        with contextlib.suppress(OSError, ValueError):
+            self._epoll.register(self._inbound_fd, _IN)
 
     def backlogged(self) -> bool:
         """Whether connections hold more than the last `take` read (the next poll reads on)."""
@@ -495,10 +496,9 @@ class UnixTransport:
                 return
             sock.setblocking(False)
             self._inbound[sock.fileno()] = _Inbound(sock)
-            # Edge-triggered and exclusive, in the reader's set first (see `__init__`): one
-            # waiting thread is woken per arrival, the reader if it waits.
-            self._reader_epoll.register(sock.fileno(), _IN | select.EPOLLET | select.EPOLLEXCLUSIVE)
-            self._epoll.register(sock.fileno(), _IN | select.EPOLLET | select.EPOLLEXCLUSIVE)
+            # Edge-triggered, in the nested set that the reader's or the I/O thread's set
+            # watches (see `__init__`)
+            self._inbound_epoll.register(sock.fileno(), _IN | select.EPOLLET)
 
     def _read(self, fd: int, inbound: _Inbound, messages: list) -> None:
         """Reads what the connection holds (all of it: it is edge-triggered; a short read
@@ -506,7 +506,6 @@ class UnixTransport:
         `READS_PER_EVENT` reads the rest waits in `_backlog` for the next poll."""
         sock, buf = inbound.sock, inbound.buf
         self._backlog.discard(fd)
-        self._deferred.discard(fd)
         for _ in range(READS_PER_EVENT):
             try:
                 data = sock.recv(READ_CHUNK)
@@ -530,12 +529,8 @@ class UnixTransport:
     def _close_inbound(self, fd: int, inbound: _Inbound) -> None:
         self._inbound.pop(fd, None)
         self._backlog.discard(fd)
-        self._deferred.discard(fd)
-        for epoll in (self._reader_epoll, self._epoll):
-            try:
-                epoll.unregister(fd)
-            except OSError:
-                pass
+        with contextlib.suppress(OSError, ValueError):
+            self._inbound_epoll.unregister(fd)
         inbound.sock.close()
 
     def _peer_event(self, peer: _Peer, mask: int, tokens: list) -> None:
@@ -585,6 +580,7 @@ class UnixTransport:
                 os.unlink(self._path)
             self._epoll.close()
             self._reader_epoll.close()
+            self._inbound_epoll.close()
             self._wake.close()
             self._nudge.close()
 

@@ -24,7 +24,6 @@ nodes, and the driver's own daemon: `LocalNodeDiedError` for every wait) are tak
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import os
 import socket
@@ -120,8 +119,7 @@ class CoreWorker:
         self._read_lock = threading.Lock()
         self._reader_slot = threading.Lock()  # held by the one reading thread (others wait plainly)
         self._reading: threading.Event | None = None  # the event the reading thread waits for
-        self._reader_polls = False  # the reading thread polls the inbox: the I/O thread leaves it
-        self._defer_lock = threading.Lock()  # `_reader_polls` and the transport's deferred reads
+        self._reader_polls = False  # a thread reads the inbox (transport `reader_starts`)
         self._others_read = hasattr(self.transport, "wait_events") and \
             os.environ.get("OWNRUN_CALLER_READS", "1") != "0"
         self._callers_read = mode == "driver" and self._others_read
@@ -174,8 +172,6 @@ class CoreWorker:
             try:
                 if self._others_read:
                     events = transport.wait_events(self._poll_timeout_ms(next_housekeeping))
-                    if self._reader_polls:  # it reads the inbox itself (see `defer_inbound`)
-                        events = self._leave_to_reader(events)
                     handled = False
                     if events:
                         with self._read_lock:
@@ -228,8 +224,9 @@ class CoreWorker:
     def wait_reading(self, event: threading.Event, timeout: float | None) -> bool:
         """`event.wait(timeout)`, except that in a driver with a unix transport this thread
         reads and handles the inbox itself meanwhile, so the reply it waits for wakes this
-        thread, not the I/O thread (the transport wakes the reading thread first). If the I/O
-        thread read what ended the wait after all, it nudges the reader. Each poll is at most
+        thread, not the I/O thread (which stops watching the inbox meanwhile: transport
+        `reader_starts`). If the I/O thread read what ended the wait after all (it was already
+        awake for it), it nudges the reader. Each poll is at most
         20 ms (a safety net, should a nudge ever be missed); timers stay with the I/O thread.
         One thread reads at a time (`_reader_slot`); others blocked meanwhile wait on their
         event, set by whichever thread handles their reply."""
@@ -258,6 +255,7 @@ class CoreWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         self._reading = event
         self._reader_polls = True
+        transport.reader_starts()
         started = time.monotonic_ns() if spin else 0
         try:
             if spin and self._spin.window_ns and not self.stopping and spin_window.spare_cpu():
@@ -265,7 +263,7 @@ class CoreWorker:
                 if deadline is not None:
                     until = min(until, started + int(timeout * 1e9))
                 while not event.is_set():
-                    events = transport.wait_events(0, reader=True)
+                    events = transport.poll_inbound()
                     if events:
                         with self._read_lock:
                             self._handle_input(*transport.take(events))
@@ -299,25 +297,12 @@ class CoreWorker:
             if transport.backlogged():  # connections this thread left unread: the I/O thread's now
                 transport.wake()
 
-    def _leave_to_reader(self, events: list) -> list:
-        """The I/O thread's `events` less the inbound connections, if the reading thread still
-        polls: it reads them (transport `defer_inbound`)."""
-        with self._defer_lock:
-            if self._reader_polls:
-                return self.transport.defer_inbound(events)
-        return events
-
     def _stop_polling(self) -> None:
-        """The reading thread stops polling the inbox: what the I/O thread left to it meanwhile
-        (`_leave_to_reader`) is read now, else it would wait for the connection's next message."""
-        with self._defer_lock:
-            if not self._reader_polls:
-                return
+        """The reading thread stops reading the inbox: the I/O thread watches it again (and reads
+        at once what arrived meanwhile and is still unread)."""
+        if self._reader_polls:
             self._reader_polls = False
-            deferred = self.transport.take_deferred()
-        if deferred:
-            with self._read_lock, contextlib.suppress(OSError, ValueError):  # (closed: shutdown)
-                self._handle_input(*self.transport.take(deferred))
+            self.transport.reader_stops()
 
     # ---- deaths (see deaths.py) -----------------------------------------------------------------
     def fail_waiters(self, exc: errors.EngineError) -> None:

@@ -12,10 +12,11 @@ awake: the reply is read the moment it lands and the worker's `sendmsg` wakes no
 driver, 117-123 µs, and less in the worker, 60-63 µs instead of 93-97).
 
 The rule is the guest haltpoll governor's, in user space. A wait the window caught leaves it as
-it is. A wait that slept but ended within `MAX_NS` doubles it (from `START_NS`): a longer spin
-would have caught it. A longer wait halves it, to 0 below `START_NS`: a caller waiting on long
-tasks stops spinning after three of them (at most `MAX_NS` + `MAX_NS` / 2 + `START_NS` of CPU
-spent for nothing), and the next short waits grow it back. The core worker spins only while the
+it is. A wait that slept but ended within `GROW_WITHIN_NS` (twice `MAX_NS`: a round trip that
+slept takes longer than one that spun, by the wake-ups it paid for) doubles it (from
+`START_NS`): a longer spin may catch the next. A longer wait halves it, to 0 below `START_NS`:
+a caller waiting on long tasks stops spinning after three of them (at most `MAX_NS` +
+`MAX_NS` / 2 + `START_NS` of CPU spent for nothing), and the next short waits grow it back. The core worker spins only while the
 machine has a CPU to spare (`spare_cpu`: runnable tasks, the caller included, at most the CPUs),
 so a spin never takes a CPU from the worker it waits for or from other work: under one busy loop
 on 2 CPUs a spinning caller slowed the round trip (195-220 µs against 138-179 asleep).
@@ -30,7 +31,7 @@ from __future__ import annotations
 import os
 
 START_NS = 50_000  # the window a short wait grows an empty one to
-MAX_NS = 200_000  # the longest window, and the longest wait that grows it (haltpoll's default)
+MAX_NS = 200_000  # the longest window (haltpoll's default)
 
 
 class SpinWindow:
@@ -39,13 +40,14 @@ class SpinWindow:
     def __init__(self, max_ns: int = MAX_NS):
         self.max_ns = max(0, int(max_ns))  # 0: never spin
         self.start_ns = min(START_NS, self.max_ns)
+        self.grow_within_ns = 2 * self.max_ns  # a wait that slept and ended within it grows the window
         self.window_ns = self.max_ns  # a fresh driver's first gets are short more often than not
 
     def waited(self, waited_ns: int) -> None:
         """A wait ended after `waited_ns` (its reply handled): adapts the window for the next."""
         if not self.max_ns or waited_ns <= self.window_ns:
             return  # caught while spinning (or spinning is off)
-        if waited_ns <= self.max_ns:
+        if waited_ns <= self.grow_within_ns:
             self.window_ns = min(self.max_ns, max(self.start_ns, self.window_ns * 2))
         else:
             half = self.window_ns // 2

@@ -218,17 +218,18 @@ def _waiter(transport: UnixTransport, reader: bool, out: list) -> threading.Thre
 
 
 def test_a_message_wakes_the_reading_thread_if_it_waits_and_only_it(sockets_dir):
-    """Both the I/O thread and a reader (a driver's get, an idle executor) wait: the message
-    wakes the reader alone; the I/O thread sleeps on until its own wake-up."""
+    """Both the I/O thread and a reader (a driver's get, an idle executor) wait: between
+    `reader_starts` and `reader_stops` a message wakes the reader alone; the I/O thread sleeps
+    on until its own wake-up."""
     a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
     try:
         a.send(b.address, [b"hello"])
         assert _receive(b, 1) == [[b"hello"]]  # b has accepted a's connection
+        b.reader_starts()
         for _ in range(3):
             io_events, reader_events = [], []
             reader = _waiter(b, True, reader_events)
             wait_for(lambda t=reader: _blocked_in_poll(t), timeout=10, message="the reader polling")
-            # The I/O thread begins waiting last: in one shared poll set the kernel would wake it
             io_thread = _waiter(b, False, io_events)
             wait_for(lambda t=io_thread: _blocked_in_poll(t), timeout=10, message="the I/O thread polling")
             a.send(b.address, [b"for the reader"])
@@ -240,6 +241,7 @@ def test_a_message_wakes_the_reading_thread_if_it_waits_and_only_it(sockets_dir)
             io_thread.join(20)
             assert not io_thread.is_alive()
             assert b.take(io_events) == ([], [])  # only its wake-up
+        b.reader_stops()
     finally:
         a.close()
         b.close()
@@ -306,47 +308,30 @@ def test_a_send_queued_for_a_peer_not_listening_wakes_the_sleeping_io_thread_to_
         a.close()
 
 
-def test_a_message_too_big_for_one_socket_buffer_is_left_by_the_io_thread_to_the_reader(sockets_dir):
-    """A message of several socket buffers (a frame inline) arrives in several parts: the first
-    wakes the reader, a later one may wake the I/O thread too, which leaves the connection to
-    the reader (`defer_inbound`) instead of reading it first and nudging the reader again. What
-    was left is read from `take_deferred` (the reader stopped polling before reading it)."""
+def test_while_a_thread_reads_no_message_wakes_the_io_thread_and_what_it_leaves_unread_does(sockets_dir):
+    """While a thread reads the inbox it alone watches the inbound connections: a message that
+    arrives while it is not inside a poll (spinning on `poll_inbound`, or preempted), even one
+    of several socket buffers that arrives in parts, does not wake the I/O thread. When the
+    reader stops, what arrived meanwhile and is still unread wakes the I/O thread at once."""
     a, b = UnixTransport(sockets_dir), UnixTransport(sockets_dir)
     big = os.urandom(300_000)
     try:
         a.send(b.address, [b"hello"])
         assert _receive(b, 1) == [[b"hello"]]
-        io_events, reader_events = [], []
-        reader = _waiter(b, True, reader_events)
-        wait_for(lambda: _blocked_in_poll(reader), timeout=10, message="the reader polling")
+        b.reader_starts()
+        io_events: list = []
         io_thread = _waiter(b, False, io_events)
         wait_for(lambda: _blocked_in_poll(io_thread), timeout=10, message="the I/O thread polling")
         a.send(b.address, [b"big", big])
-        reader.join(20)
-        assert not reader.is_alive() and reader_events
-        b.wake()  # (if no part of the message woke it)
+        got: list = []
+        wait_for(lambda: got.extend(b.take(b.poll_inbound())[0]) or got, timeout=20, message="the big message")
+        assert got == [[b"big", big]]
+        a.send(b.address, [b"late"])  # (a unix socket's send queues it at the receiver at once)
+        assert io_thread.is_alive() and not io_events and _blocked_in_poll(io_thread)
+        b.reader_stops()  # "late" is unread: the I/O thread is woken for it
         io_thread.join(20)
         assert not io_thread.is_alive()
-        kept = b.defer_inbound(io_events)
-        assert all(fd not in b._inbound for fd, _ in kept)
-        assert b.take(kept)[0] == []  # the I/O thread reads no message
-        got = b.take(reader_events)[0]
-        wait_for(lambda: got.extend(b.take(b.wait_events(20, reader=True))[0]) or got,
-                 timeout=20, message="the big message")
-        assert got == [[b"big", big]]
-        assert b.take(b.take_deferred()) == ([], [])  # read by the reader: nothing left over
-
-        a.send(b.address, [b"late"])  # no reader waits: it wakes the I/O thread, which leaves it
-        left: list = []
-
-        def io_thread_turn() -> list:  # (its first poll may return the wake-up above alone)
-            assert b.take(b.defer_inbound(b.wait_events(100)))[0] == []
-            left.extend(b.take_deferred())
-            return left
-
-        wait_for(io_thread_turn, timeout=20, message="the I/O thread woken by the message")
-        assert b.take(left)[0] == [[b"late"]]
-        assert b.take_deferred() == []
+        assert b.take(io_events)[0] == [[b"late"]]
     finally:
         a.close()
         b.close()

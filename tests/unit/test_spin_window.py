@@ -32,6 +32,19 @@ def test_long_waits_stop_the_spinning_after_three_and_short_ones_bring_it_back()
     assert seen == [START_NS, 2 * START_NS, MAX_NS]
 
 
+def test_a_round_trip_that_slept_longer_than_the_window_still_grows_it_back():
+    window = SpinWindow()
+    for _ in range(3):
+        window.waited(5_000_000)
+    assert window.window_ns == 0
+    window.waited(MAX_NS + 100_000)  # a sync call without the spin: its wake-ups made it longer
+    window.validate_state()
+    assert window.window_ns == START_NS
+    window.waited(2 * MAX_NS + 1)  # longer than that: a task, not a round trip
+    window.validate_state()
+    assert window.window_ns == 0
+
+
 def test_a_window_of_zero_means_never_spin():
     window = SpinWindow(max_ns=0)
     for waited in (10_000, 150_000, 5_000_000):
@@ -50,7 +63,7 @@ def test_the_window_stays_within_its_bounds_whatever_the_waits(waits, max_ns):
         before = window.window_ns
         window.waited(waited)
         window.validate_state()
-        if waited > max(before, window.max_ns):  # a long wait: the whole window was spent for nothing
+        if waited > max(before, window.grow_within_ns):  # a long wait: the whole window was spent for nothing
             wasted += before
         else:
             wasted = 0
