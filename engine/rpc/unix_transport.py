@@ -453,7 +453,8 @@ class UnixTransport:
 
     def reader_stops(self) -> None:
         """The reading thread is done: the I/O thread watches the inbound connections again,
-        and is woken at once if what arrived meanwhile is unread (the nested set is ready)."""
+        and is woken at once if what arrived meanwhile is unread (the nested set is ready).
+        Idempotent."""
         with contextlib.suppress(OSError, ValueError):
             self._epoll.modify(self._inbound_fd, _IN)
 

@@ -119,7 +119,6 @@ class CoreWorker:
         self._read_lock = threading.Lock()
         self._reader_slot = threading.Lock()  # held by the one reading thread (others wait plainly)
         self._reading: threading.Event | None = None  # the event the reading thread waits for
-        self._reader_polls = False  # a thread reads the inbox (transport `reader_starts`)
         self._others_read = hasattr(self.transport, "wait_events") and \
             os.environ.get("OWNRUN_CALLER_READS", "1") != "0"
         self._callers_read = mode == "driver" and self._others_read
@@ -254,8 +253,7 @@ class CoreWorker:
         transport = self.transport
         deadline = None if timeout is None else time.monotonic() + timeout
         self._reading = event
-        self._reader_polls = True
-        transport.reader_starts()
+        transport.reader_starts()  # until `reader_stops` below: the I/O thread leaves the inbox to us
         started = time.monotonic_ns() if spin else 0
         try:
             if spin and self._spin.window_ns and not self.stopping and spin_window.spare_cpu():
@@ -277,7 +275,7 @@ class CoreWorker:
                         return False
                     wait_ms = max(1, min(wait_ms, int(left * 1000) + 1))
                 if self.stopping:  # the transport is closing: wait as any other thread
-                    self._stop_polling()
+                    transport.reader_stops()
                     return event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
                 events = transport.wait_events(wait_ms, reader=True)
                 wait_ms = min(longest_ms, wait_ms * 2)
@@ -288,21 +286,14 @@ class CoreWorker:
                 self._spin.waited(time.monotonic_ns() - started)
             return True
         except (OSError, ValueError):  # the transport closed under us (shutdown): wait plainly
-            self._stop_polling()
+            transport.reader_stops()
             return event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         finally:
             self._reading = None
-            self._stop_polling()
+            transport.reader_stops()  # (again, if a path above did: it is idempotent)
             self._reader_slot.release()
             if transport.backlogged():  # connections this thread left unread: the I/O thread's now
                 transport.wake()
-
-    def _stop_polling(self) -> None:
-        """The reading thread stops reading the inbox: the I/O thread watches it again (and reads
-        at once what arrived meanwhile and is still unread)."""
-        if self._reader_polls:
-            self._reader_polls = False
-            self.transport.reader_stops()
 
     # ---- deaths (see deaths.py) -----------------------------------------------------------------
     def fail_waiters(self, exc: errors.EngineError) -> None:
