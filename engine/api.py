@@ -25,6 +25,7 @@ from .ownership.task_manager import ACTOR_CREATION, ACTOR_METHOD, NORMAL, TaskEn
 from .rpc import notices
 from .rpc import protocol as P
 from .util import gc_tuning, labels, malloc_tuning, process_tools, scheduling_strategies, signature
+from .util.cpus import usable_cpus
 from .util.placement_group import PlacementGroupSchedulingStrategy
 from .util.placement_group import of_options as placement_of
 from .util.placement_group import resources_in as resources_in_group
@@ -189,7 +190,7 @@ def _init(address, num_cpus, resources, object_store_memory, num_nodes, inline_t
     metadata = config.get("metadata", "ownership")
     if metadata not in ("ownership", "centralized"):
         raise ValueError(f"metadata must be 'ownership' or 'centralized', got {metadata!r}")
-    cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
+    cpus = float(num_cpus if num_cpus is not None else usable_cpus())
     if cpus < 0:
         raise ValueError(f"num_cpus must be >= 0, got {num_cpus}")
     # Each node's store: as given, or the machine's default split among the nodes.

@@ -14,7 +14,6 @@ Not thread-safe (starts the per-process engine). Failures: engine errors propaga
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 from ownrun import engine
@@ -53,14 +52,15 @@ def start_engine(nodes: int, num_cpus: float | None, address: str | None = None,
     if address:
         engine.init(address=address)
         return current_placement()
-    cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
     options: dict = {"node_death_timeout": node_death_timeout or NODE_DEATH_TIMEOUT}
     if object_store_memory is not None:
         options["object_store_memory"] = object_store_memory
     if nodes <= 1:
-        engine.init(num_cpus=cpus, **options)
+        engine.init(num_cpus=num_cpus, **options)
+        cpus = float(engine.cluster_resources()["CPU"])  # as given, or the CPUs this process may use
         return Placement(worker_cpus=cpus, survivor_cpus=cpus)
-    engine.init(num_cpus=cpus, resources={HEAD_RESOURCE: 1000}, **options)
+    engine.init(num_cpus=num_cpus, resources={HEAD_RESOURCE: 1000}, **options)
+    cpus = float(engine.cluster_resources()["CPU"])
     for _ in range(nodes - 1):
         engine.cluster.add_node(num_cpus=cpus, resources={WORKER_RESOURCE: 1000})
     on_workers = {"resources": {WORKER_RESOURCE: 1}}

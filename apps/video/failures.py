@@ -90,7 +90,7 @@ def start_engine(*, address: str | None, nodes: int, num_cpus: float | None, met
     engine.init(num_cpus=num_cpus, resources={HEAD_RESOURCE: CAPACITY, WORKER_RESOURCE: CAPACITY}, **options)
     reserve = RemoteReserve.options(resources={HEAD_RESOURCE: 1, WORKER_RESOURCE: CAPACITY}).remote()
     engine.get(reserve.ready.remote())  # placed (node 0's Decoder capacity taken) before any Decoder
-    cpus = num_cpus if num_cpus is not None else (os.cpu_count() or 1)
+    cpus = num_cpus if num_cpus is not None else _cluster_cpus()  # node 0's: as given, or what this process may use
     for _ in range(nodes - 1):
         engine.cluster.add_node(num_cpus=cpus, resources={WORKER_RESOURCE: CAPACITY})
     return Placement({"resources": {WORKER_RESOURCE: 1}}, {"resources": {HEAD_RESOURCE: 1}}, _cluster_cpus(), reserve)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import signal
 import time
@@ -41,6 +40,7 @@ from ..rpc import protocol as P
 from ..rpc.cluster_key import CurveKeys
 from ..rpc.transport import Transport, pack
 from ..util import process_tools
+from ..util.cpus import usable_cpus
 from . import paths, processes, state
 from .join import Target, call, resolve
 
@@ -100,7 +100,7 @@ def start_node(address: str, num_cpus: float | None, resources: dict, object_sto
 def _start_node(current: dict, target: Target, session_dir: str, bind: str, num_cpus: float | None,
                 resources: dict, object_store_memory: int | None) -> str:
     """Spawns a node daemon, waits until the head lists it, records it (lock held)."""
-    cpus = float(os.cpu_count() or 1) if num_cpus is None else float(num_cpus)
+    cpus = float(usable_cpus()) if num_cpus is None else float(num_cpus)
     node_id = f"node{len(current['nodes'])}-{uuid.uuid4().hex[:6]}"
     if object_store_memory:
         store = int(object_store_memory)

@@ -17,7 +17,8 @@ slept takes longer than one that spun, by the wake-ups it paid for) doubles it (
 `START_NS`): a longer spin may catch the next. A longer wait halves it, to 0 below `START_NS`:
 a caller waiting on long tasks stops spinning after three of them (at most `MAX_NS` +
 `MAX_NS` / 2 + `START_NS` of CPU spent for nothing), and the next short waits grow it back. The core worker spins only while the
-machine has a CPU to spare (`spare_cpu`: runnable tasks, the caller included, at most the CPUs),
+machine has a CPU to spare (`spare_cpu`: runnable tasks, the caller included, at most the CPUs
+this process may use — `engine/util/cpus.py`: fewer under an affinity mask or a cgroup quota),
 so a spin never takes a CPU from the worker it waits for or from other work: under one busy loop
 on 2 CPUs a spinning caller slowed the round trip (195-220 µs against 138-179 asleep).
 
@@ -29,6 +30,8 @@ there is never a CPU to spare: no spinning). Not thread-safe: used by the one re
 from __future__ import annotations
 
 import os
+
+from ..util.cpus import usable_cpus
 
 START_NS = 50_000  # the window a short wait grows an empty one to
 MAX_NS = 200_000  # the longest window (haltpoll's default)
@@ -58,7 +61,7 @@ class SpinWindow:
         assert self.window_ns == 0 or self.start_ns <= self.window_ns <= self.max_ns, self.window_ns
 
 
-_CPUS = os.cpu_count() or 1
+_CPUS = usable_cpus()  # the machine's, fewer under an affinity mask or a cgroup CPU quota
 _loadavg_fd: int | None = None
 
 
