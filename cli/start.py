@@ -48,7 +48,7 @@ def start(
         "--address", callback=check_address,
         help="HOST:PORT of a running head: start one more node daemon that joins it.")] = None,
     port: Annotated[int, typer.Option("--port", help="The head's port (with --head).")] = 6380,
-    num_cpus: Annotated[float | None, typer.Option("--num-cpus", help="CPUs of the node (default: all).")] = None,
+    num_cpus: Annotated[float | None, typer.Option("--num-cpus", help="CPUs of the node (default: the CPUs this process may use: the machine's, fewer under a CPU quota or affinity mask).")] = None,
     resources: Annotated[str, typer.Option(
         "--resources", help='Custom resources of the node as JSON, e.g. \'{"GPU": 1}\'.')] = "{}",
     object_store_memory: Annotated[int | None, typer.Option(

@@ -39,7 +39,7 @@ class ClusterSection(_Strict):
 
     address: str | None = Field(None, description="HOST:PORT of a running cluster (`ownrun start`).")
     nodes: int = Field(1, ge=1, description="Nodes of the embedded cluster.")
-    num_cpus: float | None = Field(None, gt=0, description="CPUs per node (default: all of this machine's).")
+    num_cpus: float | None = Field(None, gt=0, description="CPUs per node (default: the CPUs this process may use: the machine's, fewer under a CPU quota or affinity mask).")
     object_store_memory: int | None = Field(None, gt=0, description="Bytes of each node's shared-memory store.")
     node_death_timeout: float | None = Field(None, gt=0, description="Seconds without heartbeats before a node "
                                                                      "is declared dead (default: the app's).")

@@ -42,7 +42,7 @@ class RunConfig(BaseModel):
     max_steps: int | None = Field(None, ge=1, description="Stop after this many env steps.")
     max_time: float | None = Field(None, gt=0, description="Stop after this many seconds of training.")
     nodes: int = Field(1, ge=1, description="Nodes of the embedded cluster.")
-    num_cpus: float | None = Field(None, gt=0, description="CPUs per node (default: all of this machine's).")
+    num_cpus: float | None = Field(None, gt=0, description="CPUs per node (default: the CPUs this process may use: the machine's, fewer under a CPU quota or affinity mask).")
     fail: str | None = Field(None, description="Inject a failure: worker@Ns, node@Ns (needs --nodes 3+) or "
                                                "owner@Ns, N seconds after the first iteration started "
                                                "(none: no failure, as in a job's matrix).")

@@ -71,7 +71,7 @@ class VideoConfig(BaseModel):
     output: str | None = Field(None, description="Write each stabilized video here as <video>.mp4 (default: none).")
     address: str | None = Field(None, description="Run on the cluster at HOST:PORT instead of an embedded one.")
     nodes: int = Field(1, ge=1, description="Nodes of the embedded cluster.")
-    num_cpus: float | None = Field(None, gt=0, description="CPUs per node (default: all).")
+    num_cpus: float | None = Field(None, gt=0, description="CPUs per node (default: the CPUs this process may use: the machine's, fewer under a CPU quota or affinity mask).")
     metadata: Literal["ownership", "centralized"] = Field(
         "ownership", description="ownership, or centralized (the paper's baseline).")
     by_value: bool = Field(False, description="Pass every object by value.")
