@@ -57,8 +57,7 @@ def start_engine(nodes: int, num_cpus: float | None, address: str | None = None,
         options["object_store_memory"] = object_store_memory
     if nodes <= 1:
         engine.init(num_cpus=num_cpus, **options)
-        cpus = float(engine.cluster_resources()["CPU"])  # as given, or the CPUs this process may use
-        return Placement(worker_cpus=cpus, survivor_cpus=cpus)
+        return current_placement()  # the node's CPUs: as given, or the CPUs this process may use
     engine.init(num_cpus=num_cpus, resources={HEAD_RESOURCE: 1000}, **options)
     cpus = float(engine.cluster_resources()["CPU"])
     for _ in range(nodes - 1):
