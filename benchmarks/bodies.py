@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from ownrun.benchmarks.floors import PACE_S
 
 MiB = 2**20
 
@@ -46,6 +47,10 @@ ROWS = [
     RowSpec("sync_actor", "sync actor calls", "calls/s", True, True, "reqrep_per_s"),
     RowSpec("async_tasks", "async no-op tasks", "tasks/s", True, False, "pushpull_per_s"),
     RowSpec("async_actor", "async actor calls", "calls/s", True, False, "pushpull_per_s"),
+    RowSpec("burst_task_cpu", "driver CPU per task, chains of 3 no-op tasks back to back", "µs",
+            False, False, None),
+    RowSpec("paced_task_cpu", f"driver CPU per task, a chain of 3 every {PACE_S * 1e3:g} ms",
+            "µs", False, False, "python_paced_us"),
     RowSpec("video_batch", "mini video pipeline, batch", "frames/s", True, False,
             "video_limit_fps"),
 ]
@@ -79,6 +84,11 @@ class Sizes:
 # --- remote functions and actors -------------------------------------------------------
 
 def noop() -> None:
+    return None
+
+
+def link(previous: Any = None) -> None:
+    """A no-op that takes the previous link's result (chains of dependent tasks)."""
     return None
 
 
@@ -267,6 +277,27 @@ def actor_calls(system, sizes: Sizes, keys: set[str]) -> dict[str, float]:
     return out
 
 
+def paced_tasks(system, sizes: Sizes, keys: set[str]) -> dict[str, float]:
+    """The driver's CPU (all its threads) per task for chains of 3 dependent no-op tasks,
+    submitted back to back and one chain every `PACE_S`, as a video owner submits a frame's
+    tasks after sleeping until the frame is due; the driver waits for all of them at the end."""
+    f, chains = system.task(link), sizes.n(200)
+    system.get([f(f(f())) for _ in range(20)], sizes.timeout_s)
+
+    def cpu_per_task(pause_s: float) -> float:
+        cpu, start, refs = time.process_time(), time.perf_counter(), []
+        for i in range(chains):
+            if pause_s:
+                delay = start + i * pause_s - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            refs.append(f(f(f())))
+        system.get(refs, sizes.timeout_s)
+        return (time.process_time() - cpu) / (3 * chains) * 1e6
+
+    return {"burst_task_cpu": cpu_per_task(0.0), "paced_task_cpu": cpu_per_task(PACE_S)}
+
+
 def video_batch(system, sizes: Sizes, keys: set[str]) -> dict[str, float]:
     def run(fn: Callable) -> Callable:
         return system.task(fn)
@@ -285,5 +316,6 @@ BODIES: list[tuple[Callable[..., dict[str, float]], set[str]]] = [
     (sync_task, {"sync_task"}),
     (actor_calls, {"sync_actor", "async_actor"}),
     (async_tasks, {"async_tasks"}),
+    (paced_tasks, {"burst_task_cpu", "paced_task_cpu"}),
     (video_batch, {"video_batch"}),
 ]

@@ -208,6 +208,22 @@ def _pipeline_floors(document: dict[str, Any], floors: dict, floor_text: str,
     return floor_text, versus_floor
 
 
+def _paced_floor(summary: dict[str, dict], floors: dict, own: float | None) -> tuple[str, str]:
+    """The paced row's floor cells: how much slower this machine runs pure Python right after a
+    sleep than back to back (`floors.python_us`), next to how much more a paced task costs
+    ownrun's driver than one in a burst."""
+    burst, paced = floors.get("python_burst_us"), floors.get("python_paced_us")
+    if not (burst and paced):
+        return "—", ""
+    python = paced["median"] / burst["median"]
+    floor_text = f"pure Python {_fmt(burst['median'])} µs, {_fmt(paced['median'])} after " \
+                 f"sleeping {bodies.PACE_S * 1e3:g} ms ({python:.2g}×)"
+    own_burst = summary.get("ownrun", {}).get("burst_task_cpu")
+    if not (own and own_burst):
+        return floor_text, ""
+    return floor_text, f"{own / own_burst['median']:.2g}× its burst CPU (Python {python:.2g}×)"
+
+
 def table_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     """The comparison as rows of cells (strings), for the terminal and the README: one per
     row spec measured, and one per latency row measured under background load."""
@@ -250,6 +266,8 @@ def table_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
             if spec.key == "video_batch":
                 floor_text, versus_floor = _pipeline_floors(document, floors, floor_text,
                                                             versus_floor, own)
+            elif spec.key == "paced_task_cpu":
+                floor_text, versus_floor = _paced_floor(summary, floors, own)
             out.append({"key": key, "bench": label, "unit": spec.unit,
                         **{c: cell(cells[c], c) for c in columns},
                         "floor": floor_text,

@@ -2,13 +2,17 @@
 
     python -m ownrun.benchmarks.floors          # prints them
 
-Owns four measurements that use no runtime at all:
+Owns five measurements that use no runtime at all:
 * `reqrep_us`: one zmq REQ/REP round trip over TCP loopback with a msgpack header each way,
   to an echo process (the least a synchronous task or actor call can cost);
 * `pushpull_per_s`: round trips per second through PUSH/PULL sockets with up to `window`
   messages in flight (the most pipelined tasks can reach);
 * `memcpy_gbps(nbytes, fresh)`: numpy copy bandwidth into warm (already touched) or fresh
   (newly mapped, so page-faulting) memory (what `put` costs at least);
+* `python_us(pause_s)`: a fixed piece of pure Python (a msgpack header and a pickle, as a task
+  submission builds them) back to back and each run after sleeping `pause_s`: what this machine
+  charges a process that works in short bursts between sleeps, as a video owner does (on a VM
+  whose idle vCPUs halt, the code runs several times slower right after a sleep);
 and the echo peers both run in a child process started here (`python -m
 ownrun.benchmarks.floors --echo ...`) and killed by pid when the measurement ends.
 How it fails: a peer that does not answer within `timeout_s` raises TimeoutError.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import mmap
+import pickle
 import statistics
 import subprocess
 import sys
@@ -28,6 +33,7 @@ import numpy as np
 import zmq
 
 MiB = 2**20
+PACE_S = 0.008  # one frame of a 125 fps video: how often a paced owner submits
 HEADER = {"type": "PUSH_TASK", "task_id": b"\0" * 24, "fn": b"\0" * 16, "args": 0}
 
 
@@ -146,9 +152,33 @@ def memcpy_gbps(nbytes: int, fresh: bool, repeat: int = 5) -> float:
     return nbytes / statistics.median(times) / 1e9
 
 
+def _python_work() -> int:
+    """Pure Python shaped like a task submission: a header packed and unpacked, a spec pickled."""
+    header = dict(HEADER, args=[1, 2.0, "x"], deps=[[b"\1" * 24, "ipc:///tmp/owner"]] * 3)
+    back = msgpack.unpackb(msgpack.packb(header))
+    spec = pickle.dumps((back, [i * 1.5 for i in range(20)], {"num_cpus": 1.0}))
+    return len(spec) + sum(len(str(key)) for key in back)
+
+
+def python_us(pause_s: float, n: int = 200) -> float:
+    """Median µs of `_python_work`, each call after sleeping `pause_s` (0: back to back)."""
+    for _ in range(20):
+        _python_work()
+    times = []
+    for _ in range(n):
+        if pause_s:
+            time.sleep(pause_s)
+        start = time.perf_counter()
+        _python_work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e6
+
+
 def measure(quick: bool = False, big: int = 100 * MiB) -> dict[str, float]:
     """Every floor, keyed as `compare` reads them ("100mib" is `big` bytes)."""
     return {
+        "python_burst_us": python_us(0.0, 50 if quick else 500),
+        "python_paced_us": python_us(PACE_S, 20 if quick else 200),
         "reqrep_us": reqrep_us(300 if quick else 2000),
         "pushpull_per_s": pushpull_per_s(5000 if quick else 50_000),
         "memcpy_warm_1mib_gbps": memcpy_gbps(MiB, fresh=False, repeat=20),

@@ -3,7 +3,7 @@ import json
 import sys
 
 import pytest
-from ownrun.benchmarks import bodies, compare, meta, systems
+from ownrun.benchmarks import bodies, compare, floors, meta, systems
 from rich.console import Console
 
 
@@ -106,3 +106,38 @@ def test_sequential_loops_stop_after_their_budget_but_not_before_ten_calls():
     calls.clear()
     bodies._per_call_us(lambda: calls.append(1), 50, budget_s=60.0)
     assert len(calls) == 50
+
+
+def _one(value: float) -> dict:
+    return {"median": value, "min": value, "max": value, "rounds": [value]}
+
+
+def test_the_paced_row_shows_how_much_slower_python_runs_after_a_sleep():
+    document = {"cpus": 2, "columns": ["ownrun"], "background_load": 0,
+                "systems": {"ownrun": {"available": True}},
+                "summary": {"ownrun": {"burst_task_cpu": _one(40.0), "paced_task_cpu": _one(200.0)},
+                            compare.FLOORS: {"python_burst_us": _one(5.0),
+                                             "python_paced_us": _one(110.0)}}}
+    burst, paced = compare.table_rows(document)
+    assert (burst["key"], burst["ownrun"], burst["floor"]) == ("burst_task_cpu", "40", "—")
+    assert paced["floor"] == "pure Python 5 µs, 110 after sleeping 8 ms (22×)"
+    assert paced["ownrun vs floor"] == "5× its burst CPU (Python 22×)"
+
+
+def test_paced_tasks_measure_the_drivers_cpu_per_task_of_chains_run_for_real():
+    class Serial:  # a system that runs each task at once, in this process
+        def task(self, fn):
+            return lambda *args: fn(*args)
+
+        def get(self, refs, timeout):
+            return refs
+
+    sizes = bodies.Sizes(quick=True)
+    found = bodies.paced_tasks(Serial(), sizes, {"burst_task_cpu", "paced_task_cpu"})
+    assert set(found) == {"burst_task_cpu", "paced_task_cpu"}
+    assert all(v > 0 for v in found.values())
+
+
+def test_the_python_floor_times_the_same_work_back_to_back_and_after_sleeping():
+    assert floors.python_us(0.0, n=5) > 0
+    assert floors.python_us(0.001, n=3) > 0
