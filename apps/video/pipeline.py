@@ -67,7 +67,7 @@ class VideoJob:
 
     @property
     def radius(self) -> int:
-        return int(os.environ.get('SCRATCH_R') or 0) or max(1, round(self.fps))
+        return max(1, round(self.fps))
 
 
 @dataclass(frozen=True)
