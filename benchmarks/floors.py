@@ -31,9 +31,9 @@ import time
 import msgpack
 import numpy as np
 import zmq
+from ownrun.benchmarks.bodies import PACE_S
 
 MiB = 2**20
-PACE_S = 0.008  # one frame of a 125 fps video: how often a paced owner submits
 HEADER = {"type": "PUSH_TASK", "task_id": b"\0" * 24, "fn": b"\0" * 16, "args": 0}
 
 

@@ -136,6 +136,7 @@ def test_paced_tasks_measure_the_drivers_cpu_per_task_of_chains_run_for_real():
     found = bodies.paced_tasks(Serial(), sizes, {"burst_task_cpu", "paced_task_cpu"})
     assert set(found) == {"burst_task_cpu", "paced_task_cpu"}
     assert all(v > 0 for v in found.values())
+    assert set(bodies.paced_tasks(Serial(), sizes, {"paced_task_cpu"})) == {"paced_task_cpu"}
 
 
 def test_the_python_floor_times_the_same_work_back_to_back_and_after_sleeping():
